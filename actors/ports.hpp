@@ -1,0 +1,91 @@
+#pragma once
+// The ports the actors need from the world outside (DESIGN.md §7): the runtime that runs a
+// sandbox, the outbox that publishes on NATS, and the clock. executor/ implements them;
+// tests use fakes. Nothing here includes executor/ code.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace corral {
+
+// What a runtime needs to start one sandbox.
+struct sandbox_spec {
+  std::string id;            // "sb-" id; fixed length, used as the container id
+  std::string image;         // empty = the host default image
+  uint32_t cpu_millis = 0;   // cgroup cpu limit in millicores; 0 = no limit
+  uint32_t memory_mib = 0;   // cgroup memory limit; 0 = no limit
+  uint32_t pids_limit = 0;   // cgroup pids limit; 0 = runtime default
+  bool network = false;      // false: no network at all
+};
+
+// Receives what corral-init sends. Called on a runtime I/O thread; calls for one link never
+// overlap. Implementations must not block (they forward to an actor).
+class init_listener {
+ public:
+  virtual ~init_listener() = default;
+  // One frame payload exactly as init sent it (unverified: the receiver verifies).
+  virtual void on_frame(std::vector<uint8_t> payload) = 0;
+  // The link is gone: init's output closed (the sandbox died) or the runtime tore it down.
+  // Called at most once, after the last on_frame.
+  virtual void on_closed(std::string reason) = 0;
+};
+
+// The executor's side of the connection to one sandbox's corral-init.
+class init_link {
+ public:
+  virtual ~init_link() = default;
+  // Queues one payload (an InitCommand) to be framed and written to init. Thread-safe and
+  // non-blocking. Returns false when the link is closed or its send queue is over its cap.
+  [[nodiscard]] virtual bool send(std::vector<uint8_t> payload) = 0;
+  // Stops delivering to the listener and closes the executor's ends. Does not stop the
+  // sandbox. Idempotent.
+  virtual void close() = 0;
+};
+
+struct sandbox_usage {
+  uint64_t cpu_usage_ns = 0;    // cumulative CPU time of the sandbox's cgroup
+  uint64_t memory_bytes = 0;    // current memory use
+  bool oom_killed = false;      // the memory cgroup saw an OOM kill
+};
+
+// Runs sandboxes. Thread-safe. start/adopt/destroy block for up to a few hundred milliseconds:
+// callers run them off the actor scheduler's threads.
+class runtime {
+ public:
+  virtual ~runtime() = default;
+  struct started {
+    std::shared_ptr<init_link> link;
+    std::string error;  // set (and link null) when the sandbox could not be started
+  };
+  // Creates and starts a sandbox whose PID 1 is corral-init and connects to it. On failure
+  // nothing of the sandbox is left on the host.
+  [[nodiscard]] virtual started start(const sandbox_spec& spec,
+                                      std::shared_ptr<init_listener> listener) = 0;
+  // Reconnects to a sandbox that an earlier executor process started, if it still runs.
+  [[nodiscard]] virtual started adopt(const std::string& id,
+                                      std::shared_ptr<init_listener> listener) = 0;
+  // Kills the sandbox (its whole process tree) and removes all of it from the host: container,
+  // cgroups, layers. Idempotent; safe for ids that never started.
+  virtual void destroy(const std::string& id) = 0;
+  // Ids of the sandboxes present on this host (running or not yet cleaned).
+  [[nodiscard]] virtual std::vector<std::string> list_host_sandboxes() = 0;
+  // Resource use sampled from the sandbox's cgroups; zeros when unknown.
+  [[nodiscard]] virtual sandbox_usage usage(const std::string& id) = 0;
+};
+
+// Publishes on NATS. Thread-safe, non-blocking; delivery is best-effort (core NATS).
+class outbox {
+ public:
+  virtual ~outbox() = default;
+  virtual void publish(const std::string& subject, std::vector<uint8_t> payload) = 0;
+};
+
+// Wall clock in unix epoch milliseconds (injected so tests can control it).
+class clock {
+ public:
+  virtual ~clock() = default;
+  [[nodiscard]] virtual int64_t now_ms() const = 0;
+};
+
+}  // namespace corral

@@ -1,0 +1,39 @@
+#include "schemas/codec.hpp"
+
+namespace corral::wire {
+
+bytes release(flatbuffers::FlatBufferBuilder& fbb) {
+  return bytes(fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize());
+}
+
+bytes make_error_reply(ErrorCode code, std::string_view message, std::string_view field) {
+  flatbuffers::FlatBufferBuilder fbb(128 + message.size() + field.size());
+  auto m = fbb.CreateString(message.data(), message.size());
+  auto f = field.empty() ? 0 : fbb.CreateString(field.data(), field.size());
+  fbb.Finish(CreateErrorReply(fbb, code, m, f), ErrorReplyIdentifier());
+  return release(fbb);
+}
+
+bytes make_ack(std::string_view message) {
+  flatbuffers::FlatBufferBuilder fbb(64 + message.size());
+  auto m = message.empty() ? 0 : fbb.CreateString(message.data(), message.size());
+  fbb.Finish(CreateAck(fbb, m), AckIdentifier());
+  return release(fbb);
+}
+
+const char* to_string(ErrorCode code) {
+  const char* name = EnumNameErrorCode(code);
+  return (name == nullptr || *name == '\0') ? "unknown" : name;
+}
+
+const char* to_string(SandboxState state) {
+  const char* name = EnumNameSandboxState(state);
+  return (name == nullptr || *name == '\0') ? "unknown" : name;
+}
+
+const char* to_string(Outcome outcome) {
+  const char* name = EnumNameOutcome(outcome);
+  return (name == nullptr || *name == '\0') ? "unknown" : name;
+}
+
+}  // namespace corral::wire

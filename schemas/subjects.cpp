@@ -1,0 +1,50 @@
+#include "schemas/subjects.hpp"
+
+namespace corral::wire::subjects {
+
+namespace {
+std::string join(std::initializer_list<std::string_view> parts) {
+  std::string out;
+  for (auto p : parts) {
+    if (!out.empty()) out += '.';
+    out.append(p.data(), p.size());
+  }
+  return out;
+}
+}  // namespace
+
+std::string create(std::string_view tenant, std::string_view pool) {
+  return join({prefix, tenant, "pool", pool, "create"});
+}
+std::string create_any_tenant(std::string_view pool) {
+  return join({prefix, "*", "pool", pool, "create"});
+}
+std::string create_queue_group(std::string_view pool) { return join({"corral.pool", pool}); }
+std::string sandbox_op(std::string_view tenant, std::string_view sandbox, std::string_view op) {
+  return join({prefix, tenant, "sbx", sandbox, op});
+}
+std::string sandbox_ops(std::string_view tenant, std::string_view sandbox) {
+  return join({prefix, tenant, "sbx", sandbox, "*"});
+}
+std::string output(std::string_view tenant, std::string_view sandbox, std::string_view exec) {
+  return join({prefix, tenant, "sbx", sandbox, "out", exec});
+}
+std::string list(std::string_view tenant) { return join({prefix, tenant, "list"}); }
+std::string list_any_tenant() { return join({prefix, "*", "list"}); }
+std::string heartbeat(std::string_view node) { return join({prefix, "node", node, "heartbeat"}); }
+
+std::string_view tenant_of(std::string_view subject) {
+  const std::string_view head = "corral.v1.";
+  if (subject.substr(0, head.size()) != head) return {};
+  auto rest = subject.substr(head.size());
+  auto dot = rest.find('.');
+  if (dot == std::string_view::npos || dot == 0) return {};
+  return rest.substr(0, dot);
+}
+
+std::string_view last_token(std::string_view subject) {
+  auto dot = subject.rfind('.');
+  return dot == std::string_view::npos ? subject : subject.substr(dot + 1);
+}
+
+}  // namespace corral::wire::subjects
