@@ -1,0 +1,32 @@
+#pragma once
+// Runs a blocking call (a runtime start, adopt or destroy: hundreds of milliseconds) on its own
+// detached thread so it never occupies one of the scheduler's few worker threads, then reports
+// back to an actor by message.
+#include <utility>
+
+#include <caf/all.hpp>
+
+#include "actors/messages.hpp"
+
+namespace corral {
+
+// Runs fn(), then sends `done` to target.
+template <class F>
+void run_blocking(caf::local_actor* self, F fn, caf::actor target, caf::message done) {
+  self->spawn<caf::detached>([fn = std::move(fn), target = std::move(target),
+                              done = std::move(done)](caf::blocking_actor*) mutable {
+    fn();
+    caf::anon_send(target, std::move(done));
+  });
+}
+
+// Runs fn() (returning runtime::started) and sends (started_atom, result) to self.
+template <class Self, class F>
+void run_blocking_result(Self* self, F fn) {
+  auto target = caf::actor_cast<caf::actor>(self);
+  self->template spawn<caf::detached>([fn = std::move(fn), target](caf::blocking_actor*) mutable {
+    caf::anon_send(target, started_atom::value, fn());
+  });
+}
+
+}  // namespace corral

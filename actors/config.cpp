@@ -1,0 +1,30 @@
+#include "actors/config.hpp"
+
+#include "schemas/ids.hpp"
+
+namespace corral {
+
+std::string node_config::validate() const {
+  if (!wire::valid_token(node_id)) return "node_id: must be 1..64 characters of [A-Za-z0-9_-]";
+  if (!wire::valid_token(pool)) return "pool: must be 1..64 characters of [A-Za-z0-9_-]";
+  if (max_sandboxes == 0) return "max_sandboxes: must be at least 1";
+  if (default_timeout_ms <= 0 || default_timeout_ms > max_timeout_ms)
+    return "default_timeout_ms: must be in (0, max_timeout_ms]";
+  if (default_cpu_millis == 0 || default_cpu_millis > max_cpu_millis)
+    return "default_cpu_millis: must be in (0, max_cpu_millis]";
+  if (default_memory_mib < 16 || default_memory_mib > max_memory_mib)
+    return "default_memory_mib: must be in [16, max_memory_mib]";
+  if (pids_limit < 8) return "pids_limit: must be at least 8";
+  if (max_argv_bytes == 0 || max_argv_bytes > 512 * 1024)
+    return "max_argv_bytes: must be in (0, 512 KiB] (one message is at most 1 MiB)";
+  if (max_env_bytes == 0 || max_env_bytes > 256 * 1024) return "max_env_bytes: must be in (0, 256 KiB]";
+  if (max_stdin_write_bytes == 0 || max_stdin_write_bytes > 900 * 1024)
+    return "max_stdin_write_bytes: must be in (0, 900 KiB]";
+  if (replay_batch_bytes < 64 * 1024) return "replay_batch_bytes: must be at least 64 KiB";
+  if (heartbeat_interval_ms < 100) return "heartbeat_interval_ms: must be at least 100";
+  if (retention_ms < 0) return "retention_ms: must not be negative";
+  if (exec_kill_grace_ms < 100) return "exec_kill_grace_ms: must be at least 100";
+  return {};
+}
+
+}  // namespace corral

@@ -1,0 +1,39 @@
+#pragma once
+// Limits and defaults of one executor node. Every limit is a named value with a default;
+// validate() is called once at start-up and names the first bad field.
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace corral {
+
+struct node_config {
+  std::string node_id;                         // required; a subject token
+  std::string pool = "default";                // placement pool (queue group per pool)
+  uint32_t max_sandboxes = 32;                 // sandboxes holding host resources at once
+  int64_t default_timeout_ms = 300'000;        // sandbox lifetime when the client gives none
+  int64_t max_timeout_ms = 24LL * 3600 * 1000; // longest lifetime a client may ask for
+  uint32_t default_cpu_millis = 1000;          // cgroup cpu limit when the client gives none
+  uint32_t max_cpu_millis = 2000;
+  uint32_t default_memory_mib = 1024;          // cgroup memory limit when the client gives none
+  uint32_t max_memory_mib = 16384;
+  uint32_t pids_limit = 1024;                  // processes per sandbox
+  std::size_t max_argv_bytes = 64 * 1024;      // sum of argv string sizes of one exec
+  std::size_t max_argv_count = 4096;
+  std::size_t max_env_bytes = 64 * 1024;       // sum of key and value sizes of one exec's env
+  std::size_t max_env_count = 1024;
+  std::size_t max_path_bytes = 4096;           // workdir
+  std::size_t max_tags = 64;
+  std::size_t max_tag_bytes = 256;             // per key and per value
+  std::size_t max_stdin_write_bytes = 512 * 1024;
+  std::size_t replay_batch_bytes = 4 * 1024 * 1024;  // output replayed per replay request
+  int64_t heartbeat_interval_ms = 2000;
+  int64_t retention_ms = 24LL * 3600 * 1000;   // ended sandboxes and their output kept this long
+  int64_t exec_kill_grace_ms = 5000;           // after a kill, how long to wait for init's Exited
+  int64_t destroy_watchdog_ms = 30'000;        // a runtime destroy slower than this is logged
+
+  // Empty when valid; otherwise "field: reason".
+  [[nodiscard]] std::string validate() const;
+};
+
+}  // namespace corral

@@ -1,0 +1,92 @@
+#pragma once
+// Atoms and message types shared by the node, sandbox and process actors, and the project's
+// error category. Types sent between actors are local-only (never serialized).
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <caf/all.hpp>
+
+#include "schemas/codec.hpp"
+#include "actors/ports.hpp"
+#include "storage/records.hpp"
+
+namespace corral {
+
+using bytes = std::vector<uint8_t>;
+
+// A NATS request as it arrived: the subject, where to reply (may be empty), the raw payload.
+// The receiving actor verifies the payload in the handler; nothing keeps pointers into it.
+struct bus_request {
+  std::string subject;
+  std::string reply;
+  bytes data;
+};
+
+// What a sandbox tells its node whenever its record changes (for list, names and capacity).
+struct sandbox_summary {
+  storage::sandbox_record rec;
+  bool holds_resources = true;  // false once the runtime has destroyed it on the host
+};
+
+// An event that corral-init sent about one process, routed by the sandbox to its process actor.
+struct init_process_event {
+  enum class kind : uint8_t { started, output, exited, spawn_failed } what = kind::output;
+  wire::Stream stream = wire::Stream::none;
+  bytes data;
+  int32_t pid = 0;
+  int32_t exit_code = 0;
+  int32_t signal = 0;
+  int32_t error_number = 0;
+  std::string message;
+};
+
+// Why a process ended when the process did not end by itself.
+struct process_end_cause {
+  wire::Outcome outcome = wire::Outcome::internal;
+  int32_t exit_code = 0;
+  int32_t signal = 0;
+  std::string message;
+};
+
+// Project error category for caf::error; codes are wire::ErrorCode values.
+inline constexpr caf::atom_value corral_error_category = caf::atom("corral");
+
+[[nodiscard]] inline caf::error make_error(wire::ErrorCode code, std::string message = {}) {
+  return caf::error(static_cast<uint8_t>(code), corral_error_category,
+                    caf::make_message(std::move(message)));
+}
+
+// -- atoms (at most 10 characters each) ---------------------------------------------------------
+
+using create_atom = caf::atom_constant<caf::atom("create")>;
+using list_atom = caf::atom_constant<caf::atom("list")>;
+using op_atom = caf::atom_constant<caf::atom("op")>;
+using frame_atom = caf::atom_constant<caf::atom("frame")>;
+using link_down_atom = caf::atom_constant<caf::atom("link_down")>;
+using started_atom = caf::atom_constant<caf::atom("started")>;
+using summary_atom = caf::atom_constant<caf::atom("summary")>;
+using ended_atom = caf::atom_constant<caf::atom("ended")>;
+using tick_atom = caf::atom_constant<caf::atom("tick")>;
+using lifetime_atom = caf::atom_constant<caf::atom("lifetime")>;
+using destroyed_atom = caf::atom_constant<caf::atom("destroyed")>;
+using event_atom = caf::atom_constant<caf::atom("event")>;
+using end_atom = caf::atom_constant<caf::atom("end")>;
+using attach_atom = caf::atom_constant<caf::atom("attach")>;
+using stdin_atom = caf::atom_constant<caf::atom("stdin")>;
+using signal_atom = caf::atom_constant<caf::atom("signal")>;
+using timeout_atom = caf::atom_constant<caf::atom("timeout")>;
+using recover_atom = caf::atom_constant<caf::atom("recover")>;
+using stats_atom = caf::atom_constant<caf::atom("stats")>;
+using drain_atom = caf::atom_constant<caf::atom("drain")>;
+using wait_atom = caf::atom_constant<caf::atom("wait")>;
+using proc_done_atom = caf::atom_constant<caf::atom("proc_done")>;
+
+}  // namespace corral
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(corral::bus_request)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(corral::sandbox_summary)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(corral::init_process_event)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(corral::process_end_cause)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<uint8_t>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(corral::runtime::started)

@@ -1,0 +1,244 @@
+#include "actors/process.hpp"
+
+#include <csignal>
+#include <cerrno>
+
+#include "actors/wire_build.hpp"
+#include "schemas/subjects.hpp"
+
+namespace corral {
+
+namespace {
+
+struct process_state {
+  context_ptr ctx;
+  storage::process_record rec;
+  std::shared_ptr<init_link> link;
+  caf::actor sandbox;
+  std::string out_subject;
+  bool finished = false;
+  // Set when we asked init to kill the process: the outcome to report when Exited arrives.
+  std::optional<process_end_cause> kill_cause;
+  uint64_t timer_epoch = 0;  // distinguishes the current kill-grace timer from stale ones
+  static inline const char* name = "process";
+};
+
+using process_self = process_actor::stateful_pointer<process_state>;
+
+bytes make_command_signal(uint64_t handle, int32_t sig) {
+  flatbuffers::FlatBufferBuilder fbb(64);
+  auto s = wire::CreateSignal(fbb, handle, sig);
+  fbb.Finish(wire::CreateInitCommand(fbb, wire::Command::Signal, s.Union()),
+             wire::InitCommandIdentifier());
+  return wire::release(fbb);
+}
+
+bytes make_command_stdin(uint64_t handle, const uint8_t* data, std::size_t n, bool eof) {
+  flatbuffers::FlatBufferBuilder fbb(n + 64);
+  auto d = fbb.CreateVector(data, n);
+  auto s = wire::CreateStdinData(fbb, handle, d, eof);
+  fbb.Finish(wire::CreateInitCommand(fbb, wire::Command::StdinData, s.Union()),
+             wire::InitCommandIdentifier());
+  return wire::release(fbb);
+}
+
+void reply(process_self self, const bus_request& req, bytes payload) {
+  if (!req.reply.empty()) self->state.ctx->out->publish(req.reply, std::move(payload));
+}
+
+// Stores the terminal status (sync), publishes the exit frame, tells the sandbox, quits.
+void finish(process_self self, wire::Outcome outcome, int32_t exit_code, int32_t signal,
+            std::string message) {
+  auto& st = self->state;
+  if (st.finished) return;
+  st.finished = true;
+  st.rec.finished = true;
+  st.rec.outcome = outcome;
+  st.rec.exit_code = exit_code;
+  st.rec.signal = signal;
+  st.rec.message = std::move(message);
+  st.rec.ended_at_ms = st.ctx->clk->now_ms();
+  st.rec.next_seq += 1;  // the exit frame takes one sequence number
+  auto status = st.ctx->store->put_process(st.rec);
+  if (!status.ok()) {
+    // The status could not be made durable; report it anyway (the record stays "running" and
+    // recovery ends it as executor_lost): never leave a client waiting.
+    caf::aout(self) << "process " << st.rec.exec_id << ": store failed: " << status.message
+                    << "\n";
+  }
+  st.ctx->out->publish(st.out_subject, make_exec_exit(st.rec));
+  caf::anon_send(st.sandbox, proc_done_atom::value, st.rec.exec_id);
+  self->quit();
+}
+
+void kill_tree(process_self self, process_end_cause cause) {
+  auto& st = self->state;
+  if (st.finished || st.kill_cause) return;
+  st.kill_cause = std::move(cause);
+  if (!st.link || !st.link->send(make_command_signal(st.rec.handle, SIGKILL))) {
+    finish(self, st.kill_cause->outcome, st.kill_cause->exit_code, st.kill_cause->signal,
+           st.kill_cause->message);
+    return;
+  }
+  // If init never confirms (it is wedged), end the exec anyway after the grace period.
+  self->delayed_send(self, std::chrono::milliseconds(st.ctx->config.exec_kill_grace_ms),
+                     timeout_atom::value, ++st.timer_epoch);
+}
+
+void on_output(process_self self, wire::Stream stream, bytes data) {
+  auto& st = self->state;
+  if (st.finished || data.empty()) return;
+  const bool is_err = stream == wire::Stream::stderr;
+  uint64_t& counter = is_err ? st.rec.stderr_bytes : st.rec.stdout_bytes;
+  storage::output_chunk chunk;
+  chunk.seq = st.rec.next_seq++;
+  chunk.stream = is_err ? wire::Stream::stderr : wire::Stream::stdout;
+  chunk.offset = counter;
+  counter += data.size();
+  flatbuffers::FlatBufferBuilder fbb(data.size() + 128);
+  auto id = fbb.CreateString(st.rec.exec_id);
+  auto d = fbb.CreateVector(data.data(), data.size());
+  fbb.Finish(wire::CreateOutputChunk(fbb, id, chunk.seq, chunk.stream, chunk.offset, d),
+             wire::OutputChunkIdentifier());
+  chunk.data = std::move(data);
+  std::vector<storage::output_chunk> batch;
+  batch.push_back(std::move(chunk));
+  auto status = st.ctx->store->append_output(st.rec.sandbox_id, st.rec.exec_id, batch);
+  if (!status.ok()) {
+    caf::aout(self) << "process " << st.rec.exec_id << ": output store failed: " << status.message
+                    << "\n";
+  }
+  st.ctx->out->publish(st.out_subject, wire::release(fbb));
+}
+
+void on_event(process_self self, init_process_event& ev) {
+  auto& st = self->state;
+  if (st.finished) return;
+  switch (ev.what) {
+    case init_process_event::kind::started:
+      break;
+    case init_process_event::kind::output:
+      on_output(self, ev.stream, std::move(ev.data));
+      break;
+    case init_process_event::kind::exited:
+      if (st.kill_cause) {
+        const auto c = *st.kill_cause;
+        finish(self, c.outcome, c.exit_code, c.signal, c.message);
+      } else if (ev.signal != 0) {
+        finish(self, wire::Outcome::signaled, 128 + ev.signal, ev.signal,
+               std::string("killed by signal ") + std::to_string(ev.signal));
+      } else {
+        finish(self, wire::Outcome::exited, ev.exit_code, 0, {});
+      }
+      break;
+    case init_process_event::kind::spawn_failed: {
+      const int code = (ev.error_number == ENOENT) ? 127 : 126;
+      finish(self, wire::Outcome::rejected, code, 0,
+             ev.message.empty() ? std::string("could not start process") : ev.message);
+      break;
+    }
+  }
+}
+
+void on_request(process_self self, bus_request& req) {
+  auto& st = self->state;
+  const auto op = wire::subjects::last_token(req.subject);
+  if (op == "exec") {
+    // The exec id is known: re-attach, never a second process (P1).
+    reply(self, req, make_exec_reply(st.rec, /*reattached=*/true));
+  } else if (op == "stdin") {
+    const auto* msg = wire::verify<wire::StdinWrite>(req.data.data(), req.data.size());
+    if (msg == nullptr) {
+      reply(self, req, wire::make_error_reply(wire::ErrorCode::malformed, "not a StdinWrite"));
+      return;
+    }
+    const auto* data = msg->data();
+    const std::size_t n = data == nullptr ? 0 : data->size();
+    if (n > st.ctx->config.max_stdin_write_bytes) {
+      reply(self, req, wire::make_error_reply(wire::ErrorCode::too_large,
+                                              "stdin write over max_stdin_write_bytes", "data"));
+      return;
+    }
+    if (!st.rec.stdin_open) {
+      reply(self, req, wire::make_error_reply(wire::ErrorCode::failed_precondition,
+                                              "exec was started without stdin", "exec_id"));
+      return;
+    }
+    if (!st.link || !st.link->send(make_command_stdin(st.rec.handle,
+                                                      n ? data->data() : nullptr, n,
+                                                      msg->eof()))) {
+      reply(self, req, wire::make_error_reply(wire::ErrorCode::unavailable,
+                                              "sandbox link is busy or closed"));
+      return;
+    }
+    reply(self, req, wire::make_ack());
+  } else if (op == "signal") {
+    const auto* msg = wire::verify<wire::SignalRequest>(req.data.data(), req.data.size());
+    if (msg == nullptr) {
+      reply(self, req, wire::make_error_reply(wire::ErrorCode::malformed, "not a SignalRequest"));
+      return;
+    }
+    const int sig = msg->signal();
+    if (sig <= 0 || sig >= 65) {
+      reply(self, req, wire::make_error_reply(wire::ErrorCode::invalid_argument,
+                                              "signal out of range", "signal"));
+      return;
+    }
+    if (!st.link || !st.link->send(make_command_signal(st.rec.handle, sig))) {
+      reply(self, req, wire::make_error_reply(wire::ErrorCode::unavailable,
+                                              "sandbox link is busy or closed"));
+      return;
+    }
+    reply(self, req, wire::make_ack());
+  } else {
+    reply(self, req, wire::make_error_reply(wire::ErrorCode::invalid_argument, "unknown op"));
+  }
+}
+
+process_actor::behavior_type process_impl(process_self self, context_ptr ctx,
+                                          std::string tenant, storage::process_record rec,
+                                          std::shared_ptr<init_link> link, caf::actor sandbox) {
+  auto& st = self->state;
+  st.ctx = std::move(ctx);
+  st.out_subject = wire::subjects::output(tenant, rec.sandbox_id, rec.exec_id);
+  st.rec = std::move(rec);
+  st.link = std::move(link);
+  st.sandbox = std::move(sandbox);
+  if (st.rec.timeout_ms > 0) {
+    self->delayed_send(self, std::chrono::milliseconds(st.rec.timeout_ms), timeout_atom::value,
+                       uint64_t{0});
+  }
+  return {
+      [=](event_atom, init_process_event& ev) { on_event(self, ev); },
+      [=](end_atom, const process_end_cause& cause) {
+        finish(self, cause.outcome, cause.exit_code, cause.signal, cause.message);
+      },
+      [=](op_atom, bus_request& req) { on_request(self, req); },
+      [=](timeout_atom, uint64_t epoch) {
+        auto& s = self->state;
+        if (s.finished) return;
+        if (epoch == 0 && !s.kill_cause) {
+          // The per-exec timeout: end the whole process tree (P5).
+          kill_tree(self, process_end_cause{wire::Outcome::timeout, 124, SIGKILL,
+                                            "exec timed out after " +
+                                                std::to_string(s.rec.timeout_ms) + " ms"});
+        } else if (epoch == s.timer_epoch && s.kill_cause) {
+          const auto c = *s.kill_cause;
+          finish(self, c.outcome, c.exit_code, c.signal,
+                 c.message + " (init did not confirm the kill)");
+        }
+      },
+  };
+}
+
+}  // namespace
+
+process_actor spawn_process(caf::local_actor* parent, context_ptr ctx, std::string tenant,
+                            storage::process_record rec, std::shared_ptr<init_link> link,
+                            caf::actor sandbox) {
+  return parent->spawn(process_impl, std::move(ctx), std::move(tenant), std::move(rec),
+                       std::move(link),
+                       std::move(sandbox));
+}
+
+}  // namespace corral

@@ -1,0 +1,22 @@
+#pragma once
+// The port through which actors ask for NATS subscriptions (implemented by executor/ over bus/).
+#include <string>
+
+#include <caf/all.hpp>
+
+namespace corral {
+
+class request_router {
+ public:
+  virtual ~request_router() = default;
+  // Routes corral.v1.{tenant}.sbx.{id}.{op} requests to the sandbox actor as
+  // (op_atom, bus_request). Replaces an earlier route of the same id. Thread-safe.
+  virtual void attach_sandbox(const std::string& tenant, const std::string& id,
+                              caf::actor sandbox) = 0;
+  virtual void detach_sandbox(const std::string& tenant, const std::string& id) = 0;
+  // Joins (true) or leaves (false) the pool's create queue group: an executor at capacity stops
+  // taking creates so another member of the pool answers them.
+  virtual void accept_creates(bool on) = 0;
+};
+
+}  // namespace corral

@@ -1,0 +1,586 @@
+#include "actors/sandbox.hpp"
+
+#include <csignal>
+#include <map>
+#include <unordered_map>
+
+#include "actors/blocking.hpp"
+#include "actors/process.hpp"
+#include "actors/wire_build.hpp"
+#include "schemas/ids.hpp"
+#include "schemas/subjects.hpp"
+
+namespace corral {
+
+namespace {
+
+// Forwards what corral-init sends into the sandbox actor's mailbox (called on a runtime thread).
+class actor_init_listener final : public init_listener {
+ public:
+  explicit actor_init_listener(sandbox_actor target) : target_(std::move(target)) {}
+  void on_frame(std::vector<uint8_t> payload) override {
+    caf::anon_send(target_, frame_atom::value, std::move(payload));
+  }
+  void on_closed(std::string reason) override {
+    caf::anon_send(target_, link_down_atom::value, std::move(reason));
+  }
+
+ private:
+  sandbox_actor target_;
+};
+
+struct waiter {
+  std::string reply;
+};
+
+struct sandbox_state {
+  context_ptr ctx;
+  storage::sandbox_record rec;
+  caf::actor node;
+  std::string create_reply;       // answered once the sandbox is ready (or failed)
+  sandbox_start_mode mode = sandbox_start_mode::create;
+  std::shared_ptr<init_link> link;
+  bool holds_resources = true;
+  bool destroying = false;
+  bool ready = false;  // init answered our Hello
+  std::unordered_map<std::string, process_actor> processes;  // live execs by exec id
+  std::unordered_map<uint64_t, std::string> handles;         // init handle -> exec id
+  std::map<uint64_t, waiter> waiters;
+  uint64_t next_waiter = 1;
+  static inline const char* name = "sandbox";
+};
+
+using sandbox_self = sandbox_actor::stateful_pointer<sandbox_state>;
+
+// Start-up deadline: runtime start plus init's HelloAck.
+constexpr std::chrono::seconds start_deadline{60};
+
+void reply(sandbox_self self, const std::string& to, bytes payload) {
+  if (!to.empty()) self->state.ctx->out->publish(to, std::move(payload));
+}
+
+void reply_error(sandbox_self self, const std::string& to, wire::ErrorCode code,
+                 std::string_view message, std::string_view field = {}) {
+  reply(self, to, wire::make_error_reply(code, message, field));
+}
+
+void persist(sandbox_self self) {
+  auto status = self->state.ctx->store->put_sandbox(self->state.rec);
+  if (!status.ok()) {
+    caf::aout(self) << "sandbox " << self->state.rec.id << ": store failed: " << status.message
+                    << "\n";
+  }
+}
+
+void notify_node(sandbox_self self) {
+  caf::anon_send(self->state.node, summary_atom::value,
+             sandbox_summary{self->state.rec, self->state.holds_resources});
+}
+
+bytes make_hello(uint64_t session) {
+  flatbuffers::FlatBufferBuilder fbb(64);
+  auto h = wire::CreateHello(fbb, session);
+  fbb.Finish(wire::CreateInitCommand(fbb, wire::Command::Hello, h.Union()),
+             wire::InitCommandIdentifier());
+  return wire::release(fbb);
+}
+
+void end_orphaned_execs(sandbox_self self);
+
+void destroy_in_background(sandbox_self self) {
+  auto& st = self->state;
+  if (st.destroying || !st.holds_resources) return;
+  st.destroying = true;
+  if (st.link) {
+    st.link->close();
+    st.link.reset();
+  }
+  auto rt = st.ctx->rt;
+  auto id = st.rec.id;
+  run_blocking(self, [rt, id] { rt->destroy(id); },
+               caf::actor_cast<caf::actor>(self), caf::make_message(destroyed_atom::value));
+}
+
+// Ends the sandbox with a terminal state: every live process ends with `cause`, the record is
+// stored, creators and waiters are answered, and the runtime tears it down off the request path.
+void end_sandbox(sandbox_self self, wire::SandboxState state, std::optional<int32_t> return_code,
+                 std::string message, const process_end_cause& cause) {
+  auto& st = self->state;
+  if (wire::is_terminal(st.rec.state)) return;
+  if (st.mode == sandbox_start_mode::recover && !st.ready) end_orphaned_execs(self);
+  for (auto& [id, proc] : st.processes) self->send(proc, end_atom::value, cause);
+  st.rec.state = state;
+  st.rec.has_return_code = return_code.has_value();
+  st.rec.return_code = return_code.value_or(0);
+  st.rec.ended_at_ms = st.ctx->clk->now_ms();
+  st.rec.message = std::move(message);
+  persist(self);
+  if (!st.create_reply.empty()) {
+    reply_error(self, st.create_reply, wire::ErrorCode::internal,
+                "sandbox did not start: " + st.rec.message);
+    st.create_reply.clear();
+  }
+  auto info = make_sandbox_reply(st.rec);
+  for (auto& [wid, w] : st.waiters) reply(self, w.reply, info);
+  st.waiters.clear();
+  notify_node(self);
+  destroy_in_background(self);
+}
+
+void become_running(sandbox_self self) {
+  auto& st = self->state;
+  const auto now = st.ctx->clk->now_ms();
+  if (st.rec.state != wire::SandboxState::running) {
+    st.rec.state = wire::SandboxState::running;
+    st.rec.started_at_ms = now;
+    persist(self);
+  }
+  if (!st.create_reply.empty()) {
+    reply(self, st.create_reply, make_sandbox_reply(st.rec));
+    st.create_reply.clear();
+  }
+  notify_node(self);
+  const auto left = st.rec.created_at_ms + st.rec.timeout_ms - now;
+  self->delayed_send(self, std::chrono::milliseconds(std::max<int64_t>(left, 0)),
+                     lifetime_atom::value);
+}
+
+void on_started(sandbox_self self, runtime::started& res) {
+  auto& st = self->state;
+  if (wire::is_terminal(st.rec.state)) {
+    // Ended (terminated or timed out) while the runtime was starting it.
+    if (res.link) res.link->close();
+    st.destroying = false;
+    destroy_in_background(self);
+    return;
+  }
+  if (!res.link) {
+    end_sandbox(self, wire::SandboxState::failed, std::nullopt,
+                st.mode == sandbox_start_mode::recover
+                    ? "sandbox lost while the executor was down: " + res.error
+                    : "runtime could not start the sandbox: " + res.error,
+                process_end_cause{wire::Outcome::executor_lost, 255, 0, "sandbox lost"});
+    return;
+  }
+  st.link = std::move(res.link);
+  if (!st.link->send(make_hello(st.ctx->session))) {
+    end_sandbox(self, wire::SandboxState::failed, std::nullopt, "init link refused hello",
+                process_end_cause{wire::Outcome::internal, 255, 0, "init link failed"});
+  }
+}
+
+// After a restart: every exec the store still shows as running belonged to the previous
+// executor process; init killed them on our Hello. They end as executor_lost (P3, P10).
+void end_orphaned_execs(sandbox_self self) {
+  auto& st = self->state;
+  auto procs = st.ctx->store->list_processes(st.rec.id);
+  if (!procs) {
+    caf::aout(self) << "sandbox " << st.rec.id << ": cannot list execs: " << procs.error().message
+                    << "\n";
+    return;
+  }
+  for (auto& proc : procs->records) {
+    if (proc.finished || st.processes.count(proc.exec_id) > 0) continue;
+    proc.finished = true;
+    proc.outcome = wire::Outcome::executor_lost;
+    proc.exit_code = 255;
+    proc.message = "the executor running this exec was lost";
+    proc.ended_at_ms = st.ctx->clk->now_ms();
+    proc.next_seq += 1;
+    auto status = st.ctx->store->put_process(proc);
+    if (!status.ok()) caf::aout(self) << "store failed: " << status.message << "\n";
+    st.ctx->out->publish(wire::subjects::output(st.rec.tenant, st.rec.id, proc.exec_id),
+                         make_exec_exit(proc));
+  }
+}
+
+void on_frame(sandbox_self self, const bytes& payload) {
+  auto& st = self->state;
+  const auto* ev = wire::verify<wire::InitEvent>(payload.data(), payload.size());
+  if (ev == nullptr) {
+    caf::aout(self) << "sandbox " << st.rec.id << ": dropped an invalid frame from init\n";
+    return;
+  }
+  auto route = [&](uint64_t handle, init_process_event pe) {
+    auto h = st.handles.find(handle);
+    if (h == st.handles.end()) return;
+    auto p = st.processes.find(h->second);
+    if (p != st.processes.end()) self->send(p->second, event_atom::value, std::move(pe));
+  };
+  switch (ev->event_type()) {
+    case wire::Event::HelloAck:
+      if (ev->event_as_HelloAck()->session() != st.ctx->session) return;
+      if (st.ready) return;
+      st.ready = true;
+      if (st.mode == sandbox_start_mode::recover) end_orphaned_execs(self);
+      if (!wire::is_terminal(st.rec.state)) become_running(self);
+      break;
+    case wire::Event::Started: {
+      const auto* e = ev->event_as_Started();
+      init_process_event pe;
+      pe.what = init_process_event::kind::started;
+      pe.pid = e->pid();
+      route(e->id(), std::move(pe));
+      break;
+    }
+    case wire::Event::Output: {
+      const auto* e = ev->event_as_Output();
+      init_process_event pe;
+      pe.what = init_process_event::kind::output;
+      pe.stream = e->stream();
+      if (e->data() != nullptr) pe.data.assign(e->data()->begin(), e->data()->end());
+      route(e->id(), std::move(pe));
+      break;
+    }
+    case wire::Event::Exited: {
+      const auto* e = ev->event_as_Exited();
+      init_process_event pe;
+      pe.what = init_process_event::kind::exited;
+      pe.exit_code = e->exit_code();
+      pe.signal = e->signal();
+      route(e->id(), std::move(pe));
+      break;
+    }
+    case wire::Event::SpawnFailed: {
+      const auto* e = ev->event_as_SpawnFailed();
+      init_process_event pe;
+      pe.what = init_process_event::kind::spawn_failed;
+      pe.error_number = e->error_number();
+      pe.message = std::string(wire::str(e->message()));
+      route(e->id(), std::move(pe));
+      break;
+    }
+    default:
+      break;
+  }
+}
+
+// Validates an ExecRequest against the node's limits; returns "field: reason" or empty.
+std::pair<std::string, std::string> check_exec(const node_config& cfg, const wire::ExecRequest& req) {
+  const auto* argv = req.argv();
+  if (argv == nullptr || argv->size() == 0) return {"argv", "argv is empty"};
+  if (argv->size() > cfg.max_argv_count) return {"argv", "too many arguments"};
+  std::size_t total = 0;
+  for (const auto* a : *argv) {
+    if (a == nullptr) return {"argv", "null argument"};
+    total += a->size() + 1;
+  }
+  if (total > cfg.max_argv_bytes) return {"argv", "argv is over max_argv_bytes"};
+  if (wire::str(argv->Get(0)).empty()) return {"argv", "argv[0] is empty"};
+  if (const auto* env = req.env()) {
+    if (env->size() > cfg.max_env_count) return {"env", "too many variables"};
+    std::size_t env_total = 0;
+    for (const auto* kv : *env) {
+      const auto k = wire::str(kv->key());
+      if (k.empty() || k.find('=') != std::string_view::npos || k.find('\0') != std::string_view::npos)
+        return {"env", "invalid variable name"};
+      env_total += k.size() + wire::str(kv->value()).size() + 2;
+    }
+    if (env_total > cfg.max_env_bytes) return {"env", "env is over max_env_bytes"};
+  }
+  const auto wd = wire::str(req.workdir());
+  if (!wd.empty() && (wd.front() != '/' || wd.size() > cfg.max_path_bytes))
+    return {"workdir", "workdir must be an absolute path"};
+  if (req.timeout_ms() < 0 || req.timeout_ms() > cfg.max_timeout_ms)
+    return {"timeout_ms", "timeout out of range"};
+  const auto eid = wire::str(req.exec_id());
+  if (!eid.empty() && !wire::valid_token(eid)) return {"exec_id", "invalid exec id"};
+  return {};
+}
+
+bytes make_spawn(const storage::process_record& rec) {
+  flatbuffers::FlatBufferBuilder fbb(1024);
+  std::vector<flatbuffers::Offset<flatbuffers::String>> argv;
+  for (const auto& a : rec.argv) argv.push_back(fbb.CreateString(a));
+  std::vector<flatbuffers::Offset<wire::KeyValue>> env;
+  for (const auto& [k, v] : rec.env)
+    env.push_back(wire::CreateKeyValue(fbb, fbb.CreateString(k), fbb.CreateString(v)));
+  auto a = fbb.CreateVector(argv);
+  auto e = fbb.CreateVector(env);
+  auto wd = fbb.CreateString(rec.workdir);
+  auto s = wire::CreateSpawn(fbb, rec.handle, a, e, wd, rec.stdin_open);
+  fbb.Finish(wire::CreateInitCommand(fbb, wire::Command::Spawn, s.Union()),
+             wire::InitCommandIdentifier());
+  return wire::release(fbb);
+}
+
+void on_exec(sandbox_self self, bus_request& req) {
+  auto& st = self->state;
+  const auto* msg = wire::verify<wire::ExecRequest>(req.data.data(), req.data.size());
+  if (msg == nullptr) {
+    reply_error(self, req.reply, wire::ErrorCode::malformed, "not an ExecRequest");
+    return;
+  }
+  auto [field, why] = check_exec(st.ctx->config, *msg);
+  if (!field.empty()) {
+    reply_error(self, req.reply,
+                field == "argv" && why.find("over") != std::string::npos
+                    ? wire::ErrorCode::too_large
+                    : (field == "env" && why.find("over") != std::string::npos
+                           ? wire::ErrorCode::too_large
+                           : wire::ErrorCode::invalid_argument),
+                field + ": " + why, field);
+    return;
+  }
+  std::string exec_id(wire::str(msg->exec_id()));
+  if (!exec_id.empty()) {
+    // A known exec id re-attaches and never starts a second process (P1).
+    if (auto it = st.processes.find(exec_id); it != st.processes.end()) {
+      self->send(it->second, op_atom::value, std::move(req));
+      return;
+    }
+    if (auto old = st.ctx->store->get_process(st.rec.id, exec_id)) {
+      reply(self, req.reply, make_exec_reply(*old, /*reattached=*/true));
+      return;
+    }
+  } else {
+    exec_id = wire::new_id("ex-");
+  }
+  if (st.rec.state != wire::SandboxState::running || !st.link) {
+    reply_error(self, req.reply, wire::ErrorCode::failed_precondition,
+                std::string("sandbox is ") + wire::to_string(st.rec.state));
+    return;
+  }
+  storage::process_record proc;
+  proc.sandbox_id = st.rec.id;
+  proc.exec_id = exec_id;
+  proc.handle = st.rec.next_exec_handle++;
+  for (const auto* a : *msg->argv()) proc.argv.emplace_back(wire::str(a));
+  bool has_path = false, has_home = false;
+  if (const auto* env = msg->env()) {
+    for (const auto* kv : *env) {
+      proc.env.emplace_back(std::string(wire::str(kv->key())), std::string(wire::str(kv->value())));
+      has_path |= proc.env.back().first == "PATH";
+      has_home |= proc.env.back().first == "HOME";
+    }
+  }
+  if (!has_path)
+    proc.env.emplace_back("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+  if (!has_home) proc.env.emplace_back("HOME", "/root");
+  proc.workdir = std::string(wire::str(msg->workdir()));
+  if (proc.workdir.empty()) proc.workdir = st.rec.workdir.empty() ? "/" : st.rec.workdir;
+  proc.timeout_ms = msg->timeout_ms();
+  proc.stdin_open = msg->stdin();
+  proc.started_at_ms = st.ctx->clk->now_ms();
+  // The exec is accepted once its record (and the sandbox's handle counter) is durable (P2).
+  auto status = st.ctx->store->put_sandbox_with_processes(st.rec, {proc});
+  if (!status.ok()) {
+    --st.rec.next_exec_handle;
+    reply_error(self, req.reply, wire::ErrorCode::internal, "could not store the exec: " + status.message);
+    return;
+  }
+  auto spawn_frame = make_spawn(proc);
+  auto actor = spawn_process(self, st.ctx, st.rec.tenant, proc, st.link,
+                             caf::actor_cast<caf::actor>(self));
+  st.processes.emplace(exec_id, actor);
+  st.handles.emplace(proc.handle, exec_id);
+  if (!st.link->send(std::move(spawn_frame))) {
+    self->send(actor, end_atom::value,
+               process_end_cause{wire::Outcome::internal, 255, 0, "sandbox link refused the exec"});
+  }
+  reply(self, req.reply, make_exec_reply(proc, /*reattached=*/false));
+}
+
+void on_replay(sandbox_self self, const bus_request& req) {
+  auto& st = self->state;
+  const auto* msg = wire::verify<wire::ReplayRequest>(req.data.data(), req.data.size());
+  if (msg == nullptr) {
+    reply_error(self, req.reply, wire::ErrorCode::malformed, "not a ReplayRequest");
+    return;
+  }
+  const std::string exec_id(wire::str(msg->exec_id()));
+  if (!wire::valid_token(exec_id)) {
+    reply_error(self, req.reply, wire::ErrorCode::not_found, "no such exec", "exec_id");
+    return;
+  }
+  auto proc = st.ctx->store->get_process(st.rec.id, exec_id);
+  if (!proc) {
+    reply_error(self, req.reply, wire::ErrorCode::not_found, "no such exec", "exec_id");
+    return;
+  }
+  auto chunks = st.ctx->store->read_output(st.rec.id, exec_id, msg->from_seq(),
+                                           st.ctx->config.replay_batch_bytes);
+  if (!chunks) {
+    reply_error(self, req.reply, chunks.code(), "cannot read output: " + chunks.error().message);
+    return;
+  }
+  uint64_t next = msg->from_seq();
+  for (const auto& c : *chunks) {
+    flatbuffers::FlatBufferBuilder fbb(c.data.size() + 128);
+    auto id = fbb.CreateString(exec_id);
+    auto d = fbb.CreateVector(c.data.data(), c.data.size());
+    fbb.Finish(wire::CreateOutputChunk(fbb, id, c.seq, c.stream, c.offset, d),
+               wire::OutputChunkIdentifier());
+    reply(self, req.reply, wire::release(fbb));
+    next = c.seq + 1;
+  }
+  // The exit frame's seq follows the last chunk; send it when the replay reached it.
+  const bool reached_end = proc->finished && next + 1 >= proc->next_seq;
+  if (reached_end) reply(self, req.reply, make_exec_exit(*proc));
+  reply(self, req.reply, wire::make_ack(reached_end || !proc->finished ? "done" : "more"));
+}
+
+void on_op(sandbox_self self, bus_request& req) {
+  auto& st = self->state;
+  const auto op = wire::subjects::last_token(req.subject);
+  if (op == "info") {
+    reply(self, req.reply, make_sandbox_reply(st.rec));
+  } else if (op == "exec") {
+    on_exec(self, req);
+  } else if (op == "stdin" || op == "signal") {
+    std::string exec_id;
+    if (op == "stdin") {
+      if (const auto* m = wire::verify<wire::StdinWrite>(req.data.data(), req.data.size()))
+        exec_id = std::string(wire::str(m->exec_id()));
+      else return reply_error(self, req.reply, wire::ErrorCode::malformed, "not a StdinWrite");
+    } else {
+      if (const auto* m = wire::verify<wire::SignalRequest>(req.data.data(), req.data.size()))
+        exec_id = std::string(wire::str(m->exec_id()));
+      else return reply_error(self, req.reply, wire::ErrorCode::malformed, "not a SignalRequest");
+    }
+    if (auto it = st.processes.find(exec_id); it != st.processes.end()) {
+      self->send(it->second, op_atom::value, std::move(req));
+    } else if (wire::valid_token(exec_id) && st.ctx->store->get_process(st.rec.id, exec_id)) {
+      reply_error(self, req.reply, wire::ErrorCode::failed_precondition, "exec has finished",
+                  "exec_id");
+    } else {
+      reply_error(self, req.reply, wire::ErrorCode::not_found, "no such exec", "exec_id");
+    }
+  } else if (op == "terminate") {
+    end_sandbox(self, wire::SandboxState::terminated, 137, "terminated by request",
+                process_end_cause{wire::Outcome::signaled, 137, SIGKILL, "sandbox terminated"});
+    reply(self, req.reply, make_sandbox_reply(st.rec));
+  } else if (op == "wait") {
+    int64_t timeout_ms = 0;
+    if (!req.data.empty()) {
+      const auto* q = wire::verify<wire::SandboxQuery>(req.data.data(), req.data.size());
+      if (q == nullptr)
+        return reply_error(self, req.reply, wire::ErrorCode::malformed, "not a SandboxQuery");
+      timeout_ms = q->wait_timeout_ms();
+    }
+    if (wire::is_terminal(st.rec.state) || timeout_ms <= 0) {
+      reply(self, req.reply, make_sandbox_reply(st.rec));
+      return;
+    }
+    timeout_ms = std::min(timeout_ms, st.ctx->config.max_timeout_ms);
+    const auto id = st.next_waiter++;
+    st.waiters.emplace(id, waiter{req.reply});
+    self->delayed_send(self, std::chrono::milliseconds(timeout_ms), wait_atom::value, req.reply,
+                       id);
+  } else if (op == "replay") {
+    on_replay(self, req);
+  } else {
+    reply_error(self, req.reply, wire::ErrorCode::invalid_argument,
+                "unknown sandbox operation: " + std::string(op));
+  }
+}
+
+sandbox_actor::behavior_type sandbox_impl(sandbox_self self, context_ptr ctx,
+                                          storage::sandbox_record rec, sandbox_start_mode mode,
+                                          std::string create_reply, caf::actor node) {
+  auto& st = self->state;
+  st.ctx = std::move(ctx);
+  st.rec = std::move(rec);
+  st.mode = mode;
+  st.create_reply = std::move(create_reply);
+  st.node = std::move(node);
+  self->set_exit_handler([=](caf::exit_msg& m) {
+    for (auto& [id, p] : self->state.processes) self->send_exit(p, m.reason);
+    if (self->state.link) self->state.link->close();
+    self->quit(m.reason);
+  });
+  if (mode == sandbox_start_mode::ended) {
+    st.holds_resources = false;
+    end_orphaned_execs(self);
+  } else {
+    auto listener = std::make_shared<actor_init_listener>(
+        caf::actor_cast<sandbox_actor>(self));
+    auto rt = st.ctx->rt;
+    sandbox_spec spec;
+    spec.id = st.rec.id;
+    spec.image = st.rec.image;
+    spec.cpu_millis = st.rec.cpu_millis;
+    spec.memory_mib = st.rec.memory_mib;
+    spec.pids_limit = st.ctx->config.pids_limit;
+    if (mode == sandbox_start_mode::create) {
+      st.rec.state = wire::SandboxState::starting;
+      persist(self);
+      notify_node(self);
+    }
+    const bool adopt = mode == sandbox_start_mode::recover;
+    run_blocking_result(self, [rt, spec, listener, adopt] {
+      return adopt ? rt->adopt(spec.id, listener) : rt->start(spec, listener);
+    });
+    self->delayed_send(self, start_deadline, timeout_atom::value);
+  }
+  return {
+      [=](op_atom, bus_request& req) { on_op(self, req); },
+      [=](frame_atom, const bytes& payload) { on_frame(self, payload); },
+      [=](link_down_atom, const std::string& reason) {
+        auto& s = self->state;
+        if (wire::is_terminal(s.rec.state)) return;
+        s.link.reset();
+        end_sandbox(self, wire::SandboxState::failed, std::nullopt, "sandbox died: " + reason,
+                    process_end_cause{wire::Outcome::internal, 255, 0, "sandbox died: " + reason});
+      },
+      [=](started_atom, runtime::started& res) { on_started(self, res); },
+      [=](destroyed_atom) {
+        auto& s = self->state;
+        s.destroying = false;
+        s.holds_resources = false;
+        notify_node(self);
+      },
+      [=](lifetime_atom) {
+        auto& s = self->state;
+        if (s.rec.state != wire::SandboxState::running) return;
+        if (s.ctx->clk->now_ms() < s.rec.created_at_ms + s.rec.timeout_ms) {
+          // Early (a clock step): re-arm for what is left.
+          self->delayed_send(
+              self,
+              std::chrono::milliseconds(s.rec.created_at_ms + s.rec.timeout_ms - s.ctx->clk->now_ms()),
+              lifetime_atom::value);
+          return;
+        }
+        end_sandbox(self, wire::SandboxState::timed_out, 124,
+                    "sandbox lifetime of " + std::to_string(s.rec.timeout_ms) + " ms ended",
+                    process_end_cause{wire::Outcome::timeout, 124, SIGKILL,
+                                      "sandbox lifetime ended"});
+      },
+      [=](timeout_atom) {
+        auto& s = self->state;
+        if (!s.ready && !wire::is_terminal(s.rec.state)) {
+          end_sandbox(self, wire::SandboxState::failed, std::nullopt,
+                      "sandbox did not become ready in time",
+                      process_end_cause{wire::Outcome::internal, 255, 0, "start timed out"});
+        }
+      },
+      [=](wait_atom, const std::string& to, uint64_t id) {
+        auto& s = self->state;
+        if (s.waiters.erase(id) > 0)
+          reply_error(self, to, wire::ErrorCode::deadline_exceeded,
+                      "sandbox still " + std::string(wire::to_string(s.rec.state)));
+      },
+      [=](proc_done_atom, const std::string& exec_id) {
+        auto& s = self->state;
+        auto it = s.processes.find(exec_id);
+        if (it == s.processes.end()) return;
+        for (auto h = s.handles.begin(); h != s.handles.end(); ++h) {
+          if (h->second == exec_id) {
+            s.handles.erase(h);
+            break;
+          }
+        }
+        s.processes.erase(it);
+      },
+  };
+}
+
+}  // namespace
+
+sandbox_actor spawn_sandbox(caf::local_actor* parent, context_ptr ctx, storage::sandbox_record rec,
+                            sandbox_start_mode mode, std::string create_reply, caf::actor node) {
+  return parent->spawn(sandbox_impl, std::move(ctx), std::move(rec), mode,
+                       std::move(create_reply), std::move(node));
+}
+
+}  // namespace corral

@@ -1,0 +1,44 @@
+#pragma once
+// The sandbox actor: one per sandbox. Owns the lifecycle state machine
+//   pending -> starting -> running -> exited | timed_out | terminated | failed
+// the runtime handle (the link to corral-init), the lifetime timer and the live processes.
+// Every transition is stored with sync=true before it is published or replied (P2).
+// An ended sandbox's actor stays to answer info/wait/replay until the node drops it after the
+// retention period.
+#include <string>
+
+#include <caf/all.hpp>
+
+#include "actors/context.hpp"
+#include "actors/messages.hpp"
+#include "storage/records.hpp"
+
+namespace corral {
+
+
+using sandbox_actor = caf::typed_actor<
+    // NATS requests on corral.v1.{t}.sbx.{sb}.{op}: info, exec, stdin, signal, terminate,
+    // wait, replay.
+    caf::reacts_to<op_atom, bus_request>,
+    // A frame from corral-init; the link to it closed.
+    caf::reacts_to<frame_atom, bytes>, caf::reacts_to<link_down_atom, std::string>,
+    // The runtime finished starting/adopting (link or error) or destroying the sandbox.
+    caf::reacts_to<started_atom, runtime::started>, caf::reacts_to<destroyed_atom>,
+    // Timers: lifetime end; start deadline; a waiter's deadline (reply subject, waiter id).
+    caf::reacts_to<lifetime_atom>, caf::reacts_to<timeout_atom>,
+    caf::reacts_to<wait_atom, std::string, uint64_t>,
+    // A process actor has ended (exec id).
+    caf::reacts_to<proc_done_atom, std::string>>;
+
+enum class sandbox_start_mode {
+  create,   // a new sandbox: start it and answer `create_reply` when ready
+  recover,  // a sandbox that was live when the previous executor process stopped: adopt it
+  ended,    // an ended sandbox: only answer queries
+};
+
+// Spawns the actor for `rec` (already stored). It reports every change of its record to `node`
+// as (summary_atom, sandbox_summary).
+sandbox_actor spawn_sandbox(caf::local_actor* parent, context_ptr ctx, storage::sandbox_record rec,
+                            sandbox_start_mode mode, std::string create_reply, caf::actor node);
+
+}  // namespace corral

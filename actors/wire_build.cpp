@@ -1,0 +1,108 @@
+#include "actors/wire_build.hpp"
+
+namespace corral {
+
+namespace {
+flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<wire::KeyValue>>> build_pairs(
+    flatbuffers::FlatBufferBuilder& fbb,
+    const std::vector<std::pair<std::string, std::string>>& pairs) {
+  std::vector<flatbuffers::Offset<wire::KeyValue>> kvs;
+  kvs.reserve(pairs.size());
+  for (const auto& [k, v] : pairs)
+    kvs.push_back(wire::CreateKeyValue(fbb, fbb.CreateString(k), fbb.CreateString(v)));
+  return fbb.CreateVectorOfSortedTables(&kvs);
+}
+}  // namespace
+
+flatbuffers::Offset<wire::SandboxInfo> build_sandbox_info(flatbuffers::FlatBufferBuilder& fbb,
+                                                          const storage::sandbox_record& rec) {
+  auto id = fbb.CreateString(rec.id);
+  auto tenant = fbb.CreateString(rec.tenant);
+  auto name = fbb.CreateString(rec.name);
+  auto node = fbb.CreateString(rec.node);
+  auto image = fbb.CreateString(rec.image);
+  auto message = fbb.CreateString(rec.message);
+  auto tags = build_pairs(fbb, rec.tags);
+  wire::SandboxInfoBuilder b(fbb);
+  b.add_id(id);
+  b.add_tenant(tenant);
+  b.add_name(name);
+  b.add_state(rec.state);
+  b.add_node(node);
+  b.add_image(image);
+  b.add_created_at_ms(rec.created_at_ms);
+  b.add_started_at_ms(rec.started_at_ms);
+  b.add_ended_at_ms(rec.ended_at_ms);
+  b.add_timeout_ms(rec.timeout_ms);
+  b.add_has_return_code(rec.has_return_code);
+  b.add_return_code(rec.return_code);
+  b.add_message(message);
+  b.add_tags(tags);
+  return b.Finish();
+}
+
+bytes make_sandbox_reply(const storage::sandbox_record& rec) {
+  flatbuffers::FlatBufferBuilder fbb(512);
+  auto info = build_sandbox_info(fbb, rec);
+  fbb.Finish(wire::CreateSandboxReply(fbb, info), wire::SandboxReplyIdentifier());
+  return wire::release(fbb);
+}
+
+int32_t shell_exit_code(wire::Outcome outcome, int32_t exit_code, int32_t signal) {
+  switch (outcome) {
+    case wire::Outcome::exited:
+      return exit_code;
+    case wire::Outcome::signaled:
+      return 128 + signal;
+    case wire::Outcome::timeout:
+      return 124;
+    case wire::Outcome::oom_killed:
+      return 137;
+    case wire::Outcome::rejected:
+      return exit_code == 126 ? 126 : 127;
+    default:
+      return 255;
+  }
+}
+
+flatbuffers::Offset<wire::ExitStatus> build_exit_status(flatbuffers::FlatBufferBuilder& fbb,
+                                                        const storage::process_record& rec) {
+  auto message = fbb.CreateString(rec.message);
+  wire::ExitStatusBuilder b(fbb);
+  b.add_outcome(rec.outcome);
+  b.add_exit_code(shell_exit_code(rec.outcome, rec.exit_code, rec.signal));
+  b.add_signal(rec.signal);
+  b.add_message(message);
+  b.add_stdout_bytes(rec.stdout_bytes);
+  b.add_stderr_bytes(rec.stderr_bytes);
+  return b.Finish();
+}
+
+bytes make_exec_reply(const storage::process_record& rec, bool reattached) {
+  flatbuffers::FlatBufferBuilder fbb(256);
+  auto id = fbb.CreateString(rec.exec_id);
+  flatbuffers::Offset<wire::ExitStatus> status = 0;
+  if (rec.finished) status = build_exit_status(fbb, rec);
+  wire::ExecReplyBuilder b(fbb);
+  b.add_exec_id(id);
+  b.add_reattached(reattached);
+  b.add_finished(rec.finished);
+  if (rec.finished) b.add_status(status);
+  b.add_next_seq(rec.next_seq);
+  b.add_stdout_bytes(rec.stdout_bytes);
+  b.add_stderr_bytes(rec.stderr_bytes);
+  fbb.Finish(b.Finish(), wire::ExecReplyIdentifier());
+  return wire::release(fbb);
+}
+
+bytes make_exec_exit(const storage::process_record& rec) {
+  flatbuffers::FlatBufferBuilder fbb(256);
+  auto id = fbb.CreateString(rec.exec_id);
+  auto status = build_exit_status(fbb, rec);
+  // The exit frame's seq is the one after the last chunk (next_seq - 1 after finish bumps it).
+  fbb.Finish(wire::CreateExecExit(fbb, id, rec.next_seq == 0 ? 0 : rec.next_seq - 1, status),
+             wire::ExecExitIdentifier());
+  return wire::release(fbb);
+}
+
+}  // namespace corral

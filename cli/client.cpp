@@ -1,0 +1,415 @@
+#include "cli/client.hpp"
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "schemas/ids.hpp"
+#include "schemas/subjects.hpp"
+
+namespace corral::cli {
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+call_error err(wire::ErrorCode code, std::string message, std::string field = {}) {
+  return call_error{code, std::move(message), std::move(field)};
+}
+
+std::vector<std::pair<std::string, std::string>> pairs_of(
+    const flatbuffers::Vector<flatbuffers::Offset<wire::KeyValue>>* v) {
+  std::vector<std::pair<std::string, std::string>> out;
+  if (v == nullptr) return out;
+  for (const auto* kv : *v)
+    out.emplace_back(std::string(wire::str(kv->key())), std::string(wire::str(kv->value())));
+  return out;
+}
+
+flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<wire::KeyValue>>> build_pairs(
+    flatbuffers::FlatBufferBuilder& fbb, const std::vector<std::pair<std::string, std::string>>& p) {
+  std::vector<flatbuffers::Offset<wire::KeyValue>> kvs;
+  for (const auto& [k, v] : p)
+    kvs.push_back(wire::CreateKeyValue(fbb, fbb.CreateString(k), fbb.CreateString(v)));
+  return fbb.CreateVectorOfSortedTables(&kvs);
+}
+
+sandbox_view view_of(const wire::SandboxInfo& i) {
+  sandbox_view v;
+  v.id = std::string(wire::str(i.id()));
+  v.tenant = std::string(wire::str(i.tenant()));
+  v.name = std::string(wire::str(i.name()));
+  v.node = std::string(wire::str(i.node()));
+  v.image = std::string(wire::str(i.image()));
+  v.message = std::string(wire::str(i.message()));
+  v.state = i.state();
+  v.created_at_ms = i.created_at_ms();
+  v.started_at_ms = i.started_at_ms();
+  v.ended_at_ms = i.ended_at_ms();
+  v.timeout_ms = i.timeout_ms();
+  v.has_return_code = i.has_return_code();
+  v.return_code = i.return_code();
+  v.tags = pairs_of(i.tags());
+  return v;
+}
+
+// An ErrorReply in `m`, if it is one.
+std::optional<call_error> error_in(const bus::message& m) {
+  if (!wire::has_identifier<wire::ErrorReply>(m.data.data(), m.data.size())) return std::nullopt;
+  const auto* e = wire::verify<wire::ErrorReply>(m.data.data(), m.data.size());
+  if (e == nullptr) return err(wire::ErrorCode::malformed, "malformed error reply");
+  return err(e->code(), std::string(wire::str(e->message())), std::string(wire::str(e->field())));
+}
+
+exec_result result_of(const wire::ExitStatus* s) {
+  exec_result r;
+  if (s == nullptr) return r;
+  r.outcome = s->outcome();
+  r.exit_code = s->exit_code();
+  r.signal = s->signal();
+  r.message = std::string(wire::str(s->message()));
+  r.stdout_bytes = s->stdout_bytes();
+  r.stderr_bytes = s->stderr_bytes();
+  return r;
+}
+
+// Messages received on a subscription, handed to the calling thread.
+struct mailbox {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<bus::message> q;
+  void push(bus::message&& m) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      q.push_back(std::move(m));
+    }
+    cv.notify_one();
+  }
+  std::optional<bus::message> pop(clock_type::time_point deadline) {
+    std::unique_lock<std::mutex> lock(mu);
+    if (!cv.wait_until(lock, deadline, [&] { return !q.empty(); })) return std::nullopt;
+    auto m = std::move(q.front());
+    q.pop_front();
+    return m;
+  }
+};
+
+}  // namespace
+
+std::string format_age(int64_t ms) {
+  if (ms < 0) ms = 0;
+  if (ms < 10'000) return std::to_string(ms / 1000) + "." + std::to_string((ms % 1000) / 100) + "s";
+  if (ms < 120'000) return std::to_string(ms / 1000) + "s";
+  if (ms < 7'200'000) return std::to_string(ms / 60'000) + "m";
+  if (ms < 172'800'000) return std::to_string(ms / 3'600'000) + "h";
+  return std::to_string(ms / 86'400'000) + "d";
+}
+
+client::client(config cfg, std::unique_ptr<bus::connection> conn)
+    : cfg_(std::move(cfg)), conn_(std::move(conn)) {}
+
+std::unique_ptr<client> client::connect(const config& cfg, std::string* error) {
+  if (!wire::valid_token(cfg.tenant)) {
+    if (error) *error = "invalid tenant: " + cfg.tenant;
+    return nullptr;
+  }
+  bus::options opts;
+  opts.urls = {cfg.nats_url};
+  opts.name = "corral-cli";
+  opts.max_reconnect = 60;
+  opts.delivery_pool_threads = 0;
+  auto conn = bus::connection::connect(opts, error);
+  if (!conn) return nullptr;
+  return std::unique_ptr<client>(new client(cfg, std::move(conn)));
+}
+
+outcome<bus::message> client::call(const std::string& subject, const std::vector<uint8_t>& payload,
+                                   int64_t timeout_ms) {
+  outcome<bus::message> out;
+  auto r = conn_->request(subject, payload.data(), payload.size(), timeout_ms);
+  if (!r) {
+    switch (r.error) {
+      case bus::bus_error::no_responders:
+        out.error = err(wire::ErrorCode::not_found, "no such sandbox (or no executor answers)");
+        break;
+      case bus::bus_error::timeout:
+        out.error = err(wire::ErrorCode::deadline_exceeded, "no answer in time");
+        break;
+      default:
+        out.error = err(wire::ErrorCode::unavailable, "NATS: " + r.detail);
+    }
+    return out;
+  }
+  if (auto e = error_in(r.value)) {
+    out.error = *e;
+    return out;
+  }
+  out.value = std::move(r.value);
+  return out;
+}
+
+outcome<sandbox_view> client::sandbox_call(const std::string& id, const std::string& op,
+                                           const std::vector<uint8_t>& payload,
+                                           int64_t timeout_ms) {
+  outcome<sandbox_view> out;
+  if (!wire::valid_id(id, "sb-")) {
+    out.error = err(wire::ErrorCode::not_found, "no such sandbox: " + id);
+    return out;
+  }
+  auto r = call(wire::subjects::sandbox_op(cfg_.tenant, id, op), payload, timeout_ms);
+  if (!r) {
+    out.error = r.error;
+    if (out.error.code == wire::ErrorCode::not_found) out.error.message = "no such sandbox: " + id;
+    return out;
+  }
+  const auto* rep = wire::verify<wire::SandboxReply>(r.value->data.data(), r.value->data.size());
+  if (rep == nullptr || rep->sandbox() == nullptr) {
+    out.error = err(wire::ErrorCode::malformed, "unexpected reply");
+    return out;
+  }
+  out.value = view_of(*rep->sandbox());
+  return out;
+}
+
+outcome<sandbox_view> client::create(const create_options& o) {
+  flatbuffers::FlatBufferBuilder fbb(512);
+  auto name = fbb.CreateString(o.name);
+  auto wd = fbb.CreateString(o.workdir);
+  auto tags = build_pairs(fbb, o.tags);
+  auto env = build_pairs(fbb, o.env);
+  wire::CreateSandboxBuilder b(fbb);
+  b.add_name(name);
+  b.add_timeout_ms(o.timeout_ms);
+  b.add_workdir(wd);
+  b.add_cpu_millis(o.cpu_millis);
+  b.add_memory_mib(o.memory_mib);
+  b.add_tags(tags);
+  b.add_env(env);
+  fbb.Finish(b.Finish(), wire::CreateSandboxIdentifier());
+  outcome<sandbox_view> out;
+  auto r = call(wire::subjects::create(cfg_.tenant, cfg_.pool), wire::release(fbb),
+                cfg_.request_timeout_ms);
+  if (!r) {
+    out.error = r.error;
+    if (out.error.code == wire::ErrorCode::not_found)
+      out.error = err(wire::ErrorCode::resource_exhausted,
+                      "no executor of pool '" + cfg_.pool + "' has room (or none is running)");
+    return out;
+  }
+  const auto* rep = wire::verify<wire::SandboxReply>(r.value->data.data(), r.value->data.size());
+  if (rep == nullptr || rep->sandbox() == nullptr) {
+    out.error = err(wire::ErrorCode::malformed, "unexpected reply");
+    return out;
+  }
+  out.value = view_of(*rep->sandbox());
+  return out;
+}
+
+outcome<sandbox_view> client::info(const std::string& id) {
+  return sandbox_call(id, "info", {}, cfg_.request_timeout_ms);
+}
+
+outcome<sandbox_view> client::terminate(const std::string& id) {
+  return sandbox_call(id, "terminate", {}, cfg_.request_timeout_ms);
+}
+
+outcome<sandbox_view> client::wait(const std::string& id, int64_t timeout_ms) {
+  flatbuffers::FlatBufferBuilder fbb(64);
+  fbb.Finish(wire::CreateSandboxQuery(fbb, timeout_ms), wire::SandboxQueryIdentifier());
+  return sandbox_call(id, "wait", wire::release(fbb), timeout_ms + 5000);
+}
+
+outcome<std::vector<sandbox_view>> client::list(
+    bool include_ended, const std::string& name,
+    const std::vector<std::pair<std::string, std::string>>& tags) {
+  flatbuffers::FlatBufferBuilder fbb(256);
+  auto n = fbb.CreateString(name);
+  auto t = build_pairs(fbb, tags);
+  fbb.Finish(wire::CreateListSandboxes(fbb, n, t, include_ended), wire::ListSandboxesIdentifier());
+  auto payload = wire::release(fbb);
+  outcome<std::vector<sandbox_view>> out;
+  auto r = conn_->request_many(wire::subjects::list(cfg_.tenant), payload.data(), payload.size(),
+                               /*gather_timeout_ms=*/300, /*max_replies=*/1024);
+  out.value.emplace();
+  if (!r) {
+    if (r.error == bus::bus_error::no_responders) return out;  // no executor: nothing to list
+    out.value.reset();
+    out.error = err(wire::ErrorCode::unavailable, "NATS: " + r.detail);
+    return out;
+  }
+  for (const auto& m : r.value) {
+    const auto* l = wire::verify<wire::SandboxList>(m.data.data(), m.data.size());
+    if (l == nullptr || l->sandboxes() == nullptr) continue;
+    for (const auto* i : *l->sandboxes()) out.value->push_back(view_of(*i));
+  }
+  std::sort(out.value->begin(), out.value->end(),
+            [](const auto& a, const auto& b) { return a.created_at_ms < b.created_at_ms; });
+  return out;
+}
+
+outcome<exec_result> client::exec(const std::string& sandbox_id, const exec_options& o,
+                                  const output_fn& on_output, stdin_fn stdin_source) {
+  outcome<exec_result> out;
+  if (!wire::valid_id(sandbox_id, "sb-")) {
+    out.error = err(wire::ErrorCode::not_found, "no such sandbox: " + sandbox_id);
+    return out;
+  }
+  const std::string exec_id = o.exec_id.empty() ? wire::new_id("ex-") : o.exec_id;
+  // Subscribe before the exec starts so no chunk can be missed; gaps are replayed anyway.
+  auto box = std::make_shared<mailbox>();
+  auto sub = conn_->subscribe(wire::subjects::output(cfg_.tenant, sandbox_id, exec_id), "",
+                              [box](bus::message&& m) { box->push(std::move(m)); });
+  if (!sub) {
+    out.error = err(wire::ErrorCode::unavailable, "subscribe: " + sub.detail);
+    return out;
+  }
+  if (auto f = conn_->flush(cfg_.request_timeout_ms); !f) {
+    out.error = err(wire::ErrorCode::unavailable, "NATS: " + f.detail);
+    return out;
+  }
+  flatbuffers::FlatBufferBuilder fbb(1024);
+  auto id = fbb.CreateString(exec_id);
+  std::vector<flatbuffers::Offset<flatbuffers::String>> args;
+  for (const auto& a : o.argv) args.push_back(fbb.CreateString(a));
+  auto argv = fbb.CreateVector(args);
+  auto env = build_pairs(fbb, o.env);
+  auto wd = fbb.CreateString(o.workdir);
+  fbb.Finish(wire::CreateExecRequest(fbb, id, argv, env, wd, o.timeout_ms, o.stdin_open),
+             wire::ExecRequestIdentifier());
+  const auto exec_payload = wire::release(fbb);
+  const auto exec_subject = wire::subjects::sandbox_op(cfg_.tenant, sandbox_id, "exec");
+  auto first = call(exec_subject, exec_payload, cfg_.request_timeout_ms);
+  if (!first) {
+    out.error = first.error;
+    if (out.error.code == wire::ErrorCode::not_found)
+      out.error.message = "no such sandbox: " + sandbox_id;
+    return out;
+  }
+
+  std::thread stdin_thread;
+  if (stdin_source && o.stdin_open) {
+    stdin_thread = std::thread([this, stdin_source, sandbox_id, exec_id] {
+      const auto subject = wire::subjects::sandbox_op(cfg_.tenant, sandbox_id, "stdin");
+      for (;;) {
+        auto chunk = stdin_source();
+        flatbuffers::FlatBufferBuilder b(chunk ? chunk->size() + 128 : 128);
+        auto eid = b.CreateString(exec_id);
+        auto data = chunk ? b.CreateVector(*chunk) : b.CreateVector(std::vector<uint8_t>{});
+        b.Finish(wire::CreateStdinWrite(b, eid, data, !chunk), wire::StdinWriteIdentifier());
+        auto r = call(subject, wire::release(b), cfg_.request_timeout_ms);
+        if (!r || !chunk) return;  // the exec ended or refused stdin; or EOF sent
+      }
+    });
+  }
+
+  uint64_t next = 0;
+  std::map<uint64_t, bus::message> stash;  // frames that came ahead of a gap
+  std::optional<exec_result> done;
+  auto gap_since = clock_type::time_point::max();
+  auto last_heard = clock_type::now();
+
+  // Applies one frame in sequence order; returns false for frames of no interest.
+  auto apply = [&](const bus::message& m) {
+    if (const auto* c = wire::verify<wire::OutputChunk>(m.data.data(), m.data.size())) {
+      if (c->seq() != next) return;
+      if (c->data() != nullptr && c->data()->size() > 0)
+        on_output(c->stream(), c->data()->data(), c->data()->size());
+      ++next;
+    } else if (const auto* x = wire::verify<wire::ExecExit>(m.data.data(), m.data.size())) {
+      if (x->seq() != next) return;
+      done = result_of(x->status());
+      ++next;
+    }
+  };
+  auto seq_of = [](const bus::message& m) -> std::optional<uint64_t> {
+    if (const auto* c = wire::verify<wire::OutputChunk>(m.data.data(), m.data.size())) return c->seq();
+    if (const auto* x = wire::verify<wire::ExecExit>(m.data.data(), m.data.size())) return x->seq();
+    return std::nullopt;
+  };
+  auto offer = [&](bus::message&& m) {
+    auto s = seq_of(m);
+    if (!s || *s < next) return;
+    if (*s == next) {
+      apply(m);
+      while (!done && !stash.empty() && stash.begin()->first <= next) {
+        if (stash.begin()->first == next) apply(stash.begin()->second);
+        stash.erase(stash.begin());
+      }
+    } else {
+      stash.emplace(*s, std::move(m));
+    }
+    gap_since = stash.empty() ? clock_type::time_point::max()
+                              : std::min(gap_since, clock_type::now());
+  };
+  // Asks the executor for the stored frames from `next` on (P4: exactly the missing bytes).
+  auto replay = [&]() -> bool {
+    for (int round = 0; round < 1000 && !done; ++round) {
+      auto rbox = std::make_shared<mailbox>();
+      const auto inbox = conn_->new_inbox();
+      auto rsub = conn_->subscribe(inbox, "", [rbox](bus::message&& m) { rbox->push(std::move(m)); });
+      if (!rsub) return false;
+      flatbuffers::FlatBufferBuilder b(128);
+      auto eid = b.CreateString(exec_id);
+      b.Finish(wire::CreateReplayRequest(b, eid, next), wire::ReplayRequestIdentifier());
+      auto payload = wire::release(b);
+      if (!conn_->publish(wire::subjects::sandbox_op(cfg_.tenant, sandbox_id, "replay"), inbox,
+                          payload.data(), payload.size()))
+        return false;
+      bool more = false;
+      const auto deadline = clock_type::now() + std::chrono::seconds(10);
+      for (;;) {
+        auto m = rbox->pop(deadline);
+        if (!m) return false;
+        if (error_in(*m)) return false;
+        if (const auto* a = wire::verify<wire::Ack>(m->data.data(), m->data.size())) {
+          more = wire::str(a->message()) == "more";
+          break;
+        }
+        offer(std::move(*m));
+      }
+      if (!more) return true;
+    }
+    return true;
+  };
+
+  while (!done) {
+    auto m = box->pop(clock_type::now() + std::chrono::milliseconds(250));
+    const auto now = clock_type::now();
+    if (m) {
+      last_heard = now;
+      offer(std::move(*m));
+      continue;
+    }
+    if (!stash.empty() && now - gap_since > std::chrono::milliseconds(300)) {
+      (void)replay();  // a failed replay is retried on the next gap check
+      gap_since = stash.empty() ? clock_type::time_point::max() : now;
+      continue;
+    }
+    if (now - last_heard > std::chrono::seconds(5)) {
+      // Silence: ask for the exec's state by re-attaching with the same id (never a second
+      // process, P1); if it has finished, the tail is replayed.
+      last_heard = now;
+      auto r = call(exec_subject, exec_payload, cfg_.request_timeout_ms);
+      if (!r) {
+        if (r.error.code == wire::ErrorCode::not_found) {
+          out.error = err(wire::ErrorCode::unavailable, "the sandbox is gone: " + r.error.message);
+          break;
+        }
+        continue;
+      }
+      const auto* rep = wire::verify<wire::ExecReply>(r.value->data.data(), r.value->data.size());
+      if (rep != nullptr && rep->finished()) (void)replay();
+    }
+  }
+  // The stdin pump may be blocked reading a source that never ends (a terminal, an open pipe):
+  // it must not hold up the exit status. It only touches the connection, which outlives it in
+  // the CLI (the process exits after exec returns).
+  if (stdin_thread.joinable()) stdin_thread.detach();
+  if (done) out.value = *done;
+  return out;
+}
+
+}  // namespace corral::cli

@@ -1,0 +1,286 @@
+// corral: the command-line client (speaks NATS directly) and `corral up`, the single-machine
+// deployment (an embedded nats-server child, one executor, data under ./var).
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "cli/client.hpp"
+#include "cli/up.hpp"
+
+namespace {
+
+using namespace corral;
+
+const char* usage_text =
+    "usage: corral [--nats URL] [--tenant T] [--pool P] COMMAND ...\n"
+    "\n"
+    "commands:\n"
+    "  up [--data DIR] [--port N] [--max-sandboxes N]   start nats-server + an executor\n"
+    "  run [--timeout S] [--exec-timeout S] -- ARGV...     one-shot: new sandbox, run, remove\n"
+    "  sandbox create [--name N] [--timeout S] [--cpu MILLIS] [--memory MIB] [--tag K=V]...\n"
+    "  sandbox ls [--all] [--name N] [--tag K=V]...\n"
+    "  sandbox info ID | sandbox wait ID [--timeout S] | sandbox rm ID\n"
+    "  exec [--timeout S] [--workdir DIR] [--env K=V]... [--id EXEC_ID] SANDBOX -- ARGV...\n"
+    "\n"
+    "environment: CORRAL_NATS_URL (default nats://127.0.0.1:4222), CORRAL_TENANT (default\n"
+    "'default'), CORRAL_POOL (default 'default').\n"
+    "exit status: exec and run exit with the process's status (124 timeout, 137 killed);\n"
+    "1 for a failed request, 2 for a usage error.\n";
+
+int usage(const std::string& why = {}) {
+  if (!why.empty()) std::cerr << "corral: " << why << "\n";
+  std::cerr << usage_text;
+  return 2;
+}
+
+int fail(const cli::call_error& e) {
+  std::cerr << "corral: " << wire::to_string(e.code) << ": " << e.message << "\n";
+  return 1;
+}
+
+bool parse_pair(const std::string& s, std::pair<std::string, std::string>& out) {
+  auto eq = s.find('=');
+  if (eq == std::string::npos || eq == 0) return false;
+  out = {s.substr(0, eq), s.substr(eq + 1)};
+  return true;
+}
+
+bool parse_seconds(const std::string& s, int64_t& ms) {
+  char* end = nullptr;
+  errno = 0;
+  double v = std::strtod(s.c_str(), &end);
+  if (errno != 0 || end == s.c_str() || *end != '\0' || v < 0 || v > 1e9) return false;
+  ms = static_cast<int64_t>(v * 1000);
+  return true;
+}
+
+bool parse_uint(const std::string& s, uint32_t& out) {
+  char* end = nullptr;
+  errno = 0;
+  unsigned long v = std::strtoul(s.c_str(), &end, 10);
+  if (errno != 0 || end == s.c_str() || *end != '\0' || v > 0xffffffffUL) return false;
+  out = static_cast<uint32_t>(v);
+  return true;
+}
+
+void write_all(int fd, const uint8_t* p, std::size_t n) {
+  while (n > 0) {
+    ssize_t w = ::write(fd, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return;  // the reader went away (EPIPE): drop, the exec goes on
+    }
+    p += w;
+    n -= static_cast<std::size_t>(w);
+  }
+}
+
+void print_sandbox_line(const cli::sandbox_view& v, int64_t now_ms) {
+  std::printf("%-25s  %-16s  %-11s  %7s  %s\n", v.id.c_str(), v.name.empty() ? "-" : v.name.c_str(),
+              wire::to_string(v.state), cli::format_age(now_ms - v.created_at_ms).c_str(),
+              v.node.c_str());
+}
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+void print_info(const cli::sandbox_view& v) {
+  std::printf("id:          %s\nname:        %s\nstatus:      %s\nnode:        %s\nimage:       %s\n",
+              v.id.c_str(), v.name.c_str(), wire::to_string(v.state), v.node.c_str(),
+              v.image.c_str());
+  std::printf("age:         %s\ntimeout:     %llds\n", cli::format_age(now_ms() - v.created_at_ms).c_str(),
+              static_cast<long long>(v.timeout_ms / 1000));
+  if (v.has_return_code) std::printf("returncode:  %d\n", v.return_code);
+  if (!v.message.empty()) std::printf("message:     %s\n", v.message.c_str());
+  for (const auto& [k, val] : v.tags) std::printf("tag:         %s=%s\n", k.c_str(), val.c_str());
+}
+
+// Runs an exec with the CLI's own stdio: output streamed as it comes, stdin forwarded when it
+// is not a terminal. Returns the process's shell-style exit status.
+int run_exec(cli::client& c, const std::string& sandbox, cli::exec_options opts) {
+  opts.stdin_open = ::isatty(STDIN_FILENO) == 0;
+  cli::client::stdin_fn source;
+  if (opts.stdin_open) {
+    source = []() -> std::optional<std::vector<uint8_t>> {
+      std::vector<uint8_t> buf(256 * 1024);
+      for (;;) {
+        ssize_t n = ::read(STDIN_FILENO, buf.data(), buf.size());
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return std::nullopt;
+        buf.resize(static_cast<std::size_t>(n));
+        return buf;
+      }
+    };
+  }
+  auto r = c.exec(sandbox, opts,
+                  [](wire::Stream s, const uint8_t* p, std::size_t n) {
+                    write_all(s == wire::Stream::stderr ? STDERR_FILENO : STDOUT_FILENO, p, n);
+                  },
+                  source);
+  if (!r) return fail(r.error);
+  const auto& x = *r.value;
+  if (x.outcome != wire::Outcome::exited && x.outcome != wire::Outcome::signaled) {
+    std::cerr << "corral: exec " << wire::to_string(x.outcome)
+              << (x.message.empty() ? "" : ": " + x.message) << "\n";
+  }
+  return x.exit_code;
+}
+
+int cmd_sandbox(cli::client& c, std::vector<std::string> args) {
+  if (args.empty()) return usage("sandbox: missing subcommand");
+  const auto sub = args[0];
+  args.erase(args.begin());
+  if (sub == "create") {
+    cli::create_options o;
+    for (std::size_t i = 0; i < args.size(); ++i) {
+      const auto& a = args[i];
+      auto val = [&]() -> const std::string* { return i + 1 < args.size() ? &args[++i] : nullptr; };
+      const std::string* v = nullptr;
+      if (a == "--name" && (v = val())) o.name = *v;
+      else if (a == "--timeout" && (v = val())) { if (!parse_seconds(*v, o.timeout_ms)) return usage("bad --timeout"); }
+      else if (a == "--cpu" && (v = val())) { if (!parse_uint(*v, o.cpu_millis)) return usage("bad --cpu"); }
+      else if (a == "--memory" && (v = val())) { if (!parse_uint(*v, o.memory_mib)) return usage("bad --memory"); }
+      else if (a == "--workdir" && (v = val())) o.workdir = *v;
+      else if (a == "--tag" && (v = val())) { std::pair<std::string, std::string> p; if (!parse_pair(*v, p)) return usage("bad --tag"); o.tags.push_back(p); }
+      else if (a == "--env" && (v = val())) { std::pair<std::string, std::string> p; if (!parse_pair(*v, p)) return usage("bad --env"); o.env.push_back(p); }
+      else return usage("sandbox create: unknown argument " + a);
+    }
+    auto r = c.create(o);
+    if (!r) return fail(r.error);
+    std::printf("%s\n", r.value->id.c_str());
+    return 0;
+  }
+  if (sub == "ls") {
+    bool all = false;
+    std::string name;
+    std::vector<std::pair<std::string, std::string>> tags;
+    for (std::size_t i = 0; i < args.size(); ++i) {
+      if (args[i] == "--all" || args[i] == "-a") all = true;
+      else if (args[i] == "--name" && i + 1 < args.size()) name = args[++i];
+      else if (args[i] == "--tag" && i + 1 < args.size()) { std::pair<std::string, std::string> p; if (!parse_pair(args[++i], p)) return usage("bad --tag"); tags.push_back(p); }
+      else return usage("sandbox ls: unknown argument " + args[i]);
+    }
+    auto r = c.list(all, name, tags);
+    if (!r) return fail(r.error);
+    std::printf("%-25s  %-16s  %-11s  %7s  %s\n", "ID", "NAME", "STATUS", "AGE", "NODE");
+    const auto now = now_ms();
+    for (const auto& v : *r.value) print_sandbox_line(v, now);
+    return 0;
+  }
+  if (sub == "info" || sub == "rm" || sub == "wait") {
+    if (args.empty()) return usage("sandbox " + sub + ": missing sandbox id");
+    const auto id = args[0];
+    int64_t timeout = 60000;
+    for (std::size_t i = 1; i < args.size(); ++i) {
+      if (args[i] == "--timeout" && i + 1 < args.size()) { if (!parse_seconds(args[++i], timeout)) return usage("bad --timeout"); }
+      else return usage("unknown argument " + args[i]);
+    }
+    auto r = sub == "info" ? c.info(id) : sub == "rm" ? c.terminate(id) : c.wait(id, timeout);
+    if (!r) return fail(r.error);
+    if (sub == "rm") {
+      std::printf("%s %s\n", r.value->id.c_str(), wire::to_string(r.value->state));
+      return 0;
+    }
+    print_info(*r.value);
+    return 0;
+  }
+  return usage("sandbox: unknown subcommand " + sub);
+}
+
+// Splits "[options] SANDBOX -- ARGV..." / "[options] -- ARGV...".
+int parse_exec_args(const std::vector<std::string>& args, bool want_sandbox, std::string& sandbox,
+                    cli::exec_options& o, int64_t* sandbox_timeout) {
+  std::size_t i = 0;
+  for (; i < args.size(); ++i) {
+    const auto& a = args[i];
+    if (a == "--") { ++i; break; }
+    auto need = [&]() -> const std::string* { return i + 1 < args.size() ? &args[++i] : nullptr; };
+    const std::string* v = nullptr;
+    if (a == "--exec-timeout" || (a == "--timeout" && want_sandbox)) {
+      if (!(v = need()) || !parse_seconds(*v, o.timeout_ms)) return usage("bad " + a);
+    } else if (a == "--timeout" && sandbox_timeout) {
+      if (!(v = need()) || !parse_seconds(*v, *sandbox_timeout)) return usage("bad --timeout");
+    } else if (a == "--workdir" && (v = need())) {
+      o.workdir = *v;
+    } else if (a == "--env" && (v = need())) {
+      std::pair<std::string, std::string> p;
+      if (!parse_pair(*v, p)) return usage("bad --env");
+      o.env.push_back(p);
+    } else if (a == "--id" && (v = need())) {
+      o.exec_id = *v;
+    } else if (want_sandbox && sandbox.empty() && !a.empty() && a[0] != '-') {
+      sandbox = a;
+    } else {
+      return usage("unknown argument " + a);
+    }
+  }
+  for (; i < args.size(); ++i) o.argv.push_back(args[i]);
+  if (want_sandbox && sandbox.empty()) return usage("exec: missing sandbox id");
+  if (o.argv.empty()) return usage("missing command after --");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::signal(SIGPIPE, SIG_IGN);
+  cli::client::config cfg;
+  if (const char* e = std::getenv("CORRAL_NATS_URL"); e && *e) cfg.nats_url = e;
+  if (const char* e = std::getenv("CORRAL_TENANT"); e && *e) cfg.tenant = e;
+  if (const char* e = std::getenv("CORRAL_POOL"); e && *e) cfg.pool = e;
+  std::vector<std::string> args(argv + 1, argv + argc);
+  while (!args.empty() && args[0].rfind("--", 0) == 0 && args[0] != "--") {
+    if (args.size() < 2 && args[0] != "--help") return usage("missing value for " + args[0]);
+    if (args[0] == "--help") return usage(), 0;
+    if (args[0] == "--nats") cfg.nats_url = args[1];
+    else if (args[0] == "--tenant") cfg.tenant = args[1];
+    else if (args[0] == "--pool") cfg.pool = args[1];
+    else return usage("unknown option " + args[0]);
+    args.erase(args.begin(), args.begin() + 2);
+  }
+  if (args.empty()) return usage();
+  const auto cmd = args[0];
+  args.erase(args.begin());
+  if (cmd == "help" || cmd == "-h") return usage(), 0;
+  if (cmd == "up") return cli::run_up(args, argv[0]);
+
+  std::string error;
+  auto c = cli::client::connect(cfg, &error);
+  if (!c) {
+    std::cerr << "corral: cannot reach NATS at " << cfg.nats_url << ": " << error << "\n";
+    return 1;
+  }
+  if (cmd == "sandbox" || cmd == "sb") return cmd_sandbox(*c, args);
+  if (cmd == "exec") {
+    std::string sandbox;
+    cli::exec_options o;
+    if (int rc = parse_exec_args(args, true, sandbox, o, nullptr)) return rc;
+    return run_exec(*c, sandbox, o);
+  }
+  if (cmd == "run") {
+    std::string unused;
+    cli::exec_options o;
+    int64_t sandbox_timeout = 0;
+    if (int rc = parse_exec_args(args, false, unused, o, &sandbox_timeout)) return rc;
+    cli::create_options co;
+    co.timeout_ms = sandbox_timeout;
+    auto sb = c->create(co);
+    if (!sb) return fail(sb.error);
+    const int code = run_exec(*c, sb.value->id, o);
+    auto t = c->terminate(sb.value->id);
+    if (!t) std::cerr << "corral: could not remove " << sb.value->id << ": " << t.error.message << "\n";
+    return code;
+  }
+  return usage("unknown command " + cmd);
+}

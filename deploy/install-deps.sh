@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs, with apt-get, every Debian package corral needs to build, test and run. Idempotent:
+# only missing packages are installed (apt-get update runs only then). Needs root.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake pkg-config git ca-certificates python3
+  libcaf-dev
+  libnats-dev nats-server
+  librocksdb-dev
+  libflatbuffers-dev flatbuffers-compiler
+  libboost-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  runsc bubblewrap
+  iproute2 procps
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+if ((${#missing[@]})); then
+  echo "install-deps: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi

@@ -1,0 +1,9 @@
+add_library(corral_executor_lib STATIC nats_bridge.cpp)
+target_include_directories(corral_executor_lib PUBLIC ${CMAKE_SOURCE_DIR})
+target_link_libraries(corral_executor_lib PUBLIC corral_actors corral_bus corral_runtime)
+
+add_executable(corral-executor main.cpp)
+target_link_libraries(corral-executor PRIVATE corral_executor_lib)
+if(TARGET corral-init)
+  add_dependencies(corral-executor corral-init)
+endif()

@@ -1,0 +1,220 @@
+// corral-executor: one per host. A CAF actor system (node, sandbox, process actors) over the
+// node's RocksDB, serving the NATS protocol of DESIGN.md §3 and running sandboxes with gVisor.
+#include <signal.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <string>
+
+#include <caf/all.hpp>
+
+#include "actors/node.hpp"
+#include "executor/nats_bridge.hpp"
+#include "executor/runtime/gvisor_runtime.hpp"
+#include "executor/runtime/orphan_reaper.hpp"
+#include "schemas/ids.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using namespace corral;
+
+class system_clock final : public corral::clock {
+ public:
+  int64_t now_ms() const override {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  }
+};
+
+struct flags {
+  std::string data = "./var/executor";
+  std::string nats = "nats://127.0.0.1:4222";
+  std::string node_id;
+  std::string pool = "default";
+  std::string runsc;
+  std::string init;
+  uint32_t max_sandboxes = 0;
+  int64_t default_timeout_s = 0;
+  int64_t heartbeat_ms = 0;
+  int64_t retention_s = -1;
+  uint32_t scheduler_threads = 0;
+};
+
+const char* usage_text =
+    "usage: corral-executor [--data DIR] [--nats URL] [--node ID] [--pool P]\n"
+    "                       [--max-sandboxes N] [--runsc PATH] [--init PATH]\n"
+    "                       [--default-timeout SECONDS] [--heartbeat-ms MS] [--retention SECONDS]\n";
+
+bool parse(int argc, char** argv, flags& f) {
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (i + 1 >= argc) return false;
+    std::string v = argv[++i];
+    if (a == "--data") f.data = v;
+    else if (a == "--nats") f.nats = v;
+    else if (a == "--node") f.node_id = v;
+    else if (a == "--pool") f.pool = v;
+    else if (a == "--runsc") f.runsc = v;
+    else if (a == "--init") f.init = v;
+    else if (a == "--max-sandboxes") f.max_sandboxes = static_cast<uint32_t>(std::stoul(v));
+    else if (a == "--default-timeout") f.default_timeout_s = std::stoll(v);
+    else if (a == "--heartbeat-ms") f.heartbeat_ms = std::stoll(v);
+    else if (a == "--retention") f.retention_s = std::stoll(v);
+    else if (a == "--scheduler-threads") f.scheduler_threads = static_cast<uint32_t>(std::stoul(v));
+    else return false;
+  }
+  return true;
+}
+
+std::string self_dir() {
+  std::error_code ec;
+  auto p = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string(".") : p.parent_path().string();
+}
+
+// The node id: --node, else the one stored at first start (hostname-based, made unique).
+std::string node_id_of(storage::store& store, const std::string& given) {
+  if (!given.empty()) return given;
+  if (auto stored = store.get_meta("node_id")) return *stored;
+  char host[256] = {0};
+  ::gethostname(host, sizeof host - 1);
+  std::string id;
+  for (char c : std::string(host))
+    if (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_') id += c;
+  if (id.empty()) id = "node";
+  id = id.substr(0, 40) + "-" + wire::new_id("").substr(0, 6);
+  if (auto st = store.put_meta("node_id", id); !st.ok())
+    std::cerr << "corral-executor: cannot store node id: " << st.message << "\n";
+  return id;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  flags f;
+  try {
+    if (!parse(argc, argv, f)) {
+      std::cerr << usage_text;
+      return 2;
+    }
+  } catch (const std::exception&) {
+    std::cerr << usage_text;
+    return 2;
+  }
+  // SIGTERM/SIGINT are taken synchronously at the end of main; every thread inherits the mask.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  // runsc leaves orphans that `runsc delete` waits for: reap them promptly.
+  if (auto e = start_orphan_reaper(); !e.empty())
+    std::cerr << "corral-executor: warning: no subreaper: " << e << "\n";
+
+  std::error_code ec;
+  fs::create_directories(f.data, ec);
+  const std::string data = fs::absolute(f.data).string();
+
+  auto opened = storage::store::open(data + "/db", storage::store_options{});
+  if (!opened) {
+    std::cerr << "corral-executor: cannot open the store: " << opened.error().message << "\n";
+    return 1;
+  }
+  std::unique_ptr<storage::store> store = std::move(*opened);
+
+  node_context ctx;
+  ctx.config.node_id = node_id_of(*store, f.node_id);
+  ctx.config.pool = f.pool;
+  if (f.max_sandboxes) ctx.config.max_sandboxes = f.max_sandboxes;
+  if (f.default_timeout_s > 0) ctx.config.default_timeout_ms = f.default_timeout_s * 1000;
+  if (f.heartbeat_ms > 0) ctx.config.heartbeat_interval_ms = f.heartbeat_ms;
+  if (f.retention_s >= 0) ctx.config.retention_ms = f.retention_s * 1000;
+  if (auto why = ctx.config.validate(); !why.empty()) {
+    std::cerr << "corral-executor: invalid configuration: " << why << "\n";
+    return 2;
+  }
+
+  gvisor_config gcfg;
+  gcfg.data_dir = data + "/runtime";
+  gcfg.init_path = f.init.empty() ? self_dir() + "/corral-init" : f.init;
+  if (!f.runsc.empty()) {
+    gcfg.runsc_path = f.runsc;
+  } else if (const char* e = std::getenv("CORRAL_RUNSC"); e && *e) {
+    gcfg.runsc_path = e;
+  } else if (fs::exists(self_dir() + "/corral-runsc")) {
+    gcfg.runsc_path = self_dir() + "/corral-runsc";
+  }
+  gcfg.become_subreaper = false;  // done above, once for the process
+  auto made = make_gvisor_runtime(gcfg);
+  if (!made.runtime) {
+    std::cerr << "corral-executor: runtime: " << made.error << "\n";
+    return 1;
+  }
+  ctx.rt = made.runtime.get();
+
+  bus::options bopts;
+  bopts.urls = {f.nats};
+  bopts.name = "corral-executor " + ctx.config.node_id;
+  bopts.on_disconnected = [] { std::cerr << "corral-executor: NATS disconnected\n"; };
+  bopts.on_reconnected = [] { std::cerr << "corral-executor: NATS reconnected\n"; };
+  std::string error;
+  auto conn = bus::connection::connect(bopts, &error);
+  if (!conn) {
+    std::cerr << "corral-executor: cannot connect to NATS at " << f.nats << ": " << error << "\n";
+    return 1;
+  }
+  nats_outbox out(*conn);
+  nats_router router(*conn, ctx.config.pool);
+  system_clock clk;
+  ctx.store = store.get();
+  ctx.out = &out;
+  ctx.clk = &clk;
+  ctx.router = &router;
+  if (getrandom(&ctx.session, sizeof ctx.session, 0) != sizeof ctx.session || ctx.session == 0)
+    ctx.session = static_cast<uint64_t>(clk.now_ms());
+
+  {
+    caf::actor_system_config cfg;
+    if (f.scheduler_threads) cfg.set("scheduler.max-threads", f.scheduler_threads);
+    caf::actor_system sys{cfg};
+    auto shared_ctx = std::make_shared<const node_context>(ctx);
+    auto node = spawn_node(sys, shared_ctx);
+    if (!router.start(caf::actor_cast<caf::actor>(node), &error)) {
+      std::cerr << "corral-executor: " << error << "\n";
+      return 1;
+    }
+    uint32_t recovered = 0;
+    {
+      caf::scoped_actor self{sys};
+      self->request(node, caf::infinite, recover_atom::value)
+          .receive([&](uint32_t n) { recovered = n; },
+                   [&](caf::error& e) { std::cerr << "recovery failed: " << sys.render(e) << "\n"; });
+    }
+    (void)conn->flush(5000);  // interest registered before we say ready; failure shows on use
+    std::cout << "corral-executor: ready node=" << ctx.config.node_id << " pool=" << ctx.config.pool
+              << " recovered=" << recovered << " runsc=" << gcfg.runsc_path << std::endl;
+
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    std::cerr << "corral-executor: signal " << sig << ": draining\n";
+    caf::anon_send(node, drain_atom::value);
+    router.stop();
+    caf::anon_send_exit(node, caf::exit_reason::user_shutdown);
+    sys.await_all_actors_done();
+  }
+  made.runtime.reset();  // closes links; sandboxes keep running, to be adopted at next start
+  conn->close();
+  if (auto st = store->close(); !st.ok())
+    std::cerr << "corral-executor: store close: " << st.message << "\n";
+  std::cerr << "corral-executor: stopped\n";
+  return 0;
+}

@@ -1,0 +1,120 @@
+#include "executor/nats_bridge.hpp"
+
+#include <iostream>
+
+#include "actors/messages.hpp"
+#include "schemas/subjects.hpp"
+
+namespace corral {
+
+void nats_outbox::publish(const std::string& subject, std::vector<uint8_t> payload) {
+  auto st = conn_.publish(subject, payload.data(), payload.size());
+  if (!st) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (failures_++ % 1000 == 0)
+      std::cerr << "corral-executor: publish on " << subject << " failed: " << st.detail << "\n";
+  }
+}
+
+uint64_t nats_outbox::failures() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return failures_;
+}
+
+namespace {
+bus_request to_request(bus::message&& m) {
+  return bus_request{std::move(m.subject), std::move(m.reply), std::move(m.data)};
+}
+}  // namespace
+
+nats_router::nats_router(bus::connection& conn, std::string pool)
+    : conn_(conn), pool_(std::move(pool)) {}
+
+nats_router::~nats_router() { stop(); }
+
+bool nats_router::start(caf::actor node, std::string* error) {
+  node_ = node;
+  auto sub = conn_.subscribe(wire::subjects::list_any_tenant(), "", [node](bus::message&& m) {
+    caf::anon_send(node, list_atom::value, to_request(std::move(m)));
+  });
+  if (!sub) {
+    if (error) *error = "subscribe list: " + sub.detail;
+    return false;
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  list_sub_ = std::move(sub.value);
+  return true;
+}
+
+void nats_router::attach_sandbox(const std::string& tenant, const std::string& id,
+                                 caf::actor sandbox) {
+  auto sub = conn_.subscribe(wire::subjects::sandbox_ops(tenant, id), "",
+                             [sandbox](bus::message&& m) {
+                               caf::anon_send(sandbox, op_atom::value, to_request(std::move(m)));
+                             });
+  if (!sub) {
+    std::cerr << "corral-executor: cannot subscribe for " << id << ": " << sub.detail << "\n";
+    return;
+  }
+  std::unique_ptr<bus::subscription> old;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopped_) return;
+    auto& slot = sandbox_subs_[id];
+    old = std::move(slot);
+    slot = std::move(sub.value);
+  }
+  // `old` unsubscribes outside the lock.
+}
+
+void nats_router::detach_sandbox(const std::string&, const std::string& id) {
+  std::unique_ptr<bus::subscription> old;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = sandbox_subs_.find(id);
+    if (it == sandbox_subs_.end()) return;
+    old = std::move(it->second);
+    sandbox_subs_.erase(it);
+  }
+}
+
+void nats_router::accept_creates(bool on) {
+  std::unique_ptr<bus::subscription> old;
+  if (on) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopped_ || create_sub_) return;
+    }
+    auto node = node_;
+    auto sub = conn_.subscribe(wire::subjects::create_any_tenant(pool_),
+                               wire::subjects::create_queue_group(pool_),
+                               [node](bus::message&& m) {
+                                 caf::anon_send(node, create_atom::value, to_request(std::move(m)));
+                               });
+    if (!sub) {
+      std::cerr << "corral-executor: cannot join the create queue group: " << sub.detail << "\n";
+      return;
+    }
+    // Make the interest known to the server before creates are expected to land here.
+    (void)conn_.flush(2000);  // best effort: the subscription is valid either way
+    std::lock_guard<std::mutex> lock(mu_);
+    create_sub_ = std::move(sub.value);
+  } else {
+    std::lock_guard<std::mutex> lock(mu_);
+    old = std::move(create_sub_);
+  }
+}
+
+void nats_router::stop() {
+  std::unordered_map<std::string, std::unique_ptr<bus::subscription>> subs;
+  std::unique_ptr<bus::subscription> create, list;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopped_ = true;
+    subs.swap(sandbox_subs_);
+    create = std::move(create_sub_);
+    list = std::move(list_sub_);
+  }
+}
+
+}  // namespace corral

@@ -1,0 +1,56 @@
+#pragma once
+// The executor's NATS adapters: the outbox the actors publish through, and the router that
+// turns subscriptions into actor messages (nats.c delivery threads -> CAF mailboxes).
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include <caf/all.hpp>
+
+#include "actors/ports.hpp"
+#include "actors/router.hpp"
+#include "bus/connection.hpp"
+
+namespace corral {
+
+// Publishes through the shared connection. Thread-safe. A failed publish (disconnected with a
+// full reconnect buffer, payload too large) is counted and logged, never thrown.
+class nats_outbox final : public outbox {
+ public:
+  explicit nats_outbox(bus::connection& conn) : conn_(conn) {}
+  void publish(const std::string& subject, std::vector<uint8_t> payload) override;
+  [[nodiscard]] uint64_t failures() const;
+
+ private:
+  bus::connection& conn_;
+  mutable std::mutex mu_;
+  uint64_t failures_ = 0;
+};
+
+// Subscriptions of one executor: per-sandbox op subjects, the pool's create queue group, and the
+// any-tenant list subject. Thread-safe. Handlers only enqueue into an actor's mailbox.
+class nats_router final : public request_router {
+ public:
+  nats_router(bus::connection& conn, std::string pool);
+  ~nats_router() override;
+
+  // Routes creates and lists to the node actor; call once before recovery.
+  [[nodiscard]] bool start(caf::actor node, std::string* error);
+  void attach_sandbox(const std::string& tenant, const std::string& id, caf::actor sandbox) override;
+  void detach_sandbox(const std::string& tenant, const std::string& id) override;
+  void accept_creates(bool on) override;
+  // Drops every subscription (shutdown). Idempotent.
+  void stop();
+
+ private:
+  bus::connection& conn_;
+  const std::string pool_;
+  caf::actor node_;
+  std::mutex mu_;
+  bool stopped_ = false;
+  std::unique_ptr<bus::subscription> create_sub_;
+  std::unique_ptr<bus::subscription> list_sub_;
+  std::unordered_map<std::string, std::unique_ptr<bus::subscription>> sandbox_subs_;
+};
+
+}  // namespace corral
