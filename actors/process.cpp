@@ -67,8 +67,9 @@ void finish(process_self self, wire::Outcome outcome, int32_t exit_code, int32_t
                     << "\n";
   }
   st.ctx->out->publish(st.out_subject, make_exec_exit(st.rec));
+  // The sandbox drops this actor when it handles proc_done; requests it forwarded until then
+  // are answered from the finished record.
   caf::anon_send(st.sandbox, proc_done_atom::value, st.rec.exec_id);
-  self->quit();
 }
 
 void kill_tree(process_self self, process_end_cause cause) {
@@ -146,6 +147,9 @@ void on_request(process_self self, bus_request& req) {
   if (op == "exec") {
     // The exec id is known: re-attach, never a second process (P1).
     reply(self, req, make_exec_reply(st.rec, /*reattached=*/true));
+  } else if (st.finished && (op == "stdin" || op == "signal")) {
+    reply(self, req, wire::make_error_reply(wire::ErrorCode::failed_precondition,
+                                            "exec has finished", "exec_id"));
   } else if (op == "stdin") {
     const auto* msg = wire::verify<wire::StdinWrite>(req.data.data(), req.data.size());
     if (msg == nullptr) {

@@ -5,7 +5,7 @@
 // Every output chunk is stored (unsynced, batched by RocksDB's WAL) before it is published on
 // corral.v1.{t}.sbx.{sb}.out.{ex}; the terminal status is stored with sync=true before the
 // ExecExit frame is published. When the process has ended the actor tells its sandbox
-// (proc_done_atom) and quits: a finished exec is answered from the store.
+// (proc_done_atom), which then shuts it down: a finished exec is answered from the store.
 #include <memory>
 
 #include <caf/all.hpp>

@@ -570,6 +570,7 @@ sandbox_actor::behavior_type sandbox_impl(sandbox_self self, context_ptr ctx,
             break;
           }
         }
+        self->send_exit(it->second, caf::exit_reason::user_shutdown);
         s.processes.erase(it);
       },
   };

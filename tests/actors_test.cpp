@@ -1,0 +1,450 @@
+// The actors' protocols (node, sandbox, process) against fakes of the runtime, outbox, router and
+// clock, and a real store in a temp dir. Every wait is on an event with a deadline.
+#include <gtest/gtest.h>
+
+#include <stdlib.h>
+
+#include <atomic>
+#include <filesystem>
+
+#include <caf/all.hpp>
+
+#include "actors/node.hpp"
+#include "schemas/codec.hpp"
+#include "schemas/ids.hpp"
+#include "schemas/subjects.hpp"
+#include "tests/fakes/fake_ports.hpp"
+
+namespace corral {
+namespace {
+
+using testing::fake_clock;
+using testing::fake_outbox;
+using testing::fake_router;
+using testing::fake_runtime;
+using testing::published;
+namespace fs = std::filesystem;
+
+const std::string tenant = "t1";
+
+bytes make_create(const std::string& name = {}, int64_t timeout_ms = 0,
+                  std::vector<std::pair<std::string, std::string>> tags = {}) {
+  flatbuffers::FlatBufferBuilder fbb;
+  auto n = fbb.CreateString(name);
+  std::vector<flatbuffers::Offset<wire::KeyValue>> kvs;
+  for (auto& [k, v] : tags) kvs.push_back(wire::CreateKeyValue(fbb, fbb.CreateString(k), fbb.CreateString(v)));
+  auto t = fbb.CreateVectorOfSortedTables(&kvs);
+  wire::CreateSandboxBuilder b(fbb);
+  b.add_name(n);
+  b.add_timeout_ms(timeout_ms);
+  b.add_tags(t);
+  fbb.Finish(b.Finish(), wire::CreateSandboxIdentifier());
+  return wire::release(fbb);
+}
+
+bytes make_exec(const std::vector<std::string>& argv, const std::string& exec_id = {},
+                int64_t timeout_ms = 0, bool with_stdin = false) {
+  flatbuffers::FlatBufferBuilder fbb;
+  auto id = fbb.CreateString(exec_id);
+  std::vector<flatbuffers::Offset<flatbuffers::String>> a;
+  for (const auto& s : argv) a.push_back(fbb.CreateString(s));
+  auto av = fbb.CreateVector(a);
+  fbb.Finish(wire::CreateExecRequest(fbb, id, av, 0, 0, timeout_ms, with_stdin),
+             wire::ExecRequestIdentifier());
+  return wire::release(fbb);
+}
+
+class ActorsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/corral-actors-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    open_node();
+  }
+
+  void open_node() {
+    auto opened = storage::store::open(dir_ + "/db", storage::store_options{});
+    ASSERT_TRUE(opened.ok()) << opened.error().message;
+    store_ = std::move(*opened);
+    node_context ctx;
+    ctx.config.node_id = "node-a";
+    ctx.config.max_sandboxes = 3;
+    ctx.config.exec_kill_grace_ms = 500;
+    ctx.store = store_.get();
+    ctx.out = &out_;
+    ctx.clk = &clk_;
+    ctx.rt = &rt_;
+    ctx.router = &router_;
+    ctx.session = ++session_;
+    sys_ = std::make_unique<caf::actor_system>(cfg_);
+    node_ = spawn_node(*sys_, std::make_shared<const node_context>(ctx));
+    caf::scoped_actor self{*sys_};
+    self->request(node_, std::chrono::seconds(10), recover_atom::value)
+        .receive([](uint32_t) {}, [](caf::error&) { FAIL() << "recover failed"; });
+  }
+
+  void close_node() {
+    caf::anon_send_exit(node_, caf::exit_reason::user_shutdown);
+    node_ = nullptr;
+    sys_->await_all_actors_done();
+    sys_.reset();
+    (void)store_->close();  // the test reopens; a close error shows up on reopen
+    store_.reset();
+  }
+
+  void TearDown() override {
+    if (sys_) close_node();
+    fs::remove_all(dir_);
+  }
+
+  // Sends a request to the actor that serves `subject` and waits for the reply.
+  published call(const std::string& subject, bytes payload) {
+    const auto reply = "reply." + std::to_string(++replies_);
+    const auto op = std::string(wire::subjects::last_token(subject));
+    bus_request req{subject, reply, std::move(payload)};
+    if (op == "create") {
+      caf::anon_send(node_, create_atom::value, std::move(req));
+    } else if (op == "list") {
+      caf::anon_send(node_, list_atom::value, std::move(req));
+    } else {
+      // corral.v1.{t}.sbx.{sb}.{op}
+      auto rest = subject.substr(std::string("corral.v1." + tenant + ".sbx.").size());
+      auto sb = rest.substr(0, rest.find('.'));
+      auto a = router_.route(sb);
+      if (!a) return published{"", wire::make_error_reply(wire::ErrorCode::not_found, "no route")};
+      caf::anon_send(a, op_atom::value, std::move(req));
+    }
+    auto got = out_.wait_for(reply, [](const published&) { return true; });
+    EXPECT_TRUE(got.has_value()) << "no reply on " << subject;
+    return got.value_or(published{});
+  }
+
+  std::string create_ok(const std::string& name = {}, int64_t timeout_ms = 0) {
+    auto r = call(wire::subjects::create(tenant, "default"), make_create(name, timeout_ms));
+    const auto* rep = wire::verify<wire::SandboxReply>(r.payload.data(), r.payload.size());
+    EXPECT_NE(rep, nullptr) << error_text(r);
+    if (rep == nullptr) return {};
+    EXPECT_EQ(rep->sandbox()->state(), wire::SandboxState::running);
+    return std::string(wire::str(rep->sandbox()->id()));
+  }
+
+  static std::string error_text(const published& p) {
+    if (const auto* e = wire::verify<wire::ErrorReply>(p.payload.data(), p.payload.size()))
+      return std::string(wire::to_string(e->code())) + ": " + std::string(wire::str(e->message()));
+    return "(not an error)";
+  }
+  static wire::ErrorCode error_code(const published& p) {
+    const auto* e = wire::verify<wire::ErrorReply>(p.payload.data(), p.payload.size());
+    return e ? e->code() : wire::ErrorCode::ok;
+  }
+
+  // Waits for the ExecExit of an exec and returns (outcome, exit code).
+  std::pair<wire::Outcome, int> wait_exit(const std::string& sb, const std::string& ex) {
+    auto got = out_.wait_for(wire::subjects::output(tenant, sb, ex), [](const published& p) {
+      return wire::verify<wire::ExecExit>(p.payload.data(), p.payload.size()) != nullptr;
+    });
+    EXPECT_TRUE(got.has_value());
+    if (!got) return {wire::Outcome::internal, -1};
+    const auto* x = wire::verify<wire::ExecExit>(got->payload.data(), got->payload.size());
+    return {x->status()->outcome(), x->status()->exit_code()};
+  }
+
+  std::string dir_;
+  fake_outbox out_;
+  fake_router router_;
+  fake_clock clk_;
+  fake_runtime rt_;
+  caf::actor_system_config cfg_;
+  std::unique_ptr<caf::actor_system> sys_;
+  std::unique_ptr<storage::store> store_;
+  node_actor node_;
+  int replies_ = 0;
+  uint64_t session_ = 0;
+};
+
+TEST_F(ActorsTest, CreateThenInfoShowsRunningAndIsStored) {
+  const auto id = create_ok("demo");
+  ASSERT_TRUE(wire::valid_id(id, "sb-"));
+  auto r = call(wire::subjects::sandbox_op(tenant, id, "info"), {});
+  const auto* rep = wire::verify<wire::SandboxReply>(r.payload.data(), r.payload.size());
+  ASSERT_NE(rep, nullptr);
+  EXPECT_EQ(wire::str(rep->sandbox()->name()), "demo");
+  EXPECT_EQ(rep->sandbox()->timeout_ms(), 300'000);
+  auto stored = store_->get_sandbox(id);
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ(stored->state, wire::SandboxState::running);
+}
+
+TEST_F(ActorsTest, ExecStreamsNumberedChunksThenOneExit) {
+  const auto id = create_ok();
+  auto r = call(wire::subjects::sandbox_op(tenant, id, "exec"), make_exec({"flood", "5"}, "ex-flood"));
+  ASSERT_NE(wire::verify<wire::ExecReply>(r.payload.data(), r.payload.size()), nullptr) << error_text(r);
+  auto [outcome, code] = wait_exit(id, "ex-flood");
+  EXPECT_EQ(outcome, wire::Outcome::exited);
+  EXPECT_EQ(code, 0);
+  auto frames = out_.on(wire::subjects::output(tenant, id, "ex-flood"));
+  ASSERT_EQ(frames.size(), 6u);
+  for (std::size_t i = 0; i < 5; ++i) {
+    const auto* c = wire::verify<wire::OutputChunk>(frames[i].payload.data(), frames[i].payload.size());
+    ASSERT_NE(c, nullptr);
+    EXPECT_EQ(c->seq(), i);
+    EXPECT_EQ(c->offset(), i * 1000);
+    EXPECT_EQ(c->stream(), wire::Stream::stdout);
+  }
+  const auto* x = wire::verify<wire::ExecExit>(frames[5].payload.data(), frames[5].payload.size());
+  ASSERT_NE(x, nullptr);
+  EXPECT_EQ(x->seq(), 5u);
+  EXPECT_EQ(x->status()->stdout_bytes(), 5000u);
+}
+
+TEST_F(ActorsTest, SameExecIdReattachesAndNeverStartsTwice) {
+  const auto id = create_ok();
+  auto first = call(wire::subjects::sandbox_op(tenant, id, "exec"), make_exec({"hang"}, "ex-once"));
+  ASSERT_NE(wire::verify<wire::ExecReply>(first.payload.data(), first.payload.size()), nullptr);
+  for (int i = 0; i < 20; ++i) {
+    auto again = call(wire::subjects::sandbox_op(tenant, id, "exec"), make_exec({"hang"}, "ex-once"));
+    const auto* rep = wire::verify<wire::ExecReply>(again.payload.data(), again.payload.size());
+    ASSERT_NE(rep, nullptr);
+    EXPECT_TRUE(rep->reattached());
+  }
+  EXPECT_EQ(rt_.spawn_count(id), 1u);
+  // Finished execs re-attach too, with their status.
+  flatbuffers::FlatBufferBuilder fbb;
+  auto eid = fbb.CreateString("ex-once");
+  fbb.Finish(wire::CreateSignalRequest(fbb, eid, 15), wire::SignalRequestIdentifier());
+  call(wire::subjects::sandbox_op(tenant, id, "signal"), wire::release(fbb));
+  auto [outcome, code] = wait_exit(id, "ex-once");
+  EXPECT_EQ(outcome, wire::Outcome::signaled);
+  EXPECT_EQ(code, 128 + 15);
+  auto after = call(wire::subjects::sandbox_op(tenant, id, "exec"), make_exec({"hang"}, "ex-once"));
+  const auto* rep = wire::verify<wire::ExecReply>(after.payload.data(), after.payload.size());
+  ASSERT_NE(rep, nullptr);
+  EXPECT_TRUE(rep->reattached());
+  EXPECT_TRUE(rep->finished());
+  EXPECT_EQ(rep->status()->exit_code(), 143);
+  EXPECT_EQ(rt_.spawn_count(id), 1u);
+}
+
+TEST_F(ActorsTest, ExitCodesAndMissingExecutable) {
+  const auto id = create_ok();
+  call(wire::subjects::sandbox_op(tenant, id, "exec"), make_exec({"fail", "3"}, "ex-3"));
+  EXPECT_EQ(wait_exit(id, "ex-3"), std::make_pair(wire::Outcome::exited, 3));
+  call(wire::subjects::sandbox_op(tenant, id, "exec"), make_exec({"no-such-program"}, "ex-nf"));
+  EXPECT_EQ(wait_exit(id, "ex-nf"), std::make_pair(wire::Outcome::rejected, 127));
+}
+
+TEST_F(ActorsTest, StdinIsForwardedAndEofEnds) {
+  const auto id = create_ok();
+  call(wire::subjects::sandbox_op(tenant, id, "exec"), make_exec({"cat"}, "ex-cat", 0, true));
+  flatbuffers::FlatBufferBuilder fbb;
+  auto eid = fbb.CreateString("ex-cat");
+  const std::string text = "hello";
+  auto data = fbb.CreateVector(reinterpret_cast<const uint8_t*>(text.data()), text.size());
+  fbb.Finish(wire::CreateStdinWrite(fbb, eid, data, true), wire::StdinWriteIdentifier());
+  auto r = call(wire::subjects::sandbox_op(tenant, id, "stdin"), wire::release(fbb));
+  EXPECT_NE(wire::verify<wire::Ack>(r.payload.data(), r.payload.size()), nullptr) << error_text(r);
+  EXPECT_EQ(wait_exit(id, "ex-cat"), std::make_pair(wire::Outcome::exited, 0));
+  auto frames = out_.on(wire::subjects::output(tenant, id, "ex-cat"));
+  const auto* c = wire::verify<wire::OutputChunk>(frames.at(0).payload.data(), frames.at(0).payload.size());
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(std::string(c->data()->begin(), c->data()->end()), "hello");
+}
+
+TEST_F(ActorsTest, ExecTimeoutEndsWithTimeoutStatus) {
+  const auto id = create_ok();
+  call(wire::subjects::sandbox_op(tenant, id, "exec"), make_exec({"hang"}, "ex-slow", 50));
+  EXPECT_EQ(wait_exit(id, "ex-slow"), std::make_pair(wire::Outcome::timeout, 124));
+}
+
+TEST_F(ActorsTest, TerminateEndsRunningExecsWith137AndDestroys) {
+  const auto id = create_ok();
+  call(wire::subjects::sandbox_op(tenant, id, "exec"), make_exec({"hang"}, "ex-live"));
+  auto r = call(wire::subjects::sandbox_op(tenant, id, "terminate"), {});
+  const auto* rep = wire::verify<wire::SandboxReply>(r.payload.data(), r.payload.size());
+  ASSERT_NE(rep, nullptr);
+  EXPECT_EQ(rep->sandbox()->state(), wire::SandboxState::terminated);
+  EXPECT_EQ(rep->sandbox()->return_code(), 137);
+  EXPECT_EQ(wait_exit(id, "ex-live"), std::make_pair(wire::Outcome::signaled, 137));
+  EXPECT_TRUE(rt_.wait_destroyed(id));
+  // Exec on a terminated sandbox is refused with a clear error.
+  auto late = call(wire::subjects::sandbox_op(tenant, id, "exec"), make_exec({"echo", "x"}));
+  EXPECT_EQ(error_code(late), wire::ErrorCode::failed_precondition);
+}
+
+TEST_F(ActorsTest, LifetimeTimeoutGives124) {
+  const auto id = create_ok({}, 100);
+  call(wire::subjects::sandbox_op(tenant, id, "exec"), make_exec({"hang"}, "ex-h"));
+  // The timer fires after 100 ms of real time and then checks the (fake) clock: until the clock
+  // says the lifetime is over it re-arms.
+  clk_.advance(200);
+  auto r = call(wire::subjects::sandbox_op(tenant, id, "wait"), [] {
+    flatbuffers::FlatBufferBuilder fbb;
+    fbb.Finish(wire::CreateSandboxQuery(fbb, 10'000), wire::SandboxQueryIdentifier());
+    return wire::release(fbb);
+  }());
+  const auto* rep = wire::verify<wire::SandboxReply>(r.payload.data(), r.payload.size());
+  ASSERT_NE(rep, nullptr) << error_text(r);
+  EXPECT_EQ(rep->sandbox()->state(), wire::SandboxState::timed_out);
+  EXPECT_EQ(rep->sandbox()->return_code(), 124);
+  EXPECT_EQ(wait_exit(id, "ex-h"), std::make_pair(wire::Outcome::timeout, 124));
+}
+
+TEST_F(ActorsTest, SandboxDeathFailsItAndItsExecs) {
+  const auto id = create_ok();
+  call(wire::subjects::sandbox_op(tenant, id, "exec"), make_exec({"hang"}, "ex-d"));
+  rt_.kill(id);
+  auto [outcome, code] = wait_exit(id, "ex-d");
+  EXPECT_EQ(outcome, wire::Outcome::internal);
+  EXPECT_EQ(code, 255);
+  auto r = call(wire::subjects::sandbox_op(tenant, id, "info"), {});
+  const auto* rep = wire::verify<wire::SandboxReply>(r.payload.data(), r.payload.size());
+  ASSERT_NE(rep, nullptr);
+  EXPECT_EQ(rep->sandbox()->state(), wire::SandboxState::failed);
+}
+
+TEST_F(ActorsTest, StartFailureAnswersTheCreatorAndLeavesAFailedRecord) {
+  rt_.fail_next_start("runsc exploded");
+  auto r = call(wire::subjects::create(tenant, "default"), make_create());
+  EXPECT_EQ(error_code(r), wire::ErrorCode::internal);
+  EXPECT_NE(error_text(r).find("runsc exploded"), std::string::npos);
+  auto all = store_->list_sandboxes();
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->records.size(), 1u);
+  EXPECT_EQ(all->records[0].state, wire::SandboxState::failed);
+}
+
+TEST_F(ActorsTest, CapacityLeavesTheQueueGroupAndComesBack) {
+  ASSERT_TRUE(router_.wait_accepting(true));
+  std::vector<std::string> ids = {create_ok(), create_ok(), create_ok()};
+  EXPECT_TRUE(router_.wait_accepting(false));
+  auto r = call(wire::subjects::create(tenant, "default"), make_create());
+  EXPECT_EQ(error_code(r), wire::ErrorCode::resource_exhausted);
+  call(wire::subjects::sandbox_op(tenant, ids[0], "terminate"), {});
+  EXPECT_TRUE(router_.wait_accepting(true));
+}
+
+TEST_F(ActorsTest, ListFiltersByTenantNameTagsAndState) {
+  call(wire::subjects::create(tenant, "default"), make_create("a", 0, {{"run", "1"}}));
+  call(wire::subjects::create(tenant, "default"), make_create("b", 0, {{"run", "2"}}));
+  call(wire::subjects::create("other", "default"), make_create("c"));
+  auto list = [&](bytes filter) {
+    auto r = call(wire::subjects::list(tenant), std::move(filter));
+    const auto* l = wire::verify<wire::SandboxList>(r.payload.data(), r.payload.size());
+    std::vector<std::string> names;
+    if (l && l->sandboxes())
+      for (const auto* s : *l->sandboxes()) names.emplace_back(wire::str(s->name()));
+    std::sort(names.begin(), names.end());  // the fake clock gives them one creation time
+    return names;
+  };
+  EXPECT_EQ(list({}), (std::vector<std::string>{"a", "b"}));
+  flatbuffers::FlatBufferBuilder fbb;
+  std::vector<flatbuffers::Offset<wire::KeyValue>> kvs = {
+      wire::CreateKeyValue(fbb, fbb.CreateString("run"), fbb.CreateString("2"))};
+  auto tags = fbb.CreateVectorOfSortedTables(&kvs);
+  fbb.Finish(wire::CreateListSandboxes(fbb, 0, tags, false), wire::ListSandboxesIdentifier());
+  EXPECT_EQ(list(wire::release(fbb)), (std::vector<std::string>{"b"}));
+}
+
+TEST_F(ActorsTest, NamesAreUniqueAmongLiveSandboxesOfATenant) {
+  create_ok("same");
+  auto r = call(wire::subjects::create(tenant, "default"), make_create("same"));
+  EXPECT_EQ(error_code(r), wire::ErrorCode::already_exists);
+  // Another tenant may use it.
+  auto other = call(wire::subjects::create("t2", "default"), make_create("same"));
+  EXPECT_NE(wire::verify<wire::SandboxReply>(other.payload.data(), other.payload.size()), nullptr);
+}
+
+TEST_F(ActorsTest, BadInputGetsClearErrorsAndNothingHalfCreated) {
+  const auto create = wire::subjects::create(tenant, "default");
+  EXPECT_EQ(error_code(call(create, {1, 2, 3})), wire::ErrorCode::malformed);
+  EXPECT_EQ(error_code(call(create, make_exec({"echo"}))), wire::ErrorCode::malformed);
+  EXPECT_EQ(error_code(call(create, make_create("bad name!"))), wire::ErrorCode::invalid_argument);
+  EXPECT_EQ(error_code(call(create, make_create({}, -5))), wire::ErrorCode::invalid_argument);
+  EXPECT_EQ(error_code(call(create, make_create({}, 48LL * 3600 * 1000))),
+            wire::ErrorCode::invalid_argument);
+  auto all = store_->list_sandboxes();
+  ASSERT_TRUE(all.ok());
+  EXPECT_TRUE(all->records.empty());
+
+  const auto id = create_ok();
+  const auto exec = wire::subjects::sandbox_op(tenant, id, "exec");
+  EXPECT_EQ(error_code(call(exec, {0xff, 0, 0, 0, 'C', 'R', 'E', 'X'})), wire::ErrorCode::malformed);
+  EXPECT_EQ(error_code(call(exec, make_exec({}))), wire::ErrorCode::invalid_argument);
+  EXPECT_EQ(error_code(call(exec, make_exec({""}))), wire::ErrorCode::invalid_argument);
+  EXPECT_EQ(error_code(call(exec, make_exec({"echo", std::string(70 * 1024, 'x')}))),
+            wire::ErrorCode::too_large);
+  EXPECT_EQ(error_code(call(exec, make_exec({"echo"}, "bad id!"))), wire::ErrorCode::invalid_argument);
+  EXPECT_EQ(error_code(call(wire::subjects::sandbox_op(tenant, id, "nonsense"), {})),
+            wire::ErrorCode::invalid_argument);
+  EXPECT_EQ(error_code(call(wire::subjects::sandbox_op(tenant, id, "stdin"), {9, 9})),
+            wire::ErrorCode::malformed);
+  // Still healthy afterwards.
+  call(exec, make_exec({"echo", "ok"}, "ex-ok"));
+  EXPECT_EQ(wait_exit(id, "ex-ok"), std::make_pair(wire::Outcome::exited, 0));
+}
+
+TEST_F(ActorsTest, ReplayReturnsExactlyTheStoredFramesFromAnOffset) {
+  const auto id = create_ok();
+  call(wire::subjects::sandbox_op(tenant, id, "exec"), make_exec({"flood", "10"}, "ex-r"));
+  wait_exit(id, "ex-r");
+  flatbuffers::FlatBufferBuilder fbb;
+  auto eid = fbb.CreateString("ex-r");
+  fbb.Finish(wire::CreateReplayRequest(fbb, eid, 4), wire::ReplayRequestIdentifier());
+  auto ack = call(wire::subjects::sandbox_op(tenant, id, "replay"), wire::release(fbb));
+  // call() returned the first frame on the reply subject; collect them all.
+  auto done = out_.wait_for(ack.subject, [](const published& p) {
+    return wire::verify<wire::Ack>(p.payload.data(), p.payload.size()) != nullptr;
+  });
+  ASSERT_TRUE(done);
+  auto frames = out_.on(ack.subject);
+  ASSERT_EQ(frames.size(), 6u + 1 + 1);  // chunks 4..9, the exit, the ack
+  for (std::size_t i = 0; i < 6; ++i) {
+    const auto* c = wire::verify<wire::OutputChunk>(frames[i].payload.data(), frames[i].payload.size());
+    ASSERT_NE(c, nullptr);
+    EXPECT_EQ(c->seq(), 4 + i);
+    EXPECT_EQ(c->offset(), (4 + i) * 1000);
+  }
+  EXPECT_NE(wire::verify<wire::ExecExit>(frames[6].payload.data(), frames[6].payload.size()), nullptr);
+}
+
+TEST_F(ActorsTest, RestartAdoptsLiveSandboxesAndEndsLostExecs) {
+  const auto id = create_ok();
+  call(wire::subjects::sandbox_op(tenant, id, "exec"), make_exec({"hang"}, "ex-lost"));
+  // A second sandbox that will not be on the host any more after the "crash".
+  const auto gone = create_ok();
+  close_node();
+  rt_.add_host_sandbox(id);  // still running on the host
+  rt_.kill(gone);
+  rt_.add_host_sandbox("sb-orphanXXXXXXXXXXXXXXXXXX");  // on the host, no record: an orphan
+  open_node();
+  // The adopted sandbox answers again and is running; its old exec ended executor_lost.
+  auto info = out_.wait_for(wire::subjects::output(tenant, id, "ex-lost"), [](const published& p) {
+    const auto* x = wire::verify<wire::ExecExit>(p.payload.data(), p.payload.size());
+    return x && x->status()->outcome() == wire::Outcome::executor_lost;
+  });
+  EXPECT_TRUE(info.has_value());
+  auto r = call(wire::subjects::sandbox_op(tenant, id, "info"), {});
+  const auto* rep = wire::verify<wire::SandboxReply>(r.payload.data(), r.payload.size());
+  ASSERT_NE(rep, nullptr);
+  EXPECT_EQ(rep->sandbox()->state(), wire::SandboxState::running);
+  auto g = call(wire::subjects::sandbox_op(tenant, gone, "wait"), [] {
+    flatbuffers::FlatBufferBuilder fbb;
+    fbb.Finish(wire::CreateSandboxQuery(fbb, 10'000), wire::SandboxQueryIdentifier());
+    return wire::release(fbb);
+  }());
+  const auto* grep = wire::verify<wire::SandboxReply>(g.payload.data(), g.payload.size());
+  ASSERT_NE(grep, nullptr) << error_text(g);
+  EXPECT_EQ(grep->sandbox()->state(), wire::SandboxState::failed);
+  EXPECT_TRUE(rt_.wait_destroyed("sb-orphanXXXXXXXXXXXXXXXXXX"));
+  auto stored = store_->get_process(id, "ex-lost");
+  ASSERT_TRUE(stored.ok());
+  EXPECT_TRUE(stored->finished);
+  EXPECT_EQ(stored->outcome, wire::Outcome::executor_lost);
+  // The adopted sandbox still runs execs.
+  call(wire::subjects::sandbox_op(tenant, id, "exec"), make_exec({"echo", "again"}, "ex-again"));
+  EXPECT_EQ(wait_exit(id, "ex-again"), std::make_pair(wire::Outcome::exited, 0));
+}
+
+}  // namespace
+}  // namespace corral

@@ -1,0 +1,288 @@
+#include "tests/fakes/fake_ports.hpp"
+
+#include <cerrno>
+#include <csignal>
+
+namespace corral::testing {
+
+// -- outbox ----------------------------------------------------------------------------------
+
+void fake_outbox::publish(const std::string& subject, std::vector<uint8_t> payload) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    all_.push_back(published{subject, std::move(payload)});
+  }
+  cv_.notify_all();
+}
+
+std::optional<published> fake_outbox::wait_for(const std::string& subject,
+                                               const std::function<bool(const published&)>& pred,
+                                               std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  std::optional<published> hit;
+  cv_.wait_for(lock, timeout, [&] {
+    for (const auto& p : all_)
+      if (p.subject == subject && pred(p)) {
+        hit = p;
+        return true;
+      }
+    return false;
+  });
+  return hit;
+}
+
+std::vector<published> fake_outbox::on(const std::string& subject) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<published> out;
+  for (const auto& p : all_)
+    if (p.subject == subject) out.push_back(p);
+  return out;
+}
+
+// -- router ----------------------------------------------------------------------------------
+
+void fake_router::attach_sandbox(const std::string&, const std::string& id, caf::actor a) {
+  std::lock_guard<std::mutex> lock(mu_);
+  routes_[id] = std::move(a);
+}
+
+void fake_router::detach_sandbox(const std::string&, const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  routes_.erase(id);
+}
+
+void fake_router::accept_creates(bool on) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    accepting_ = on;
+  }
+  cv_.notify_all();
+}
+
+caf::actor fake_router::route(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = routes_.find(id);
+  return it == routes_.end() ? caf::actor{} : it->second;
+}
+
+bool fake_router::accepting() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return accepting_;
+}
+
+bool fake_router::wait_accepting(bool want, std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  return cv_.wait_for(lock, timeout, [&] { return accepting_ == want; });
+}
+
+// -- runtime ---------------------------------------------------------------------------------
+
+namespace {
+
+std::vector<uint8_t> event_started(uint64_t id) {
+  flatbuffers::FlatBufferBuilder fbb;
+  auto e = wire::CreateStarted(fbb, id, 100 + static_cast<int>(id));
+  fbb.Finish(wire::CreateInitEvent(fbb, wire::Event::Started, e.Union()), wire::InitEventIdentifier());
+  return wire::release(fbb);
+}
+std::vector<uint8_t> event_output(uint64_t id, wire::Stream s, const std::string& data) {
+  flatbuffers::FlatBufferBuilder fbb;
+  auto d = fbb.CreateVector(reinterpret_cast<const uint8_t*>(data.data()), data.size());
+  auto e = wire::CreateOutput(fbb, id, s, d);
+  fbb.Finish(wire::CreateInitEvent(fbb, wire::Event::Output, e.Union()), wire::InitEventIdentifier());
+  return wire::release(fbb);
+}
+std::vector<uint8_t> event_exited(uint64_t id, int code, int sig) {
+  flatbuffers::FlatBufferBuilder fbb;
+  auto e = wire::CreateExited(fbb, id, code, sig);
+  fbb.Finish(wire::CreateInitEvent(fbb, wire::Event::Exited, e.Union()), wire::InitEventIdentifier());
+  return wire::release(fbb);
+}
+std::vector<uint8_t> event_spawn_failed(uint64_t id, int err, const std::string& msg) {
+  flatbuffers::FlatBufferBuilder fbb;
+  auto m = fbb.CreateString(msg);
+  auto e = wire::CreateSpawnFailed(fbb, id, err, m);
+  fbb.Finish(wire::CreateInitEvent(fbb, wire::Event::SpawnFailed, e.Union()), wire::InitEventIdentifier());
+  return wire::release(fbb);
+}
+std::vector<uint8_t> event_hello_ack(uint64_t session) {
+  flatbuffers::FlatBufferBuilder fbb;
+  auto e = wire::CreateHelloAck(fbb, session, 1);
+  fbb.Finish(wire::CreateInitEvent(fbb, wire::Event::HelloAck, e.Union()), wire::InitEventIdentifier());
+  return wire::release(fbb);
+}
+
+}  // namespace
+
+// One fake sandbox: its "init" answers commands synchronously from send().
+struct fake_runtime::sandbox final : init_link {
+  std::mutex mu;
+  std::shared_ptr<init_listener> listener;
+  std::map<uint64_t, std::string> running;  // handle -> argv[0]
+  std::size_t spawns = 0;
+  bool closed = false;
+
+  bool send(std::vector<uint8_t> payload) override {
+    std::lock_guard<std::mutex> lock(mu);
+    if (closed) return false;
+    const auto* cmd = wire::verify<wire::InitCommand>(payload.data(), payload.size());
+    if (cmd == nullptr) return true;  // init skips what does not verify
+    auto emit = [&](std::vector<uint8_t> ev) { listener->on_frame(std::move(ev)); };
+    switch (cmd->command_type()) {
+      case wire::Command::Hello:
+        emit(event_hello_ack(cmd->command_as_Hello()->session()));
+        break;
+      case wire::Command::Spawn: {
+        const auto* s = cmd->command_as_Spawn();
+        ++spawns;
+        std::vector<std::string> argv;
+        for (const auto* a : *s->argv()) argv.emplace_back(wire::str(a));
+        const auto id = s->id();
+        const auto& prog = argv.at(0);
+        if (prog == "echo") {
+          std::string text;
+          for (std::size_t i = 1; i < argv.size(); ++i) text += (i > 1 ? " " : "") + argv[i];
+          emit(event_started(id));
+          emit(event_output(id, wire::Stream::stdout, text + "\n"));
+          emit(event_exited(id, 0, 0));
+        } else if (prog == "fail") {
+          emit(event_started(id));
+          emit(event_output(id, wire::Stream::stderr, "failing\n"));
+          emit(event_exited(id, std::stoi(argv.at(1)), 0));
+        } else if (prog == "flood") {
+          emit(event_started(id));
+          const int n = std::stoi(argv.at(1));
+          for (int i = 0; i < n; ++i)
+            emit(event_output(id, wire::Stream::stdout, std::string(1000, static_cast<char>('a' + i % 26))));
+          emit(event_exited(id, 0, 0));
+        } else if (prog == "hang" || prog == "cat") {
+          emit(event_started(id));
+          running[id] = prog;
+        } else {
+          emit(event_spawn_failed(id, ENOENT, "executable not found: " + prog));
+        }
+        break;
+      }
+      case wire::Command::StdinData: {
+        const auto* s = cmd->command_as_StdinData();
+        auto it = running.find(s->id());
+        if (it == running.end() || it->second != "cat") break;
+        if (s->data() && s->data()->size())
+          emit(event_output(s->id(), wire::Stream::stdout,
+                            std::string(s->data()->begin(), s->data()->end())));
+        if (s->eof()) {
+          emit(event_exited(s->id(), 0, 0));
+          running.erase(it);
+        }
+        break;
+      }
+      case wire::Command::Signal: {
+        const auto* s = cmd->command_as_Signal();
+        auto it = running.find(s->id());
+        if (it == running.end()) break;
+        emit(event_exited(s->id(), 0, s->signal()));
+        running.erase(it);
+        break;
+      }
+      default:
+        break;
+    }
+    return true;
+  }
+
+  void close() override {
+    std::lock_guard<std::mutex> lock(mu);
+    closed = true;
+  }
+};
+
+runtime::started fake_runtime::start(const sandbox_spec& spec, std::shared_ptr<init_listener> l) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!fail_next_.empty()) {
+    started s;
+    s.error = fail_next_;
+    fail_next_.clear();
+    return s;
+  }
+  auto sb = std::make_shared<sandbox>();
+  sb->listener = std::move(l);
+  live_[spec.id] = sb;
+  host_.insert(spec.id);
+  return started{sb, {}};
+}
+
+runtime::started fake_runtime::adopt(const std::string& id, std::shared_ptr<init_listener> l) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (host_.count(id) == 0) return started{nullptr, "no such container"};
+  auto sb = std::make_shared<sandbox>();
+  sb->listener = std::move(l);
+  live_[id] = sb;
+  return started{sb, {}};
+}
+
+void fake_runtime::destroy(const std::string& id) {
+  std::shared_ptr<sandbox> sb;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = live_.find(id);
+    if (it != live_.end()) sb = it->second;
+    live_.erase(id);
+    host_.erase(id);
+    destroyed_.insert(id);
+  }
+  if (sb) sb->close();
+  cv_.notify_all();
+}
+
+std::vector<std::string> fake_runtime::list_host_sandboxes() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return {host_.begin(), host_.end()};
+}
+
+void fake_runtime::fail_next_start(std::string why) {
+  std::lock_guard<std::mutex> lock(mu_);
+  fail_next_ = std::move(why);
+}
+
+void fake_runtime::kill(const std::string& id) {
+  std::shared_ptr<sandbox> sb;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = live_.find(id);
+    if (it == live_.end()) return;
+    sb = it->second;
+    host_.erase(id);
+  }
+  std::shared_ptr<init_listener> l;
+  {
+    std::lock_guard<std::mutex> lock(sb->mu);
+    sb->closed = true;
+    l = sb->listener;
+  }
+  l->on_closed("sandbox process exited");
+}
+
+void fake_runtime::add_host_sandbox(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  host_.insert(id);
+}
+
+std::size_t fake_runtime::spawn_count(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = live_.find(id);
+  if (it == live_.end()) return 0;
+  std::lock_guard<std::mutex> l2(it->second->mu);
+  return it->second->spawns;
+}
+
+std::set<std::string> fake_runtime::destroyed() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return destroyed_;
+}
+
+bool fake_runtime::wait_destroyed(const std::string& id, std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  return cv_.wait_for(lock, timeout, [&] { return destroyed_.count(id) > 0; });
+}
+
+}  // namespace corral::testing

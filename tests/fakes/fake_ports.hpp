@@ -1,0 +1,105 @@
+#pragma once
+// Fakes of the actors' ports for the actor tests: an outbox that records publishes, a router
+// that records routes, a controllable clock, and a runtime whose "init" answers the protocol
+// in-process with scripted behaviour (see fake_runtime).
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <caf/all.hpp>
+
+#include "actors/ports.hpp"
+#include "actors/router.hpp"
+#include "schemas/codec.hpp"
+
+namespace corral::testing {
+
+struct published {
+  std::string subject;
+  std::vector<uint8_t> payload;
+};
+
+// Records everything published; tests wait for a predicate with a deadline.
+class fake_outbox final : public outbox {
+ public:
+  void publish(const std::string& subject, std::vector<uint8_t> payload) override;
+  // Waits until some message on `subject` satisfies pred; returns a copy of it.
+  std::optional<published> wait_for(const std::string& subject,
+                                    const std::function<bool(const published&)>& pred,
+                                    std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  std::vector<published> on(const std::string& subject);
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<published> all_;
+};
+
+class fake_router final : public request_router {
+ public:
+  void attach_sandbox(const std::string& tenant, const std::string& id, caf::actor a) override;
+  void detach_sandbox(const std::string& tenant, const std::string& id) override;
+  void accept_creates(bool on) override;
+  caf::actor route(const std::string& id);
+  bool accepting();
+  bool wait_accepting(bool want, std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<std::string, caf::actor> routes_;
+  bool accepting_ = false;
+};
+
+class fake_clock final : public clock {
+ public:
+  int64_t now_ms() const override { return now_.load(); }
+  void advance(int64_t ms) { now_ += ms; }
+
+ private:
+  std::atomic<int64_t> now_{1'700'000'000'000};
+};
+
+// A runtime whose sandboxes are in-process fakes of corral-init. Spawned argv[0]:
+//   "echo" ARGS...  -> Started, one Output on stdout "ARGS joined by space\n", Exited 0
+//   "fail" N        -> Started, Output on stderr "failing\n", Exited N
+//   "flood" N       -> Started, N Output frames of 1000 bytes each on stdout, Exited 0
+//   "hang"          -> Started; ends only on Signal (Exited with that signal)
+//   "cat"           -> Started; echoes stdin data on stdout; Exited 0 at stdin EOF
+//   anything else   -> SpawnFailed ENOENT
+class fake_runtime final : public runtime {
+ public:
+  started start(const sandbox_spec& spec, std::shared_ptr<init_listener> listener) override;
+  started adopt(const std::string& id, std::shared_ptr<init_listener> listener) override;
+  void destroy(const std::string& id) override;
+  std::vector<std::string> list_host_sandboxes() override;
+  sandbox_usage usage(const std::string&) override { return {}; }
+
+  // Test controls.
+  void fail_next_start(std::string why);
+  // Simulates the sandbox dying: its link closes.
+  void kill(const std::string& id);
+  // Sandboxes "still running on the host" that adopt() will accept.
+  void add_host_sandbox(const std::string& id);
+  std::size_t spawn_count(const std::string& id);
+  std::set<std::string> destroyed();
+  bool wait_destroyed(const std::string& id, std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
+  struct sandbox;
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::string fail_next_;
+  std::map<std::string, std::shared_ptr<sandbox>> live_;
+  std::set<std::string> host_;
+  std::set<std::string> destroyed_;
+};
+
+}  // namespace corral::testing
