@@ -1,0 +1,513 @@
+#include "executor/init/init_event_loop.hpp"
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <string>
+
+#include "schemas/codec.hpp"
+
+namespace corral::init {
+namespace {
+
+constexpr std::size_t command_read_bytes = 64 * 1024;
+// Below this many ended groups nobody checks whether they still have members.
+constexpr std::size_t ended_groups_checked_from = 1024;
+// Consumed prefixes of buffers are erased once at least this large.
+constexpr std::size_t compact_after_bytes = 1024 * 1024;
+
+unsigned long long ull(uint64_t v) { return static_cast<unsigned long long>(v); }
+
+int stream_index(wire::Stream s) { return s == wire::Stream::stdout ? 0 : 1; }
+
+bool has_nul(const flatbuffers::String* s) {
+  return s != nullptr && std::memchr(s->data(), '\0', s->size()) != nullptr;
+}
+
+}  // namespace
+
+init_event_loop::init_event_loop(const init_limits& limits, int command_fd, int event_fd,
+                                 unique_fd child_signal_fd)
+    : limits_(limits),
+      command_fd_(command_fd),
+      event_fd_(event_fd),
+      child_signal_fd_(std::move(child_signal_fd)),
+      command_buf_(command_read_bytes),
+      output_buf_(limits.read_chunk_bytes),
+      prune_ended_groups_at_(ended_groups_checked_from),
+      fbb_(limits.read_chunk_bytes + 1024) {}
+
+int init_event_loop::run() {
+  enum class target : uint8_t { commands, events, child_signal, out, err, in };
+  struct watch_target {
+    target what;
+    uint64_t id;
+  };
+  std::vector<fd_watch> watches;
+  std::vector<watch_target> targets;
+  for (;;) {
+    finish_exiting();
+    flush_events();
+
+    watches.clear();
+    targets.clear();
+    auto add = [&](int fd, bool read, bool write, target what, uint64_t id) {
+      watches.push_back(fd_watch{fd, read, write, false});
+      targets.push_back(watch_target{what, id});
+    };
+    if (commands_open_) add(command_fd_, true, false, target::commands, 0);
+    if (pending_events() > 0) add(event_fd_, false, true, target::events, 0);
+    add(child_signal_fd_.get(), true, false, target::child_signal, 0);
+    for (auto& [id, p] : processes_) {
+      if (p.reaped) continue;
+      if (!output_paused_) {
+        if (p.stdout_fd.valid()) add(p.stdout_fd.get(), true, false, target::out, id);
+        if (p.stderr_fd.valid()) add(p.stderr_fd.get(), true, false, target::err, id);
+      }
+      if (p.stdin_fd.valid() && p.stdin_offset < p.stdin_pending.size()) {
+        add(p.stdin_fd.get(), false, true, target::in, id);
+      }
+    }
+
+    int error_number = 0;
+    if (!wait_for_fds(watches, error_number)) {
+      log_line("poll failed: %s", std::strerror(error_number));
+      return error_number;
+    }
+
+    bool children_ended = false;
+    for (std::size_t i = 0; i < watches.size(); ++i) {
+      if (!watches[i].ready) continue;
+      const watch_target& t = targets[i];
+      switch (t.what) {
+        case target::commands:
+          read_commands();
+          break;
+        case target::events:
+          flush_events();
+          break;
+        case target::child_signal:
+          children_ended = true;  // reaped after the pipes of this round were read
+          break;
+        case target::out:
+        case target::err:
+        case target::in: {
+          auto it = processes_.find(t.id);
+          if (it == processes_.end() || it->second.reaped) break;
+          if (t.what == target::in) {
+            write_stdin(it->second);
+          } else if (!output_paused_) {
+            (void)read_output(it->second,
+                              t.what == target::out ? wire::Stream::stdout : wire::Stream::stderr);
+          }
+          break;
+        }
+      }
+    }
+    if (children_ended) reap_children();
+  }
+}
+
+// -- commands -----------------------------------------------------------------------------------
+
+void init_event_loop::read_commands() {
+  const io_result r = read_some(command_fd_, command_buf_.data(), command_buf_.size());
+  switch (r.status) {
+    case io_status::would_block:
+      return;
+    case io_status::eof:
+      log_line("stdin closed: no more commands; processes keep running");
+      commands_open_ = false;
+      return;
+    case io_status::error:
+      log_line("reading stdin failed (%s): no more commands", std::strerror(r.error_number));
+      commands_open_ = false;
+      return;
+    case io_status::ok:
+      break;
+  }
+  commands_.feed(command_buf_.data(), r.bytes);
+  while (auto payload = commands_.next()) handle_command(*payload);
+  if (commands_.skipped_bytes() != skipped_reported_) {
+    log_line("skipped %llu bytes that were not frames",
+             ull(commands_.skipped_bytes() - skipped_reported_));
+    skipped_reported_ = commands_.skipped_bytes();
+  }
+}
+
+void init_event_loop::handle_command(const std::vector<uint8_t>& payload) {
+  const auto* cmd =
+      wire::verify<wire::InitCommand>(payload.data(), payload.size(), wire::max_frame_payload);
+  if (cmd == nullptr) {
+    log_line("a frame of %zu bytes is not a valid InitCommand: skipped", payload.size());
+    return;
+  }
+  switch (cmd->command_type()) {
+    case wire::Command::Hello:
+      if (const auto* c = cmd->command_as_Hello()) return on_hello(*c);
+      break;
+    case wire::Command::Spawn:
+      if (const auto* c = cmd->command_as_Spawn()) return on_spawn(*c);
+      break;
+    case wire::Command::StdinData:
+      if (const auto* c = cmd->command_as_StdinData()) return on_stdin(*c);
+      break;
+    case wire::Command::Signal:
+      if (const auto* c = cmd->command_as_Signal()) return on_signal(*c);
+      break;
+    default:
+      break;
+  }
+  log_line("an InitCommand without a known command: skipped");
+}
+
+void init_event_loop::on_hello(const wire::Hello& hello) {
+  const uint64_t session = hello.session();
+  if (session_.has_value() && *session_ != session) {
+    log_line("session %llu replaces %llu: killing the processes of older sessions", ull(session),
+             ull(*session_));
+    kill_other_sessions(session);
+  }
+  session_ = session;
+  emit_hello_ack(session);
+}
+
+void init_event_loop::kill_other_sessions(uint64_t session) {
+  for (auto& [id, p] : processes_) {
+    if (p.session == session) continue;
+    if (!p.reaped) {
+      (void)signal_group(p.pid, SIGKILL);
+      (void)signal_process(p.pid, SIGKILL);
+    } else {
+      signal_ended_group(p.pid, SIGKILL);
+    }
+  }
+  for (auto it = ended_groups_.begin(); it != ended_groups_.end();) {
+    if (it->second.session == session) {
+      ++it;
+      continue;
+    }
+    signal_ended_group(it->second.pgid, SIGKILL);
+    it = ended_groups_.erase(it);
+  }
+}
+
+void init_event_loop::signal_ended_group(pid_t pgid, int sig) {
+  // A pid is not reused while it names a process group with members, so if a live process of
+  // ours now has this number, the old group is empty and the signal must not go to the new one.
+  if (live_pids_.count(pgid) != 0) return;
+  const int e = signal_group(pgid, sig);
+  if (e != 0 && e != ESRCH) log_line("kill(-%d, %d): %s", pgid, sig, std::strerror(e));
+}
+
+void init_event_loop::on_spawn(const wire::Spawn& spawn) {
+  const uint64_t id = spawn.id();
+  if (!used_ids_.insert(id).second) {
+    log_line("spawn %llu: id already used", ull(id));
+    return emit_spawn_failed(id, EEXIST, "process id " + std::to_string(id) + " already used");
+  }
+  auto reject = [&](const std::string& message) {
+    log_line("spawn %llu rejected: %s", ull(id), message.c_str());
+    emit_spawn_failed(id, EINVAL, message);
+  };
+
+  spawn_request request;
+  if (spawn.argv() == nullptr || spawn.argv()->size() == 0) return reject("empty argv");
+  for (flatbuffers::uoffset_t i = 0; i < spawn.argv()->size(); ++i) {
+    const auto* arg = spawn.argv()->Get(i);
+    if (has_nul(arg)) return reject("argv[" + std::to_string(i) + "] contains a NUL byte");
+    request.argv.emplace_back(wire::str(arg));
+  }
+  if (spawn.env() != nullptr) {
+    for (flatbuffers::uoffset_t i = 0; i < spawn.env()->size(); ++i) {
+      const auto* kv = spawn.env()->Get(i);
+      const std::string_view key = wire::str(kv->key());
+      if (key.empty() || key.find('=') != std::string_view::npos || has_nul(kv->key()) ||
+          has_nul(kv->value())) {
+        return reject("env[" + std::to_string(i) +
+                      "]: the key is empty or contains '=', or a NUL byte is present");
+      }
+      std::string entry(key);
+      entry += '=';
+      entry += wire::str(kv->value());
+      request.env.push_back(std::move(entry));
+    }
+  }
+  request.workdir = std::string(wire::str(spawn.workdir()));
+  if (request.workdir.empty()) request.workdir = "/";
+  if (request.workdir.front() != '/' || has_nul(spawn.workdir())) {
+    return reject("workdir must be an absolute path: " + request.workdir);
+  }
+  request.pipe_stdin = spawn.stdin();
+
+  spawn_result started = spawn_process(request);
+  if (started.error_number != 0) {
+    log_line("spawn %llu failed: %s", ull(id), started.message.c_str());
+    return emit_spawn_failed(id, started.error_number, started.message);
+  }
+  process p;
+  p.id = id;
+  p.pid = started.pid;
+  p.session = session_;
+  p.stdin_fd = std::move(started.stdin_fd);
+  p.stdout_fd = std::move(started.stdout_fd);
+  p.stderr_fd = std::move(started.stderr_fd);
+  live_pids_[p.pid] = id;
+  emit_started(id, p.pid);
+  processes_.emplace(id, std::move(p));
+}
+
+void init_event_loop::on_stdin(const wire::StdinData& data) {
+  const uint64_t id = data.id();
+  auto it = processes_.find(id);
+  if (it == processes_.end() || it->second.reaped) {
+    log_line("stdin for process %llu, which is not running: dropped", ull(id));
+    return;
+  }
+  process& p = it->second;
+  if (!p.stdin_fd.valid() || p.stdin_eof) {
+    log_line("stdin for process %llu, whose stdin is closed: dropped", ull(id));
+    return;
+  }
+  if (data.data() != nullptr && data.data()->size() > 0) {
+    const std::size_t size = data.data()->size();
+    const std::size_t pending = p.stdin_pending.size() - p.stdin_offset;
+    if (pending + size > limits_.max_stdin_buffer_bytes) {
+      log_line("stdin of process %llu: %zu bytes dropped, %zu already buffered (cap %zu)", ull(id),
+               size, pending, limits_.max_stdin_buffer_bytes);
+    } else {
+      p.stdin_pending.insert(p.stdin_pending.end(), data.data()->begin(), data.data()->end());
+    }
+  }
+  if (data.eof()) p.stdin_eof = true;
+  write_stdin(p);
+}
+
+void init_event_loop::on_signal(const wire::Signal& sig) {
+  const uint64_t id = sig.id();
+  const int signal = sig.signal();
+  auto it = processes_.find(id);
+  if (it != processes_.end() && !it->second.reaped) {
+    const int e = signal_group(it->second.pid, signal);
+    (void)signal_process(it->second.pid, signal);
+    if (e != 0 && e != ESRCH) {
+      log_line("signal %d to process %llu: %s", signal, ull(id), std::strerror(e));
+    }
+    return;
+  }
+  if (it != processes_.end()) return signal_ended_group(it->second.pid, signal);
+  auto ended = ended_groups_.find(id);
+  if (ended != ended_groups_.end()) {
+    signal_ended_group(ended->second.pgid, signal);
+    if (!group_exists(ended->second.pgid)) ended_groups_.erase(ended);
+    return;
+  }
+  log_line("signal %d for unknown process %llu: ignored", signal, ull(id));
+}
+
+// -- processes ----------------------------------------------------------------------------------
+
+void init_event_loop::reap_children() {
+  drain_signal_fd(child_signal_fd_.get());
+  reaped_child child;
+  while (reap_one(child)) {
+    auto live = live_pids_.find(child.pid);
+    if (live == live_pids_.end()) continue;  // an orphan, or a child whose exec failed
+    process& p = processes_.at(live->second);
+    live_pids_.erase(live);
+    p.reaped = true;
+    p.exit_code = child.exit_code;
+    p.signal = child.signal;
+    if (p.stdout_fd.valid()) p.owed_output[0] = readable_bytes(p.stdout_fd.get());
+    if (p.stderr_fd.valid()) p.owed_output[1] = readable_bytes(p.stderr_fd.get());
+    if (p.stdin_fd.valid()) {
+      const std::size_t unwritten = p.stdin_pending.size() - p.stdin_offset;
+      if (unwritten > 0) {
+        log_line("process %llu exited with %zu bytes of stdin unread", ull(p.id), unwritten);
+      }
+      p.stdin_fd.reset();
+      p.stdin_pending = {};
+      p.stdin_offset = 0;
+    }
+    exiting_.push_back(p.id);
+  }
+}
+
+void init_event_loop::finish_exiting() {
+  while (!exiting_.empty() && !output_paused_) {
+    auto it = processes_.find(exiting_.front());
+    process& p = it->second;
+    if (!drain_after_exit(p)) return;  // back-pressure: continue once the executor reads
+    p.stdout_fd.reset();
+    p.stderr_fd.reset();
+    emit_exited(p);
+    if (group_exists(p.pid)) {
+      ended_groups_[p.id] = ended_group{p.pid, p.session};
+      forget_ended_groups_if_many();
+    }
+    processes_.erase(it);
+    exiting_.pop_front();
+  }
+}
+
+bool init_event_loop::drain_after_exit(process& p) {
+  for (wire::Stream stream : {wire::Stream::stdout, wire::Stream::stderr}) {
+    const unique_fd& fd = stream == wire::Stream::stdout ? p.stdout_fd : p.stderr_fd;
+    const std::size_t& owed = p.owed_output[stream_index(stream)];
+    while (fd.valid()) {
+      if (output_paused_) return false;
+      if (owed == 0 && p.drained_after_exit >= limits_.max_drain_after_exit_bytes) {
+        log_line("process %llu: output still arriving %zu bytes past its exit: not waiting",
+                 ull(p.id), p.drained_after_exit);
+        break;
+      }
+      // would_block: the pipe is momentarily empty (all that was owed has been read, as init
+      // holds the only read end); eof or error: closed.
+      if (read_output(p, stream) != io_status::ok) break;
+    }
+  }
+  return true;
+}
+
+io_status init_event_loop::read_output(process& p, wire::Stream stream) {
+  unique_fd& fd = stream == wire::Stream::stdout ? p.stdout_fd : p.stderr_fd;
+  if (!fd.valid()) return io_status::eof;
+  const io_result r = read_some(fd.get(), output_buf_.data(), output_buf_.size());
+  switch (r.status) {
+    case io_status::ok: {
+      if (p.reaped) {
+        std::size_t& owed = p.owed_output[stream_index(stream)];
+        const std::size_t paid = r.bytes < owed ? r.bytes : owed;
+        owed -= paid;
+        p.drained_after_exit += r.bytes - paid;
+      }
+      emit_output(p.id, stream, output_buf_.data(), r.bytes);
+      break;
+    }
+    case io_status::would_block:
+      break;
+    case io_status::error:
+      log_line("reading output of process %llu: %s", ull(p.id), std::strerror(r.error_number));
+      fd.reset();
+      break;
+    case io_status::eof:
+      fd.reset();
+      break;
+  }
+  return r.status;
+}
+
+void init_event_loop::write_stdin(process& p) {
+  while (p.stdin_fd.valid() && p.stdin_offset < p.stdin_pending.size()) {
+    const io_result r = write_some(p.stdin_fd.get(), p.stdin_pending.data() + p.stdin_offset,
+                                   p.stdin_pending.size() - p.stdin_offset);
+    if (r.status == io_status::would_block) break;
+    if (r.status != io_status::ok) {
+      log_line("stdin of process %llu closed (%s): %zu bytes dropped", ull(p.id),
+               std::strerror(r.error_number), p.stdin_pending.size() - p.stdin_offset);
+      p.stdin_fd.reset();
+      p.stdin_pending = {};
+      p.stdin_offset = 0;
+      return;
+    }
+    p.stdin_offset += r.bytes;
+  }
+  if (p.stdin_offset == p.stdin_pending.size()) {
+    p.stdin_pending.clear();
+    p.stdin_offset = 0;
+    if (p.stdin_eof) p.stdin_fd.reset();
+  } else if (p.stdin_offset >= compact_after_bytes) {
+    p.stdin_pending.erase(p.stdin_pending.begin(),
+                          p.stdin_pending.begin() + static_cast<std::ptrdiff_t>(p.stdin_offset));
+    p.stdin_offset = 0;
+  }
+}
+
+void init_event_loop::forget_ended_groups_if_many() {
+  if (ended_groups_.size() < prune_ended_groups_at_) return;
+  for (auto it = ended_groups_.begin(); it != ended_groups_.end();) {
+    it = group_exists(it->second.pgid) ? std::next(it) : ended_groups_.erase(it);
+  }
+  prune_ended_groups_at_ = std::max(ended_groups_checked_from, 2 * ended_groups_.size());
+}
+
+// -- events -------------------------------------------------------------------------------------
+
+void init_event_loop::flush_events() {
+  while (pending_events() > 0) {
+    const io_result r =
+        write_some(event_fd_, outbound_.data() + outbound_pos_, pending_events());
+    if (r.status == io_status::would_block) break;
+    if (r.status != io_status::ok) {
+      log_line("stdout is broken (%s): events are discarded from now on",
+               std::strerror(r.error_number));
+      events_broken_ = true;
+      outbound_ = {};
+      outbound_pos_ = 0;
+      break;
+    }
+    outbound_pos_ += r.bytes;
+  }
+  if (outbound_pos_ == outbound_.size()) {
+    outbound_.clear();
+    outbound_pos_ = 0;
+  } else if (outbound_pos_ >= compact_after_bytes) {
+    outbound_.erase(outbound_.begin(),
+                    outbound_.begin() + static_cast<std::ptrdiff_t>(outbound_pos_));
+    outbound_pos_ = 0;
+  }
+  update_pause();
+}
+
+void init_event_loop::update_pause() {
+  const std::size_t pending = pending_events();
+  if (!output_paused_ && pending >= limits_.max_outbound_bytes) {
+    output_paused_ = true;
+    log_line("back-pressure: %zu bytes of events unread by the executor; pausing process output",
+             pending);
+  } else if (output_paused_ && pending <= limits_.max_outbound_bytes / 2) {
+    output_paused_ = false;
+    log_line("back-pressure released: resuming process output");
+  }
+}
+
+void init_event_loop::finish_event(wire::Event type, flatbuffers::Offset<void> event) {
+  const auto root = wire::CreateInitEvent(fbb_, type, event);
+  wire::FinishInitEventBuffer(fbb_, root);
+  if (!events_broken_) wire::append_frame(outbound_, fbb_.GetBufferPointer(), fbb_.GetSize());
+  fbb_.Clear();
+  update_pause();
+}
+
+void init_event_loop::emit_hello_ack(uint64_t session) {
+  fbb_.Clear();
+  finish_event(wire::Event::HelloAck, wire::CreateHelloAck(fbb_, session, own_pid()).Union());
+}
+
+void init_event_loop::emit_started(uint64_t id, pid_t pid) {
+  fbb_.Clear();
+  finish_event(wire::Event::Started, wire::CreateStarted(fbb_, id, pid).Union());
+}
+
+void init_event_loop::emit_output(uint64_t id, wire::Stream stream, const uint8_t* data,
+                                  std::size_t size) {
+  fbb_.Clear();
+  const auto bytes = fbb_.CreateVector(data, size);
+  finish_event(wire::Event::Output, wire::CreateOutput(fbb_, id, stream, bytes).Union());
+}
+
+void init_event_loop::emit_exited(const process& p) {
+  fbb_.Clear();
+  finish_event(wire::Event::Exited,
+               wire::CreateExited(fbb_, p.id, p.exit_code, p.signal).Union());
+}
+
+void init_event_loop::emit_spawn_failed(uint64_t id, int error_number,
+                                        const std::string& message) {
+  fbb_.Clear();
+  const auto text = fbb_.CreateString(message);
+  finish_event(wire::Event::SpawnFailed,
+               wire::CreateSpawnFailed(fbb_, id, error_number, text).Union());
+}
+
+}  // namespace corral::init

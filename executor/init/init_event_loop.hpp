@@ -1,0 +1,132 @@
+#pragma once
+// The protocol engine of corral-init: reads InitCommand frames (schemas/init_command.fbs) from
+// the executor on command_fd, runs the processes they ask for, and writes InitEvent frames
+// (schemas/init_event.fbs) on event_fd. Single-threaded, one poll() loop.
+//
+// What the executor can rely on:
+// - Every frame init writes is whole and frames are written strictly one after the other; an
+//   executor that attaches mid-stream resynchronises on the frame magic.
+// - Per process: Started, its Output frames (in order within each stream), then Exited, each
+//   exactly once; or SpawnFailed alone. A Spawn whose id was ever seen before is answered
+//   SpawnFailed(EEXIST) and starts nothing.
+// - Exited comes after every byte that was in the process's stdout and stderr pipes when it was
+//   reaped; processes it left behind (daemons holding the pipes) do not delay Exited.
+// - Output is never dropped or reordered: when the executor does not read, init buffers up to
+//   init_limits::max_outbound_bytes and then stops reading its children's pipes (they block).
+//   Only if init's stdout is broken for good (EPIPE) are events discarded.
+// - Malformed input (bytes that are not frames, payloads that do not verify, unknown ids) is
+//   logged on stderr and skipped; it never stops init.
+// - A Hello with a session different from the previous Hello's SIGKILLs the process groups of
+//   every process started under another session (including the leftovers of processes that
+//   already exited); their Exited events follow as usual.
+#include <sys/types.h>
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include <flatbuffers/flatbuffers.h>
+
+#include "corral/wire/init_command_generated.h"
+#include "corral/wire/init_event_generated.h"
+#include "executor/init/init_limits.hpp"
+#include "executor/init/init_sys.hpp"
+#include "schemas/frame.hpp"
+
+namespace corral::init {
+
+class init_event_loop {
+ public:
+  // command_fd and event_fd must be non-blocking; they are not closed by the loop.
+  init_event_loop(const init_limits& limits, int command_fd, int event_fd,
+                  unique_fd child_signal_fd);
+
+  // Runs the loop. Returns only when waiting on fds fails, with the errno.
+  [[nodiscard]] int run();
+
+ private:
+  struct process {
+    uint64_t id = 0;
+    pid_t pid = 0;  // also its process group (it called setsid)
+    std::optional<uint64_t> session;
+    unique_fd stdin_fd;
+    unique_fd stdout_fd;
+    unique_fd stderr_fd;
+    std::vector<uint8_t> stdin_pending;
+    std::size_t stdin_offset = 0;
+    bool stdin_eof = false;  // close stdin once stdin_pending is written
+    bool reaped = false;
+    int exit_code = 0;
+    int signal = 0;
+    std::size_t owed_output[2] = {0, 0};  // stdout, stderr bytes in the pipes when reaped
+    std::size_t drained_after_exit = 0;   // bytes read beyond owed_output
+  };
+  // The process group of a process that has exited, kept while members remain (daemons), so a
+  // Signal or a session change can still reach them.
+  struct ended_group {
+    pid_t pgid = 0;
+    std::optional<uint64_t> session;
+  };
+
+  void read_commands();
+  void handle_command(const std::vector<uint8_t>& payload);
+  void on_hello(const wire::Hello& hello);
+  void on_spawn(const wire::Spawn& spawn);
+  void on_stdin(const wire::StdinData& data);
+  void on_signal(const wire::Signal& sig);
+  void kill_other_sessions(uint64_t session);
+  // Signals an exited process's group unless its number now belongs to a live process of ours.
+  void signal_ended_group(pid_t pgid, int sig);
+
+  void reap_children();
+  // Sends the output owed by reaped processes, then their Exited. Stops under back-pressure.
+  void finish_exiting();
+  // Reads what remains in a reaped process's pipes. False when back-pressure interrupted it.
+  [[nodiscard]] bool drain_after_exit(process& p);
+  // Reads one chunk of a stream of p into an Output frame; closes the fd at EOF or error.
+  io_status read_output(process& p, wire::Stream stream);
+  void write_stdin(process& p);
+  void forget_ended_groups_if_many();
+
+  void flush_events();
+  void update_pause();
+  [[nodiscard]] std::size_t pending_events() const { return outbound_.size() - outbound_pos_; }
+
+  void emit_hello_ack(uint64_t session);
+  void emit_started(uint64_t id, pid_t pid);
+  void emit_output(uint64_t id, wire::Stream stream, const uint8_t* data, std::size_t size);
+  void emit_exited(const process& p);
+  void emit_spawn_failed(uint64_t id, int error_number, const std::string& message);
+  void finish_event(wire::Event type, flatbuffers::Offset<void> event);
+
+  init_limits limits_;
+  int command_fd_;
+  bool commands_open_ = true;
+  int event_fd_;
+  bool events_broken_ = false;
+  unique_fd child_signal_fd_;
+
+  wire::frame_reader commands_;
+  uint64_t skipped_reported_ = 0;
+  std::vector<uint8_t> command_buf_;
+  std::vector<uint8_t> output_buf_;
+
+  std::optional<uint64_t> session_;
+  std::map<uint64_t, process> processes_;            // by id: running, or reaped and draining
+  std::unordered_map<pid_t, uint64_t> live_pids_;    // pid -> id, until reaped
+  std::deque<uint64_t> exiting_;                     // reaped ids, in the order they were reaped
+  std::unordered_map<uint64_t, ended_group> ended_groups_;
+  std::size_t prune_ended_groups_at_;
+  std::unordered_set<uint64_t> used_ids_;            // every Spawn id ever received
+
+  std::vector<uint8_t> outbound_;  // encoded frames not yet written to event_fd
+  std::size_t outbound_pos_ = 0;
+  bool output_paused_ = false;     // back-pressure: children's pipes are not read
+  flatbuffers::FlatBufferBuilder fbb_;
+};
+
+}  // namespace corral::init

@@ -1,0 +1,132 @@
+#pragma once
+// The operating-system side of corral-init: every raw syscall init makes is behind one of these
+// functions, implemented in sys_unsafe.cpp (fds, signals, reaping, logging) and spawn_unsafe.cpp
+// (fork/exec). The event loop (init_event_loop.cpp) only calls these.
+//
+// All functions are for init's single thread. Every fd they create is close-on-exec.
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace corral::init {
+
+// Owns one fd; closes it on destruction. -1 when empty.
+class unique_fd {
+ public:
+  unique_fd() = default;
+  explicit unique_fd(int fd) : fd_(fd) {}
+  unique_fd(unique_fd&& other) noexcept : fd_(other.release()) {}
+  unique_fd& operator=(unique_fd&& other) noexcept {
+    if (this != &other) reset(other.release());
+    return *this;
+  }
+  unique_fd(const unique_fd&) = delete;
+  unique_fd& operator=(const unique_fd&) = delete;
+  ~unique_fd() { reset(); }
+
+  [[nodiscard]] int get() const { return fd_; }
+  [[nodiscard]] bool valid() const { return fd_ >= 0; }
+  int release() {
+    const int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
+  // Closes the current fd (if any) and takes fd.
+  void reset(int fd = -1);
+
+ private:
+  int fd_ = -1;
+};
+
+// -- logging ------------------------------------------------------------------------------------
+
+// Writes one line "corral-init: ..." to stderr, for humans. Never blocks: when stderr is full
+// the line is dropped (and the count of dropped lines is reported with the next line written).
+void log_line(const char* format, ...) __attribute__((format(printf, 1, 2)));
+
+// -- set-up -------------------------------------------------------------------------------------
+
+// Makes this process fit to be PID 1 of a sandbox: closes every inherited fd above 2 (nothing
+// of the host leaks in), opens /dev/null on any of 0..2 that is closed, ignores SIGTERM, SIGINT,
+// SIGHUP and SIGPIPE, blocks SIGCHLD and returns a non-blocking signalfd for it (-1 on failure,
+// logged), makes stdin and stdout non-blocking, makes itself non-dumpable (its /proc/1/fd is
+// then closed to processes without CAP_SYS_PTRACE), and when not PID 1 (tests) makes this process a
+// child subreaper so that orphans are still reparented to it.
+[[nodiscard]] unique_fd prepare_init_process();
+
+// -- fd I/O -------------------------------------------------------------------------------------
+
+enum class io_status : uint8_t { ok, would_block, eof, error };
+struct io_result {
+  io_status status = io_status::ok;
+  std::size_t bytes = 0;  // valid when status == ok (> 0)
+  int error_number = 0;   // valid when status == error
+};
+
+// One non-blocking read (EINTR retried).
+[[nodiscard]] io_result read_some(int fd, uint8_t* buf, std::size_t capacity);
+// One non-blocking write (EINTR retried). A broken pipe is status error with EPIPE.
+[[nodiscard]] io_result write_some(int fd, const uint8_t* data, std::size_t size);
+// Bytes that a read of the pipe fd could return right now (0 when unknown).
+[[nodiscard]] std::size_t readable_bytes(int fd);
+// Reads and discards everything queued on the SIGCHLD signalfd.
+void drain_signal_fd(int fd);
+
+// One fd to wait on.
+struct fd_watch {
+  int fd = -1;
+  bool want_read = false;
+  bool want_write = false;
+  // Results: ready for what was asked, or hung up / in error (a read or write will tell which).
+  bool ready = false;
+};
+// Waits until at least one watch is ready (or a signal interrupts: returns true with none ready).
+// Returns false with errno's value in error_number on a failure other than EINTR.
+[[nodiscard]] bool wait_for_fds(std::vector<fd_watch>& watches, int& error_number);
+
+// -- processes ----------------------------------------------------------------------------------
+
+struct reaped_child {
+  pid_t pid = 0;
+  int exit_code = 0;  // exit status, or 128 + signal when killed
+  int signal = 0;     // killing signal, 0 when it exited
+};
+// Reaps one zombie child, whoever it is. Returns false when none is waiting.
+[[nodiscard]] bool reap_one(reaped_child& out);
+
+// kill(-pgid, sig): the whole process group. Returns 0 or the errno.
+int signal_group(pid_t pgid, int sig);
+// kill(pid, sig). Returns 0 or the errno.
+int signal_process(pid_t pid, int sig);
+// True while the process group has at least one member (zombies included).
+[[nodiscard]] bool group_exists(pid_t pgid);
+[[nodiscard]] pid_t own_pid();
+
+// What to start (already validated by the caller).
+struct spawn_request {
+  std::vector<std::string> argv;  // non-empty, no NUL bytes
+  std::vector<std::string> env;   // "KEY=VALUE" each: the whole environment
+  std::string workdir;            // absolute
+  bool pipe_stdin = false;        // false: stdin is /dev/null
+};
+
+struct spawn_result {
+  int error_number = 0;   // 0: started
+  std::string message;    // why it did not start
+  pid_t pid = 0;          // also its process group and session id (setsid)
+  unique_fd stdin_fd;     // write end, non-blocking; empty unless pipe_stdin
+  unique_fd stdout_fd;    // read end, non-blocking
+  unique_fd stderr_fd;    // read end, non-blocking
+};
+
+// Forks and execs a process in its own session and process group with exactly the given
+// environment, default signal dispositions, an empty signal mask and no fd but 0, 1 and 2.
+// The executable is searched in the PATH of the given env (a default path when it has none).
+// Returns only once the exec succeeded or failed: on failure the child has exited (status 127,
+// reaped like any other child) and error_number/message say why.
+[[nodiscard]] spawn_result spawn_process(const spawn_request& request);
+
+}  // namespace corral::init
