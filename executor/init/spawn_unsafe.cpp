@@ -119,8 +119,6 @@ spawn_result spawn_process(const spawn_request& request) {
   sh_argv.push_back(nullptr);
   for (std::size_t i = 1; i < request.argv.size(); ++i) sh_argv.push_back(argv[i]);
   sh_argv.push_back(nullptr);
-  const long open_max = ::sysconf(_SC_OPEN_MAX);
-  const int close_limit = open_max > 0 && open_max < 65536 ? static_cast<int>(open_max) : 65536;
 
   spawn_result result;
   unique_fd child_stdin, child_stdout, child_stderr, report_read, report_write;
@@ -141,6 +139,13 @@ spawn_result spawn_process(const spawn_request& request) {
       !set_nonblocking(result.stderr_fd.get())) {
     return failed_call("output pipes");
   }
+
+  // Where close_range is missing the child closes by number up to the highest fd open now
+  // (every fd init opens is close-on-exec as well; this is the second line of defence).
+  const int highest = highest_open_fd();
+  const long open_max = ::sysconf(_SC_OPEN_MAX);
+  const int close_limit =
+      highest >= 0 ? highest + 1 : (open_max > 0 && open_max < 65536 ? static_cast<int>(open_max) : 65536);
 
   const pid_t pid = ::fork();
   if (pid < 0) return failed_call("fork");

@@ -1,5 +1,7 @@
 // Raw syscalls of corral-init other than fork/exec (those are in spawn_unsafe.cpp).
+#include <dirent.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/ioctl.h>
@@ -58,10 +60,25 @@ void log_line(const char* format, ...) {
 
 // -- set-up -------------------------------------------------------------------------------------
 
+int highest_open_fd() {
+  DIR* dir = ::opendir("/proc/self/fd");
+  if (dir == nullptr) return -1;
+  const int own = ::dirfd(dir);
+  int highest = -1;
+  while (const dirent* e = ::readdir(dir)) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    const int fd = static_cast<int>(::strtol(e->d_name, nullptr, 10));
+    if (fd != own && fd > highest) highest = fd;
+  }
+  ::closedir(dir);
+  return highest;
+}
+
 unique_fd prepare_init_process() {
   // Nothing inherited beyond stdio stays open.
   if (::close_range(3, ~0U, 0) != 0) {
-    const long max_fd = ::sysconf(_SC_OPEN_MAX);
+    const int known_max = highest_open_fd();
+    const long max_fd = known_max >= 0 ? known_max + 1 : ::sysconf(_SC_OPEN_MAX);
     for (long fd = 3; fd < max_fd && fd < 65536; ++fd) ::close(static_cast<int>(fd));
   }
   for (int fd = 0; fd <= 2; ++fd) {
