@@ -181,6 +181,19 @@ void end_orphaned_execs(sandbox_self self) {
   }
   for (auto& proc : procs->records) {
     if (proc.finished || st.processes.count(proc.exec_id) > 0) continue;
+    // The record was stored when the exec started; its output went on after that. Count what
+    // was stored so the exit frame follows the last chunk and reports the byte counts.
+    for (uint64_t from = proc.next_seq;;) {
+      auto chunks = st.ctx->store->read_output(st.rec.id, proc.exec_id, from,
+                                               st.ctx->config.replay_batch_bytes);
+      if (!chunks || chunks->empty()) break;
+      for (const auto& c : *chunks) {
+        proc.next_seq = c.seq + 1;
+        auto& counter = c.stream == wire::Stream::stderr ? proc.stderr_bytes : proc.stdout_bytes;
+        counter = std::max<uint64_t>(counter, c.offset + c.data.size());
+      }
+      from = proc.next_seq;
+    }
     proc.finished = true;
     proc.outcome = wire::Outcome::executor_lost;
     proc.exit_code = 255;

@@ -1,6 +1,7 @@
 #include "cli/client.hpp"
 
 #include <chrono>
+#include <cstdio>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -355,15 +356,22 @@ outcome<exec_result> client::exec(const std::string& sandbox_id, const exec_opti
       auto eid = b.CreateString(exec_id);
       b.Finish(wire::CreateReplayRequest(b, eid, next), wire::ReplayRequestIdentifier());
       auto payload = wire::release(b);
-      if (!conn_->publish(wire::subjects::sandbox_op(cfg_.tenant, sandbox_id, "replay"), inbox,
-                          payload.data(), payload.size()))
+      if (auto st = conn_->publish(wire::subjects::sandbox_op(cfg_.tenant, sandbox_id, "replay"),
+                                   inbox, payload.data(), payload.size());
+          !st) {
+        std::fprintf(stderr, "corral: replay request failed: %s\n", st.detail.c_str());
         return false;
+      }
       bool more = false;
       const auto deadline = clock_type::now() + std::chrono::seconds(10);
       for (;;) {
         auto m = rbox->pop(deadline);
         if (!m) return false;
-        if (error_in(*m)) return false;
+        if (auto e = error_in(*m)) {
+          std::fprintf(stderr, "corral: replay of %s failed: %s: %s\n", exec_id.c_str(),
+                       wire::to_string(e->code), e->message.c_str());
+          return false;
+        }
         if (const auto* a = wire::verify<wire::Ack>(m->data.data(), m->data.size())) {
           more = wire::str(a->message()) == "more";
           break;

@@ -410,7 +410,10 @@ TEST_F(ActorsTest, ReplayReturnsExactlyTheStoredFramesFromAnOffset) {
 
 TEST_F(ActorsTest, RestartAdoptsLiveSandboxesAndEndsLostExecs) {
   const auto id = create_ok();
-  call(wire::subjects::sandbox_op(tenant, id, "exec"), make_exec({"hang"}, "ex-lost"));
+  call(wire::subjects::sandbox_op(tenant, id, "exec"), make_exec({"chatty"}, "ex-lost"));
+  ASSERT_TRUE(out_.wait_for(wire::subjects::output(tenant, id, "ex-lost"), [](const published& p) {
+    return wire::verify<wire::OutputChunk>(p.payload.data(), p.payload.size()) != nullptr;
+  }));
   // A second sandbox that will not be on the host any more after the "crash".
   const auto gone = create_ok();
   close_node();
@@ -419,11 +422,15 @@ TEST_F(ActorsTest, RestartAdoptsLiveSandboxesAndEndsLostExecs) {
   rt_.add_host_sandbox("sb-orphanXXXXXXXXXXXXXXXXXX");  // on the host, no record: an orphan
   open_node();
   // The adopted sandbox answers again and is running; its old exec ended executor_lost.
+  // Its exit frame follows the chunk the lost exec had written, with its byte count.
   auto info = out_.wait_for(wire::subjects::output(tenant, id, "ex-lost"), [](const published& p) {
     const auto* x = wire::verify<wire::ExecExit>(p.payload.data(), p.payload.size());
     return x && x->status()->outcome() == wire::Outcome::executor_lost;
   });
-  EXPECT_TRUE(info.has_value());
+  ASSERT_TRUE(info.has_value());
+  const auto* lost = wire::verify<wire::ExecExit>(info->payload.data(), info->payload.size());
+  EXPECT_EQ(lost->seq(), 1u);
+  EXPECT_EQ(lost->status()->stdout_bytes(), 6u);
   auto r = call(wire::subjects::sandbox_op(tenant, id, "info"), {});
   const auto* rep = wire::verify<wire::SandboxReply>(r.payload.data(), r.payload.size());
   ASSERT_NE(rep, nullptr);

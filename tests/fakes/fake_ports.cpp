@@ -155,6 +155,10 @@ struct fake_runtime::sandbox final : init_link {
           for (int i = 0; i < n; ++i)
             emit(event_output(id, wire::Stream::stdout, std::string(1000, static_cast<char>('a' + i % 26))));
           emit(event_exited(id, 0, 0));
+        } else if (prog == "chatty") {
+          emit(event_started(id));
+          emit(event_output(id, wire::Stream::stdout, "hello\n"));
+          running[id] = prog;
         } else if (prog == "hang" || prog == "cat") {
           emit(event_started(id));
           running[id] = prog;

@@ -71,6 +71,7 @@ class fake_clock final : public clock {
 //   "fail" N        -> Started, Output on stderr "failing\n", Exited N
 //   "flood" N       -> Started, N Output frames of 1000 bytes each on stdout, Exited 0
 //   "hang"          -> Started; ends only on Signal (Exited with that signal)
+//   "chatty"        -> Started, Output on stdout "hello\n"; then like "hang"
 //   "cat"           -> Started; echoes stdin data on stdout; Exited 0 at stdin EOF
 //   anything else   -> SpawnFailed ENOENT
 class fake_runtime final : public runtime {

@@ -1,0 +1,364 @@
+// The user story of the spine, end to end through the real path: corral CLI -> NATS (a real
+// nats-server) -> corral-executor (CAF actors, RocksDB) -> runsc sandbox -> corral-init ->
+// process, and output back. Also exit codes, 10 MiB byte-exact, isolation, bad input, and an
+// executor killed with -9 mid-exec.
+#include <gtest/gtest.h>
+
+#include <signal.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "bus/connection.hpp"
+#include "schemas/codec.hpp"
+#include "schemas/ids.hpp"
+#include "schemas/subjects.hpp"
+#include "tests/support/child_process.hpp"
+#include "tests/support/nats_server.hpp"
+
+namespace corral {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using test::background_process;
+using test::run_result;
+
+std::string bin(const std::string& name) { return std::string(CORRAL_BIN_DIR) + "/" + name; }
+
+std::string trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+// One executor (data in a temp dir) on one nats-server.
+class deployment {
+ public:
+  bool start(std::string* why) {
+    char tmpl[] = "/tmp/corral-e2e-XXXXXX";
+    if (mkdtemp(tmpl) == nullptr) return false;
+    dir_ = tmpl;
+    if (!fs::exists(bin("corral-runsc"))) {
+      *why = "missing " + bin("corral-runsc") + ": build with deploy/build.sh";
+      return false;
+    }
+    if (!nats_.start()) {
+      *why = "nats-server: " + nats_.error();
+      return false;
+    }
+    return start_executor(why);
+  }
+
+  bool start_executor(std::string* why) {
+    executor_ = std::make_unique<background_process>();
+    if (!executor_->start({bin("corral-executor"), "--data", dir_ + "/executor", "--nats",
+                           nats_.url(), "--node", "e2e-node", "--max-sandboxes", "8",
+                           "--runsc", bin("corral-runsc")})) {
+      *why = "cannot start the executor";
+      return false;
+    }
+    if (!executor_->wait_for_output("corral-executor: ready", 60s)) {
+      *why = "executor not ready: " + executor_->output();
+      return false;
+    }
+    return true;
+  }
+
+  ~deployment() {
+    if (executor_) executor_->stop();
+    // Sandboxes left by a failed test: end them through the data dir's runsc root.
+    if (!dir_.empty()) {
+      test::run({"sh", "-c",
+                 "for id in $(" + bin("corral-runsc") + " --root " + dir_ +
+                     "/executor/runtime/runsc list -q 2>/dev/null); do " + bin("corral-runsc") +
+                     " --root " + dir_ + "/executor/runtime/runsc delete -force $id; done; "
+                     "grep ' " + dir_ + "' /proc/self/mountinfo | awk '{print $5}' | "
+                     "xargs -r -n1 umount -l 2>/dev/null; true"},
+                {}, 60s);
+      fs::remove_all(dir_);
+    }
+  }
+
+  run_result corral(const std::vector<std::string>& args, const std::string& input = {},
+                    std::chrono::milliseconds timeout = 120s) {
+    std::vector<std::string> argv = {bin("corral"), "--nats", nats_.url(), "--tenant", tenant};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return test::run(argv, input, timeout);
+  }
+
+  std::string create(const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> args = {"sandbox", "create"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto r = corral(args);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return trim(r.out);
+  }
+
+  test::nats_server_process& nats() { return nats_; }
+  background_process& executor() { return *executor_; }
+  const std::string& dir() const { return dir_; }
+  std::string tenant = "e2e";
+
+ private:
+  std::string dir_;
+  test::nats_server_process nats_;
+  std::unique_ptr<background_process> executor_;
+};
+
+class E2E : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    ASSERT_EQ(geteuid(), 0u) << "runsc needs root";
+    d_ = new deployment();
+    std::string why;
+    if (!d_->start(&why)) {
+      delete d_;
+      d_ = nullptr;
+      FAIL() << why;
+    }
+  }
+  static void TearDownTestSuite() {
+    delete d_;
+    d_ = nullptr;
+  }
+  void SetUp() override { ASSERT_NE(d_, nullptr) << "deployment did not start"; }
+  static deployment* d_;
+};
+deployment* E2E::d_ = nullptr;
+
+TEST_F(E2E, UserStory) {
+  auto run = d_->corral({"run", "--", "python3", "-c", "import sys; print(6*7); sys.exit(3)"});
+  EXPECT_EQ(run.exit_code, 3) << run.err;
+  EXPECT_EQ(run.out, "42\n");
+
+  const auto sb = d_->create({"--name", "demo", "--timeout", "600"});
+  ASSERT_TRUE(wire::valid_id(sb, "sb-")) << sb;
+  auto both = d_->corral({"exec", sb, "--", "sh", "-c", "echo out; echo err >&2"});
+  EXPECT_EQ(both.exit_code, 0);
+  EXPECT_EQ(both.out, "out\n");
+  EXPECT_EQ(both.err, "err\n");
+  auto w = d_->corral({"exec", sb, "--", "python3", "-c", "open('/tmp/x','w').write('kept')"});
+  EXPECT_EQ(w.exit_code, 0) << w.err;
+  auto c = d_->corral({"exec", sb, "--", "cat", "/tmp/x"});
+  EXPECT_EQ(c.exit_code, 0) << c.err;
+  EXPECT_EQ(c.out, "kept");
+
+  auto ls = d_->corral({"sandbox", "ls"});
+  EXPECT_EQ(ls.exit_code, 0) << ls.err;
+  EXPECT_NE(ls.out.find(sb), std::string::npos) << ls.out;
+  EXPECT_NE(ls.out.find("demo"), std::string::npos);
+  EXPECT_NE(ls.out.find("running"), std::string::npos);
+  EXPECT_NE(ls.out.find("e2e-node"), std::string::npos);
+
+  auto rm = d_->corral({"sandbox", "rm", sb});
+  EXPECT_EQ(rm.exit_code, 0) << rm.err;
+  EXPECT_NE(rm.out.find("terminated"), std::string::npos);
+  auto all = d_->corral({"sandbox", "ls", "--all"});
+  std::string line;
+  for (std::istringstream in(all.out); std::getline(in, line);)
+    if (line.find(sb) != std::string::npos) {
+      EXPECT_NE(line.find("terminated"), std::string::npos) << line;
+    }
+  auto live = d_->corral({"sandbox", "ls"});
+  EXPECT_EQ(live.out.find(sb), std::string::npos);
+}
+
+TEST_F(E2E, LsAndStatWorkInsideTheSandbox) {
+  auto r = d_->corral({"run", "--", "sh", "-c", "ls -l / && stat / && ls /usr/bin | head -1"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("usr"), std::string::npos);
+  EXPECT_EQ(r.err.find("Invalid argument"), std::string::npos) << r.err;
+}
+
+TEST_F(E2E, ExitCodes) {
+  const auto sb = d_->create();
+  EXPECT_EQ(d_->corral({"exec", sb, "--", "true"}).exit_code, 0);
+  EXPECT_EQ(d_->corral({"exec", sb, "--", "sh", "-c", "exit 3"}).exit_code, 3);
+  EXPECT_EQ(d_->corral({"exec", sb, "--", "sh", "-c", "kill -TERM $$"}).exit_code, 128 + SIGTERM);
+  EXPECT_EQ(d_->corral({"exec", sb, "--", "sh", "-c", "kill -KILL $$"}).exit_code, 128 + SIGKILL);
+  auto nf = d_->corral({"exec", sb, "--", "no-such-program-xyz"});
+  EXPECT_EQ(nf.exit_code, 127);
+  EXPECT_NE(nf.err.find("not found"), std::string::npos) << nf.err;
+  auto slow = d_->corral({"exec", "--timeout", "1", sb, "--", "sleep", "30"});
+  EXPECT_EQ(slow.exit_code, 124) << slow.err;
+
+  // 137: the sandbox is terminated under a running exec.
+  background_process exec;
+  ASSERT_TRUE(exec.start({bin("corral"), "--nats", d_->nats().url(), "--tenant", d_->tenant,
+                          "exec", sb, "--", "sh", "-c", "echo started; sleep 60"}));
+  ASSERT_TRUE(exec.wait_for_output("started", 30s));
+  EXPECT_EQ(d_->corral({"sandbox", "rm", sb}).exit_code, 0);
+  EXPECT_EQ(exec.wait(30s), 137) << exec.output();
+
+  // 124: the sandbox's lifetime ends under a running exec.
+  const auto short_lived = d_->create({"--timeout", "2"});
+  auto lt = d_->corral({"exec", short_lived, "--", "sleep", "60"});
+  EXPECT_EQ(lt.exit_code, 124) << lt.err;
+  auto info = d_->corral({"sandbox", "info", short_lived});
+  EXPECT_NE(info.out.find("timed_out"), std::string::npos) << info.out;
+  EXPECT_NE(info.out.find("returncode:  124"), std::string::npos) << info.out;
+}
+
+TEST_F(E2E, TenMebibytesArriveByteExactAndInOrder) {
+  const auto sb = d_->create();
+  const std::size_t n = 10 * 1024 * 1024;
+  auto r = d_->corral({"exec", sb, "--", "python3", "-c",
+                       "import sys\nb=bytes(range(256))*4096\nfor i in range(10):\n"
+                       " sys.stdout.buffer.write(bytes([i])+b[1:])\nsys.stdout.flush()"},
+                      {}, 300s);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_EQ(r.out.size(), n);
+  for (std::size_t i = 0; i < 10; ++i) {
+    const std::size_t base = i * (1 << 20);
+    ASSERT_EQ(static_cast<uint8_t>(r.out[base]), i) << "block " << i << " out of order";
+    for (std::size_t j = 1; j < (1 << 20); ++j)
+      ASSERT_EQ(static_cast<uint8_t>(r.out[base + j]), j % 256) << "byte " << base + j;
+  }
+  d_->corral({"sandbox", "rm", sb});
+}
+
+TEST_F(E2E, StdinIsForwardedWhenNotATerminal) {
+  const auto sb = d_->create();
+  std::string input;
+  for (int i = 0; i < 20000; ++i) input += "line " + std::to_string(i) + "\n";
+  auto r = d_->corral({"exec", sb, "--", "sh", "-c", "cat | wc -l"}, input);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(trim(r.out), "20000");
+  auto echo = d_->corral({"exec", sb, "--", "python3", "-c", "print(input()[::-1])"}, "hello\n");
+  EXPECT_EQ(echo.out, "olleh\n");
+  d_->corral({"sandbox", "rm", sb});
+}
+
+TEST_F(E2E, TwoSandboxesCannotSeeEachOthersFilesOrProcesses) {
+  const auto a = d_->create();
+  const auto b = d_->create();
+  ASSERT_EQ(d_->corral({"exec", a, "--", "sh", "-c", "echo secret-a > /tmp/mine"}).exit_code, 0);
+  background_process sleeper;
+  ASSERT_TRUE(sleeper.start({bin("corral"), "--nats", d_->nats().url(), "--tenant", d_->tenant,
+                             "exec", a, "--", "sh", "-c", "echo up; exec sleep 1234"}));
+  ASSERT_TRUE(sleeper.wait_for_output("up", 30s));
+  auto files = d_->corral({"exec", b, "--", "cat", "/tmp/mine"});
+  EXPECT_NE(files.exit_code, 0);
+  EXPECT_EQ(files.out.find("secret-a"), std::string::npos);
+  auto procs = d_->corral({"exec", b, "--", "sh", "-c", "cat /proc/[0-9]*/cmdline | tr '\\0' ' '"});
+  EXPECT_EQ(procs.out.find("1234"), std::string::npos) << procs.out;
+  auto own = d_->corral({"exec", a, "--", "sh", "-c", "cat /proc/[0-9]*/cmdline | tr '\\0' ' '"});
+  EXPECT_NE(own.out.find("sleep 1234"), std::string::npos) << own.out;
+  d_->corral({"sandbox", "rm", a});
+  EXPECT_EQ(sleeper.wait(30s), 137);
+  d_->corral({"sandbox", "rm", b});
+}
+
+TEST_F(E2E, BadInputGetsClearErrorsAndNeverCrashesTheExecutor) {
+  const auto sb = d_->create();
+  // Unknown sandbox id: NOT_FOUND.
+  auto unknown = d_->corral({"sandbox", "info", wire::new_id("sb-")});
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_NE(unknown.err.find("not_found"), std::string::npos) << unknown.err;
+  // Another tenant's valid id answers exactly like an unknown one (P8).
+  auto other = test::run({bin("corral"), "--nats", d_->nats().url(), "--tenant", "intruder",
+                          "sandbox", "info", sb});
+  EXPECT_EQ(other.exit_code, 1);
+  EXPECT_NE(other.err.find("not_found"), std::string::npos) << other.err;
+
+  std::string error;
+  bus::options o;
+  o.urls = {d_->nats().url()};
+  auto conn = bus::connection::connect(o, &error);
+  ASSERT_NE(conn, nullptr) << error;
+  auto error_code = [&](const std::string& subject, const std::vector<uint8_t>& payload) {
+    auto r = conn->request(subject, payload.data(), payload.size(), 10000);
+    if (!r) return std::string("bus:") + bus::to_string(r.error);
+    const auto* e = wire::verify<wire::ErrorReply>(r.value.data.data(), r.value.data.size());
+    return e ? std::string(wire::to_string(e->code())) : std::string("ok");
+  };
+  // Garbage and truncated bytes on every subject the executor listens to.
+  std::vector<std::vector<uint8_t>> garbage = {
+      {}, {0}, {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, std::vector<uint8_t>(4096, 0xff),
+      {'C', 'R', 'E', 'X', 0, 0, 0, 0, 0, 0, 0, 0}};
+  const auto t = d_->tenant;
+  for (const auto& g : garbage) {
+    if (!g.empty()) {
+      EXPECT_EQ(error_code(wire::subjects::create(t, "default"), g), "malformed");
+      EXPECT_EQ(error_code(wire::subjects::list(t), g), "malformed");
+    }
+    for (const char* op : {"exec", "stdin", "signal", "replay"})
+      EXPECT_EQ(error_code(wire::subjects::sandbox_op(t, sb, op), g), "malformed") << op;
+  }
+  EXPECT_EQ(error_code(wire::subjects::sandbox_op(t, sb, "bogus"), {}), "invalid_argument");
+  auto exec_req = [](std::vector<std::string> argv, std::vector<std::pair<std::string, std::string>> env = {}) {
+    flatbuffers::FlatBufferBuilder fbb;
+    std::vector<flatbuffers::Offset<flatbuffers::String>> a;
+    for (const auto& s : argv) a.push_back(fbb.CreateString(s));
+    std::vector<flatbuffers::Offset<wire::KeyValue>> e;
+    for (const auto& [k, v] : env) e.push_back(wire::CreateKeyValue(fbb, fbb.CreateString(k), fbb.CreateString(v)));
+    auto av = fbb.CreateVector(a);
+    auto ev = fbb.CreateVector(e);
+    fbb.Finish(wire::CreateExecRequest(fbb, 0, av, ev), wire::ExecRequestIdentifier());
+    return wire::release(fbb);
+  };
+  const auto exec = wire::subjects::sandbox_op(t, sb, "exec");
+  EXPECT_EQ(error_code(exec, exec_req({})), "invalid_argument");
+  EXPECT_EQ(error_code(exec, exec_req({"echo", std::string(100 * 1024, 'a')})), "too_large");
+  EXPECT_EQ(error_code(exec, exec_req({"env"}, {{"BIG", std::string(100 * 1024, 'b')}})), "too_large");
+  EXPECT_EQ(error_code(exec, exec_req({"env"}, {{"A=B", "c"}})), "invalid_argument");
+  // Over NATS's max payload: refused by the client or the server, never reaching the executor.
+  EXPECT_NE(error_code(exec, std::vector<uint8_t>(2 * 1024 * 1024, 1)), "ok");
+  // Exec on a terminated sandbox.
+  d_->corral({"sandbox", "rm", sb});
+  EXPECT_EQ(error_code(exec, exec_req({"true"})), "failed_precondition");
+  // The executor is alive and well.
+  auto r = d_->corral({"run", "--", "echo", "still here"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "still here\n");
+  EXPECT_TRUE(d_->executor().running());
+}
+
+// A separate deployment: the executor is killed with -9 in the middle of an exec.
+TEST(E2ECrash, ExecutorKill9MidExecThenRestartEndsEverythingInATerminalStatus) {
+  deployment d;
+  std::string why;
+  ASSERT_TRUE(d.start(&why)) << why;
+  const auto keep = d.create({"--name", "keep"});
+  const auto victim = d.create();
+  background_process exec;
+  ASSERT_TRUE(exec.start({bin("corral"), "--nats", d.nats().url(), "--tenant", d.tenant, "exec",
+                          keep, "--", "sh", "-c", "echo begun; sleep 300"}));
+  ASSERT_TRUE(exec.wait_for_output("begun", 30s));
+  d.executor().kill9();
+  // While the executor is down, one sandbox dies on its own (its runsc container is killed).
+  auto killed = test::run({bin("corral-runsc"), "--root", d.dir() + "/executor/runtime/runsc",
+                           "kill", victim, "KILL"});
+  EXPECT_EQ(killed.exit_code, 0) << killed.err;
+  ASSERT_TRUE(d.start_executor(&why)) << why;
+  // The exec in flight ends as executor_lost (never "running" forever); the CLI notices by
+  // re-attaching with the same exec id.
+  EXPECT_EQ(exec.wait(60s), 255) << exec.output() << "\nexecutor:\n" << d.executor().output();
+  EXPECT_NE(exec.output().find("executor_lost"), std::string::npos) << exec.output();
+  // The live sandbox was re-adopted and works; the dead one ended as failed.
+  auto again = d.corral({"exec", keep, "--", "echo", "adopted"});
+  EXPECT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_EQ(again.out, "adopted\n");
+  auto info = d.corral({"sandbox", "info", victim});
+  EXPECT_NE(info.out.find("failed"), std::string::npos) << info.out << info.err;
+  auto ls = d.corral({"sandbox", "ls", "--all"});
+  EXPECT_EQ(ls.out.find("starting"), std::string::npos) << ls.out;
+  EXPECT_EQ(ls.out.find("pending"), std::string::npos) << ls.out;
+  EXPECT_EQ(d.corral({"sandbox", "rm", keep}).exit_code, 0);
+  // Nothing of either sandbox is left on the host: no runsc container, no sandbox dir.
+  auto left = test::run({bin("corral-runsc"), "--root", d.dir() + "/executor/runtime/runsc", "list", "-q"});
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while ((left.out.find(keep) != std::string::npos || left.out.find(victim) != std::string::npos) &&
+         std::chrono::steady_clock::now() < deadline) {
+    // Teardown runs off the request path: poll the host state with a deadline.
+    std::this_thread::sleep_for(100ms);
+    left = test::run({bin("corral-runsc"), "--root", d.dir() + "/executor/runtime/runsc", "list", "-q"});
+  }
+  EXPECT_EQ(left.out.find(keep), std::string::npos) << left.out;
+  EXPECT_EQ(left.out.find(victim), std::string::npos) << left.out;
+}
+
+}  // namespace
+}  // namespace corral
