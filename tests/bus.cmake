@@ -1,0 +1,13 @@
+# bus: the NATS client library, and the nats-server test support every integration test links.
+
+# A real nats-server child process per test (tests/support/nats_server.hpp).
+file(GLOB CORRAL_TEST_SUPPORT_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/support/*.cpp)
+add_library(corral_test_support STATIC ${CORRAL_TEST_SUPPORT_SOURCES})
+target_include_directories(corral_test_support PUBLIC ${CMAKE_SOURCE_DIR})
+target_compile_definitions(corral_test_support PRIVATE CORRAL_NATS_SERVER="${NATS_SERVER}")
+target_link_libraries(corral_test_support PUBLIC corral_bus Threads::Threads)
+
+corral_add_test(NAME bus_test
+  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/bus_test.cpp
+  LIBS corral_bus corral_test_support
+  LABELS integration)
