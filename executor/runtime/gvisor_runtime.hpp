@@ -1,0 +1,123 @@
+#pragma once
+// The `gvisor` runtime (DESIGN.md §5): every corral sandbox is one runsc container whose PID 1
+// is corral-init, its root a per-sandbox writable overlay over a read-only image.
+//
+// Layout under data_dir (everything of the runtime lives there; nothing else on the host is
+// written but the sandbox cgroups and the overlay mounts):
+//   images/host/<hash>/rootfs   the host default image (immutable; content-hashed)
+//   runsc/                      runsc --root (container state)
+//   sandboxes/<id>/             one per sandbox:
+//     bundle/config.json        the OCI spec
+//     bundle/rootfs/            overlay mount point (lower = image, upper/work below)
+//     upper/ work/              the sandbox's writable layer
+//     stdin.fifo stdout.fifo    corral-init's stdin/stdout (see "Link" below)
+//     init.stderr runsc.log     corral-init's stderr; runsc's error log
+//     sandbox.pid               the runsc sandbox process (runsc run --pid-file)
+//     image                     path of the image the sandbox was started from
+//
+// Link: init's stdin and stdout are two named FIFOs that runsc hands to the sandbox opened
+// O_RDWR, so the sandbox always holds both ends of both: init never sees EOF or SIGPIPE while
+// no executor is connected, and its output waits in the pipe. The executor opens its own ends
+// (O_WRONLY on stdin.fifo, O_RDONLY on stdout.fifo); adopt() after a restart just reopens them.
+// Because the FIFOs never reach EOF while the sandbox lives, death is detected with a pidfd on
+// the runsc sandbox process (from `runsc run --pid-file` at start, `runsc state` at adopt; the
+// pid is checked against /proc/<pid>/cmdline once the pidfd pins it). When it becomes readable
+// the link drains what init wrote, then calls on_closed.
+//
+// Threads: one I/O thread per runtime runs an epoll loop over every link (reads, writes,
+// pidfds). All listener callbacks run on it; listeners must not block and must not call
+// start/adopt/destroy from a callback.
+//
+// destroy(): `runsc delete --force` (kills the sandbox, waits for its processes, removes runsc's
+// state and cgroups), then SIGKILL of anything still in the sandbox's cgroups, removal of those
+// cgroups (every v1 controller), unmount of the overlay and no-follow removal of the sandbox dir.
+// Whatever could not be removed stays visible in list_host_sandboxes(), so a later destroy()
+// retries it. start() runs the same teardown when it fails.
+//
+// Limits (P5): memory in linux.resources (cgroup memory.limit_in_bytes); cpu as a CFS quota
+// written into the sandbox's cpu cgroup right after start (a quota present during start slows
+// runsc's boot ~2.5x); processes as RLIMIT_NPROC inside the sandbox (a fork bomb gets EAGAIN
+// inside instead of killing the sentry) with a larger cgroup pids.max as a host-side backstop.
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "actors/ports.hpp"
+
+namespace corral {
+
+struct gvisor_config {
+  // Root of everything the runtime writes. Relative paths are made absolute at start-up.
+  std::string data_dir = "./var/executor";
+  // The runsc binary (a patched build from deploy/build-runsc.sh, or Debian's /usr/bin/runsc).
+  std::string runsc_path = "/usr/bin/runsc";
+  // The corral-init binary on the host; bind-mounted read-only at /.corral/init in every sandbox.
+  std::string init_path = "./build/bin/corral-init";
+  // runsc --platform. "ptrace" works everywhere; "kvm" needs /dev/kvm.
+  std::string platform = "ptrace";
+  // Sandbox cgroups are <cgroup_parent>/<id> under every cgroup v1 controller.
+  std::string cgroup_parent = "corral";
+  // "overlayfs": a host overlayfs mount per sandbox (upper layer on disk under the sandbox dir).
+  // "runsc-memory": no host mount; runsc --overlay2=root:memory (upper layer in sandbox memory).
+  std::string writable_layer = "overlayfs";
+
+  // Processes (RLIMIT_NPROC inside the sandbox) when the spec says 0, and the largest accepted.
+  uint32_t default_pids_limit = 512;
+  uint32_t max_pids_limit = 16384;
+  // Host-side cgroup pids.max = pids_limit * host_pids_per_sandbox_task + host_pids_headroom:
+  // a backstop for the host tasks of the sandbox (sentry, gofer, ptrace stubs). Reaching it
+  // wedges the whole sandbox, so it sits above what RLIMIT_NPROC lets the sandbox reach.
+  // Measured with runsc 20221219 --platform=ptrace: an idle sandbox is ~35 host tasks, each
+  // sandbox process adds ~6.2 (its stub address space), sandbox threads add ~none.
+  uint32_t host_pids_per_sandbox_task = 8;
+  uint32_t host_pids_headroom = 512;
+  // Applied when the spec says 0; 0 here means no limit.
+  uint32_t default_memory_mib = 0;
+  uint32_t default_cpu_millis = 0;
+  // CFS period used for cpu limits (cpu.cfs_period_us), 1000..1000000.
+  uint32_t cpu_period_us = 100000;
+  // RLIMIT_NOFILE inside the sandbox.
+  uint32_t open_files_limit = 65536;
+
+  // A link's queued but unwritten bytes; send() returns false past it.
+  std::size_t max_send_queue_bytes = 8u * 1024 * 1024;
+  // Capacity requested for each FIFO (F_SETPIPE_SZ; capped by /proc/sys/fs/pipe-max-size): what
+  // init can write while no executor reads.
+  std::size_t fifo_pipe_bytes = 1024 * 1024;
+  // Bytes read from a link per read(2).
+  std::size_t read_chunk_bytes = 64 * 1024;
+  // adopt() first writes this many zero bytes to init's stdin, so that a frame an earlier
+  // executor left half-written is completed (and rejected) before the new session's frames;
+  // init's frame reader skips the zeros. 0 disables. Must be 0 or >= the largest frame.
+  std::size_t adopt_resync_bytes = 1024 * 1024 + 4096 + 8;
+
+  // Deadline of one runsc command (run, state, kill, delete, list); it is killed after it.
+  uint32_t runsc_timeout_ms = 30000;
+  // Deadline for a destroyed sandbox's processes to be gone and its cgroups removable.
+  uint32_t destroy_timeout_ms = 10000;
+  // Bytes of runsc's stderr/log quoted in error messages.
+  std::size_t error_excerpt_bytes = 2048;
+  // Pass --debug to runsc (verbose runsc.log).
+  bool runsc_debug = false;
+  // Make this process a child subreaper and reap orphaned runsc processes (see
+  // orphan_reaper.hpp); without it `runsc delete` waits ~1.5 s for orphans to be reaped by
+  // the host's init.
+  bool become_subreaper = true;
+
+  // Empty when the configuration is usable, else what is wrong with it.
+  [[nodiscard]] std::string validate() const;
+};
+
+struct gvisor_runtime_or_error {
+  std::shared_ptr<corral::runtime> runtime;  // null on error
+  std::string error;
+};
+
+// Validates config, creates the data dir layout, builds the host default image (idempotent),
+// checks that the writable layer works on this host, and starts the I/O thread. Blocks for up
+// to a few hundred milliseconds. Destroying the runtime closes its links (no callbacks after)
+// but leaves the sandboxes running, to be adopted by the next runtime.
+[[nodiscard]] gvisor_runtime_or_error make_gvisor_runtime(const gvisor_config& config);
+
+}  // namespace corral

@@ -1,0 +1,33 @@
+#pragma once
+// The OCI runtime spec (config.json) of one sandbox. A pure function of its inputs.
+//
+// What the sandbox sees (P6): the image root (writable through the per-sandbox layer), the
+// host's /usr read-only, corral-init read-only at /.corral/init, its own /proc, /dev, /sys
+// (read-only) and /dev/shm; no other host path, no host environment (init's environment is
+// PATH only), no host namespaces. Capabilities are Docker's default set without NET_RAW; in
+// particular without CAP_SYS_ADMIN and CAP_SYS_RESOURCE, so RLIMIT_NPROC binds root inside the
+// sandbox and no limit can be raised from inside (P5).
+#include <cstdint>
+#include <string>
+
+namespace corral::gvisor_detail {
+
+// Where corral-init is bind-mounted inside every sandbox.
+inline constexpr const char* init_path_in_sandbox = "/.corral/init";
+
+struct oci_inputs {
+  std::string root_path;           // bundle-relative ("rootfs") or absolute
+  bool root_readonly = false;
+  std::string init_host_path;      // absolute path of corral-init on the host
+  std::string usr_host_path = "/usr";
+  std::string hostname = "sandbox";
+  std::string cgroups_path;        // "/corral/<id>"
+  uint64_t memory_limit_bytes = 0; // 0: none
+  uint32_t nproc_limit = 0;        // RLIMIT_NPROC inside (soft = hard)
+  uint32_t host_pids_max = 0;      // cgroup pids.max (host side); 0: none
+  uint32_t open_files_limit = 0;   // RLIMIT_NOFILE inside (soft = hard); 0: runsc default
+};
+
+[[nodiscard]] std::string make_oci_config(const oci_inputs& in);
+
+}  // namespace corral::gvisor_detail

@@ -1,0 +1,143 @@
+#include "executor/runtime/sandbox_cgroups.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "executor/runtime/process.hpp"
+
+namespace corral::gvisor_detail {
+namespace {
+
+struct cgroup_mount {
+  std::string path;
+  std::vector<std::string> options;  // super options: "rw", "cpu", "name=systemd", ...
+};
+
+std::vector<cgroup_mount> read_cgroup_mounts() {
+  std::vector<cgroup_mount> out;
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    const auto sep = line.find(" - ");
+    if (sep == std::string::npos) continue;
+    std::istringstream pre(line.substr(0, sep)), post(line.substr(sep + 3));
+    std::string id, parent, devno, root, mount_point, fstype, source, super_opts;
+    if (!(pre >> id >> parent >> devno >> root >> mount_point)) continue;
+    if (!(post >> fstype >> source >> super_opts) || fstype != "cgroup") continue;
+    cgroup_mount m;
+    m.path = mount_point;
+    std::istringstream opts(super_opts);
+    std::string o;
+    while (std::getline(opts, o, ',')) m.options.push_back(o);
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+bool read_u64(const std::string& path, uint64_t& value) {
+  std::ifstream in(path);
+  return static_cast<bool>(in >> value);
+}
+
+bool write_text(const std::string& path, const std::string& value) {
+  std::ofstream out(path);
+  out << value;
+  out.flush();
+  return static_cast<bool>(out);
+}
+
+bool dir_exists(const std::string& path) {
+  struct stat st {};
+  return lstat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+// Interval between rmdir attempts while the kernel finishes detaching dead tasks (EBUSY).
+constexpr auto rmdir_retry_interval = std::chrono::milliseconds(10);
+
+}  // namespace
+
+sandbox_cgroups::sandbox_cgroups(std::string parent, std::string id)
+    : parent_(std::move(parent)), id_(std::move(id)) {}
+
+std::string sandbox_cgroups::cgroups_path() const { return "/" + parent_ + "/" + id_; }
+
+std::vector<std::string> sandbox_cgroups::v1_mounts() {
+  std::vector<std::string> out;
+  for (const auto& m : read_cgroup_mounts()) out.push_back(m.path);
+  return out;
+}
+
+std::string sandbox_cgroups::dir_of(const std::string& controller) const {
+  for (const auto& m : read_cgroup_mounts())
+    for (const auto& o : m.options)
+      if (o == controller) return m.path + cgroups_path();
+  return {};
+}
+
+std::string sandbox_cgroups::set_cpu_limit(uint32_t millis, uint32_t period_us) const {
+  const std::string dir = dir_of("cpu");
+  if (dir.empty()) return "no cpu cgroup controller mounted";
+  uint64_t quota = static_cast<uint64_t>(millis) * period_us / 1000;
+  if (quota < 1000) quota = 1000;
+  if (!write_text(dir + "/cpu.cfs_period_us", std::to_string(period_us)))
+    return "write " + dir + "/cpu.cfs_period_us: " + std::strerror(errno);
+  if (!write_text(dir + "/cpu.cfs_quota_us", std::to_string(quota)))
+    return "write " + dir + "/cpu.cfs_quota_us: " + std::strerror(errno);
+  return {};
+}
+
+sandbox_usage sandbox_cgroups::usage() const {
+  sandbox_usage u;
+  if (const auto d = dir_of("cpuacct"); !d.empty()) (void)read_u64(d + "/cpuacct.usage", u.cpu_usage_ns);
+  if (const auto d = dir_of("memory"); !d.empty()) {
+    (void)read_u64(d + "/memory.usage_in_bytes", u.memory_bytes);
+    std::ifstream in(d + "/memory.oom_control");
+    std::string k;
+    uint64_t v = 0;
+    while (in >> k >> v)
+      if (k == "oom_kill" && v > 0) u.oom_killed = true;
+  }
+  return u;
+}
+
+std::vector<std::string> sandbox_cgroups::existing_dirs() const {
+  std::vector<std::string> out;
+  for (const auto& m : read_cgroup_mounts()) {
+    const std::string d = m.path + cgroups_path();
+    if (dir_exists(d)) out.push_back(d);
+  }
+  return out;
+}
+
+std::string sandbox_cgroups::kill_and_remove(std::chrono::steady_clock::time_point deadline) const {
+  const auto dirs = existing_dirs();
+  if (dirs.empty()) return {};
+  std::vector<int> pids;
+  for (const auto& d : dirs) {
+    std::ifstream in(d + "/cgroup.procs");
+    int pid = 0;
+    while (in >> pid) pids.push_back(pid);
+  }
+  if (!pids.empty() && kill_and_wait(pids, deadline) != 0)
+    return "processes of the sandbox survived SIGKILL";
+  std::string err;
+  for (const auto& d : dirs) {
+    for (;;) {
+      if (rmdir(d.c_str()) == 0 || errno == ENOENT) break;
+      if (errno != EBUSY || std::chrono::steady_clock::now() >= deadline) {
+        if (err.empty()) err = "rmdir " + d + ": " + std::strerror(errno);
+        break;
+      }
+      std::this_thread::sleep_for(rmdir_retry_interval);
+    }
+  }
+  return err;
+}
+
+}  // namespace corral::gvisor_detail

@@ -1,0 +1,46 @@
+#pragma once
+// A sandbox's cgroups (cgroup v1, one directory <parent>/<id> under every mounted controller).
+// runsc creates them from linux.cgroupsPath and removes them on `runsc delete`; this class sets
+// what must be set after start (the cpu quota), reads usage, and removes whatever a failed or
+// interrupted delete left behind.
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "actors/ports.hpp"
+
+namespace corral::gvisor_detail {
+
+class sandbox_cgroups {
+ public:
+  // parent: e.g. "corral"; id: the sandbox id (already validated).
+  sandbox_cgroups(std::string parent, std::string id);
+
+  // "/<parent>/<id>", the value of linux.cgroupsPath.
+  [[nodiscard]] std::string cgroups_path() const;
+
+  // Writes cpu.cfs_period_us and cpu.cfs_quota_us (quota = millis * period / 1000, at least
+  // 1 ms). Empty on success.
+  [[nodiscard]] std::string set_cpu_limit(uint32_t millis, uint32_t period_us) const;
+
+  // cpuacct.usage, memory.usage_in_bytes, memory.oom_control's oom_kill; zeros when unknown.
+  [[nodiscard]] sandbox_usage usage() const;
+
+  // Directories of this sandbox that exist now, one per controller mount.
+  [[nodiscard]] std::vector<std::string> existing_dirs() const;
+
+  // SIGKILLs every process left in any of the sandbox's cgroups, waits (up to the deadline) for
+  // them to die, and removes the directories. Empty on success.
+  [[nodiscard]] std::string kill_and_remove(std::chrono::steady_clock::time_point deadline) const;
+
+  // Mount points of the cgroup v1 hierarchies (from /proc/self/mountinfo).
+  [[nodiscard]] static std::vector<std::string> v1_mounts();
+
+ private:
+  [[nodiscard]] std::string dir_of(const std::string& controller) const;
+  std::string parent_;
+  std::string id_;
+};
+
+}  // namespace corral::gvisor_detail
