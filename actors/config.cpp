@@ -20,6 +20,10 @@ std::string node_config::validate() const {
   if (max_env_bytes == 0 || max_env_bytes > 256 * 1024) return "max_env_bytes: must be in (0, 256 KiB]";
   if (max_stdin_write_bytes == 0 || max_stdin_write_bytes > 900 * 1024)
     return "max_stdin_write_bytes: must be in (0, 900 KiB]";
+  if (stdin_window_bytes == 0 || stdin_window_bytes + max_stdin_write_bytes > stdin_max_in_flight_bytes)
+    return "stdin_window_bytes: window plus one write must fit in stdin_max_in_flight_bytes";
+  if (stdin_max_in_flight_bytes > 4 * 1024 * 1024)
+    return "stdin_max_in_flight_bytes: at most 4 MiB (corral-init's stdin buffer)";
   if (replay_batch_bytes < 64 * 1024) return "replay_batch_bytes: must be at least 64 KiB";
   if (heartbeat_interval_ms < 100) return "heartbeat_interval_ms: must be at least 100";
   if (retention_ms < 0) return "retention_ms: must not be negative";

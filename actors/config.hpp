@@ -26,6 +26,12 @@ struct node_config {
   std::size_t max_tags = 64;
   std::size_t max_tag_bytes = 256;             // per key and per value
   std::size_t max_stdin_write_bytes = 512 * 1024;
+  // Stdin flow control: once this many bytes are sent to init but not yet written into the
+  // process's pipe, a StdinWrite is acknowledged only when init catches up (clients wait for
+  // the ack before sending more). Writes that would put more than stdin_max_in_flight_bytes in
+  // flight are refused: corral-init buffers at most 4 MiB per process.
+  std::size_t stdin_window_bytes = 1024 * 1024;
+  std::size_t stdin_max_in_flight_bytes = 3 * 1024 * 1024;
   std::size_t replay_batch_bytes = 4 * 1024 * 1024;  // output replayed per replay request
   int64_t heartbeat_interval_ms = 2000;
   int64_t retention_ms = 24LL * 3600 * 1000;   // ended sandboxes and their output kept this long

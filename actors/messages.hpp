@@ -31,13 +31,14 @@ struct sandbox_summary {
 
 // An event that corral-init sent about one process, routed by the sandbox to its process actor.
 struct init_process_event {
-  enum class kind : uint8_t { started, output, exited, spawn_failed } what = kind::output;
+  enum class kind : uint8_t { started, output, exited, spawn_failed, stdin_written } what = kind::output;
   wire::Stream stream = wire::Stream::none;
   bytes data;
   int32_t pid = 0;
   int32_t exit_code = 0;
   int32_t signal = 0;
   int32_t error_number = 0;
+  uint64_t stdin_total = 0;  // stdin_written: bytes of stdin init has written into the pipe
   std::string message;
 };
 

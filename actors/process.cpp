@@ -20,6 +20,9 @@ struct process_state {
   // Set when we asked init to kill the process: the outcome to report when Exited arrives.
   std::optional<process_end_cause> kill_cause;
   uint64_t timer_epoch = 0;  // distinguishes the current kill-grace timer from stale ones
+  uint64_t stdin_sent = 0;     // stdin bytes sent to init
+  uint64_t stdin_written = 0;  // stdin bytes init reports written into the pipe
+  std::vector<std::string> held_stdin_acks;  // replies held until init catches up
   static inline const char* name = "process";
 };
 
@@ -67,6 +70,10 @@ void finish(process_self self, wire::Outcome outcome, int32_t exit_code, int32_t
                     << "\n";
   }
   st.ctx->out->publish(st.out_subject, make_exec_exit(st.rec));
+  for (const auto& to : st.held_stdin_acks)
+    st.ctx->out->publish(to, wire::make_error_reply(wire::ErrorCode::failed_precondition,
+                                                    "exec has finished", "exec_id"));
+  st.held_stdin_acks.clear();
   // The sandbox drops this actor when it handles proc_done; requests it forwarded until then
   // are answered from the finished record.
   caf::anon_send(st.sandbox, proc_done_atom::value, st.rec.exec_id);
@@ -118,6 +125,13 @@ void on_event(process_self self, init_process_event& ev) {
   switch (ev.what) {
     case init_process_event::kind::started:
       break;
+    case init_process_event::kind::stdin_written:
+      st.stdin_written = std::max(st.stdin_written, ev.stdin_total);
+      if (st.stdin_sent - st.stdin_written <= st.ctx->config.stdin_window_bytes) {
+        for (const auto& to : st.held_stdin_acks) st.ctx->out->publish(to, wire::make_ack());
+        st.held_stdin_acks.clear();
+      }
+      break;
     case init_process_event::kind::output:
       on_output(self, ev.stream, std::move(ev.data));
       break;
@@ -168,6 +182,13 @@ void on_request(process_self self, bus_request& req) {
                                               "exec was started without stdin", "exec_id"));
       return;
     }
+    const auto& cfg = st.ctx->config;
+    if (st.stdin_sent - st.stdin_written + n > cfg.stdin_max_in_flight_bytes) {
+      reply(self, req, wire::make_error_reply(wire::ErrorCode::resource_exhausted,
+                                              "stdin window full: wait for each write's ack",
+                                              "data"));
+      return;
+    }
     if (!st.link || !st.link->send(make_command_stdin(st.rec.handle,
                                                       n ? data->data() : nullptr, n,
                                                       msg->eof()))) {
@@ -175,7 +196,12 @@ void on_request(process_self self, bus_request& req) {
                                               "sandbox link is busy or closed"));
       return;
     }
-    reply(self, req, wire::make_ack());
+    st.stdin_sent += n;
+    // Flow control: past the window the ack waits until init has written enough.
+    if (st.stdin_sent - st.stdin_written > cfg.stdin_window_bytes && !req.reply.empty())
+      st.held_stdin_acks.push_back(req.reply);
+    else
+      reply(self, req, wire::make_ack());
   } else if (op == "signal") {
     const auto* msg = wire::verify<wire::SignalRequest>(req.data.data(), req.data.size());
     if (msg == nullptr) {

@@ -263,6 +263,14 @@ void on_frame(sandbox_self self, const bytes& payload) {
       route(e->id(), std::move(pe));
       break;
     }
+    case wire::Event::StdinWritten: {
+      const auto* e = ev->event_as_StdinWritten();
+      init_process_event pe;
+      pe.what = init_process_event::kind::stdin_written;
+      pe.stdin_total = e->total();
+      route(e->id(), std::move(pe));
+      break;
+    }
     default:
       break;
   }

@@ -294,8 +294,21 @@ outcome<exec_result> client::exec(const std::string& sandbox_id, const exec_opti
   if (stdin_source && o.stdin_open) {
     stdin_thread = std::thread([this, stdin_source, sandbox_id, exec_id] {
       const auto subject = wire::subjects::sandbox_op(cfg_.tenant, sandbox_id, "stdin");
+      // One StdinWrite carries at most this much; each waits for its ack (flow control).
+      constexpr std::size_t max_write = 256 * 1024;
+      std::vector<uint8_t> carry;
       for (;;) {
-        auto chunk = stdin_source();
+        std::optional<std::vector<uint8_t>> chunk;
+        if (!carry.empty()) {
+          chunk = std::move(carry);
+          carry.clear();
+        } else {
+          chunk = stdin_source();
+        }
+        if (chunk && chunk->size() > max_write) {
+          carry.assign(chunk->begin() + max_write, chunk->end());
+          chunk->resize(max_write);
+        }
         flatbuffers::FlatBufferBuilder b(chunk ? chunk->size() + 128 : 128);
         auto eid = b.CreateString(exec_id);
         auto data = chunk ? b.CreateVector(*chunk) : b.CreateVector(std::vector<uint8_t>{});

@@ -90,6 +90,9 @@ struct exec_outcome {
   std::string message;
   bool event_after_end = false;  // an event for this id after its Exited or SpawnFailed
   bool output_before_start = false;
+  uint64_t stdin_written = 0;       // last StdinWritten total
+  int stdin_written_events = 0;
+  bool stdin_written_backwards = false;
   [[nodiscard]] bool ended() const { return exited > 0 || spawn_failed > 0; }
 };
 
@@ -201,6 +204,14 @@ class init_client {
         o.message = std::string(wire::str(e->message()));
         return;
       }
+      case wire::Event::StdinWritten: {
+        const auto* e = ev->event_as_StdinWritten();
+        exec_outcome& o = at(e->id());
+        if (e->total() < o.stdin_written) o.stdin_written_backwards = true;
+        o.stdin_written = e->total();
+        ++o.stdin_written_events;
+        return;
+      }
       default:
         ADD_FAILURE() << "an InitEvent without an event";
     }
@@ -284,6 +295,10 @@ TEST(init, stdin_round_trip_through_cat) {
   EXPECT_TRUE(o.out == sent) << "got " << o.out.size() << " bytes of " << sent.size();
   EXPECT_EQ(o.exit_code, 0);
   EXPECT_EQ(o.signal, 0);
+  // Flow control: init reported every byte it wrote into the pipe, never going backwards.
+  EXPECT_EQ(o.stdin_written, sent.size());
+  EXPECT_GE(o.stdin_written_events, 1);
+  EXPECT_FALSE(o.stdin_written_backwards);
 }
 
 TEST(init, stdin_eof_alone_and_dev_null_stdin) {

@@ -397,6 +397,9 @@ io_status init_event_loop::read_output(process& p, wire::Stream stream) {
   return r.status;
 }
 
+// How often, at the least, init reports stdin progress while it is writing a large buffer.
+constexpr uint64_t stdin_report_every_bytes = 256 * 1024;
+
 void init_event_loop::write_stdin(process& p) {
   while (p.stdin_fd.valid() && p.stdin_offset < p.stdin_pending.size()) {
     const io_result r = write_some(p.stdin_fd.get(), p.stdin_pending.data() + p.stdin_offset,
@@ -411,6 +414,12 @@ void init_event_loop::write_stdin(process& p) {
       return;
     }
     p.stdin_offset += r.bytes;
+    p.stdin_written += r.bytes;
+  }
+  if (p.stdin_written != p.stdin_reported &&
+      (p.stdin_offset == p.stdin_pending.size() ||
+       p.stdin_written - p.stdin_reported >= stdin_report_every_bytes)) {
+    emit_stdin_written(p);
   }
   if (p.stdin_offset == p.stdin_pending.size()) {
     p.stdin_pending.clear();
@@ -500,6 +509,13 @@ void init_event_loop::emit_exited(const process& p) {
   fbb_.Clear();
   finish_event(wire::Event::Exited,
                wire::CreateExited(fbb_, p.id, p.exit_code, p.signal).Union());
+}
+
+void init_event_loop::emit_stdin_written(process& p) {
+  fbb_.Clear();
+  p.stdin_reported = p.stdin_written;
+  finish_event(wire::Event::StdinWritten,
+               wire::CreateStdinWritten(fbb_, p.id, p.stdin_written).Union());
 }
 
 void init_event_loop::emit_spawn_failed(uint64_t id, int error_number,

@@ -59,6 +59,8 @@ class init_event_loop {
     std::vector<uint8_t> stdin_pending;
     std::size_t stdin_offset = 0;
     bool stdin_eof = false;  // close stdin once stdin_pending is written
+    uint64_t stdin_written = 0;   // bytes written into the pipe so far
+    uint64_t stdin_reported = 0;  // last total sent in a StdinWritten event
     bool reaped = false;
     int exit_code = 0;
     int signal = 0;
@@ -100,6 +102,7 @@ class init_event_loop {
   void emit_started(uint64_t id, pid_t pid);
   void emit_output(uint64_t id, wire::Stream stream, const uint8_t* data, std::size_t size);
   void emit_exited(const process& p);
+  void emit_stdin_written(process& p);
   void emit_spawn_failed(uint64_t id, int error_number, const std::string& message);
   void finish_event(wire::Event type, flatbuffers::Offset<void> event);
 

@@ -127,11 +127,11 @@ struct spawn_result {
   unique_fd stderr_fd;    // read end, non-blocking
 };
 
-// Forks and execs a process in its own session and process group with exactly the given
+// Starts (posix_spawn) a process in its own session and process group with exactly the given
 // environment, default signal dispositions, an empty signal mask and no fd but 0, 1 and 2.
 // The executable is searched in the PATH of the given env (a default path when it has none).
-// Returns only once the exec succeeded or failed: on failure the child has exited (status 127,
-// reaped like any other child) and error_number/message say why.
+// Returns only once the exec succeeded or failed (posix_spawn waits for it); on failure
+// error_number/message say why and nothing is left running.
 [[nodiscard]] spawn_result spawn_process(const spawn_request& request);
 
 }  // namespace corral::init

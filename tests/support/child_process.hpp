@@ -26,6 +26,14 @@ run_result run(const std::vector<std::string>& argv, const std::string& input = 
                std::chrono::milliseconds timeout = std::chrono::seconds(60),
                const std::map<std::string, std::string>& env = {});
 
+// Runs argv with stdin, stdout and stderr on /dev/null (for programs that leave their stdio to
+// a daemon, like `runsc run -detach`: a pipe would never see EOF). Returns the exit code, or -1
+// when killed at the deadline.
+// stderr goes to stderr_path when one is given.
+int run_quiet(const std::vector<std::string>& argv,
+              std::chrono::milliseconds timeout = std::chrono::seconds(60),
+              const std::string& stderr_path = {});
+
 // A long-running child whose stdout and stderr are collected by a reader thread.
 class background_process {
  public:

@@ -125,6 +125,30 @@ run_result run(const std::vector<std::string>& argv, const std::string& input,
   return r;
 }
 
+int run_quiet(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
+              const std::string& stderr_path) {
+  int err_fd = stderr_path.empty()
+                   ? -1
+                   : ::open(stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  pid_t pid = spawn(argv, {}, -1, -1, err_fd);
+  if (err_fd >= 0) ::close(err_fd);
+  if (pid < 0) return -1;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    int st = 0;
+    pid_t r = ::waitpid(pid, &st, WNOHANG);
+    if (r == pid) return decode_status(st);
+    if (r < 0 && errno != EINTR) return -1;
+    if (std::chrono::steady_clock::now() > deadline) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &st, 0);
+      return -1;
+    }
+    // A plain child has no readiness fd to wait on: poll its status at a fine grain.
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+}
+
 struct background_process::shared {
   std::mutex mu;
   std::condition_variable cv;

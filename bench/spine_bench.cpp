@@ -1,0 +1,259 @@
+// The spine's two latency figures, each next to its baselines measured in the same run
+// (issue "The spine", Performance):
+//
+//  1. exec round trip: request to exit status of `true` in a warm sandbox, through NATS, the
+//     executor's actors and corral-init; next to (a) `runsc exec` of `true` on the same running
+//     sandbox and (b) the floor: fork+exec+wait of `true` by a small static C program inside the
+//     same sandbox. Goal: p50 <= floor + 3 ms and <= 1/3 of (a).
+//  2. create to ready-for-exec; next to `runsc run -detach` of the same kind of bundle.
+//     Goal: p50 <= 1.3x the baseline.
+//
+// Usage: spine_bench [--runs N]. Needs root, nats-server, the built corral-executor,
+// corral-init, corral-runsc (deploy/build.sh) and a C compiler for the floor program.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "cli/client.hpp"
+#include "tests/support/child_process.hpp"
+#include "tests/support/nats_server.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using clk = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+std::string bin(const std::string& name) { return std::string(CORRAL_BIN_DIR) + "/" + name; }
+
+double ms_since(clk::time_point t0) {
+  return std::chrono::duration<double, std::milli>(clk::now() - t0).count();
+}
+
+struct stats {
+  double p50 = 0, p95 = 0, min = 0;
+};
+stats summarize(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  stats s;
+  if (v.empty()) return s;
+  s.min = v.front();
+  s.p50 = v[v.size() / 2];
+  s.p95 = v[std::min(v.size() - 1, (v.size() * 95) / 100)];
+  return s;
+}
+void print(const char* what, const stats& s) {
+  std::printf("  %-44s p50 %8.2f ms   p95 %8.2f ms   min %8.2f ms\n", what, s.p50, s.p95, s.min);
+}
+
+const char* floor_source = R"(
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+int main(int argc, char** argv) {
+  int n = argc > 1 ? atoi(argv[1]) : 50;
+  for (int i = 0; i < n; ++i) {
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    pid_t pid = fork();
+    if (pid == 0) { execl("/usr/bin/true", "true", (char*)0); _exit(127); }
+    int st;
+    waitpid(pid, &st, 0);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    printf("%.3f\n", (b.tv_sec - a.tv_sec) * 1e3 + (b.tv_nsec - a.tv_nsec) / 1e6);
+  }
+  return 0;
+}
+)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int runs = 50;
+  for (int i = 1; i + 1 < argc; ++i)
+    if (std::string(argv[i]) == "--runs") runs = std::max(5, std::atoi(argv[i + 1]));
+
+  char tmpl[] = "/tmp/corral-bench-XXXXXX";
+  if (!mkdtemp(tmpl)) return 1;
+  const std::string dir = tmpl;
+  corral::test::nats_server_process nats;
+  if (!nats.start()) {
+    std::cerr << "nats-server: " << nats.error() << "\n";
+    return 1;
+  }
+  corral::test::background_process executor;
+  if (!executor.start({bin("corral-executor"), "--data", dir + "/executor", "--nats", nats.url(),
+                       "--node", "bench", "--runsc", bin("corral-runsc")}) ||
+      !executor.wait_for_output("corral-executor: ready", 60s)) {
+    std::cerr << "executor did not start: " << executor.output() << "\n";
+    return 1;
+  }
+  const std::string runsc_root = dir + "/executor/runtime/runsc";
+
+  std::string error;
+  corral::cli::client::config cfg;
+  cfg.nats_url = nats.url();
+  cfg.tenant = "bench";
+  auto c = corral::cli::client::connect(cfg, &error);
+  if (!c) {
+    std::cerr << error << "\n";
+    return 1;
+  }
+  auto sb = c->create({});
+  if (!sb) {
+    std::cerr << "create: " << sb.error.message << "\n";
+    return 1;
+  }
+  const std::string id = sb.value->id;
+  auto sink = [](corral::wire::Stream, const uint8_t*, std::size_t) {};
+  auto exec = [&](std::vector<std::string> argv, std::string* out = nullptr,
+                  const std::string& input = {}) {
+    corral::cli::exec_options o;
+    o.argv = std::move(argv);
+    o.stdin_open = !input.empty();
+    bool sent = false;
+    auto r = c->exec(
+        id, o,
+        [&](corral::wire::Stream s, const uint8_t* p, std::size_t n) {
+          if (out && s == corral::wire::Stream::stdout) out->append(reinterpret_cast<const char*>(p), n);
+        },
+        input.empty() ? corral::cli::client::stdin_fn{}
+                      : corral::cli::client::stdin_fn([&]() -> std::optional<std::vector<uint8_t>> {
+                          if (sent) return std::nullopt;
+                          sent = true;
+                          return std::vector<uint8_t>(input.begin(), input.end());
+                        }));
+    return r && r.value->exit_code == 0;
+  };
+  (void)sink;
+
+  // -- 1. exec round trip ---------------------------------------------------------------------
+  for (int i = 0; i < 5; ++i) exec({"true"});  // warm up
+  std::vector<double> corral_exec;
+  for (int i = 0; i < runs; ++i) {
+    auto t0 = clk::now();
+    if (!exec({"true"})) {
+      std::cerr << "exec failed\n";
+      return 1;
+    }
+    corral_exec.push_back(ms_since(t0));
+  }
+  std::vector<double> runsc_exec;
+  for (int i = 0; i < std::min(runs, 30); ++i) {
+    auto t0 = clk::now();
+    const int rc = corral::test::run_quiet({bin("corral-runsc"), "--root", runsc_root, "exec", id, "/usr/bin/true"});
+    if (rc != 0) {
+      std::cerr << "runsc exec failed: " << rc << "\n";
+      return 1;
+    }
+    runsc_exec.push_back(ms_since(t0));
+  }
+  // The floor program, compiled on the host (static) and uploaded through stdin.
+  const std::string src = dir + "/floor.c", exe = dir + "/floor";
+  std::ofstream(src) << floor_source;
+  auto cc = corral::test::run({"cc", "-O2", "-static", "-o", exe, src});
+  if (cc.exit_code != 0) {
+    std::cerr << "cc: " << cc.err << "\n";
+    return 1;
+  }
+  std::ifstream in(exe, std::ios::binary);
+  std::string binary((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!exec({"sh", "-c", "cat > /tmp/floor && chmod +x /tmp/floor"}, nullptr, binary)) {
+    std::cerr << "upload of the floor program failed\n";
+    return 1;
+  }
+  std::string floor_out;
+  if (!exec({"/tmp/floor", std::to_string(runs + 5)}, &floor_out)) {
+    std::cerr << "floor program failed\n";
+    return 1;
+  }
+  std::vector<double> floor;
+  std::istringstream fl(floor_out);
+  for (double v; fl >> v;) floor.push_back(v);
+  if (floor.size() > 5) floor.erase(floor.begin(), floor.begin() + 5);
+
+  // -- 2. create to ready ---------------------------------------------------------------------
+  std::vector<double> create;
+  const int create_runs = std::min(runs, 20);
+  for (int i = 0; i < create_runs; ++i) {
+    auto t0 = clk::now();
+    auto s = c->create({});
+    if (!s) {
+      std::cerr << "create failed: " << s.error.message << "\n";
+      return 1;
+    }
+    create.push_back(ms_since(t0));
+    (void)c->terminate(s.value->id);
+  }
+  // Baseline: runsc run -detach of this sandbox's own OCI spec over the image (no overlay, so the
+  // baseline does less than corral's create), then delete outside the timing.
+  const std::string bundle = dir + "/baseline";
+  fs::create_directories(bundle);
+  std::string cfg_json;
+  {
+    std::ifstream f(dir + "/executor/runtime/sandboxes/" + id + "/bundle/config.json");
+    cfg_json.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+    std::ifstream img(dir + "/executor/runtime/sandboxes/" + id + "/image");
+    std::string image;
+    std::getline(img, image);
+    const auto rootpos = cfg_json.find("\"root\"");
+    const auto pathpos = cfg_json.find("\"path\"", rootpos);
+    const auto q1 = cfg_json.find('"', pathpos + 6);
+    const auto q2 = cfg_json.find('"', q1 + 1);
+    cfg_json.replace(q1 + 1, q2 - q1 - 1, image);
+    const auto cg = cfg_json.find("\"cgroupsPath\"");
+    if (cg != std::string::npos) {
+      const auto c1 = cfg_json.find('"', cg + 13);
+      const auto c2 = cfg_json.find('"', c1 + 1);
+      cfg_json.replace(c1 + 1, c2 - c1 - 1, "/corral-bench/baseline");
+    }
+    std::ofstream(bundle + "/config.json") << cfg_json;
+  }
+  std::vector<double> runsc_run;
+  for (int i = 0; i < create_runs; ++i) {
+    const std::string cid = "bench-" + fs::path(dir).filename().string() + "-" + std::to_string(1000 + i);
+    auto t0 = clk::now();
+    const int rc = corral::test::run_quiet({bin("corral-runsc"), "--root", dir + "/baseline-root",
+                                            "--platform=ptrace", "--network=none", "run", "-detach",
+                                            "--bundle", bundle, cid},
+                                           60s, dir + "/baseline.err");
+    const double t = ms_since(t0);
+    if (rc != 0) {
+      std::ifstream e(dir + "/baseline.err");
+      std::cerr << "runsc run -detach failed: " << rc << ": " << e.rdbuf() << "\n";
+      return 1;
+    }
+    runsc_run.push_back(t);
+    (void)corral::test::run_quiet({bin("corral-runsc"), "--root", dir + "/baseline-root", "delete", "-force", cid});
+  }
+  (void)c->terminate(id);
+
+  const auto ce = summarize(corral_exec), re = summarize(runsc_exec), fe = summarize(floor);
+  const auto cc_ = summarize(create), rr = summarize(runsc_run);
+  std::printf("spine_bench (%d runs; 2-core VM, runsc ptrace platform)\n", runs);
+  std::printf("exec round trip, request to exit status of `true` in a warm sandbox:\n");
+  print("corral exec (client library over NATS)", ce);
+  print("(a) runsc exec on the running sandbox", re);
+  print("(b) floor: fork+exec+wait inside the sandbox", fe);
+  std::printf("  p50 over floor: %+.2f ms (goal <= +3 ms)   p50 / runsc exec: %.2f (goal <= 0.33)\n",
+              ce.p50 - fe.p50, ce.p50 / re.p50);
+  std::printf("create to ready-for-exec:\n");
+  print("corral create", cc_);
+  print("runsc run -detach (same spec, no overlay)", rr);
+  std::printf("  p50 ratio: %.2f (goal <= 1.30)\n", cc_.p50 / rr.p50);
+  executor.stop();
+  fs::remove_all(dir);
+  return 0;
+}
