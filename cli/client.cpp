@@ -267,10 +267,8 @@ outcome<exec_result> client::exec(const std::string& sandbox_id, const exec_opti
     out.error = err(wire::ErrorCode::unavailable, "subscribe: " + sub.detail);
     return out;
   }
-  if (auto f = conn_->flush(cfg_.request_timeout_ms); !f) {
-    out.error = err(wire::ErrorCode::unavailable, "NATS: " + f.detail);
-    return out;
-  }
+  // No flush needed: the server handles this connection's SUB before its later PUB of the
+  // exec request, and the executor publishes output only after receiving that request.
   flatbuffers::FlatBufferBuilder fbb(1024);
   auto id = fbb.CreateString(exec_id);
   std::vector<flatbuffers::Offset<flatbuffers::String>> args;

@@ -127,11 +127,11 @@ struct spawn_result {
   unique_fd stderr_fd;    // read end, non-blocking
 };
 
-// Starts (posix_spawn) a process in its own session and process group with exactly the given
+// Starts (vfork + exec) a process in its own session and process group with exactly the given
 // environment, default signal dispositions, an empty signal mask and no fd but 0, 1 and 2.
 // The executable is searched in the PATH of the given env (a default path when it has none).
-// Returns only once the exec succeeded or failed (posix_spawn waits for it); on failure
-// error_number/message say why and nothing is left running.
+// Returns only once the exec succeeded or failed; on failure error_number/message say why
+// (a child that got as far as forking has exited with status 127 and is reaped like any other).
 [[nodiscard]] spawn_result spawn_process(const spawn_request& request);
 
 }  // namespace corral::init
