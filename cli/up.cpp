@@ -122,7 +122,8 @@ int run_up(const std::vector<std::string>& args, const char* argv0) {
     return p;
   };
   pid_t nats = spawn_unblocked({"nats-server", "-a", "127.0.0.1", "-p", std::to_string(port), "-js",
-                                "-sd", data + "/nats", "--server_name", "corral-up"});
+                                "-sd", data + "/nats", "--server_name", "corral-up", "-l",
+                                data + "/nats/nats-server.log"});
   if (nats < 0) {
     std::cerr << "corral up: cannot start nats-server (is it installed?)\n";
     return 1;
@@ -157,7 +158,8 @@ int run_up(const std::vector<std::string>& args, const char* argv0) {
     ::kill(nats, SIGTERM);
     return 1;
   }
-  std::cerr << "corral up: nats-server on " << url << ", data under " << data << "\n"
+  std::cerr << "corral up: nats-server on " << url << " (log in " << data
+            << "/nats/nats-server.log), data under " << data << "\n"
             << "corral up: try   corral run -- python3 -c 'print(6*7)'\n";
 
   int exit_code = 0;

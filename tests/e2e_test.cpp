@@ -358,6 +358,10 @@ TEST(E2ECrash, ExecutorKill9MidExecThenRestartEndsEverythingInATerminalStatus) {
   }
   EXPECT_EQ(left.out.find(keep), std::string::npos) << left.out;
   EXPECT_EQ(left.out.find(victim), std::string::npos) << left.out;
+  // SIGTERM drains and exits cleanly within its bound (P11).
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(d.executor().stop(20s), 0) << d.executor().output();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 20s);
 }
 
 }  // namespace
