@@ -34,6 +34,9 @@ int run_quiet(const std::vector<std::string>& argv,
               std::chrono::milliseconds timeout = std::chrono::seconds(60),
               const std::string& stderr_path = {});
 
+// Waits until `path` does not exist, on inotify events of its parent directory.
+bool wait_path_gone(const std::string& path, std::chrono::milliseconds timeout);
+
 // A long-running child whose stdout and stderr are collected by a reader thread.
 class background_process {
  public:

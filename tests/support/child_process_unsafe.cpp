@@ -4,7 +4,10 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/inotify.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -20,6 +23,10 @@ extern char** environ;
 namespace corral::test {
 
 namespace {
+
+// Waits up to `timeout` for pid to exit, on a pidfd (an event, not a poll loop), and reaps it.
+// Returns the decoded status, or -1 when it is still running at the deadline.
+int wait_child(pid_t pid, std::chrono::milliseconds timeout);
 
 int decode_status(int st) {
   if (WIFEXITED(st)) return WEXITSTATUS(st);
@@ -57,6 +64,26 @@ pid_t spawn(const std::vector<std::string>& argv, const std::map<std::string, st
   for (int fd = 3; fd < 1024; ++fd) ::close(fd);
   ::execvpe(cargv[0], cargv.data(), cenv.data());
   ::_exit(127);
+}
+
+int wait_child(pid_t pid, std::chrono::milliseconds timeout) {
+  const int pfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (pfd >= 0) {
+    pollfd p{pfd, POLLIN, 0};
+    int r;
+    do {
+      r = ::poll(&p, 1, static_cast<int>(timeout.count()));
+    } while (r < 0 && errno == EINTR);
+    ::close(pfd);
+    if (r == 0) return -1;
+  }
+  int st = 0;
+  pid_t got;
+  do {
+    got = ::waitpid(pid, &st, pfd >= 0 ? 0 : WNOHANG);
+  } while (got < 0 && errno == EINTR);
+  if (got != pid) return -1;
+  return decode_status(st);
 }
 
 }  // namespace
@@ -133,20 +160,42 @@ int run_quiet(const std::vector<std::string>& argv, std::chrono::milliseconds ti
   pid_t pid = spawn(argv, {}, -1, -1, err_fd);
   if (err_fd >= 0) ::close(err_fd);
   if (pid < 0) return -1;
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
+  const int code = wait_child(pid, timeout);
+  if (code == -1) {
+    ::kill(pid, SIGKILL);
     int st = 0;
-    pid_t r = ::waitpid(pid, &st, WNOHANG);
-    if (r == pid) return decode_status(st);
-    if (r < 0 && errno != EINTR) return -1;
-    if (std::chrono::steady_clock::now() > deadline) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &st, 0);
-      return -1;
-    }
-    // A plain child has no readiness fd to wait on: poll its status at a fine grain.
-    std::this_thread::sleep_for(std::chrono::microseconds(200));
+    ::waitpid(pid, &st, 0);
   }
+  return code;
+}
+
+bool wait_path_gone(const std::string& path, std::chrono::milliseconds timeout) {
+  const auto slash = path.find_last_of('/');
+  const std::string parent = slash == std::string::npos ? "." : path.substr(0, slash);
+  const int fd = ::inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+  if (fd < 0) return false;
+  // Watch first, then look: a removal between the two cannot be missed.
+  ::inotify_add_watch(fd, parent.c_str(), IN_DELETE | IN_MOVED_FROM | IN_DELETE_SELF);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  struct stat st {};
+  bool gone = false;
+  for (;;) {
+    if (::stat(path.c_str(), &st) != 0 && errno == ENOENT) {
+      gone = true;
+      break;
+    }
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left.count())) > 0) {
+      char buf[4096];
+      while (::read(fd, buf, sizeof buf) > 0) {
+      }
+    }
+  }
+  ::close(fd);
+  return gone;
 }
 
 struct background_process::shared {
@@ -206,19 +255,11 @@ bool background_process::wait_for_output(const std::string& needle,
 
 int background_process::wait(std::chrono::milliseconds timeout) {
   if (pid_ <= 0) return exit_code_;
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
-    int st = 0;
-    pid_t r = ::waitpid(pid_, &st, WNOHANG);
-    if (r == pid_) {
-      exit_code_ = decode_status(st);
-      pid_ = -1;
-      return exit_code_;
-    }
-    if (std::chrono::steady_clock::now() > deadline) return -1;
-    // Waiting for a child to exit: poll its status (no event fd for a plain child here).
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  const int code = wait_child(pid_, timeout);
+  if (code == -1) return -1;
+  exit_code_ = code;
+  pid_ = -1;
+  return exit_code_;
 }
 
 void background_process::signal(int sig) {
