@@ -65,6 +65,22 @@ std::optional<call_error> error_in(const bus::message& m) {
   return err(e->code(), std::string(wire::str(e->message())), std::string(wire::str(e->field())));
 }
 
+// The sandbox in a reply that should carry a SandboxReply, or the call's error.
+outcome<sandbox_view> sandbox_of(outcome<bus::message>&& r) {
+  outcome<sandbox_view> out;
+  if (!r) {
+    out.error = std::move(r.error);
+    return out;
+  }
+  const auto* rep = wire::verify<wire::SandboxReply>(r.value->data.data(), r.value->data.size());
+  if (rep == nullptr || rep->sandbox() == nullptr) {
+    out.error = err(wire::ErrorCode::malformed, "unexpected reply");
+    return out;
+  }
+  out.value = view_of(*rep->sandbox());
+  return out;
+}
+
 exec_result result_of(const wire::ExitStatus* s) {
   exec_result r;
   if (s == nullptr) return r;
@@ -161,18 +177,8 @@ outcome<sandbox_view> client::sandbox_call(const std::string& id, const std::str
     return out;
   }
   auto r = call(wire::subjects::sandbox_op(cfg_.tenant, id, op), payload, timeout_ms);
-  if (!r) {
-    out.error = r.error;
-    if (out.error.code == wire::ErrorCode::not_found) out.error.message = "no such sandbox: " + id;
-    return out;
-  }
-  const auto* rep = wire::verify<wire::SandboxReply>(r.value->data.data(), r.value->data.size());
-  if (rep == nullptr || rep->sandbox() == nullptr) {
-    out.error = err(wire::ErrorCode::malformed, "unexpected reply");
-    return out;
-  }
-  out.value = view_of(*rep->sandbox());
-  return out;
+  if (!r && r.error.code == wire::ErrorCode::not_found) r.error.message = "no such sandbox: " + id;
+  return sandbox_of(std::move(r));
 }
 
 outcome<sandbox_view> client::create(const create_options& o) {
@@ -190,23 +196,12 @@ outcome<sandbox_view> client::create(const create_options& o) {
   b.add_tags(tags);
   b.add_env(env);
   fbb.Finish(b.Finish(), wire::CreateSandboxIdentifier());
-  outcome<sandbox_view> out;
   auto r = call(wire::subjects::create(cfg_.tenant, cfg_.pool), wire::release(fbb),
                 cfg_.request_timeout_ms);
-  if (!r) {
-    out.error = r.error;
-    if (out.error.code == wire::ErrorCode::not_found)
-      out.error = err(wire::ErrorCode::resource_exhausted,
-                      "no executor of pool '" + cfg_.pool + "' has room (or none is running)");
-    return out;
-  }
-  const auto* rep = wire::verify<wire::SandboxReply>(r.value->data.data(), r.value->data.size());
-  if (rep == nullptr || rep->sandbox() == nullptr) {
-    out.error = err(wire::ErrorCode::malformed, "unexpected reply");
-    return out;
-  }
-  out.value = view_of(*rep->sandbox());
-  return out;
+  if (!r && r.error.code == wire::ErrorCode::not_found)
+    r.error = err(wire::ErrorCode::resource_exhausted,
+                  "no executor of pool '" + cfg_.pool + "' has room (or none is running)");
+  return sandbox_of(std::move(r));
 }
 
 outcome<sandbox_view> client::info(const std::string& id) {

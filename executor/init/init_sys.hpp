@@ -11,35 +11,11 @@
 #include <string>
 #include <vector>
 
+#include "executor/unique_fd.hpp"
+
 namespace corral::init {
 
-// Owns one fd; closes it on destruction. -1 when empty.
-class unique_fd {
- public:
-  unique_fd() = default;
-  explicit unique_fd(int fd) : fd_(fd) {}
-  unique_fd(unique_fd&& other) noexcept : fd_(other.release()) {}
-  unique_fd& operator=(unique_fd&& other) noexcept {
-    if (this != &other) reset(other.release());
-    return *this;
-  }
-  unique_fd(const unique_fd&) = delete;
-  unique_fd& operator=(const unique_fd&) = delete;
-  ~unique_fd() { reset(); }
-
-  [[nodiscard]] int get() const { return fd_; }
-  [[nodiscard]] bool valid() const { return fd_ >= 0; }
-  int release() {
-    const int fd = fd_;
-    fd_ = -1;
-    return fd;
-  }
-  // Closes the current fd (if any) and takes fd.
-  void reset(int fd = -1);
-
- private:
-  int fd_ = -1;
-};
+using corral::unique_fd;
 
 // -- logging ------------------------------------------------------------------------------------
 

@@ -19,11 +19,6 @@
 
 namespace corral::init {
 
-void unique_fd::reset(int fd) {
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = fd;
-}
-
 // -- logging ------------------------------------------------------------------------------------
 
 namespace {

@@ -24,7 +24,7 @@
 #include <vector>
 
 #include "actors/ports.hpp"
-#include "executor/runtime/unique_fd.hpp"
+#include "executor/unique_fd.hpp"
 
 namespace corral::gvisor_detail {
 

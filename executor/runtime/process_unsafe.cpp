@@ -21,7 +21,7 @@
 
 #include "executor/runtime/orphan_reaper.hpp"
 #include "executor/runtime/process.hpp"
-#include "executor/runtime/unique_fd.hpp"
+#include "executor/unique_fd.hpp"
 
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "executor/runtime/tree_fs.hpp"
-#include "executor/runtime/unique_fd.hpp"
+#include "executor/unique_fd.hpp"
 
 namespace corral::gvisor_detail {
 namespace {

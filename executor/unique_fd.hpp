@@ -1,10 +1,11 @@
 #pragma once
-// Owns one file descriptor; closes it on destruction. Move-only.
+// Owns one file descriptor and closes it on destruction; -1 when empty. Move-only. Shared by
+// corral-init and the runtime (both floor-3 programs of executor/).
 #include <unistd.h>
 
 #include <utility>
 
-namespace corral::gvisor_detail {
+namespace corral {
 
 class unique_fd {
  public:
@@ -20,7 +21,9 @@ class unique_fd {
   ~unique_fd() { reset(); }
 
   [[nodiscard]] int get() const { return fd_; }
+  [[nodiscard]] bool valid() const { return fd_ >= 0; }
   explicit operator bool() const { return fd_ >= 0; }
+  // Closes the current fd (if any) and takes fd.
   void reset(int fd = -1) {
     if (fd_ >= 0) ::close(fd_);
     fd_ = fd;
@@ -31,4 +34,4 @@ class unique_fd {
   int fd_ = -1;
 };
 
-}  // namespace corral::gvisor_detail
+}  // namespace corral
