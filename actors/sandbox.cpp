@@ -5,6 +5,7 @@
 #include <unordered_map>
 
 #include "actors/blocking.hpp"
+#include "actors/files.hpp"
 #include "actors/process.hpp"
 #include "actors/wire_build.hpp"
 #include "schemas/ids.hpp"
@@ -46,6 +47,7 @@ struct sandbox_state {
   std::unordered_map<std::string, process_actor> processes;  // live execs by exec id
   std::unordered_map<uint64_t, std::string> handles;         // init handle -> exec id
   std::map<uint64_t, waiter> waiters;
+  file_ops files;  // fs.* requests waiting for init
   uint64_t next_waiter = 1;
   static inline const char* name = "sandbox";
 };
@@ -114,6 +116,7 @@ void end_sandbox(sandbox_self self, wire::SandboxState state, std::optional<int3
   st.rec.return_code = return_code.value_or(0);
   st.rec.ended_at_ms = st.ctx->clk->now_ms();
   st.rec.message = std::move(message);
+  st.files.fail_all(st.ctx, "sandbox " + std::string(wire::to_string(state)));
   persist(self);
   if (!st.create_reply.empty()) {
     reply_error(self, st.create_reply, wire::ErrorCode::internal,
@@ -214,6 +217,7 @@ void on_frame(sandbox_self self, const bytes& payload) {
     caf::aout(self) << "sandbox " << st.rec.id << ": dropped an invalid frame from init\n";
     return;
   }
+  if (st.files.on_event(st.ctx, *ev)) return;
   auto route = [&](uint64_t handle, init_process_event pe) {
     auto h = st.handles.find(handle);
     if (h == st.handles.end()) return;
@@ -444,6 +448,11 @@ void on_replay(sandbox_self self, const bus_request& req) {
 void on_op(sandbox_self self, bus_request& req) {
   auto& st = self->state;
   const auto op = wire::subjects::last_token(req.subject);
+  if (req.subject.size() > op.size() + 4 &&
+      req.subject.compare(req.subject.size() - op.size() - 4, 4, ".fs.") == 0) {
+    st.files.on_request(st.ctx, st.link.get(), st.rec.state == wire::SandboxState::running, req);
+    return;
+  }
   if (op == "info") {
     reply(self, req.reply, make_sandbox_reply(st.rec));
   } else if (op == "exec") {

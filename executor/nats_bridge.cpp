@@ -48,27 +48,29 @@ bool nats_router::start(caf::actor node, std::string* error) {
 
 void nats_router::attach_sandbox(const std::string& tenant, const std::string& id,
                                  caf::actor sandbox) {
-  auto sub = conn_.subscribe(wire::subjects::sandbox_ops(tenant, id), "",
-                             [sandbox](bus::message&& m) {
-                               caf::anon_send(sandbox, op_atom::value, to_request(std::move(m)));
-                             });
-  if (!sub) {
-    std::cerr << "corral-executor: cannot subscribe for " << id << ": " << sub.detail << "\n";
+  auto handler = [sandbox](bus::message&& m) {
+    caf::anon_send(sandbox, op_atom::value, to_request(std::move(m)));
+  };
+  auto ops = conn_.subscribe(wire::subjects::sandbox_ops(tenant, id), "", handler);
+  auto fs = conn_.subscribe(wire::subjects::sandbox_fs_ops(tenant, id), "", handler);
+  if (!ops || !fs) {
+    std::cerr << "corral-executor: cannot subscribe for " << id << ": " << ops.detail << fs.detail
+              << "\n";
     return;
   }
-  std::unique_ptr<bus::subscription> old;
+  sandbox_routes old;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopped_) return;
     auto& slot = sandbox_subs_[id];
     old = std::move(slot);
-    slot = std::move(sub.value);
+    slot = sandbox_routes{std::move(ops.value), std::move(fs.value)};
   }
   // `old` unsubscribes outside the lock.
 }
 
 void nats_router::detach_sandbox(const std::string&, const std::string& id) {
-  std::unique_ptr<bus::subscription> old;
+  sandbox_routes old;
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = sandbox_subs_.find(id);
@@ -106,7 +108,7 @@ void nats_router::accept_creates(bool on) {
 }
 
 void nats_router::stop() {
-  std::unordered_map<std::string, std::unique_ptr<bus::subscription>> subs;
+  std::unordered_map<std::string, sandbox_routes> subs;
   std::unique_ptr<bus::subscription> create, list;
   {
     std::lock_guard<std::mutex> lock(mu_);

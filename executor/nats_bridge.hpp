@@ -50,7 +50,12 @@ class nats_router final : public request_router {
   bool stopped_ = false;
   std::unique_ptr<bus::subscription> create_sub_;
   std::unique_ptr<bus::subscription> list_sub_;
-  std::unordered_map<std::string, std::unique_ptr<bus::subscription>> sandbox_subs_;
+  // Per sandbox: its ops (corral.v1.{t}.sbx.{sb}.*) and its file ops (...fs.*).
+  struct sandbox_routes {
+    std::unique_ptr<bus::subscription> ops;
+    std::unique_ptr<bus::subscription> fs;
+  };
+  std::unordered_map<std::string, sandbox_routes> sandbox_subs_;
 };
 
 }  // namespace corral

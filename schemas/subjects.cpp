@@ -26,6 +26,9 @@ std::string sandbox_op(std::string_view tenant, std::string_view sandbox, std::s
 std::string sandbox_ops(std::string_view tenant, std::string_view sandbox) {
   return join({prefix, tenant, "sbx", sandbox, "*"});
 }
+std::string sandbox_fs_ops(std::string_view tenant, std::string_view sandbox) {
+  return join({prefix, tenant, "sbx", sandbox, "fs", "*"});
+}
 std::string output(std::string_view tenant, std::string_view sandbox, std::string_view exec) {
   return join({prefix, tenant, "sbx", sandbox, "out", exec});
 }

@@ -18,6 +18,8 @@ inline constexpr std::string_view prefix = "corral.v1";
                                      std::string_view op);
 // corral.v1.{t}.sbx.{sb}.* — every op of one sandbox (not its output).
 [[nodiscard]] std::string sandbox_ops(std::string_view tenant, std::string_view sandbox);
+// corral.v1.{t}.sbx.{sb}.fs.* — the file operations of one sandbox (fs.read, fs.write, ...).
+[[nodiscard]] std::string sandbox_fs_ops(std::string_view tenant, std::string_view sandbox);
 // corral.v1.{t}.sbx.{sb}.out.{ex}
 [[nodiscard]] std::string output(std::string_view tenant, std::string_view sandbox,
                                  std::string_view exec);
