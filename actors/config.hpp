@@ -18,6 +18,9 @@ struct node_config {
   uint32_t default_memory_mib = 1024;          // cgroup memory limit when the client gives none
   uint32_t max_memory_mib = 16384;
   uint32_t pids_limit = 1024;                  // processes per sandbox
+  uint32_t default_cpu_request_millis = 125;   // billed at least this (Modal's minimum)
+  int64_t default_probe_interval_ms = 100;     // readiness probe attempts
+  int64_t min_probe_interval_ms = 10;
   std::size_t max_argv_bytes = 64 * 1024;      // sum of argv string sizes of one exec
   std::size_t max_argv_count = 4096;
   std::size_t max_env_bytes = 64 * 1024;       // sum of key and value sizes of one exec's env
@@ -33,10 +36,27 @@ struct node_config {
   std::size_t stdin_window_bytes = 1024 * 1024;
   std::size_t stdin_max_in_flight_bytes = 3 * 1024 * 1024;
   std::size_t replay_batch_bytes = 4 * 1024 * 1024;  // output replayed per replay request
+  // Output kept per exec (stdout + stderr). Past it the process tree is killed and the exec
+  // ends with status output_limit; the stream stops exactly at the cap (P4).
+  uint64_t max_output_bytes = 64ULL * 1024 * 1024;
   int64_t heartbeat_interval_ms = 2000;
   int64_t retention_ms = 24LL * 3600 * 1000;   // ended sandboxes and their output kept this long
   int64_t exec_kill_grace_ms = 5000;           // after a kill, how long to wait for init's Exited
   int64_t destroy_watchdog_ms = 30'000;        // a runtime destroy slower than this is logged
+  // File operations (corral.v1.{t}.sbx.{sb}.fs.*), done by corral-init inside the sandbox.
+  // Bytes of one fs.read (length 0 asks for this much; more is too_large). corral-init reads at
+  // most its own fs-max-read-bytes (512 KiB by default) per call: clients go on from next_offset.
+  std::size_t fs_max_read_bytes = 512 * 1024;
+  std::size_t fs_max_write_bytes = 512 * 1024;  // data of one fs.write; more is too_large
+  uint32_t fs_max_list_entries = 1000;          // entries per fs.list reply (larger asks clamped)
+  uint32_t fs_max_remove_entries = 10000;       // entries one fs.remove call deletes at most
+  uint32_t fs_max_pending_calls = 16;           // per sandbox, waiting for init; then resource_exhausted
+  // Metering (actors/usage.hpp). Billed per interval on max(request, actual).
+  int64_t usage_sample_interval_ms = 1000;     // how often running sandboxes are sampled
+  double price_per_core_second = 0.00003942;   // cost of one CPU core for one second
+  double price_per_gib_second = 0.00000672;    // cost of one GiB of memory for one second
+  uint32_t min_cpu_request_millis = 125;       // cpu billed at least this (0.125 core)
+  uint32_t default_memory_request_mib = 128;   // memory request when the sandbox has none
 
   // Empty when valid; otherwise "field: reason".
   [[nodiscard]] std::string validate() const;

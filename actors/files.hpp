@@ -2,6 +2,19 @@
 // File operations on a running sandbox (corral.v1.{t}.sbx.{sb}.fs.{op}), carried out inside the
 // sandbox by corral-init, so host-side code never resolves a path of the sandbox's tree
 // (RELIABILITY.md P13). One file_ops per sandbox actor; used only on that actor's thread.
+//
+// Guarantees:
+// - Every request with a reply subject is answered exactly once: at once with an ErrorReply when
+//   it is refused (malformed: not an FsRequest; invalid_argument: unknown op, a path that is not
+//   absolute, holds a NUL byte or is over max_path_bytes; too_large: a read length or write data
+//   over fs_max_read_bytes / fs_max_write_bytes; failed_precondition: the sandbox is not running;
+//   resource_exhausted: fs_max_pending_calls are waiting; unavailable: the link refused it), or
+//   later with init's FsResult turned into an FsReply or a typed ErrorReply, or by fail_all
+//   (unavailable).
+// - List and remove entry counts are clamped to fs_max_list_entries / fs_max_remove_entries.
+#include <cstdint>
+#include <map>
+#include <string>
 #include <string_view>
 
 #include "actors/context.hpp"
@@ -19,6 +32,15 @@ class file_ops {
   // The sandbox ended or its link closed: every call still waiting for init is answered with
   // an error.
   void fail_all(const context_ptr& ctx, std::string_view why);
+
+ private:
+  struct pending_call {
+    std::string reply;  // may be empty: nobody to answer
+    wire::FsOp op = wire::FsOp::none;
+    std::string path;
+  };
+  std::map<uint64_t, pending_call> pending_;  // by call id
+  uint64_t next_call_id_ = 1;
 };
 
 }  // namespace corral

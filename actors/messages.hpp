@@ -82,6 +82,8 @@ using stats_atom = caf::atom_constant<caf::atom("stats")>;
 using drain_atom = caf::atom_constant<caf::atom("drain")>;
 using wait_atom = caf::atom_constant<caf::atom("wait")>;
 using proc_done_atom = caf::atom_constant<caf::atom("proc_done")>;
+using idle_atom = caf::atom_constant<caf::atom("idle")>;
+using probe_atom = caf::atom_constant<caf::atom("probe")>;
 
 }  // namespace corral
 

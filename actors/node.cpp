@@ -5,6 +5,7 @@
 
 #include "actors/blocking.hpp"
 #include "actors/sandbox.hpp"
+#include "actors/usage.hpp"  // metering
 #include "actors/wire_build.hpp"
 #include "schemas/ids.hpp"
 #include "schemas/subjects.hpp"
@@ -23,6 +24,7 @@ struct node_state {
   std::unordered_map<std::string, entry> sandboxes;
   bool accepting = false;
   bool draining = false;
+  usage_actor meter;  // metering: receives every sandbox_summary
   static inline const char* name = "node";
 };
 
@@ -62,6 +64,34 @@ field_error check_tags(const node_config& cfg,
   return {};
 }
 
+// An optional command (the entrypoint): empty is fine; otherwise like an exec's argv.
+field_error check_command(const node_config& cfg,
+                          const flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>>* argv,
+                          const std::string& field) {
+  if (argv == nullptr || argv->size() == 0) return {};
+  if (argv->size() > cfg.max_argv_count) return {field, "too many arguments"};
+  std::size_t total = 0;
+  for (const auto* a : *argv) total += (a ? a->size() : 0) + 1;
+  if (total > cfg.max_argv_bytes) return {field, "over max_argv_bytes"};
+  if (wire::str(argv->Get(0)).empty()) return {field, "the program name is empty"};
+  return {};
+}
+
+field_error check_env(const node_config& cfg,
+                      const flatbuffers::Vector<flatbuffers::Offset<wire::KeyValue>>* env) {
+  if (env == nullptr) return {};
+  if (env->size() > cfg.max_env_count) return {"env", "too many variables"};
+  std::size_t total = 0;
+  for (const auto* kv : *env) {
+    const auto k = wire::str(kv->key());
+    if (k.empty() || k.find('=') != std::string_view::npos || k.find('\0') != std::string_view::npos)
+      return {"env", "invalid variable name"};
+    total += k.size() + wire::str(kv->value()).size() + 2;
+  }
+  if (total > cfg.max_env_bytes) return {"env", "over max_env_bytes"};
+  return {};
+}
+
 void on_create(node_self self, bus_request& req) {
   auto& st = self->state;
   const auto& cfg = st.ctx->config;
@@ -88,9 +118,14 @@ void on_create(node_self self, bus_request& req) {
   if (msg->timeout_ms() < 0 || msg->timeout_ms() > cfg.max_timeout_ms)
     return fail(wire::ErrorCode::invalid_argument, "timeout_ms",
                 "must be 0 (default) or up to " + std::to_string(cfg.max_timeout_ms));
-  if (msg->entrypoint() != nullptr && msg->entrypoint()->size() > 0)
-    return fail(wire::ErrorCode::invalid_argument, "entrypoint",
-                "entrypoint commands are not supported yet: use exec");
+  if (auto [field, why] = check_command(cfg, msg->entrypoint(), "entrypoint"); !field.empty())
+    return fail(why.find("over") != std::string::npos ? wire::ErrorCode::too_large
+                                                       : wire::ErrorCode::invalid_argument,
+                field, why);
+  if (auto [field, why] = check_env(cfg, msg->env()); !field.empty())
+    return fail(why.find("over") != std::string::npos ? wire::ErrorCode::too_large
+                                                       : wire::ErrorCode::invalid_argument,
+                field, why);
   const std::string workdir(wire::str(msg->workdir()));
   if (!workdir.empty() && (workdir.front() != '/' || workdir.size() > cfg.max_path_bytes))
     return fail(wire::ErrorCode::invalid_argument, "workdir", "must be an absolute path");
@@ -98,6 +133,29 @@ void on_create(node_self self, bus_request& req) {
     return fail(wire::ErrorCode::resource_exhausted, "cpu_millis", "over this node's maximum");
   if (msg->memory_mib() > cfg.max_memory_mib)
     return fail(wire::ErrorCode::resource_exhausted, "memory_mib", "over this node's maximum");
+  if (msg->idle_timeout_ms() < 0 || msg->idle_timeout_ms() > cfg.max_timeout_ms)
+    return fail(wire::ErrorCode::invalid_argument, "idle_timeout_ms",
+                "must be 0 (none) or up to " + std::to_string(cfg.max_timeout_ms));
+  {
+    const uint32_t cpu_limit = msg->cpu_millis() == 0 ? cfg.default_cpu_millis : msg->cpu_millis();
+    const uint32_t mem_limit = msg->memory_mib() == 0 ? cfg.default_memory_mib : msg->memory_mib();
+    if (msg->cpu_request_millis() > cpu_limit)
+      return fail(wire::ErrorCode::invalid_argument, "cpu_request_millis",
+                  "the request is over the limit (cpu_millis " + std::to_string(cpu_limit) + ")");
+    if (msg->memory_request_mib() > mem_limit)
+      return fail(wire::ErrorCode::invalid_argument, "memory_request_mib",
+                  "the request is over the limit (memory_mib " + std::to_string(mem_limit) + ")");
+  }
+  if (auto [field, why] = check_command(cfg, msg->probe_command(), "probe_command"); !field.empty())
+    return fail(wire::ErrorCode::invalid_argument, field, why);
+  if (msg->probe_tcp_port() < 0 || msg->probe_tcp_port() > 65535)
+    return fail(wire::ErrorCode::invalid_argument, "probe_tcp_port", "must be 0..65535");
+  if (msg->probe_interval_ms() < 0 ||
+      (msg->probe_interval_ms() > 0 && msg->probe_interval_ms() < cfg.min_probe_interval_ms) ||
+      msg->probe_interval_ms() > 60'000)
+    return fail(wire::ErrorCode::invalid_argument, "probe_interval_ms",
+                "must be 0 (default) or " + std::to_string(cfg.min_probe_interval_ms) +
+                    "..60000");
   if (auto [field, why] = check_tags(cfg, msg->tags()); !field.empty())
     return fail(wire::ErrorCode::invalid_argument, field, why);
   if (st.draining)
@@ -126,6 +184,8 @@ void on_create(node_self self, bus_request& req) {
   if (const auto* tags = msg->tags())
     for (const auto* kv : *tags)
       rec.tags.emplace_back(std::string(wire::str(kv->key())), std::string(wire::str(kv->value())));
+  if (const auto* entry = msg->entrypoint())
+    for (const auto* a : *entry) rec.entrypoint.emplace_back(wire::str(a));
   if (const auto* env = msg->env())
     for (const auto* kv : *env)
       rec.env.emplace_back(std::string(wire::str(kv->key())), std::string(wire::str(kv->value())));
@@ -133,6 +193,17 @@ void on_create(node_self self, bus_request& req) {
   rec.cpu_millis = msg->cpu_millis() == 0 ? cfg.default_cpu_millis : msg->cpu_millis();
   rec.memory_mib = msg->memory_mib() == 0 ? cfg.default_memory_mib : msg->memory_mib();
   rec.request_id = std::string(wire::str(msg->request_id()));
+  rec.idle_timeout_ms = msg->idle_timeout_ms();
+  rec.cpu_request_millis = msg->cpu_request_millis() == 0 ? cfg.default_cpu_request_millis
+                                                          : msg->cpu_request_millis();
+  rec.memory_request_mib = msg->memory_request_mib() == 0 ? cfg.default_memory_request_mib
+                                                          : msg->memory_request_mib();
+  if (const auto* probe = msg->probe_command())
+    for (const auto* a : *probe) rec.probe_command.emplace_back(wire::str(a));
+  rec.probe_tcp_port = msg->probe_tcp_port();
+  rec.probe_interval_ms = msg->probe_interval_ms() == 0 ? cfg.default_probe_interval_ms
+                                                        : msg->probe_interval_ms();
+  rec.ready = rec.probe_command.empty() && rec.probe_tcp_port == 0;
   auto status = st.ctx->store->put_sandbox(rec);
   if (!status.ok()) {
     return reply(self, req.reply, wire::make_error_reply(wire::ErrorCode::internal,
@@ -141,6 +212,7 @@ void on_create(node_self self, bus_request& req) {
   auto actor = spawn_sandbox(self, st.ctx, rec, sandbox_start_mode::create, req.reply,
                              caf::actor_cast<caf::actor>(self));
   st.sandboxes[rec.id] = entry{actor, sandbox_summary{rec, true}};
+  self->send(st.meter, summary_atom::value, sandbox_summary{rec, true});  // metering
   st.ctx->router->attach_sandbox(rec.tenant, rec.id, caf::actor_cast<caf::actor>(actor));
   update_accepting(self);
 }
@@ -247,6 +319,7 @@ uint32_t recover(node_self self) {
     const auto mode = ended ? sandbox_start_mode::ended : sandbox_start_mode::recover;
     auto actor = spawn_sandbox(self, st.ctx, rec, mode, {}, caf::actor_cast<caf::actor>(self));
     st.sandboxes[rec.id] = entry{actor, sandbox_summary{rec, !ended}};
+    self->send(st.meter, summary_atom::value, sandbox_summary{rec, !ended});  // metering
     st.ctx->router->attach_sandbox(rec.tenant, rec.id, caf::actor_cast<caf::actor>(actor));
   }
   // Whatever the runtime has on the host that no live record claims is an orphan: end it.
@@ -264,6 +337,7 @@ uint32_t recover(node_self self) {
 
 node_actor::behavior_type node_impl(node_self self, context_ptr ctx) {
   self->state.ctx = std::move(ctx);
+  self->state.meter = spawn_usage_meter(self, self->state.ctx);  // metering
   // Shutdown: the node takes its sandbox actors with it (they keep their sandboxes running).
   self->set_exit_handler([=](caf::exit_msg& m) {
     for (auto& [id, e] : self->state.sandboxes) self->send_exit(e.actor, m.reason);
@@ -277,6 +351,7 @@ node_actor::behavior_type node_impl(node_self self, context_ptr ctx) {
       [=](summary_atom, sandbox_summary& s) {
         auto it = self->state.sandboxes.find(s.rec.id);
         if (it == self->state.sandboxes.end()) return;
+        self->send(self->state.meter, summary_atom::value, s);  // metering
         it->second.summary = std::move(s);
         update_accepting(self);
       },

@@ -43,6 +43,11 @@ class init_link {
   virtual void close() = 0;
 };
 
+// How a runtime names a sandbox's death by its memory cgroup's OOM killer: the reason passed to
+// init_listener::on_closed starts with it. (The host's limit kills the whole sandbox, never one
+// process inside; its running execs end oom_killed.)
+inline constexpr const char* oom_death_reason = "out of memory";
+
 struct sandbox_usage {
   uint64_t cpu_usage_ns = 0;    // cumulative CPU time of the sandbox's cgroup
   uint64_t memory_bytes = 0;    // current memory use

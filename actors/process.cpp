@@ -20,6 +20,7 @@ struct process_state {
   // Set when we asked init to kill the process: the outcome to report when Exited arrives.
   std::optional<process_end_cause> kill_cause;
   uint64_t timer_epoch = 0;  // distinguishes the current kill-grace timer from stale ones
+  uint64_t output_dropped = 0;  // bytes past max_output_bytes, never stored or published
   uint64_t stdin_sent = 0;     // stdin bytes sent to init
   uint64_t stdin_written = 0;  // stdin bytes init reports written into the pipe
   std::vector<std::string> held_stdin_acks;  // replies held until init catches up
@@ -60,6 +61,8 @@ void finish(process_self self, wire::Outcome outcome, int32_t exit_code, int32_t
   st.rec.exit_code = exit_code;
   st.rec.signal = signal;
   st.rec.message = std::move(message);
+  if (st.output_dropped > 0)
+    st.rec.message += "; " + std::to_string(st.output_dropped) + " bytes of output dropped";
   st.rec.ended_at_ms = st.ctx->clk->now_ms();
   st.rec.next_seq += 1;  // the exit frame takes one sequence number
   auto status = st.ctx->store->put_process(st.rec);
@@ -93,9 +96,24 @@ void kill_tree(process_self self, process_end_cause cause) {
                      timeout_atom::value, ++st.timer_epoch);
 }
 
+
 void on_output(process_self self, wire::Stream stream, bytes data) {
   auto& st = self->state;
   if (st.finished || data.empty()) return;
+  // The output cap: keep exactly max_output_bytes, then end the exec as output_limit.
+  const uint64_t cap = st.ctx->config.max_output_bytes;
+  const uint64_t kept = st.rec.stdout_bytes + st.rec.stderr_bytes;
+  if (kept + data.size() > cap) {
+    const uint64_t room = cap > kept ? cap - kept : 0;
+    st.output_dropped += data.size() - room;
+    data.resize(room);
+    if (!st.kill_cause || st.kill_cause->outcome != wire::Outcome::output_limit) {
+      kill_tree(self, process_end_cause{wire::Outcome::output_limit, 0, SIGKILL,
+                                        "output limit of " + std::to_string(cap) +
+                                            " bytes reached"});
+    }
+    if (data.empty()) return;
+  }
   const bool is_err = stream == wire::Stream::stderr;
   uint64_t& counter = is_err ? st.rec.stderr_bytes : st.rec.stdout_bytes;
   storage::output_chunk chunk;
@@ -241,6 +259,10 @@ process_actor::behavior_type process_impl(process_self self, context_ptr ctx,
   return {
       [=](event_atom, init_process_event& ev) { on_event(self, ev); },
       [=](end_atom, const process_end_cause& cause) {
+        // Limits: a sandbox killed by its memory cgroup ends its execs oom_killed (137).
+        if (cause.outcome == wire::Outcome::internal &&
+            cause.message.find(oom_death_reason) != std::string::npos)
+          return finish(self, wire::Outcome::oom_killed, 137, SIGKILL, cause.message);
         finish(self, cause.outcome, cause.exit_code, cause.signal, cause.message);
       },
       [=](op_atom, bus_request& req) { on_request(self, req); },

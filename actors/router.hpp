@@ -17,6 +17,9 @@ class request_router {
   // Joins (true) or leaves (false) the pool's create queue group: an executor at capacity stops
   // taking creates so another member of the pool answers them.
   virtual void accept_creates(bool on) = 0;
+  // Routes corral.v1.{any tenant}.usage requests to the usage meter as (usage_atom,
+  // bus_request) (actors/usage.hpp). Called once, by the meter when it starts. Thread-safe.
+  virtual void serve_usage(caf::actor meter) { (void)meter; }
 };
 
 }  // namespace corral

@@ -32,6 +32,7 @@ class actor_init_listener final : public init_listener {
 
 struct waiter {
   std::string reply;
+  bool until_ready = false;  // answered once the readiness probe passed, not only at the end
 };
 
 struct sandbox_state {
@@ -48,6 +49,8 @@ struct sandbox_state {
   std::unordered_map<uint64_t, std::string> handles;         // init handle -> exec id
   std::map<uint64_t, waiter> waiters;
   file_ops files;  // fs.* requests waiting for init
+  int64_t last_active_ms = 0;  // last exec start/end or stdin write (idle timeout)
+  uint64_t probes = 0;         // readiness probe attempts so far
   uint64_t next_waiter = 1;
   static inline const char* name = "sandbox";
 };
@@ -88,6 +91,19 @@ bytes make_hello(uint64_t session) {
 }
 
 void end_orphaned_execs(sandbox_self self);
+bool end_orphaned_execs_impl(sandbox_self self);
+std::string start_process(sandbox_self self, storage::process_record& proc);
+storage::string_pairs merged_env(const storage::string_pairs& sandbox_env,
+                                 const storage::string_pairs& exec_env);
+
+void start_probe(sandbox_self self);
+void arm_idle_timer(sandbox_self self);
+void answer_ready_waiters(sandbox_self self);
+bool is_probe(const std::string& exec_id);
+
+// The exec id of a sandbox's entrypoint command: its output is replayable like any exec's, and
+// its end ends the sandbox with its exit code.
+constexpr const char* entrypoint_exec_id = "entrypoint";
 
 void destroy_in_background(sandbox_self self) {
   auto& st = self->state;
@@ -109,7 +125,7 @@ void end_sandbox(sandbox_self self, wire::SandboxState state, std::optional<int3
                  std::string message, const process_end_cause& cause) {
   auto& st = self->state;
   if (wire::is_terminal(st.rec.state)) return;
-  if (st.mode == sandbox_start_mode::recover && !st.ready) end_orphaned_execs(self);
+  if (st.mode == sandbox_start_mode::recover && !st.ready) (void)end_orphaned_execs_impl(self);
   for (auto& [id, proc] : st.processes) self->send(proc, end_atom::value, cause);
   st.rec.state = state;
   st.rec.has_return_code = return_code.has_value();
@@ -143,9 +159,25 @@ void become_running(sandbox_self self) {
     st.create_reply.clear();
   }
   notify_node(self);
+  if (st.mode == sandbox_start_mode::create && !st.rec.entrypoint.empty() &&
+      st.processes.count(entrypoint_exec_id) == 0) {
+    storage::process_record proc;
+    proc.exec_id = entrypoint_exec_id;
+    proc.argv = st.rec.entrypoint;
+    proc.env = merged_env(st.rec.env, {});
+    proc.workdir = st.rec.workdir.empty() ? "/" : st.rec.workdir;
+    if (auto why = start_process(self, proc); !why.empty()) {
+      end_sandbox(self, wire::SandboxState::failed, std::nullopt, "entrypoint: " + why,
+                  process_end_cause{wire::Outcome::internal, 255, 0, "entrypoint did not start"});
+      return;
+    }
+  }
   const auto left = st.rec.created_at_ms + st.rec.timeout_ms - now;
   self->delayed_send(self, std::chrono::milliseconds(std::max<int64_t>(left, 0)),
                      lifetime_atom::value);
+  st.last_active_ms = now;
+  arm_idle_timer(self);
+  if (!st.rec.ready) start_probe(self);
 }
 
 void on_started(sandbox_self self, runtime::started& res) {
@@ -176,11 +208,23 @@ void on_started(sandbox_self self, runtime::started& res) {
 // executor process; init killed them on our Hello. They end as executor_lost (P3, P10).
 void end_orphaned_execs(sandbox_self self) {
   auto& st = self->state;
+  const bool entrypoint_lost = end_orphaned_execs_impl(self);
+  if (entrypoint_lost && !wire::is_terminal(st.rec.state)) {
+    end_sandbox(self, wire::SandboxState::failed, std::nullopt,
+                "the entrypoint was lost with the executor running it",
+                process_end_cause{wire::Outcome::executor_lost, 255, 0, "executor lost"});
+  }
+}
+
+// Ends every exec the store shows as running; true when the entrypoint was one of them.
+bool end_orphaned_execs_impl(sandbox_self self) {
+  auto& st = self->state;
+  bool entrypoint_lost = false;
   auto procs = st.ctx->store->list_processes(st.rec.id);
   if (!procs) {
     caf::aout(self) << "sandbox " << st.rec.id << ": cannot list execs: " << procs.error().message
                     << "\n";
-    return;
+    return false;
   }
   for (auto& proc : procs->records) {
     if (proc.finished || st.processes.count(proc.exec_id) > 0) continue;
@@ -207,7 +251,9 @@ void end_orphaned_execs(sandbox_self self) {
     if (!status.ok()) caf::aout(self) << "store failed: " << status.message << "\n";
     st.ctx->out->publish(wire::subjects::output(st.rec.tenant, st.rec.id, proc.exec_id),
                          make_exec_exit(proc));
+    entrypoint_lost |= proc.exec_id == entrypoint_exec_id;
   }
+  return entrypoint_lost;
 }
 
 void on_frame(sandbox_self self, const bytes& payload) {
@@ -329,6 +375,57 @@ bytes make_spawn(const storage::process_record& rec) {
   return wire::release(fbb);
 }
 
+// The environment of a process: the sandbox's, overridden by the exec's, with PATH and HOME
+// defaulted. Nothing of the executor's own environment.
+storage::string_pairs merged_env(const storage::string_pairs& sandbox_env,
+                                 const storage::string_pairs& exec_env) {
+  storage::string_pairs out;
+  auto put = [&](const std::string& k, const std::string& v) {
+    for (auto& [ok, ov] : out)
+      if (ok == k) {
+        ov = v;
+        return;
+      }
+    out.emplace_back(k, v);
+  };
+  for (const auto& [k, v] : sandbox_env) put(k, v);
+  for (const auto& [k, v] : exec_env) put(k, v);
+  bool has_path = false, has_home = false;
+  for (const auto& [k, v] : out) {
+    has_path |= k == "PATH";
+    has_home |= k == "HOME";
+  }
+  if (!has_path) out.emplace_back("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+  if (!has_home) out.emplace_back("HOME", "/root");
+  return out;
+}
+
+// Starts a process: gives it the next handle, stores its record and the sandbox's handle
+// counter in one synced batch (the exec is accepted once durable, P2), spawns its actor and
+// sends Spawn to init. Returns an error text, empty on success.
+std::string start_process(sandbox_self self, storage::process_record& proc) {
+  auto& st = self->state;
+  proc.sandbox_id = st.rec.id;
+  proc.handle = st.rec.next_exec_handle++;
+  proc.started_at_ms = st.ctx->clk->now_ms();
+  st.last_active_ms = proc.started_at_ms;
+  auto status = st.ctx->store->put_sandbox_with_processes(st.rec, {proc});
+  if (!status.ok()) {
+    --st.rec.next_exec_handle;
+    return "could not store the exec: " + status.message;
+  }
+  auto spawn_frame = make_spawn(proc);
+  auto actor = spawn_process(self, st.ctx, st.rec.tenant, proc, st.link,
+                             caf::actor_cast<caf::actor>(self));
+  st.processes.emplace(proc.exec_id, actor);
+  st.handles.emplace(proc.handle, proc.exec_id);
+  if (!st.link->send(std::move(spawn_frame))) {
+    self->send(actor, end_atom::value,
+               process_end_cause{wire::Outcome::internal, 255, 0, "sandbox link refused the exec"});
+  }
+  return {};
+}
+
 void on_exec(sandbox_self self, bus_request& req) {
   auto& st = self->state;
   const auto* msg = wire::verify<wire::ExecRequest>(req.data.data(), req.data.size());
@@ -369,39 +466,19 @@ void on_exec(sandbox_self self, bus_request& req) {
   storage::process_record proc;
   proc.sandbox_id = st.rec.id;
   proc.exec_id = exec_id;
-  proc.handle = st.rec.next_exec_handle++;
   for (const auto* a : *msg->argv()) proc.argv.emplace_back(wire::str(a));
-  bool has_path = false, has_home = false;
-  if (const auto* env = msg->env()) {
-    for (const auto* kv : *env) {
-      proc.env.emplace_back(std::string(wire::str(kv->key())), std::string(wire::str(kv->value())));
-      has_path |= proc.env.back().first == "PATH";
-      has_home |= proc.env.back().first == "HOME";
-    }
-  }
-  if (!has_path)
-    proc.env.emplace_back("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-  if (!has_home) proc.env.emplace_back("HOME", "/root");
+  storage::string_pairs exec_env;
+  if (const auto* env = msg->env())
+    for (const auto* kv : *env)
+      exec_env.emplace_back(std::string(wire::str(kv->key())), std::string(wire::str(kv->value())));
+  proc.env = merged_env(st.rec.env, exec_env);
   proc.workdir = std::string(wire::str(msg->workdir()));
   if (proc.workdir.empty()) proc.workdir = st.rec.workdir.empty() ? "/" : st.rec.workdir;
   proc.timeout_ms = msg->timeout_ms();
   proc.stdin_open = msg->stdin();
-  proc.started_at_ms = st.ctx->clk->now_ms();
-  // The exec is accepted once its record (and the sandbox's handle counter) is durable (P2).
-  auto status = st.ctx->store->put_sandbox_with_processes(st.rec, {proc});
-  if (!status.ok()) {
-    --st.rec.next_exec_handle;
-    reply_error(self, req.reply, wire::ErrorCode::internal, "could not store the exec: " + status.message);
+  if (auto why = start_process(self, proc); !why.empty()) {
+    reply_error(self, req.reply, wire::ErrorCode::internal, why);
     return;
-  }
-  auto spawn_frame = make_spawn(proc);
-  auto actor = spawn_process(self, st.ctx, st.rec.tenant, proc, st.link,
-                             caf::actor_cast<caf::actor>(self));
-  st.processes.emplace(exec_id, actor);
-  st.handles.emplace(proc.handle, exec_id);
-  if (!st.link->send(std::move(spawn_frame))) {
-    self->send(actor, end_atom::value,
-               process_end_cause{wire::Outcome::internal, 255, 0, "sandbox link refused the exec"});
   }
   reply(self, req.reply, make_exec_reply(proc, /*reattached=*/false));
 }
@@ -445,6 +522,82 @@ void on_replay(sandbox_self self, const bus_request& req) {
   reply(self, req.reply, wire::make_ack(reached_end || !proc->finished ? "done" : "more"));
 }
 
+void on_tags(sandbox_self self, const bus_request& req) {
+  auto& st = self->state;
+  if (!req.data.empty()) {
+    const auto* msg = wire::verify<wire::SetTags>(req.data.data(), req.data.size());
+    if (msg == nullptr)
+      return reply_error(self, req.reply, wire::ErrorCode::malformed, "not a SetTags");
+    const auto& cfg = st.ctx->config;
+    storage::string_pairs tags;
+    if (const auto* v = msg->tags()) {
+      if (v->size() > cfg.max_tags)
+        return reply_error(self, req.reply, wire::ErrorCode::invalid_argument,
+                           "tags: too many tags", "tags");
+      for (const auto* kv : *v) {
+        const auto k = wire::str(kv->key());
+        const auto val = wire::str(kv->value());
+        if (k.empty() || k.size() > cfg.max_tag_bytes || val.size() > cfg.max_tag_bytes)
+          return reply_error(self, req.reply, wire::ErrorCode::invalid_argument,
+                             "tags: keys must be 1.." + std::to_string(cfg.max_tag_bytes) +
+                                 " bytes and values at most that",
+                             "tags");
+        tags.emplace_back(std::string(k), std::string(val));
+      }
+    }
+    // Set replaces the whole set, as Modal's set_tags does.
+    st.rec.tags = std::move(tags);
+    persist(self);
+    notify_node(self);
+  }
+  reply(self, req.reply, make_sandbox_reply(st.rec));
+}
+
+// Answers the waiters that wait for readiness.
+void answer_ready_waiters(sandbox_self self) {
+  auto& st = self->state;
+  auto info = make_sandbox_reply(st.rec);
+  for (auto it = st.waiters.begin(); it != st.waiters.end();) {
+    if (it->second.until_ready) {
+      reply(self, it->second.reply, info);
+      it = st.waiters.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+bool is_probe(const std::string& exec_id) { return exec_id.rfind("probe-", 0) == 0; }
+
+// One readiness probe attempt: the probe command, or a TCP connect to the port from inside
+// (bash's /dev/tcp; the host image has bash), as an exec of its own ("probe-N").
+void start_probe(sandbox_self self) {
+  auto& st = self->state;
+  if (st.rec.ready || st.rec.state != wire::SandboxState::running || !st.link) return;
+  storage::process_record proc;
+  proc.exec_id = "probe-" + std::to_string(++st.probes);
+  if (!st.rec.probe_command.empty()) {
+    proc.argv = st.rec.probe_command;
+  } else {
+    proc.argv = {"bash", "-c",
+                 "exec 3<>/dev/tcp/127.0.0.1/" + std::to_string(st.rec.probe_tcp_port)};
+  }
+  proc.env = merged_env(st.rec.env, {});
+  proc.workdir = st.rec.workdir.empty() ? "/" : st.rec.workdir;
+  proc.timeout_ms = std::max<int64_t>(st.rec.probe_interval_ms * 10, 1000);
+  if (auto why = start_process(self, proc); !why.empty()) {
+    caf::aout(self) << "sandbox " << st.rec.id << ": probe: " << why << "\n";
+    self->delayed_send(self, std::chrono::milliseconds(st.rec.probe_interval_ms), probe_atom::value);
+  }
+}
+
+void arm_idle_timer(sandbox_self self) {
+  auto& st = self->state;
+  if (st.rec.idle_timeout_ms <= 0 || wire::is_terminal(st.rec.state)) return;
+  const auto left = st.last_active_ms + st.rec.idle_timeout_ms - st.ctx->clk->now_ms();
+  self->delayed_send(self, std::chrono::milliseconds(std::max<int64_t>(left, 1)), idle_atom::value);
+}
+
 void on_op(sandbox_self self, bus_request& req) {
   auto& st = self->state;
   const auto op = wire::subjects::last_token(req.subject);
@@ -458,6 +611,7 @@ void on_op(sandbox_self self, bus_request& req) {
   } else if (op == "exec") {
     on_exec(self, req);
   } else if (op == "stdin" || op == "signal") {
+    st.last_active_ms = st.ctx->clk->now_ms();
     std::string exec_id;
     if (op == "stdin") {
       if (const auto* m = wire::verify<wire::StdinWrite>(req.data.data(), req.data.size()))
@@ -488,17 +642,25 @@ void on_op(sandbox_self self, bus_request& req) {
         return reply_error(self, req.reply, wire::ErrorCode::malformed, "not a SandboxQuery");
       timeout_ms = q->wait_timeout_ms();
     }
-    if (wire::is_terminal(st.rec.state) || timeout_ms <= 0) {
+    bool until_ready = false;
+    if (!req.data.empty()) {
+      const auto* q = wire::verify<wire::SandboxQuery>(req.data.data(), req.data.size());
+      until_ready = q != nullptr && q->until_ready();
+    }
+    if (wire::is_terminal(st.rec.state) || timeout_ms <= 0 ||
+        (until_ready && st.rec.ready && st.rec.state == wire::SandboxState::running)) {
       reply(self, req.reply, make_sandbox_reply(st.rec));
       return;
     }
     timeout_ms = std::min(timeout_ms, st.ctx->config.max_timeout_ms);
     const auto id = st.next_waiter++;
-    st.waiters.emplace(id, waiter{req.reply});
+    st.waiters.emplace(id, waiter{req.reply, until_ready});
     self->delayed_send(self, std::chrono::milliseconds(timeout_ms), wait_atom::value, req.reply,
                        id);
   } else if (op == "replay") {
     on_replay(self, req);
+  } else if (op == "tags") {
+    on_tags(self, req);
   } else {
     reply_error(self, req.reply, wire::ErrorCode::invalid_argument,
                 "unknown sandbox operation: " + std::string(op));
@@ -590,6 +752,21 @@ sandbox_actor::behavior_type sandbox_impl(sandbox_self self, context_ptr ctx,
           reply_error(self, to, wire::ErrorCode::deadline_exceeded,
                       "sandbox still " + std::string(wire::to_string(s.rec.state)));
       },
+      [=](idle_atom) {
+        auto& s = self->state;
+        if (wire::is_terminal(s.rec.state) || s.rec.idle_timeout_ms <= 0) return;
+        const auto now = s.ctx->clk->now_ms();
+        if (!s.processes.empty() || now < s.last_active_ms + s.rec.idle_timeout_ms) {
+          // Busy, or active since the timer was set: look again when it could be idle.
+          if (!s.processes.empty()) s.last_active_ms = now;
+          arm_idle_timer(self);
+          return;
+        }
+        end_sandbox(self, wire::SandboxState::timed_out, 124,
+                    "idle for " + std::to_string(s.rec.idle_timeout_ms) + " ms",
+                    process_end_cause{wire::Outcome::timeout, 124, SIGKILL, "sandbox idle"});
+      },
+      [=](probe_atom) { start_probe(self); },
       [=](proc_done_atom, const std::string& exec_id) {
         auto& s = self->state;
         auto it = s.processes.find(exec_id);
@@ -602,6 +779,31 @@ sandbox_actor::behavior_type sandbox_impl(sandbox_self self, context_ptr ctx,
         }
         self->send_exit(it->second, caf::exit_reason::user_shutdown);
         s.processes.erase(it);
+        // Idle time counts from the exec's end as the process recorded it.
+        if (auto ended = s.ctx->store->get_process(s.rec.id, exec_id))
+          s.last_active_ms = std::max(s.last_active_ms, ended->ended_at_ms);
+        if (is_probe(exec_id) && !s.rec.ready && !wire::is_terminal(s.rec.state)) {
+          auto proc = s.ctx->store->get_process(s.rec.id, exec_id);
+          if (proc && proc->outcome == wire::Outcome::exited && proc->exit_code == 0) {
+            s.rec.ready = true;
+            persist(self);
+            notify_node(self);
+            answer_ready_waiters(self);
+          } else {
+            self->delayed_send(self, std::chrono::milliseconds(s.rec.probe_interval_ms),
+                               probe_atom::value);
+          }
+        }
+        if (exec_id == entrypoint_exec_id && !wire::is_terminal(s.rec.state)) {
+          // The entrypoint ended: so does the sandbox, with its exit code.
+          auto proc = s.ctx->store->get_process(s.rec.id, exec_id);
+          const int32_t code =
+              proc ? shell_exit_code(proc->outcome, proc->exit_code, proc->signal) : 255;
+          end_sandbox(self, wire::SandboxState::exited, code,
+                      "entrypoint exited with " + std::to_string(code),
+                      process_end_cause{wire::Outcome::signaled, 137, SIGKILL,
+                                        "sandbox ended: its entrypoint exited"});
+        }
       },
   };
 }

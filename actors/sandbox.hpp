@@ -18,7 +18,7 @@ namespace corral {
 
 using sandbox_actor = caf::typed_actor<
     // NATS requests on corral.v1.{t}.sbx.{sb}.{op}: info, exec, stdin, signal, terminate,
-    // wait, replay.
+    // wait, replay, tags; and ...fs.{op}.
     caf::reacts_to<op_atom, bus_request>,
     // A frame from corral-init; the link to it closed.
     caf::reacts_to<frame_atom, bytes>, caf::reacts_to<link_down_atom, std::string>,
@@ -28,7 +28,9 @@ using sandbox_actor = caf::typed_actor<
     caf::reacts_to<lifetime_atom>, caf::reacts_to<timeout_atom>,
     caf::reacts_to<wait_atom, std::string, uint64_t>,
     // A process actor has ended (exec id).
-    caf::reacts_to<proc_done_atom, std::string>>;
+    caf::reacts_to<proc_done_atom, std::string>,
+    // Timers: idle timeout check; next readiness probe attempt.
+    caf::reacts_to<idle_atom>, caf::reacts_to<probe_atom>>;
 
 enum class sandbox_start_mode {
   create,   // a new sandbox: start it and answer `create_reply` when ready

@@ -38,6 +38,12 @@ flatbuffers::Offset<wire::SandboxInfo> build_sandbox_info(flatbuffers::FlatBuffe
   b.add_return_code(rec.return_code);
   b.add_message(message);
   b.add_tags(tags);
+  b.add_ready(rec.ready);
+  b.add_idle_timeout_ms(rec.idle_timeout_ms);
+  b.add_cpu_millis(rec.cpu_millis);
+  b.add_memory_mib(rec.memory_mib);
+  b.add_cpu_request_millis(rec.cpu_request_millis);
+  b.add_memory_request_mib(rec.memory_request_mib);
   return b.Finish();
 }
 

@@ -54,6 +54,7 @@ sandbox_view view_of(const wire::SandboxInfo& i) {
   v.has_return_code = i.has_return_code();
   v.return_code = i.return_code();
   v.tags = pairs_of(i.tags());
+  v.ready = i.ready();
   return v;
 }
 
@@ -187,7 +188,16 @@ outcome<sandbox_view> client::create(const create_options& o) {
   auto wd = fbb.CreateString(o.workdir);
   auto tags = build_pairs(fbb, o.tags);
   auto env = build_pairs(fbb, o.env);
+  auto entrypoint = fbb.CreateVectorOfStrings(o.entrypoint);
+  auto probe = fbb.CreateVectorOfStrings(o.probe_command);
   wire::CreateSandboxBuilder b(fbb);
+  b.add_entrypoint(entrypoint);
+  b.add_idle_timeout_ms(o.idle_timeout_ms);
+  b.add_cpu_request_millis(o.cpu_request_millis);
+  b.add_memory_request_mib(o.memory_request_mib);
+  b.add_probe_command(probe);
+  b.add_probe_tcp_port(o.probe_tcp_port);
+  b.add_probe_interval_ms(o.probe_interval_ms);
   b.add_name(name);
   b.add_timeout_ms(o.timeout_ms);
   b.add_workdir(wd);
@@ -212,10 +222,20 @@ outcome<sandbox_view> client::terminate(const std::string& id) {
   return sandbox_call(id, "terminate", {}, cfg_.request_timeout_ms);
 }
 
-outcome<sandbox_view> client::wait(const std::string& id, int64_t timeout_ms) {
+outcome<sandbox_view> client::wait(const std::string& id, int64_t timeout_ms, bool until_ready) {
   flatbuffers::FlatBufferBuilder fbb(64);
-  fbb.Finish(wire::CreateSandboxQuery(fbb, timeout_ms), wire::SandboxQueryIdentifier());
+  fbb.Finish(wire::CreateSandboxQuery(fbb, timeout_ms, until_ready), wire::SandboxQueryIdentifier());
   return sandbox_call(id, "wait", wire::release(fbb), timeout_ms + 5000);
+}
+
+outcome<sandbox_view> client::tags(
+    const std::string& id,
+    const std::optional<std::vector<std::pair<std::string, std::string>>>& set) {
+  if (!set) return sandbox_call(id, "tags", {}, cfg_.request_timeout_ms);
+  flatbuffers::FlatBufferBuilder fbb(256);
+  auto t = build_pairs(fbb, *set);
+  fbb.Finish(wire::CreateSetTags(fbb, t), wire::SetTagsIdentifier());
+  return sandbox_call(id, "tags", wire::release(fbb), cfg_.request_timeout_ms);
 }
 
 outcome<std::vector<sandbox_view>> client::list(
@@ -243,6 +263,44 @@ outcome<std::vector<sandbox_view>> client::list(
   }
   std::sort(out.value->begin(), out.value->end(),
             [](const auto& a, const auto& b) { return a.created_at_ms < b.created_at_ms; });
+  return out;
+}
+
+outcome<usage_report> client::usage(const std::string& sandbox_id) {
+  flatbuffers::FlatBufferBuilder fbb(128);
+  auto id = fbb.CreateString(sandbox_id);
+  fbb.Finish(wire::CreateUsageRequest(fbb, id), wire::UsageRequestIdentifier());
+  auto payload = wire::release(fbb);
+  outcome<usage_report> out;
+  auto r = conn_->request_many(wire::subjects::usage(cfg_.tenant), payload.data(), payload.size(),
+                               /*gather_timeout_ms=*/300, /*max_replies=*/1024);
+  out.value.emplace();
+  if (!r) {
+    if (r.error == bus::bus_error::no_responders) return out;  // no executor: nothing used
+    out.value.reset();
+    out.error = err(wire::ErrorCode::unavailable, "NATS: " + r.detail);
+    return out;
+  }
+  auto amount = [](const wire::UsageAmount* a) {
+    usage_amount u;
+    if (a != nullptr) u = usage_amount{a->cpu_core_seconds(), a->gib_seconds(), a->cost()};
+    return u;
+  };
+  for (const auto& m : r.value) {
+    const auto* reply = wire::verify<wire::UsageReply>(m.data.data(), m.data.size());
+    if (reply == nullptr) continue;
+    const auto t = amount(reply->total());
+    out.value->total.cpu_core_seconds += t.cpu_core_seconds;
+    out.value->total.gib_seconds += t.gib_seconds;
+    out.value->total.cost += t.cost;
+    if (reply->sandboxes() == nullptr) continue;
+    for (const auto* s : *reply->sandboxes())
+      out.value->sandboxes.push_back(sandbox_usage_view{std::string(wire::str(s->sandbox_id())),
+                                                        std::string(wire::str(reply->node())),
+                                                        amount(s->usage())});
+  }
+  std::sort(out.value->sandboxes.begin(), out.value->sandboxes.end(),
+            [](const auto& a, const auto& b) { return a.sandbox_id < b.sandbox_id; });
   return out;
 }
 
@@ -423,6 +481,213 @@ outcome<exec_result> client::exec(const std::string& sandbox_id, const exec_opti
   // the CLI (the process exits after exec returns).
   if (stdin_thread.joinable()) stdin_thread.detach();
   if (done) out.value = *done;
+  return out;
+}
+
+}  // namespace corral::cli
+
+// -- file operations ----------------------------------------------------------------------------
+
+namespace corral::cli {
+namespace {
+
+fs_entry_view entry_view(const wire::FsEntry& e) {
+  fs_entry_view v;
+  v.name = std::string(wire::str(e.name()));
+  v.type = e.type();
+  v.size = e.size();
+  v.mode = e.mode();
+  v.mtime_ms = e.mtime_ms();
+  return v;
+}
+
+}  // namespace
+
+outcome<fs_reply_view> client::fs_call(const std::string& sandbox_id, const std::string& op,
+                                       const fs_request_options& o) {
+  outcome<fs_reply_view> out;
+  if (!wire::valid_id(sandbox_id, "sb-")) {
+    out.error = err(wire::ErrorCode::not_found, "no such sandbox: " + sandbox_id);
+    return out;
+  }
+  flatbuffers::FlatBufferBuilder fbb(o.data.size() + o.path.size() + 256);
+  auto path = fbb.CreateString(o.path);
+  auto data = fbb.CreateVector(o.data);
+  wire::FsRequestBuilder b(fbb);
+  b.add_path(path);
+  b.add_offset(o.offset);
+  b.add_length(o.length);
+  b.add_data(data);
+  b.add_create(o.create);
+  b.add_truncate(o.truncate);
+  b.add_append(o.append);
+  b.add_exclusive(o.exclusive);
+  b.add_parents(o.parents);
+  b.add_recursive(o.recursive);
+  b.add_mode(o.mode);
+  fbb.Finish(b.Finish(), wire::FsRequestIdentifier());
+  auto r = call(wire::subjects::sandbox_op(cfg_.tenant, sandbox_id, "fs." + op), wire::release(fbb),
+                cfg_.request_timeout_ms);
+  if (!r) {
+    if (r.error.code == wire::ErrorCode::not_found && r.error.field.empty() &&
+        r.error.message.rfind("no such sandbox", 0) == 0)
+      r.error.message = "no such sandbox: " + sandbox_id;
+    out.error = std::move(r.error);
+    return out;
+  }
+  const auto* rep = wire::verify<wire::FsReply>(r.value->data.data(), r.value->data.size());
+  if (rep == nullptr) {
+    out.error = err(wire::ErrorCode::malformed, "unexpected reply to fs." + op);
+    return out;
+  }
+  fs_reply_view v;
+  if (rep->data() != nullptr) v.data.assign(rep->data()->begin(), rep->data()->end());
+  if (rep->entries() != nullptr)
+    for (const auto* e : *rep->entries()) v.entries.push_back(entry_view(*e));
+  if (rep->stat() != nullptr) v.stat = entry_view(*rep->stat());
+  v.eof = rep->eof();
+  v.next_offset = rep->next_offset();
+  v.count = rep->count();
+  out.value = std::move(v);
+  return out;
+}
+
+outcome<uint64_t> client::fs_read(const std::string& sandbox_id, const std::string& path,
+                                  const bytes_fn& sink, uint64_t max_bytes) {
+  outcome<uint64_t> out;
+  fs_request_options o;
+  o.path = path;
+  uint64_t delivered = 0;
+  for (;;) {
+    o.length = 0;  // the executor's cap
+    auto r = fs_call(sandbox_id, "read", o);
+    if (!r) {
+      out.error = std::move(r.error);
+      return out;
+    }
+    std::size_t n = r.value->data.size();
+    if (max_bytes != 0 && delivered + n > max_bytes) n = static_cast<std::size_t>(max_bytes - delivered);
+    if (n > 0) sink(r.value->data.data(), n);
+    delivered += n;
+    if (r.value->eof || r.value->data.empty() || (max_bytes != 0 && delivered >= max_bytes)) break;
+    o.offset = r.value->next_offset;
+  }
+  out.value = delivered;
+  return out;
+}
+
+outcome<uint64_t> client::fs_write(const std::string& sandbox_id, const std::string& path,
+                                   const stdin_fn& source, bool append) {
+  outcome<uint64_t> out;
+  const std::size_t chunk_max = cfg_.fs_write_chunk_bytes == 0 ? 256 * 1024 : cfg_.fs_write_chunk_bytes;
+  fs_request_options o;
+  o.path = path;
+  o.append = append;
+  o.truncate = !append;  // the first request only
+  uint64_t written = 0;
+  std::vector<uint8_t> pending;
+  bool source_done = false;
+  bool sent_any = false;
+  for (;;) {
+    while (!source_done && pending.size() < chunk_max) {
+      auto more = source();
+      if (!more) {
+        source_done = true;
+        break;
+      }
+      pending.insert(pending.end(), more->begin(), more->end());
+    }
+    if (pending.empty() && source_done && sent_any) break;
+    const std::size_t n = std::min(pending.size(), chunk_max);
+    o.data.assign(pending.begin(), pending.begin() + static_cast<std::ptrdiff_t>(n));
+    pending.erase(pending.begin(), pending.begin() + static_cast<std::ptrdiff_t>(n));
+    auto r = fs_call(sandbox_id, "write", o);
+    if (!r) {
+      out.error = std::move(r.error);
+      return out;
+    }
+    sent_any = true;
+    written += r.value->count;
+    o.offset = r.value->next_offset;
+    o.truncate = false;
+  }
+  out.value = written;
+  return out;
+}
+
+outcome<std::vector<fs_entry_view>> client::fs_list(const std::string& sandbox_id,
+                                                    const std::string& path) {
+  outcome<std::vector<fs_entry_view>> out;
+  fs_request_options o;
+  o.path = path;
+  std::vector<fs_entry_view> all;
+  for (;;) {
+    auto r = fs_call(sandbox_id, "list", o);
+    if (!r) {
+      out.error = std::move(r.error);
+      return out;
+    }
+    for (auto& e : r.value->entries) all.push_back(std::move(e));
+    if (r.value->eof || r.value->next_offset <= o.offset) break;
+    o.offset = r.value->next_offset;
+  }
+  out.value = std::move(all);
+  return out;
+}
+
+outcome<fs_entry_view> client::fs_stat(const std::string& sandbox_id, const std::string& path) {
+  outcome<fs_entry_view> out;
+  fs_request_options o;
+  o.path = path;
+  auto r = fs_call(sandbox_id, "stat", o);
+  if (!r) {
+    out.error = std::move(r.error);
+    return out;
+  }
+  if (!r.value->stat) {
+    out.error = err(wire::ErrorCode::malformed, "fs.stat reply without a stat");
+    return out;
+  }
+  out.value = *r.value->stat;
+  return out;
+}
+
+outcome<bool> client::fs_mkdir(const std::string& sandbox_id, const std::string& path,
+                               bool parents) {
+  outcome<bool> out;
+  fs_request_options o;
+  o.path = path;
+  o.parents = parents;
+  auto r = fs_call(sandbox_id, "mkdir", o);
+  if (!r) {
+    out.error = std::move(r.error);
+    return out;
+  }
+  out.value = true;
+  return out;
+}
+
+outcome<uint64_t> client::fs_remove(const std::string& sandbox_id, const std::string& path,
+                                    bool recursive) {
+  outcome<uint64_t> out;
+  fs_request_options o;
+  o.path = path;
+  o.recursive = recursive;
+  uint64_t removed = 0;
+  for (;;) {
+    auto r = fs_call(sandbox_id, "remove", o);
+    if (!r) {
+      out.error = std::move(r.error);
+      return out;
+    }
+    removed += r.value->count;
+    if (r.value->eof) break;
+    if (r.value->count == 0) {
+      out.error = err(wire::ErrorCode::internal, "remove of " + path + " made no progress");
+      return out;
+    }
+  }
+  out.value = removed;
   return out;
 }
 

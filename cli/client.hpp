@@ -26,6 +26,7 @@ struct sandbox_view {
   bool has_return_code = false;
   int32_t return_code = 0;
   std::vector<std::pair<std::string, std::string>> tags;
+  bool ready = false;
 };
 
 struct create_options {
@@ -36,6 +37,13 @@ struct create_options {
   std::string workdir;
   std::vector<std::pair<std::string, std::string>> tags;
   std::vector<std::pair<std::string, std::string>> env;
+  std::vector<std::string> entrypoint;  // empty: the sandbox waits for execs
+  int64_t idle_timeout_ms = 0;
+  uint32_t cpu_request_millis = 0;
+  uint32_t memory_request_mib = 0;
+  std::vector<std::string> probe_command;
+  int32_t probe_tcp_port = 0;
+  int64_t probe_interval_ms = 0;
 };
 
 struct exec_options {
@@ -55,6 +63,50 @@ struct exec_result {
   uint64_t stdout_bytes = 0, stderr_bytes = 0;
 };
 
+// One file as the sandbox sees it (lstat).
+struct fs_entry_view {
+  std::string name;
+  wire::FsFileType type = wire::FsFileType::unknown;
+  uint64_t size = 0;
+  uint32_t mode = 0;  // permission bits
+  int64_t mtime_ms = 0;
+};
+
+// One FsRequest (schemas/fs_request.fbs).
+struct fs_request_options {
+  std::string path;
+  uint64_t offset = 0;
+  uint64_t length = 0;
+  std::vector<uint8_t> data;
+  bool create = true, truncate = false, append = false, exclusive = false;
+  bool parents = false, recursive = false;
+  uint32_t mode = 0;
+};
+
+// One FsReply (schemas/fs_reply.fbs).
+struct fs_reply_view {
+  std::vector<uint8_t> data;
+  std::vector<fs_entry_view> entries;
+  std::optional<fs_entry_view> stat;
+  bool eof = false;
+  uint64_t next_offset = 0;
+  uint64_t count = 0;
+};
+
+// Metered use (corral.v1.{t}.usage): billed on max(request, actual).
+struct usage_amount {
+  double cpu_core_seconds = 0, gib_seconds = 0, cost = 0;
+};
+struct sandbox_usage_view {
+  std::string sandbox_id, node;
+  usage_amount usage;
+};
+// Every executor's answer gathered: per sandbox, and the tenant's total.
+struct usage_report {
+  std::vector<sandbox_usage_view> sandboxes;
+  usage_amount total;
+};
+
 template <class T>
 struct outcome {
   std::optional<T> value;
@@ -69,15 +121,24 @@ class client {
     std::string tenant = "default";
     std::string pool = "default";
     int64_t request_timeout_ms = 30000;
+    std::size_t fs_write_chunk_bytes = 256 * 1024;  // data per fs.write request
   };
   static std::unique_ptr<client> connect(const config& cfg, std::string* error);
 
   outcome<sandbox_view> create(const create_options& opts);
   outcome<sandbox_view> info(const std::string& id);
   outcome<sandbox_view> terminate(const std::string& id);
-  outcome<sandbox_view> wait(const std::string& id, int64_t timeout_ms);
+  // Waits for the end (or, with until_ready, for the readiness probe to pass).
+  outcome<sandbox_view> wait(const std::string& id, int64_t timeout_ms, bool until_ready = false);
+  // Replaces the sandbox's tags (set) or reads them.
+  outcome<sandbox_view> tags(const std::string& id,
+                             const std::optional<std::vector<std::pair<std::string, std::string>>>& set);
   outcome<std::vector<sandbox_view>> list(bool include_ended, const std::string& name,
                                           const std::vector<std::pair<std::string, std::string>>& tags);
+
+  // Usage of this client's tenant, gathered from every executor; only one sandbox when
+  // sandbox_id is set. No executor answering is an empty report.
+  outcome<usage_report> usage(const std::string& sandbox_id = {});
 
   // Runs argv in the sandbox and streams its output, in order and gap-free, to on_output
   // (stream, bytes). stdin_source, when set, is called on a separate thread and returns the next
@@ -86,6 +147,27 @@ class client {
   using stdin_fn = std::function<std::optional<std::vector<uint8_t>>()>;
   outcome<exec_result> exec(const std::string& sandbox_id, const exec_options& opts,
                             const output_fn& on_output, stdin_fn stdin_source = {});
+
+  // File operations (corral.v1.{t}.sbx.{sb}.fs.*). fs_call is one request; the others loop
+  // over the executor's per-request caps (offsets, continuation) until the whole job is done.
+  outcome<fs_reply_view> fs_call(const std::string& sandbox_id, const std::string& op,
+                                 const fs_request_options& request);
+  // Streams the file to sink chunk by chunk until its end, or until max_bytes (0: no cap) have
+  // been delivered. Returns the bytes delivered.
+  using bytes_fn = std::function<void(const uint8_t*, std::size_t)>;
+  outcome<uint64_t> fs_read(const std::string& sandbox_id, const std::string& path,
+                            const bytes_fn& sink, uint64_t max_bytes = 0);
+  // Writes what source yields (until nullopt) in chunks of at most fs_write_chunk_bytes: the
+  // file is created or truncated first, or with append, appended to. Returns bytes written.
+  outcome<uint64_t> fs_write(const std::string& sandbox_id, const std::string& path,
+                             const stdin_fn& source, bool append);
+  outcome<std::vector<fs_entry_view>> fs_list(const std::string& sandbox_id,
+                                              const std::string& path);
+  outcome<fs_entry_view> fs_stat(const std::string& sandbox_id, const std::string& path);
+  outcome<bool> fs_mkdir(const std::string& sandbox_id, const std::string& path, bool parents);
+  // Returns the number of entries removed.
+  outcome<uint64_t> fs_remove(const std::string& sandbox_id, const std::string& path,
+                              bool recursive);
 
   bus::connection& conn() { return *conn_; }
   const config& cfg() const { return cfg_; }

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "cli/client.hpp"
+#include "cli/fs_command.hpp"
 #include "cli/up.hpp"
 
 namespace {
@@ -25,10 +26,16 @@ const char* usage_text =
     "commands:\n"
     "  up [--data DIR] [--port N] [--max-sandboxes N]   start nats-server + an executor\n"
     "  run [--timeout S] [--exec-timeout S] -- ARGV...     one-shot: new sandbox, run, remove\n"
-    "  sandbox create [--name N] [--timeout S] [--cpu MILLIS] [--memory MIB] [--tag K=V]...\n"
+    "  sandbox create [--name N] [--timeout S] [--idle-timeout S] [--cpu MILLIS] [--memory MIB]\n"
+    "                 [--cpu-request MILLIS] [--memory-request MIB] [--tag K=V]... [--env K=V]...\n"
+    "                 [--workdir DIR] [--probe-cmd CMD | --probe-port N] [--probe-interval S]\n"
+    "                 [-- ENTRYPOINT...]\n"
+    "  sandbox tags ID [K=V... | --clear]                 read, or replace, the tags\n"
     "  sandbox ls [--all] [--name N] [--tag K=V]...\n"
-    "  sandbox info ID | sandbox wait ID [--timeout S] | sandbox rm ID\n"
+    "  sandbox info ID | sandbox wait ID [--timeout S] [--ready] | sandbox rm ID\n"
     "  exec [--timeout S] [--workdir DIR] [--env K=V]... [--id EXEC_ID] SANDBOX -- ARGV...\n"
+    "  usage [SANDBOX]                                    CPU core-s, GiB-s and cost billed\n"
+    "%s"
     "\n"
     "environment: CORRAL_NATS_URL (default nats://127.0.0.1:4222), CORRAL_TENANT (default\n"
     "'default'), CORRAL_POOL (default 'default').\n"
@@ -37,7 +44,7 @@ const char* usage_text =
 
 int usage(const std::string& why = {}) {
   if (!why.empty()) std::cerr << "corral: " << why << "\n";
-  std::cerr << usage_text;
+  std::fprintf(stderr, usage_text, cli::fs_usage_text);
   return 2;
 }
 
@@ -101,6 +108,7 @@ void print_info(const cli::sandbox_view& v) {
               v.image.c_str());
   std::printf("age:         %s\ntimeout:     %llds\n", cli::format_age(now_ms() - v.created_at_ms).c_str(),
               static_cast<long long>(v.timeout_ms / 1000));
+  std::printf("ready:       %s\n", v.ready ? "yes" : "no");
   if (v.has_return_code) std::printf("returncode:  %d\n", v.return_code);
   if (!v.message.empty()) std::printf("message:     %s\n", v.message.c_str());
   for (const auto& [k, val] : v.tags) std::printf("tag:         %s=%s\n", k.c_str(), val.c_str());
@@ -137,6 +145,21 @@ int run_exec(cli::client& c, const std::string& sandbox, cli::exec_options opts)
   return x.exit_code;
 }
 
+// corral usage [SANDBOX_ID]: metered use of this tenant's sandboxes, and the tenant's total.
+int cmd_usage(cli::client& c, const std::vector<std::string>& args) {
+  if (args.size() > 1) return usage("usage: at most one sandbox id");
+  auto r = c.usage(args.empty() ? std::string() : args[0]);
+  if (!r) return fail(r.error);
+  std::printf("%-25s  %14s  %14s  %12s  %s\n", "SANDBOX", "CPU_CORE_S", "GIB_S", "COST", "NODE");
+  for (const auto& s : r.value->sandboxes)
+    std::printf("%-25s  %14.3f  %14.3f  %12.6f  %s\n", s.sandbox_id.c_str(),
+                s.usage.cpu_core_seconds, s.usage.gib_seconds, s.usage.cost, s.node.c_str());
+  const auto& t = r.value->total;
+  std::printf("%-25s  %14.3f  %14.3f  %12.6f\n", "TOTAL (tenant)",
+              t.cpu_core_seconds, t.gib_seconds, t.cost);
+  return 0;
+}
+
 int cmd_sandbox(cli::client& c, std::vector<std::string> args) {
   if (args.empty()) return usage("sandbox: missing subcommand");
   const auto sub = args[0];
@@ -154,6 +177,13 @@ int cmd_sandbox(cli::client& c, std::vector<std::string> args) {
       else if (a == "--workdir" && (v = val())) o.workdir = *v;
       else if (a == "--tag" && (v = val())) { std::pair<std::string, std::string> p; if (!parse_pair(*v, p)) return usage("bad --tag"); o.tags.push_back(p); }
       else if (a == "--env" && (v = val())) { std::pair<std::string, std::string> p; if (!parse_pair(*v, p)) return usage("bad --env"); o.env.push_back(p); }
+      else if (a == "--idle-timeout" && (v = val())) { if (!parse_seconds(*v, o.idle_timeout_ms)) return usage("bad --idle-timeout"); }
+      else if (a == "--cpu-request" && (v = val())) { if (!parse_uint(*v, o.cpu_request_millis)) return usage("bad --cpu-request"); }
+      else if (a == "--memory-request" && (v = val())) { if (!parse_uint(*v, o.memory_request_mib)) return usage("bad --memory-request"); }
+      else if (a == "--probe-cmd" && (v = val())) o.probe_command = {"sh", "-c", *v};
+      else if (a == "--probe-port" && (v = val())) { uint32_t port = 0; if (!parse_uint(*v, port) || port > 65535) return usage("bad --probe-port"); o.probe_tcp_port = static_cast<int32_t>(port); }
+      else if (a == "--probe-interval" && (v = val())) { if (!parse_seconds(*v, o.probe_interval_ms)) return usage("bad --probe-interval"); }
+      else if (a == "--") { o.entrypoint.assign(args.begin() + static_cast<std::ptrdiff_t>(i) + 1, args.end()); break; }
       else return usage("sandbox create: unknown argument " + a);
     }
     auto r = c.create(o);
@@ -178,15 +208,32 @@ int cmd_sandbox(cli::client& c, std::vector<std::string> args) {
     for (const auto& v : *r.value) print_sandbox_line(v, now);
     return 0;
   }
+  if (sub == "tags") {
+    if (args.empty()) return usage("sandbox tags: missing sandbox id");
+    std::optional<std::vector<std::pair<std::string, std::string>>> set;
+    for (std::size_t i = 1; i < args.size(); ++i) {
+      if (!set) set.emplace();
+      if (args[i] == "--clear") continue;
+      std::pair<std::string, std::string> p;
+      if (!parse_pair(args[i], p)) return usage("bad tag " + args[i] + " (K=V)");
+      set->push_back(p);
+    }
+    auto r = c.tags(args[0], set);
+    if (!r) return fail(r.error);
+    for (const auto& [k, v] : r.value->tags) std::printf("%s=%s\n", k.c_str(), v.c_str());
+    return 0;
+  }
   if (sub == "info" || sub == "rm" || sub == "wait") {
     if (args.empty()) return usage("sandbox " + sub + ": missing sandbox id");
     const auto id = args[0];
     int64_t timeout = 60000;
+    bool until_ready = false;
     for (std::size_t i = 1; i < args.size(); ++i) {
-      if (args[i] == "--timeout" && i + 1 < args.size()) { if (!parse_seconds(args[++i], timeout)) return usage("bad --timeout"); }
+      if (args[i] == "--ready" && sub == "wait") until_ready = true;
+      else if (args[i] == "--timeout" && i + 1 < args.size()) { if (!parse_seconds(args[++i], timeout)) return usage("bad --timeout"); }
       else return usage("unknown argument " + args[i]);
     }
-    auto r = sub == "info" ? c.info(id) : sub == "rm" ? c.terminate(id) : c.wait(id, timeout);
+    auto r = sub == "info" ? c.info(id) : sub == "rm" ? c.terminate(id) : c.wait(id, timeout, until_ready);
     if (!r) return fail(r.error);
     if (sub == "rm") {
       std::printf("%s %s\n", r.value->id.c_str(), wire::to_string(r.value->state));
@@ -262,6 +309,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (cmd == "sandbox" || cmd == "sb") return cmd_sandbox(*c, args);
+  if (cmd == "usage") return cmd_usage(*c, args);
+  if (cmd == "fs") return cli::run_fs_command(*c, args);
   if (cmd == "exec") {
     std::string sandbox;
     cli::exec_options o;

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <limits>
 #include <string>
 
 #include <caf/all.hpp>
@@ -45,12 +46,19 @@ struct flags {
   int64_t heartbeat_ms = 0;
   int64_t retention_s = -1;
   uint32_t scheduler_threads = 0;
+  // Limits and metering (0 / negative = the configured default).
+  int64_t usage_sample_ms = 0;
+  double price_core_second = -1;
+  double price_gib_second = -1;
+  int64_t disk_limit_mib = -1;
 };
 
 const char* usage_text =
     "usage: corral-executor [--data DIR] [--nats URL] [--node ID] [--pool P]\n"
     "                       [--max-sandboxes N] [--runsc PATH] [--init PATH]\n"
-    "                       [--default-timeout SECONDS] [--heartbeat-ms MS] [--retention SECONDS]\n";
+    "                       [--default-timeout SECONDS] [--heartbeat-ms MS] [--retention SECONDS]\n"
+    "                       [--usage-sample-ms MS] [--price-core-second USD]\n"
+    "                       [--price-gib-second USD] [--disk-limit-mib MIB (0 = none)]\n";
 
 bool parse(int argc, char** argv, flags& f) {
   for (int i = 1; i < argc; ++i) {
@@ -67,6 +75,10 @@ bool parse(int argc, char** argv, flags& f) {
     else if (a == "--default-timeout") f.default_timeout_s = std::stoll(v);
     else if (a == "--heartbeat-ms") f.heartbeat_ms = std::stoll(v);
     else if (a == "--retention") f.retention_s = std::stoll(v);
+    else if (a == "--usage-sample-ms") f.usage_sample_ms = std::stoll(v);
+    else if (a == "--price-core-second") f.price_core_second = std::stod(v);
+    else if (a == "--price-gib-second") f.price_gib_second = std::stod(v);
+    else if (a == "--disk-limit-mib") f.disk_limit_mib = std::stoll(v);
     else if (a == "--scheduler-threads") f.scheduler_threads = static_cast<uint32_t>(std::stoul(v));
     else return false;
   }
@@ -138,6 +150,9 @@ int main(int argc, char** argv) {
   if (f.default_timeout_s > 0) ctx.config.default_timeout_ms = f.default_timeout_s * 1000;
   if (f.heartbeat_ms > 0) ctx.config.heartbeat_interval_ms = f.heartbeat_ms;
   if (f.retention_s >= 0) ctx.config.retention_ms = f.retention_s * 1000;
+  if (f.usage_sample_ms > 0) ctx.config.usage_sample_interval_ms = f.usage_sample_ms;
+  if (f.price_core_second >= 0) ctx.config.price_per_core_second = f.price_core_second;
+  if (f.price_gib_second >= 0) ctx.config.price_per_gib_second = f.price_gib_second;
   if (auto why = ctx.config.validate(); !why.empty()) {
     std::cerr << "corral-executor: invalid configuration: " << why << "\n";
     return 2;
@@ -154,6 +169,13 @@ int main(int argc, char** argv) {
     gcfg.runsc_path = self_dir() + "/corral-runsc";
   }
   gcfg.become_subreaper = false;  // done above, once for the process
+  if (f.disk_limit_mib >= 0) {
+    if (f.disk_limit_mib > std::numeric_limits<uint32_t>::max()) {
+      std::cerr << "corral-executor: --disk-limit-mib is too large\n";
+      return 2;
+    }
+    gcfg.disk_limit_mib = static_cast<uint32_t>(f.disk_limit_mib);
+  }
   auto made = make_gvisor_runtime(gcfg);
   if (!made.runtime) {
     std::cerr << "corral-executor: runtime: " << made.error << "\n";

@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "actors/messages.hpp"
+#include "actors/usage.hpp"  // metering
 #include "schemas/subjects.hpp"
 
 namespace corral {
@@ -107,12 +108,29 @@ void nats_router::accept_creates(bool on) {
   }
 }
 
+// Metering: the usage meter answers corral.v1.{t}.usage for every tenant.
+void nats_router::serve_usage(caf::actor meter) {
+  auto sub = conn_.subscribe(wire::subjects::usage_any_tenant(), "", [meter](bus::message&& m) {
+    caf::anon_send(meter, usage_atom::value, to_request(std::move(m)));
+  });
+  if (!sub) {
+    std::cerr << "corral-executor: cannot subscribe to usage requests: " << sub.detail << "\n";
+    return;
+  }
+  std::unique_ptr<bus::subscription> old;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stopped_) return;
+  old = std::move(usage_sub_);
+  usage_sub_ = std::move(sub.value);
+}
+
 void nats_router::stop() {
   std::unordered_map<std::string, sandbox_routes> subs;
-  std::unique_ptr<bus::subscription> create, list;
+  std::unique_ptr<bus::subscription> create, list, usage;
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopped_ = true;
+    usage = std::move(usage_sub_);  // metering
     subs.swap(sandbox_subs_);
     create = std::move(create_sub_);
     list = std::move(list_sub_);

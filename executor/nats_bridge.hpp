@@ -39,6 +39,7 @@ class nats_router final : public request_router {
   void attach_sandbox(const std::string& tenant, const std::string& id, caf::actor sandbox) override;
   void detach_sandbox(const std::string& tenant, const std::string& id) override;
   void accept_creates(bool on) override;
+  void serve_usage(caf::actor meter) override;  // metering: corral.v1.*.usage
   // Drops every subscription (shutdown). Idempotent.
   void stop();
 
@@ -50,6 +51,7 @@ class nats_router final : public request_router {
   bool stopped_ = false;
   std::unique_ptr<bus::subscription> create_sub_;
   std::unique_ptr<bus::subscription> list_sub_;
+  std::unique_ptr<bus::subscription> usage_sub_;  // metering
   // Per sandbox: its ops (corral.v1.{t}.sbx.{sb}.*) and its file ops (...fs.*).
   struct sandbox_routes {
     std::unique_ptr<bus::subscription> ops;

@@ -20,6 +20,8 @@
 #include "corral/wire/exec_exit_generated.h"
 #include "corral/wire/exec_reply_generated.h"
 #include "corral/wire/exec_request_generated.h"
+#include "corral/wire/fs_reply_generated.h"
+#include "corral/wire/fs_request_generated.h"
 #include "corral/wire/heartbeat_generated.h"
 #include "corral/wire/init_command_generated.h"
 #include "corral/wire/init_event_generated.h"
@@ -29,8 +31,11 @@
 #include "corral/wire/sandbox_list_generated.h"
 #include "corral/wire/sandbox_query_generated.h"
 #include "corral/wire/sandbox_reply_generated.h"
+#include "corral/wire/set_tags_generated.h"
 #include "corral/wire/signal_request_generated.h"
 #include "corral/wire/stdin_write_generated.h"
+#include "corral/wire/usage_reply_generated.h"    // metering (usage meter)
+#include "corral/wire/usage_request_generated.h"  // metering (usage meter)
 
 namespace corral::wire {
 
@@ -53,6 +58,8 @@ CORRAL_WIRE_MESSAGE(ErrorReply)
 CORRAL_WIRE_MESSAGE(ExecExit)
 CORRAL_WIRE_MESSAGE(ExecReply)
 CORRAL_WIRE_MESSAGE(ExecRequest)
+CORRAL_WIRE_MESSAGE(FsReply)
+CORRAL_WIRE_MESSAGE(FsRequest)
 CORRAL_WIRE_MESSAGE(Heartbeat)
 CORRAL_WIRE_MESSAGE(InitCommand)
 CORRAL_WIRE_MESSAGE(InitEvent)
@@ -64,6 +71,9 @@ CORRAL_WIRE_MESSAGE(SandboxQuery)
 CORRAL_WIRE_MESSAGE(SandboxReply)
 CORRAL_WIRE_MESSAGE(SignalRequest)
 CORRAL_WIRE_MESSAGE(StdinWrite)
+CORRAL_WIRE_MESSAGE(SetTags)
+CORRAL_WIRE_MESSAGE(UsageReply)    // metering
+CORRAL_WIRE_MESSAGE(UsageRequest)  // metering
 #undef CORRAL_WIRE_MESSAGE
 
 // Returns the root of a verified T, or nullptr when the bytes are over max_bytes, carry another

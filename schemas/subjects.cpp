@@ -34,6 +34,8 @@ std::string output(std::string_view tenant, std::string_view sandbox, std::strin
 }
 std::string list(std::string_view tenant) { return join({prefix, tenant, "list"}); }
 std::string list_any_tenant() { return join({prefix, "*", "list"}); }
+std::string usage(std::string_view tenant) { return join({prefix, tenant, "usage"}); }
+std::string usage_any_tenant() { return join({prefix, "*", "usage"}); }
 std::string heartbeat(std::string_view node) { return join({prefix, "node", node, "heartbeat"}); }
 
 std::string_view tenant_of(std::string_view subject) {

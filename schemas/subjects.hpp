@@ -26,6 +26,9 @@ inline constexpr std::string_view prefix = "corral.v1";
 // corral.v1.{t}.list and its any-tenant wildcard.
 [[nodiscard]] std::string list(std::string_view tenant);
 [[nodiscard]] std::string list_any_tenant();
+// corral.v1.{t}.usage (scatter/gather, metering) and its any-tenant wildcard.
+[[nodiscard]] std::string usage(std::string_view tenant);
+[[nodiscard]] std::string usage_any_tenant();
 // corral.v1.node.{node}.heartbeat
 [[nodiscard]] std::string heartbeat(std::string_view node);
 

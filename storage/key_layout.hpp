@@ -8,7 +8,7 @@
 //   processes      {sb} 0x00 {ex}                       process_record
 //   output         {sb} 0x00 {ex} 0x00 be64(seq)        output_chunk
 //   meta           any non-empty string                 raw bytes
-//   usage          (reserved for metering; the store does not write it yet)
+//   usage          {sb}                                 usage_record
 //
 // Ids never contain a NUL byte (valid_id), so "{sb} 0x00" is a prefix of exactly the keys of
 // sandbox sb, and [{sb} 0x00, {sb} 0x01) is the range holding all of them. The big-endian seq

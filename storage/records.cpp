@@ -17,6 +17,7 @@ namespace fbs = flatbuffers;
 constexpr const char* sandbox_identifier = "CSSB";
 constexpr const char* process_identifier = "CSPR";
 constexpr const char* output_chunk_identifier = "CSOC";
+constexpr const char* usage_identifier = "CSUS";
 
 // FlatBuffers reads scalars in place, so a buffer must start on an 8-byte boundary (its widest
 // scalar). Values handed out by RocksDB may not: this copies them when they are not.
@@ -121,7 +122,9 @@ auto fields(const sandbox_record& r) {
   return std::tie(r.id, r.tenant, r.name, r.image, r.state, r.node, r.created_at_ms,
                   r.started_at_ms, r.ended_at_ms, r.timeout_ms, r.has_return_code, r.return_code,
                   r.message, r.tags, r.entrypoint, r.env, r.workdir, r.cpu_millis, r.memory_mib,
-                  r.next_exec_handle, r.request_id);
+                  r.next_exec_handle, r.request_id, r.idle_timeout_ms, r.cpu_request_millis,
+                  r.memory_request_mib, r.probe_command, r.probe_tcp_port, r.probe_interval_ms,
+                  r.ready);
 }
 
 auto fields(const process_record& r) {
@@ -132,11 +135,17 @@ auto fields(const process_record& r) {
 
 auto fields(const output_chunk& c) { return std::tie(c.seq, c.stream, c.offset, c.data); }
 
+auto fields(const usage_record& u) {
+  return std::tie(u.sandbox_id, u.tenant, u.cpu_core_seconds, u.gib_seconds, u.cost,
+                  u.last_sample_ms, u.last_cpu_usage_ns);
+}
+
 }  // namespace
 
 bool operator==(const sandbox_record& a, const sandbox_record& b) { return fields(a) == fields(b); }
 bool operator==(const process_record& a, const process_record& b) { return fields(a) == fields(b); }
 bool operator==(const output_chunk& a, const output_chunk& b) { return fields(a) == fields(b); }
+bool operator==(const usage_record& a, const usage_record& b) { return fields(a) == fields(b); }
 
 std::string encode(const sandbox_record& r) {
   fbs::FlatBufferBuilder fbb(256);
@@ -151,6 +160,7 @@ std::string encode(const sandbox_record& r) {
   auto env = build_pairs(fbb, r.env);
   auto workdir = fbb.CreateString(r.workdir);
   auto request_id = fbb.CreateString(r.request_id);
+  auto probe_command = fbb.CreateVectorOfStrings(r.probe_command);
   fb::SandboxRecordBuilder b(fbb);
   b.add_version(record_format_version);
   b.add_id(id);
@@ -174,6 +184,13 @@ std::string encode(const sandbox_record& r) {
   b.add_memory_mib(r.memory_mib);
   b.add_next_exec_handle(r.next_exec_handle);
   b.add_request_id(request_id);
+  b.add_idle_timeout_ms(r.idle_timeout_ms);
+  b.add_cpu_request_millis(r.cpu_request_millis);
+  b.add_memory_request_mib(r.memory_request_mib);
+  b.add_probe_command(probe_command);
+  b.add_probe_tcp_port(r.probe_tcp_port);
+  b.add_probe_interval_ms(r.probe_interval_ms);
+  b.add_ready(r.ready);
   return finish(fbb, b.Finish().o, sandbox_identifier);
 }
 
@@ -249,6 +266,13 @@ result<sandbox_record> decode_sandbox(std::string_view bytes, std::size_t max_by
   r.memory_mib = f.memory_mib();
   r.next_exec_handle = f.next_exec_handle();
   r.request_id = to_string(f.request_id());
+  r.idle_timeout_ms = f.idle_timeout_ms();
+  r.cpu_request_millis = f.cpu_request_millis();
+  r.memory_request_mib = f.memory_request_mib();
+  r.probe_command = to_strings(f.probe_command());
+  r.probe_tcp_port = f.probe_tcp_port();
+  r.probe_interval_ms = f.probe_interval_ms();
+  r.ready = f.ready();
   return r;
 }
 
@@ -295,6 +319,40 @@ result<output_chunk> decode_output_chunk(std::string_view bytes, std::size_t max
   c.offset = f.offset();
   if (const auto* data = f.data(); data != nullptr) c.data.assign(data->begin(), data->end());
   return c;
+}
+
+std::string encode(const usage_record& u) {
+  fbs::FlatBufferBuilder fbb(128 + u.sandbox_id.size() + u.tenant.size());
+  auto id = fbb.CreateString(u.sandbox_id);
+  auto tenant = fbb.CreateString(u.tenant);
+  fb::UsageRecordBuilder b(fbb);
+  b.add_version(record_format_version);
+  b.add_sandbox_id(id);
+  b.add_tenant(tenant);
+  b.add_cpu_core_seconds(u.cpu_core_seconds);
+  b.add_gib_seconds(u.gib_seconds);
+  b.add_cost(u.cost);
+  b.add_last_sample_ms(u.last_sample_ms);
+  b.add_last_cpu_usage_ns(u.last_cpu_usage_ns);
+  return finish(fbb, b.Finish().o, usage_identifier);
+}
+
+result<usage_record> decode_usage(std::string_view bytes, std::size_t max_bytes) {
+  constexpr const char* kind = "usage record";
+  const aligned_bytes aligned(bytes);
+  auto root = verified_root<fb::UsageRecord>(aligned, max_bytes, usage_identifier, kind);
+  if (!root) return root.error();
+  const fb::UsageRecord& f = **root;
+  if (auto st = check_version(f.version(), kind); !st.ok()) return st;
+  usage_record u;
+  u.sandbox_id = f.sandbox_id() != nullptr ? f.sandbox_id()->str() : std::string();
+  u.tenant = f.tenant() != nullptr ? f.tenant()->str() : std::string();
+  u.cpu_core_seconds = f.cpu_core_seconds();
+  u.gib_seconds = f.gib_seconds();
+  u.cost = f.cost();
+  u.last_sample_ms = f.last_sample_ms();
+  u.last_cpu_usage_ns = f.last_cpu_usage_ns();
+  return u;
 }
 
 }  // namespace corral::storage

@@ -51,6 +51,13 @@ struct sandbox_record {
   uint32_t memory_mib = 0;
   uint64_t next_exec_handle = 0;  // next process handle the sandbox hands out
   std::string request_id;         // the create request that made it (dedup on retries)
+  int64_t idle_timeout_ms = 0;    // end after this long idle (no exec running, no stdin); 0 = never
+  uint32_t cpu_request_millis = 0;   // billed at least this (requests; limits are cpu_millis/memory_mib)
+  uint32_t memory_request_mib = 0;
+  std::vector<std::string> probe_command;  // readiness probe: a command that must exit 0, or
+  int32_t probe_tcp_port = 0;              // a TCP port inside that must accept; 0 = none
+  int64_t probe_interval_ms = 0;
+  bool ready = false;                      // the readiness probe passed (true without a probe)
 };
 
 // One exec inside a sandbox, from acceptance to its terminal status.
@@ -83,7 +90,20 @@ struct output_chunk {
   wire::bytes data;
 };
 
+// Metered use of one sandbox since it started (actors/usage.hpp bills it; the store keeps it).
+struct usage_record {
+  std::string sandbox_id;  // the record's key
+  std::string tenant;
+  double cpu_core_seconds = 0;  // billed core-seconds: max(request, actual) per interval
+  double gib_seconds = 0;       // billed GiB-seconds: max(request, actual) per interval
+  double cost = 0;              // cpu and memory at the configured prices
+  int64_t last_sample_ms = 0;   // unix epoch ms of the last sample folded in; 0 = none yet
+  uint64_t last_cpu_usage_ns = 0;  // the cgroup's cpuacct.usage at that sample
+};
+
 bool operator==(const sandbox_record& a, const sandbox_record& b);
+bool operator==(const usage_record& a, const usage_record& b);
+inline bool operator!=(const usage_record& a, const usage_record& b) { return !(a == b); }
 bool operator==(const process_record& a, const process_record& b);
 bool operator==(const output_chunk& a, const output_chunk& b);
 inline bool operator!=(const sandbox_record& a, const sandbox_record& b) { return !(a == b); }
@@ -94,6 +114,7 @@ inline bool operator!=(const output_chunk& a, const output_chunk& b) { return !(
 [[nodiscard]] std::string encode(const sandbox_record& rec);
 [[nodiscard]] std::string encode(const process_record& rec);
 [[nodiscard]] std::string encode(const output_chunk& chunk);
+[[nodiscard]] std::string encode(const usage_record& rec);
 
 // Decode untrusted bytes. Errors: malformed (over max_bytes, wrong kind, fails verification,
 // missing version, enum out of range) or failed_precondition (newer version). The input need not
@@ -103,6 +124,8 @@ inline bool operator!=(const output_chunk& a, const output_chunk& b) { return !(
 [[nodiscard]] result<process_record> decode_process(
     std::string_view bytes, std::size_t max_bytes = default_max_record_bytes);
 [[nodiscard]] result<output_chunk> decode_output_chunk(
+    std::string_view bytes, std::size_t max_bytes = default_max_record_bytes);
+[[nodiscard]] result<usage_record> decode_usage(
     std::string_view bytes, std::size_t max_bytes = default_max_record_bytes);
 
 }  // namespace corral::storage

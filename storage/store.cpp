@@ -236,8 +236,58 @@ class rocksdb_store final : public store {
     rocksdb::Status s = batch.Delete(handles_[sandboxes], kl::sandbox_key(sandbox_id));
     if (s.ok()) s = batch.DeleteRange(handles_[processes], prefix, end);
     if (s.ok()) s = batch.DeleteRange(handles_[output], prefix, end);
+    if (s.ok()) s = batch.Delete(handles_[usage], kl::sandbox_key(sandbox_id));
     if (!s.ok()) return from_rocksdb(s, "batch delete " + sandbox_id);
     return write(batch, options_.sync_state_writes, "delete sandbox " + sandbox_id);
+  }
+
+  status put_usage(const std::vector<usage_record>& records) override {
+    if (records.empty()) return {};
+    const auto gate = enter();
+    if (!gate) return closed();
+    rocksdb::WriteBatch batch;
+    for (const auto& rec : records) {
+      if (auto st = kl::valid_id(rec.sandbox_id, options_.max_id_bytes, "sandbox id"); !st.ok())
+        return st;
+      const std::string value = encode(rec);
+      if (value.size() > options_.max_record_bytes)
+        return too_large("usage record " + rec.sandbox_id, value.size(), options_.max_record_bytes);
+      if (auto st = from_rocksdb(batch.Put(handles_[usage], kl::sandbox_key(rec.sandbox_id), value),
+                                 "batch usage " + rec.sandbox_id);
+          !st.ok())
+        return st;
+    }
+    return write(batch, options_.sync_state_writes, "put usage");
+  }
+
+  result<usage_record> get_usage(const std::string& sandbox_id) const override {
+    if (auto st = kl::valid_id(sandbox_id, options_.max_id_bytes, "sandbox id"); !st.ok())
+      return st;
+    const auto gate = enter();
+    if (!gate) return closed();
+    rocksdb::PinnableSlice value;
+    const auto s =
+        db_->Get(rocksdb::ReadOptions(), handles_[usage], kl::sandbox_key(sandbox_id), &value);
+    if (!s.ok()) return from_rocksdb(s, "get usage " + sandbox_id);
+    return decode_usage_at(sandbox_id, view(value));
+  }
+
+  result<listing<usage_record>> list_usage() const override {
+    const auto gate = enter();
+    if (!gate) return closed();
+    listing<usage_record> out;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), handles_[usage]));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      const std::string id(view(it->key()));
+      auto rec = decode_usage_at(id, view(it->value()));
+      if (rec) {
+        out.records.push_back(std::move(*rec));
+      } else {
+        out.undecodable.push_back(id);
+      }
+    }
+    if (const auto s = it->status(); !s.ok()) return from_rocksdb(s, "list usage");
+    return out;
   }
 
   result<std::string> get_meta(const std::string& key) const override {
@@ -329,6 +379,15 @@ class rocksdb_store final : public store {
   }
 
   // Decodes a stored sandbox and checks that it is the one its key names.
+  static result<usage_record> decode_usage_at(std::string_view id, std::string_view bytes) {
+    auto rec = decode_usage(bytes, max_record_bytes_limit);
+    if (rec && rec->sandbox_id != id) {
+      return failure(ErrorCode::malformed,
+                     "usage record under key " + std::string(id) + " has id " + rec->sandbox_id);
+    }
+    return rec;
+  }
+
   static result<sandbox_record> decode_sandbox_at(std::string_view id, std::string_view bytes) {
     auto rec = decode_sandbox(bytes, max_record_bytes_limit);
     if (rec && rec->id != id) {

@@ -6,7 +6,7 @@
 // Durability. Every call that writes is one atomic WriteBatch: after a crash either all of it
 // is there or none of it. When a write returns ok:
 //   - a synced write (put_sandbox, put_sandbox_with_processes, put_process, delete_sandbox,
-//     put_meta, with store_options::sync_state_writes = true, the default) is in the write-ahead
+//     put_meta, put_usage, with store_options::sync_state_writes = true, the default) is in the write-ahead
 //     log and fsync'ed: it survives a kill -9 of the process and a crash of the machine.
 //   - an unsynced write (append_output, unless store_options::sync_output) is in the write-ahead
 //     log in the OS page cache: it survives a kill -9 of the process, but a crash of the machine
@@ -118,6 +118,15 @@ class store {
   // Removes the sandbox record, all its process records and all their output, in one atomic,
   // synced batch. Ok when nothing was stored. Touches no other sandbox.
   virtual status delete_sandbox(const std::string& sandbox_id) = 0;
+
+  // Metered use, one record per sandbox (actors/usage.hpp). put_usage writes all of `records`
+  // in one atomic batch, synced like a state write (store_options::sync_state_writes), so what
+  // it returned ok for survives a kill -9. delete_sandbox removes the sandbox's usage too.
+  virtual status put_usage(const std::vector<usage_record>& records) = 0;
+  // not_found when there is none; malformed when the stored bytes do not decode.
+  virtual result<usage_record> get_usage(const std::string& sandbox_id) const = 0;
+  // Every usage record, ordered by sandbox id.
+  virtual result<listing<usage_record>> list_usage() const = 0;
 
   // Node-wide values (e.g. the session counter). put_meta is synced.
   virtual result<std::string> get_meta(const std::string& key) const = 0;

@@ -28,9 +28,15 @@ namespace fs = std::filesystem;
 const std::string tenant = "t1";
 
 bytes make_create(const std::string& name = {}, int64_t timeout_ms = 0,
-                  std::vector<std::pair<std::string, std::string>> tags = {}) {
+                  std::vector<std::pair<std::string, std::string>> tags = {},
+                  std::vector<std::string> entrypoint = {}, int64_t idle_timeout_ms = 0,
+                  std::vector<std::string> probe = {}) {
   flatbuffers::FlatBufferBuilder fbb;
   auto n = fbb.CreateString(name);
+  std::vector<flatbuffers::Offset<flatbuffers::String>> ep;
+  for (const auto& a : entrypoint) ep.push_back(fbb.CreateString(a));
+  auto epv = fbb.CreateVector(ep);
+  auto probev = fbb.CreateVectorOfStrings(probe);
   std::vector<flatbuffers::Offset<wire::KeyValue>> kvs;
   for (auto& [k, v] : tags) kvs.push_back(wire::CreateKeyValue(fbb, fbb.CreateString(k), fbb.CreateString(v)));
   auto t = fbb.CreateVectorOfSortedTables(&kvs);
@@ -38,6 +44,9 @@ bytes make_create(const std::string& name = {}, int64_t timeout_ms = 0,
   b.add_name(n);
   b.add_timeout_ms(timeout_ms);
   b.add_tags(t);
+  b.add_entrypoint(epv);
+  b.add_idle_timeout_ms(idle_timeout_ms);
+  b.add_probe_command(probev);
   fbb.Finish(b.Finish(), wire::CreateSandboxIdentifier());
   return wire::release(fbb);
 }
@@ -71,6 +80,7 @@ class ActorsTest : public ::testing::Test {
     ctx.config.node_id = "node-a";
     ctx.config.max_sandboxes = 3;
     ctx.config.exec_kill_grace_ms = 500;
+    ctx.config.max_output_bytes = max_output_bytes_;
     ctx.store = store_.get();
     ctx.out = &out_;
     ctx.clk = &clk_;
@@ -161,6 +171,7 @@ class ActorsTest : public ::testing::Test {
   node_actor node_;
   int replies_ = 0;
   uint64_t session_ = 0;
+  uint64_t max_output_bytes_ = 64ULL * 1024 * 1024;
 };
 
 TEST_F(ActorsTest, CreateThenInfoShowsRunningAndIsStored) {
@@ -406,6 +417,131 @@ TEST_F(ActorsTest, ReplayReturnsExactlyTheStoredFramesFromAnOffset) {
     EXPECT_EQ(c->offset(), (4 + i) * 1000);
   }
   EXPECT_NE(wire::verify<wire::ExecExit>(frames[6].payload.data(), frames[6].payload.size()), nullptr);
+}
+
+TEST_F(ActorsTest, OutputStopsExactlyAtTheCapAndEndsAsOutputLimit) {
+  close_node();
+  max_output_bytes_ = 3500;
+  open_node();
+  const auto id = create_ok();
+  call(wire::subjects::sandbox_op(tenant, id, "exec"), make_exec({"flood", "10"}, "ex-cap"));
+  auto got = out_.wait_for(wire::subjects::output(tenant, id, "ex-cap"), [](const published& p) {
+    return wire::verify<wire::ExecExit>(p.payload.data(), p.payload.size()) != nullptr;
+  });
+  ASSERT_TRUE(got);
+  uint64_t bytes = 0;
+  for (const auto& f : out_.on(wire::subjects::output(tenant, id, "ex-cap")))
+    if (const auto* c = wire::verify<wire::OutputChunk>(f.payload.data(), f.payload.size()))
+      bytes += c->data()->size();
+  EXPECT_EQ(bytes, 3500u);
+  const auto* x = wire::verify<wire::ExecExit>(got->payload.data(), got->payload.size());
+  EXPECT_EQ(x->status()->outcome(), wire::Outcome::output_limit);
+  EXPECT_EQ(x->status()->stdout_bytes(), 3500u);
+  EXPECT_NE(wire::str(x->status()->message()).find("6500 bytes of output dropped"),
+            std::string_view::npos)
+      << wire::str(x->status()->message());
+}
+
+TEST_F(ActorsTest, EntrypointExitEndsTheSandboxWithItsCode) {
+  auto r = call(wire::subjects::create(tenant, "default"), make_create({}, 0, {}, {"fail", "7"}));
+  const auto* rep = wire::verify<wire::SandboxReply>(r.payload.data(), r.payload.size());
+  ASSERT_NE(rep, nullptr) << error_text(r);
+  const std::string id(wire::str(rep->sandbox()->id()));
+  // Its output is kept like any exec's, under the exec id "entrypoint".
+  EXPECT_EQ(wait_exit(id, "entrypoint"), std::make_pair(wire::Outcome::exited, 7));
+  auto w = call(wire::subjects::sandbox_op(tenant, id, "wait"), [] {
+    flatbuffers::FlatBufferBuilder fbb;
+    fbb.Finish(wire::CreateSandboxQuery(fbb, 10'000), wire::SandboxQueryIdentifier());
+    return wire::release(fbb);
+  }());
+  const auto* done = wire::verify<wire::SandboxReply>(w.payload.data(), w.payload.size());
+  ASSERT_NE(done, nullptr) << error_text(w);
+  EXPECT_EQ(done->sandbox()->state(), wire::SandboxState::exited);
+  EXPECT_EQ(done->sandbox()->return_code(), 7);
+  EXPECT_TRUE(rt_.wait_destroyed(id));
+}
+
+bytes make_wait(int64_t timeout_ms, bool until_ready = false) {
+  flatbuffers::FlatBufferBuilder fbb;
+  fbb.Finish(wire::CreateSandboxQuery(fbb, timeout_ms, until_ready), wire::SandboxQueryIdentifier());
+  return wire::release(fbb);
+}
+
+TEST_F(ActorsTest, SetTagsReplacesTheWholeSetAndListSeesIt) {
+  auto r = call(wire::subjects::create(tenant, "default"), make_create("t", 0, {{"a", "1"}, {"b", "2"}}));
+  const auto* rep = wire::verify<wire::SandboxReply>(r.payload.data(), r.payload.size());
+  ASSERT_NE(rep, nullptr);
+  const std::string id(wire::str(rep->sandbox()->id()));
+  flatbuffers::FlatBufferBuilder fbb;
+  std::vector<flatbuffers::Offset<wire::KeyValue>> kvs = {
+      wire::CreateKeyValue(fbb, fbb.CreateString("c"), fbb.CreateString("3"))};
+  auto t = fbb.CreateVectorOfSortedTables(&kvs);
+  fbb.Finish(wire::CreateSetTags(fbb, t), wire::SetTagsIdentifier());
+  auto set = call(wire::subjects::sandbox_op(tenant, id, "tags"), wire::release(fbb));
+  const auto* after = wire::verify<wire::SandboxReply>(set.payload.data(), set.payload.size());
+  ASSERT_NE(after, nullptr) << error_text(set);
+  ASSERT_EQ(after->sandbox()->tags()->size(), 1u);
+  EXPECT_EQ(wire::str(after->sandbox()->tags()->Get(0)->key()), "c");
+  auto get = call(wire::subjects::sandbox_op(tenant, id, "tags"), {});
+  const auto* got = wire::verify<wire::SandboxReply>(get.payload.data(), get.payload.size());
+  ASSERT_NE(got, nullptr);
+  EXPECT_EQ(got->sandbox()->tags()->size(), 1u);
+  EXPECT_EQ(store_->get_sandbox(id)->tags, (storage::string_pairs{{"c", "3"}}));
+  // Bad tags are refused and change nothing.
+  flatbuffers::FlatBufferBuilder bad;
+  std::vector<flatbuffers::Offset<wire::KeyValue>> badkv = {
+      wire::CreateKeyValue(bad, bad.CreateString(""), bad.CreateString("x"))};
+  auto bt = bad.CreateVectorOfSortedTables(&badkv);
+  bad.Finish(wire::CreateSetTags(bad, bt), wire::SetTagsIdentifier());
+  EXPECT_EQ(error_code(call(wire::subjects::sandbox_op(tenant, id, "tags"), wire::release(bad))),
+            wire::ErrorCode::invalid_argument);
+  EXPECT_EQ(store_->get_sandbox(id)->tags, (storage::string_pairs{{"c", "3"}}));
+}
+
+TEST_F(ActorsTest, IdleTimeoutWaitsForRunningExecsThenEnds) {
+  auto r = call(wire::subjects::create(tenant, "default"), make_create({}, 0, {}, {}, 50));
+  const auto* rep = wire::verify<wire::SandboxReply>(r.payload.data(), r.payload.size());
+  ASSERT_NE(rep, nullptr) << error_text(r);
+  const std::string id(wire::str(rep->sandbox()->id()));
+  call(wire::subjects::sandbox_op(tenant, id, "exec"), make_exec({"hang"}, "ex-busy"));
+  clk_.advance(1000);
+  // Busy: a running exec is activity. Its end starts the idle period.
+  auto busy = call(wire::subjects::sandbox_op(tenant, id, "wait"), make_wait(300));
+  EXPECT_EQ(error_code(busy), wire::ErrorCode::deadline_exceeded) << error_text(busy);
+  flatbuffers::FlatBufferBuilder fbb;
+  auto eid = fbb.CreateString("ex-busy");
+  fbb.Finish(wire::CreateSignalRequest(fbb, eid, 9), wire::SignalRequestIdentifier());
+  call(wire::subjects::sandbox_op(tenant, id, "signal"), wire::release(fbb));
+  wait_exit(id, "ex-busy");
+  clk_.advance(1000);
+  auto w = call(wire::subjects::sandbox_op(tenant, id, "wait"), make_wait(10'000));
+  const auto* done = wire::verify<wire::SandboxReply>(w.payload.data(), w.payload.size());
+  ASSERT_NE(done, nullptr) << error_text(w);
+  EXPECT_EQ(done->sandbox()->state(), wire::SandboxState::timed_out);
+  EXPECT_NE(wire::str(done->sandbox()->message()).find("idle"), std::string_view::npos);
+}
+
+TEST_F(ActorsTest, ReadinessProbeGatesWaitUntilReady) {
+  // A probe that passes: wait --ready returns with ready set.
+  auto ok = call(wire::subjects::create(tenant, "default"),
+                 make_create({}, 0, {}, {}, 0, {"echo", "ready"}));
+  const auto* rep = wire::verify<wire::SandboxReply>(ok.payload.data(), ok.payload.size());
+  ASSERT_NE(rep, nullptr) << error_text(ok);
+  const std::string id(wire::str(rep->sandbox()->id()));
+  auto w = call(wire::subjects::sandbox_op(tenant, id, "wait"), make_wait(10'000, true));
+  const auto* ready = wire::verify<wire::SandboxReply>(w.payload.data(), w.payload.size());
+  ASSERT_NE(ready, nullptr) << error_text(w);
+  EXPECT_TRUE(ready->sandbox()->ready());
+  EXPECT_EQ(ready->sandbox()->state(), wire::SandboxState::running);
+  // A probe that keeps failing: never ready, so wait --ready runs into its deadline.
+  auto bad = call(wire::subjects::create(tenant, "default"),
+                  make_create({}, 0, {}, {}, 0, {"fail", "1"}));
+  const auto* brep = wire::verify<wire::SandboxReply>(bad.payload.data(), bad.payload.size());
+  ASSERT_NE(brep, nullptr) << error_text(bad);
+  EXPECT_FALSE(brep->sandbox()->ready());
+  const std::string bid(wire::str(brep->sandbox()->id()));
+  auto bw = call(wire::subjects::sandbox_op(tenant, bid, "wait"), make_wait(300, true));
+  EXPECT_EQ(error_code(bw), wire::ErrorCode::deadline_exceeded);
 }
 
 TEST_F(ActorsTest, RestartAdoptsLiveSandboxesAndEndsLostExecs) {

@@ -155,6 +155,9 @@ void init_event_loop::handle_command(const std::vector<uint8_t>& payload) {
     case wire::Command::Signal:
       if (const auto* c = cmd->command_as_Signal()) return on_signal(*c);
       break;
+    case wire::Command::FsCall:
+      if (const auto* c = cmd->command_as_FsCall()) return on_fs_call(*c);
+      break;
     default:
       break;
   }

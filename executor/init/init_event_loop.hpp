@@ -19,6 +19,9 @@
 // - A Hello with a session different from the previous Hello's SIGKILLs the process groups of
 //   every process started under another session (including the leftovers of processes that
 //   already exited); their Exited events follow as usual.
+// - Every FsCall is answered by exactly one FsResult with its call_id, in the order received,
+//   carried out at once inside the sandbox (init_fs.hpp) and bounded by init_limits' fs_* caps.
+//   A path that is not absolute or holds a NUL byte, or an unknown op, is invalid_argument.
 #include <sys/types.h>
 
 #include <cstdint>
@@ -80,6 +83,7 @@ class init_event_loop {
   void on_spawn(const wire::Spawn& spawn);
   void on_stdin(const wire::StdinData& data);
   void on_signal(const wire::Signal& sig);
+  void on_fs_call(const wire::FsCall& call);  // init_fs_call.cpp
   void kill_other_sessions(uint64_t session);
   // Signals an exited process's group unless its number now belongs to a live process of ours.
   void signal_ended_group(pid_t pgid, int sig);

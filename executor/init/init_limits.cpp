@@ -24,6 +24,9 @@ constexpr limit_option options[] = {
     {"--max-outbound-bytes", &init_limits::max_outbound_bytes},
     {"--max-stdin-buffer-bytes", &init_limits::max_stdin_buffer_bytes},
     {"--max-drain-after-exit-bytes", &init_limits::max_drain_after_exit_bytes},
+    {"--fs-max-read-bytes", &init_limits::fs_max_read_bytes},
+    {"--fs-max-list-entries", &init_limits::fs_max_list_entries},
+    {"--fs-max-remove-entries", &init_limits::fs_max_remove_entries},
 };
 
 bool parse_size(const char* text, std::size_t& out) {
@@ -44,6 +47,12 @@ std::string check(const init_limits& l) {
   if (l.max_stdin_buffer_bytes > gib) return "max-stdin-buffer-bytes must be at most 1 GiB";
   if (l.max_drain_after_exit_bytes > gib)
     return "max-drain-after-exit-bytes must be at most 1 GiB";
+  if (l.fs_max_read_bytes < 4 * kib || l.fs_max_read_bytes > 960 * kib)
+    return "fs-max-read-bytes must be within [4096, 983040]";
+  if (l.fs_max_list_entries < 1 || l.fs_max_list_entries > 2048)
+    return "fs-max-list-entries must be within [1, 2048]";
+  if (l.fs_max_remove_entries < 1 || l.fs_max_remove_entries > 1000000)
+    return "fs-max-remove-entries must be within [1, 1000000]";
   return {};
 }
 

@@ -24,6 +24,14 @@ struct init_limits {
   // read until the pipes are momentarily empty, but at most this many bytes, so that a
   // grandchild cannot postpone Exited forever. Range [0, 1 GiB].
   std::size_t max_drain_after_exit_bytes = 4 * 1024 * 1024;
+  // File operations (FsCall): each call is bounded by these, so that it never holds the event
+  // loop for long; the executor continues with offsets. Bytes of one read (a larger FsCall
+  // length is clamped), range [4 KiB, 960 KiB] (an FsResult must fit in 1 MiB).
+  std::size_t fs_max_read_bytes = 512 * 1024;
+  // Entries of one list, range [1, 2048] (2048 names of 255 bytes fit in one FsResult).
+  std::size_t fs_max_list_entries = 1000;
+  // Entries one recursive remove deletes before it answers "not done yet", range [1, 10^6].
+  std::size_t fs_max_remove_entries = 10000;
 };
 
 // Parses init's command line into limits. Returns an empty string on success, else what is

@@ -9,7 +9,8 @@
 //   sandboxes/<id>/             one per sandbox:
 //     bundle/config.json        the OCI spec
 //     bundle/rootfs/            overlay mount point (lower = image, upper/work below)
-//     upper/ work/              the sandbox's writable layer
+//     layer.img layer/          ext4 image of disk_limit_mib, loop-mounted on layer/, holding
+//     layer/upper layer/work    the sandbox's writable layer (upper/ work/ when no quota)
 //     stdin.fifo stdout.fifo    corral-init's stdin/stdout (see "Link" below)
 //     init.stderr runsc.log     corral-init's stderr; runsc's error log
 //     sandbox.pid               the runsc sandbox process (runsc run --pid-file)
@@ -34,7 +35,11 @@
 // Whatever could not be removed stays visible in list_host_sandboxes(), so a later destroy()
 // retries it. start() runs the same teardown when it fails.
 //
-// Limits (P5): memory in linux.resources (cgroup memory.limit_in_bytes); cpu as a CFS quota
+// Limits (P5): memory in linux.resources (cgroup memory.limit_in_bytes); reaching it, the
+// kernel's OOM killer kills the sandbox's sentry, i.e. the whole sandbox (gVisor has no OOM
+// killer of its own): the link's on_closed reason then starts with oom_death_reason. Disk: the
+// writable layer's quota (disk_limit_mib). (runsc's own /tmp is a tmpfs in sandbox memory,
+// bounded by the memory limit, not the disk quota.) Cpu as a CFS quota
 // written into the sandbox's cpu cgroup right after start (a quota present during start slows
 // runsc's boot ~2.5x); processes as RLIMIT_NPROC inside the sandbox (a fork bomb gets EAGAIN
 // inside instead of killing the sentry) with a larger cgroup pids.max as a host-side backstop.
@@ -61,6 +66,17 @@ struct gvisor_config {
   // "overlayfs": a host overlayfs mount per sandbox (upper layer on disk under the sandbox dir).
   // "runsc-memory": no host mount; runsc --overlay2=root:memory (upper layer in sandbox memory).
   std::string writable_layer = "overlayfs";
+  // Disk quota of a sandbox's writable layer (overlayfs only), in MiB: the upper and work dirs
+  // live on an ext4 file system in a sparse image file of this size under the sandbox dir,
+  // loop-mounted (a write past it gets ENOSPC). Making and mounting it costs ~15-25 ms of a
+  // start. A tmpfs would be cheaper but its pages are unreclaimable memory charged to the
+  // sandbox's memory cgroup: a disk filler would end as an OOM kill, not ENOSPC. The image's
+  // page cache is reclaimable. 0 = no quota (the layer is a directory on the data dir's disk).
+  uint32_t disk_limit_mib = 1024;
+  // Files and directories the writable layer may hold (mkfs.ext4 -N) when disk_limit_mib > 0.
+  uint32_t disk_inodes_limit = 65536;
+  // mkfs.ext4 used to format the layer images.
+  std::string mkfs_ext4_path = "/usr/sbin/mkfs.ext4";
 
   // Processes (RLIMIT_NPROC inside the sandbox) when the spec says 0, and the largest accepted.
   uint32_t default_pids_limit = 512;

@@ -1,5 +1,9 @@
-// mount(2) / umount2(2) for the per-sandbox overlayfs.
+// mount(2) / umount2(2) / loop ioctls for the per-sandbox overlayfs and its size-limited layer.
+#include <fcntl.h>
+#include <linux/loop.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -10,6 +14,9 @@
 
 namespace corral::gvisor_detail {
 namespace {
+
+// Attempts to attach an image when other processes race for the same free loop device.
+constexpr int loop_attach_attempts = 8;
 
 // mountinfo escapes space, tab, newline and backslash as \ooo.
 std::string unescape_mountinfo(const std::string& s) {
@@ -52,6 +59,85 @@ std::string mount_overlay(const std::string& lower, const std::string& upper,
   if (mount("overlay", target.c_str(), "overlay", MS_NOSUID | MS_NODEV, options.c_str()) != 0)
     return "mount overlay on " + target + ": " + std::strerror(errno);
   return {};
+}
+
+std::string mount_loop_ext4(const std::string& image, const std::string& target) {
+  const int control = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+  if (control < 0) return std::string("open /dev/loop-control: ") + std::strerror(errno);
+  const int backing = open(image.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+  if (backing < 0) {
+    const int e = errno;
+    close(control);
+    return "open " + image + ": " + std::strerror(e);
+  }
+  std::string err;
+  // Another process may take the free device between GET_FREE and CONFIGURE: retry.
+  for (int attempt = 0; attempt < loop_attach_attempts; ++attempt) {
+    const int n = ioctl(control, LOOP_CTL_GET_FREE);
+    if (n < 0) {
+      err = std::string("LOOP_CTL_GET_FREE: ") + std::strerror(errno);
+      break;
+    }
+    const std::string dev = "/dev/loop" + std::to_string(n);
+    const int loop = open(dev.c_str(), O_RDWR | O_CLOEXEC);
+    if (loop < 0) {
+      err = "open " + dev + ": " + std::strerror(errno);
+      continue;
+    }
+    loop_config config{};
+    config.fd = static_cast<uint32_t>(backing);
+    config.info.lo_flags = LO_FLAGS_AUTOCLEAR;
+    if (ioctl(loop, LOOP_CONFIGURE, &config) != 0) {
+      err = "LOOP_CONFIGURE " + dev + ": " + std::strerror(errno);
+      close(loop);
+      if (errno == EBUSY) continue;
+      break;
+    }
+    err.clear();
+    if (mount(dev.c_str(), target.c_str(), "ext4", MS_NOSUID | MS_NODEV, "") != 0)
+      err = "mount " + dev + " on " + target + ": " + std::strerror(errno);
+    close(loop);  // mounted: autoclear detaches it at the unmount; not mounted: now
+    break;
+  }
+  close(backing);
+  close(control);
+  return err;
+}
+
+std::string copy_sparse_file(const std::string& src, const std::string& dst) {
+  const int in = open(src.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (in < 0) return "open " + src + ": " + std::strerror(errno);
+  const int out = open(dst.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (out < 0) {
+    const int e = errno;
+    close(in);
+    return "create " + dst + ": " + std::strerror(e);
+  }
+  std::string err;
+  const off_t size = lseek(in, 0, SEEK_END);
+  if (size < 0 || ftruncate(out, size) != 0) err = "size " + dst + ": " + std::strerror(errno);
+  off_t pos = 0;
+  while (err.empty() && pos < size) {
+    const off_t data = lseek(in, pos, SEEK_DATA);
+    if (data < 0) {
+      if (errno != ENXIO) err = "seek " + src + ": " + std::strerror(errno);
+      break;  // ENXIO: only a hole is left
+    }
+    off_t hole = lseek(in, data, SEEK_HOLE);
+    if (hole < 0) hole = size;
+    loff_t from = data, to = data;
+    while (from < hole) {
+      const ssize_t n = copy_file_range(in, &from, out, &to, static_cast<size_t>(hole - from), 0);
+      if (n <= 0) {
+        err = "copy " + src + ": " + (n == 0 ? std::string("short file") : std::strerror(errno));
+        break;
+      }
+    }
+    pos = hole;
+  }
+  close(in);
+  if (close(out) != 0 && err.empty()) err = "close " + dst + ": " + std::strerror(errno);
+  return err;
 }
 
 std::string unmount(const std::string& target) {

@@ -1,6 +1,8 @@
 #pragma once
-// Host mounts made by the runtime: one overlayfs per sandbox (its writable layer). Implemented
+// Host mounts made by the runtime: one overlayfs per sandbox (its writable layer), on a
+// loop-mounted ext4 image when the layer has a disk quota. Implemented
 // in mount_unsafe.cpp. Functions return an empty string on success, else an error text.
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -10,6 +12,15 @@ namespace corral::gvisor_detail {
 // empty). Paths must not contain ',', ':' or '\\' (overlayfs option syntax); the caller checks.
 [[nodiscard]] std::string mount_overlay(const std::string& lower, const std::string& upper,
                                         const std::string& work, const std::string& target);
+
+// Attaches image (a file holding an ext4 file system) to a free loop device with autoclear and
+// mounts it on target (nosuid, nodev): a sandbox's size-limited writable layer (writes past
+// the image's size fail with ENOSPC). The loop device goes away with the unmount.
+[[nodiscard]] std::string mount_loop_ext4(const std::string& image, const std::string& target);
+
+// Copies the file src to a new file dst (mode 0600), holes kept as holes (SEEK_DATA/SEEK_HOLE
+// and copy_file_range): a formatted layer image is ~1 MiB of data in a sparse file.
+[[nodiscard]] std::string copy_sparse_file(const std::string& src, const std::string& dst);
 
 // Unmounts target (never following a symlink at target); lazily (MNT_DETACH) when it is busy.
 // Not mounted: success.
