@@ -447,6 +447,12 @@ outcome<exec_result> client::exec(const std::string& sandbox_id, const exec_opti
     return true;
   };
 
+  // Re-attached to a known exec: what it wrote before we subscribed is in the store.
+  if (const auto* rep = wire::verify<wire::ExecReply>(first.value->data.data(),
+                                                      first.value->data.size());
+      rep != nullptr && rep->reattached()) {
+    (void)replay();  // a failed replay is retried on the next gap or silence check
+  }
   while (!done) {
     auto m = box->pop(clock_type::now() + std::chrono::milliseconds(250));
     const auto now = clock_type::now();

@@ -31,8 +31,9 @@ const char* usage_text =
     "                 [--workdir DIR] [--probe-cmd CMD | --probe-port N] [--probe-interval S]\n"
     "                 [-- ENTRYPOINT...]\n"
     "  sandbox tags ID [K=V... | --clear]                 read, or replace, the tags\n"
+    "  sandbox logs ID                                    the entrypoint's output\n"
     "  sandbox ls [--all] [--name N] [--tag K=V]...\n"
-    "  sandbox info ID | sandbox wait ID [--timeout S] [--ready] | sandbox rm ID\n"
+    "  sandbox info|wait|rm (ID | --name NAME) [--timeout S] [--ready]\n"
     "  exec [--timeout S] [--workdir DIR] [--env K=V]... [--id EXEC_ID] SANDBOX -- ARGV...\n"
     "  usage [SANDBOX]                                    CPU core-s, GiB-s and cost billed\n"
     "%s"
@@ -116,8 +117,9 @@ void print_info(const cli::sandbox_view& v) {
 
 // Runs an exec with the CLI's own stdio: output streamed as it comes, stdin forwarded when it
 // is not a terminal. Returns the process's shell-style exit status.
-int run_exec(cli::client& c, const std::string& sandbox, cli::exec_options opts) {
-  opts.stdin_open = ::isatty(STDIN_FILENO) == 0;
+int run_exec(cli::client& c, const std::string& sandbox, cli::exec_options opts,
+             bool forward_stdin = true) {
+  opts.stdin_open = forward_stdin && ::isatty(STDIN_FILENO) == 0;
   cli::client::stdin_fn source;
   if (opts.stdin_open) {
     source = []() -> std::optional<std::vector<uint8_t>> {
@@ -208,6 +210,14 @@ int cmd_sandbox(cli::client& c, std::vector<std::string> args) {
     for (const auto& v : *r.value) print_sandbox_line(v, now);
     return 0;
   }
+  if (sub == "logs") {
+    // The entrypoint's output: re-attach to its exec id (never starts anything, P1) and replay.
+    if (args.size() != 1) return usage("sandbox logs: give one sandbox id");
+    cli::exec_options o;
+    o.exec_id = "entrypoint";
+    o.argv = {"(entrypoint)"};
+    return run_exec(c, args[0], o, /*forward_stdin=*/false);
+  }
   if (sub == "tags") {
     if (args.empty()) return usage("sandbox tags: missing sandbox id");
     std::optional<std::vector<std::pair<std::string, std::string>>> set;
@@ -225,7 +235,16 @@ int cmd_sandbox(cli::client& c, std::vector<std::string> args) {
   }
   if (sub == "info" || sub == "rm" || sub == "wait") {
     if (args.empty()) return usage("sandbox " + sub + ": missing sandbox id");
-    const auto id = args[0];
+    std::string id = args[0];
+    if (id == "--name") {
+      // By name: the tenant's live sandbox of that name (names are unique among live ones).
+      if (args.size() < 2) return usage("--name needs a name");
+      auto found = c.list(false, args[1], {});
+      if (!found) return fail(found.error);
+      if (found.value->empty()) return fail({wire::ErrorCode::not_found, "no live sandbox named " + args[1], "name"});
+      id = found.value->front().id;
+      args.erase(args.begin());
+    }
     int64_t timeout = 60000;
     bool until_ready = false;
     for (std::size_t i = 1; i < args.size(); ++i) {

@@ -45,6 +45,7 @@ struct flags {
   int64_t default_timeout_s = 0;
   int64_t heartbeat_ms = 0;
   int64_t retention_s = -1;
+  uint64_t max_output_mib = 0;
   uint32_t scheduler_threads = 0;
   // Limits and metering (0 / negative = the configured default).
   int64_t usage_sample_ms = 0;
@@ -75,6 +76,7 @@ bool parse(int argc, char** argv, flags& f) {
     else if (a == "--default-timeout") f.default_timeout_s = std::stoll(v);
     else if (a == "--heartbeat-ms") f.heartbeat_ms = std::stoll(v);
     else if (a == "--retention") f.retention_s = std::stoll(v);
+    else if (a == "--max-output-mib") f.max_output_mib = std::stoull(v);
     else if (a == "--usage-sample-ms") f.usage_sample_ms = std::stoll(v);
     else if (a == "--price-core-second") f.price_core_second = std::stod(v);
     else if (a == "--price-gib-second") f.price_gib_second = std::stod(v);
@@ -150,6 +152,7 @@ int main(int argc, char** argv) {
   if (f.default_timeout_s > 0) ctx.config.default_timeout_ms = f.default_timeout_s * 1000;
   if (f.heartbeat_ms > 0) ctx.config.heartbeat_interval_ms = f.heartbeat_ms;
   if (f.retention_s >= 0) ctx.config.retention_ms = f.retention_s * 1000;
+  if (f.max_output_mib > 0) ctx.config.max_output_bytes = f.max_output_mib * 1024 * 1024;
   if (f.usage_sample_ms > 0) ctx.config.usage_sample_interval_ms = f.usage_sample_ms;
   if (f.price_core_second >= 0) ctx.config.price_per_core_second = f.price_core_second;
   if (f.price_gib_second >= 0) ctx.config.price_per_gib_second = f.price_gib_second;

@@ -55,6 +55,7 @@ class deployment {
     executor_ = std::make_unique<background_process>();
     if (!executor_->start({bin("corral-executor"), "--data", dir_ + "/executor", "--nats",
                            nats_.url(), "--node", "e2e-node", "--max-sandboxes", "8",
+                           "--max-output-mib", "16",
                            "--runsc", bin("corral-runsc")})) {
       *why = "cannot start the executor";
       return false;
@@ -145,6 +146,8 @@ TEST_F(E2E, UserStory) {
   EXPECT_EQ(c.exit_code, 0) << c.err;
   EXPECT_EQ(c.out, "kept");
 
+  auto by_name = d_->corral({"sandbox", "info", "--name", "demo"});
+  EXPECT_NE(by_name.out.find(sb), std::string::npos) << by_name.out << by_name.err;
   auto ls = d_->corral({"sandbox", "ls"});
   EXPECT_EQ(ls.exit_code, 0) << ls.err;
   EXPECT_NE(ls.out.find(sb), std::string::npos) << ls.out;
@@ -314,6 +317,74 @@ TEST_F(E2E, BadInputGetsClearErrorsAndNeverCrashesTheExecutor) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "still here\n");
   EXPECT_TRUE(d_->executor().running());
+}
+
+TEST_F(E2E, EntrypointEndsTheSandboxWithItsExitCodeAndKeepsItsOutput) {
+  const auto sb = d_->create({"--env", "GREETING=hi", "--", "sh", "-c", "echo $GREETING; exit 5"});
+  auto w = d_->corral({"sandbox", "wait", sb, "--timeout", "30"});
+  EXPECT_EQ(w.exit_code, 0) << w.err;
+  EXPECT_NE(w.out.find("exited"), std::string::npos) << w.out;
+  EXPECT_NE(w.out.find("returncode:  5"), std::string::npos) << w.out;
+  // Its output stays readable after the end (replayed from the store), with its exit code.
+  auto logs = d_->corral({"sandbox", "logs", sb});
+  EXPECT_EQ(logs.out, "hi\n");
+  EXPECT_EQ(logs.exit_code, 5);
+  // Execs see the sandbox's environment too.
+  const auto sb2 = d_->create({"--env", "GREETING=hello"});
+  auto e = d_->corral({"exec", sb2, "--", "sh", "-c", "echo $GREETING"});
+  EXPECT_EQ(e.out, "hello\n");
+  d_->corral({"sandbox", "rm", sb2});
+}
+
+TEST_F(E2E, ReadinessProbeOnATcpPortAndTags) {
+  const auto sb = d_->create({"--probe-port", "8123", "--tag", "run=1", "--", "python3", "-m",
+                              "http.server", "8123", "--bind", "127.0.0.1"});
+  auto w = d_->corral({"sandbox", "wait", sb, "--ready", "--timeout", "60"});
+  EXPECT_EQ(w.exit_code, 0) << w.err;
+  EXPECT_NE(w.out.find("ready:       yes"), std::string::npos) << w.out;
+  EXPECT_NE(w.out.find("running"), std::string::npos) << w.out;
+  auto t = d_->corral({"sandbox", "tags", sb, "run=2", "owner=me"});
+  EXPECT_EQ(t.exit_code, 0) << t.err;
+  EXPECT_EQ(t.out, "owner=me\nrun=2\n");
+  auto ls = d_->corral({"sandbox", "ls", "--tag", "run=2"});
+  EXPECT_NE(ls.out.find(sb), std::string::npos) << ls.out;
+  auto none = d_->corral({"sandbox", "ls", "--tag", "run=1"});
+  EXPECT_EQ(none.out.find(sb), std::string::npos) << none.out;
+  d_->corral({"sandbox", "rm", sb});
+}
+
+TEST_F(E2E, IdleTimeoutEndsAnIdleSandbox) {
+  const auto sb = d_->create({"--idle-timeout", "1"});
+  EXPECT_EQ(d_->corral({"exec", sb, "--", "sleep", "1.5"}).exit_code, 0);  // busy is not idle
+  auto w = d_->corral({"sandbox", "wait", sb, "--timeout", "30"});
+  EXPECT_NE(w.out.find("timed_out"), std::string::npos) << w.out;
+  EXPECT_NE(w.out.find("idle"), std::string::npos) << w.out;
+}
+
+TEST_F(E2E, OutputPastTheCapEndsAsOutputLimitAtExactlyTheCap) {
+  const auto sb = d_->create();
+  auto r = d_->corral({"exec", sb, "--", "sh", "-c", "yes corral | head -c 50000000"}, {}, 300s);
+  EXPECT_EQ(r.out.size(), 16u * 1024 * 1024);
+  EXPECT_NE(r.err.find("output_limit"), std::string::npos) << r.err;
+  EXPECT_NE(r.exit_code, 0);
+  d_->corral({"sandbox", "rm", sb});
+}
+
+TEST_F(E2E, CreateOptionsAreValidatedNamingTheField) {
+  auto bad = [&](std::vector<std::string> args, const std::string& field) {
+    std::vector<std::string> a = {"sandbox", "create"};
+    a.insert(a.end(), args.begin(), args.end());
+    auto r = d_->corral(a);
+    EXPECT_EQ(r.exit_code, 1) << field;
+    EXPECT_NE(r.err.find(field), std::string::npos) << r.err;
+  };
+  bad({"--name", "no spaces allowed"}, "name");
+  bad({"--timeout", "100000"}, "timeout_ms");
+  bad({"--workdir", "relative/dir"}, "workdir");
+  bad({"--cpu", "100000"}, "cpu_millis");
+  bad({"--memory", "10000000"}, "memory_mib");
+  bad({"--cpu", "500", "--cpu-request", "1000"}, "cpu_request_millis");
+  bad({"--idle-timeout", "100000"}, "idle_timeout_ms");
 }
 
 // A separate deployment: the executor is killed with -9 in the middle of an exec.
