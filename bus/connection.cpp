@@ -551,6 +551,7 @@ std::unique_ptr<connection> connection::connect(const options& opts, std::string
   if (s == NATS_OK) s = natsOptions_SetPingInterval(no, opts.ping_interval_ms);
   if (s == NATS_OK) s = natsOptions_SetMaxPingsOut(no, opts.max_pings_out);
   if (s == NATS_OK) s = natsOptions_SetFailRequestsOnDisconnect(no, opts.fail_requests_on_disconnect);
+  if (s == NATS_OK) s = natsOptions_SetSendAsap(no, opts.send_asap);
   if (s == NATS_OK) s = natsOptions_UseGlobalMessageDelivery(no, opts.delivery_pool_threads > 0);
   if (s == NATS_OK && !opts.inbox_prefix.empty())
     s = natsOptions_SetCustomInboxPrefix(no, opts.inbox_prefix.c_str());

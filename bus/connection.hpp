@@ -107,6 +107,10 @@ struct options {
   int max_pings_out = 2;
   // Fail requests in flight at once when the connection drops, instead of at their timeout.
   bool fail_requests_on_disconnect = true;
+  // Write each publish to the socket at once instead of handing it to nats.c's flusher thread
+  // (which batches). Saves a thread hop on every message: request/reply latency matters more
+  // to corral than batching small messages.
+  bool send_asap = true;
 
   // Per subscription: messages received but not yet handled. Past either limit the client drops
   // messages for that subscription (subscription::dropped(), on_async_error "slow consumer").

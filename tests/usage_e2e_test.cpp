@@ -1,0 +1,171 @@
+// Limits and metering end to end: corral CLI -> nats-server -> corral-executor -> runsc.
+// A memory bomb's exec ends oom_killed (137) and its sandbox failed with "out of memory" while a
+// neighbour keeps working; `corral usage` reports billed core-seconds, GiB-seconds and cost per
+// sandbox and per tenant, never another tenant's, and what was billed survives kill -9 of the
+// executor. Waits are on events (a command's answer) with deadlines, never sleeps.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "schemas/ids.hpp"
+#include "tests/support/child_process.hpp"
+#include "tests/support/nats_server.hpp"
+
+namespace corral {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using steady = std::chrono::steady_clock;
+using test::background_process;
+using test::run_result;
+
+std::string bin(const std::string& name) { return std::string(CORRAL_BIN_DIR) + "/" + name; }
+
+std::string trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+struct billed {
+  bool found = false;
+  double cpu = 0, gib = 0, cost = 0;
+};
+
+// The line of `corral usage` that starts with key (a sandbox id, or "TOTAL").
+billed parse_usage(const std::string& out, const std::string& key) {
+  std::istringstream in(out);
+  std::string line;
+  billed b;
+  while (std::getline(in, line)) {
+    if (line.rfind(key, 0) != 0) continue;
+    const auto rest = key == "TOTAL" ? line.substr(line.find(')') + 1) : line.substr(key.size());
+    b.found = std::sscanf(rest.c_str(), "%lf %lf %lf", &b.cpu, &b.gib, &b.cost) == 3;
+  }
+  return b;
+}
+
+class UsageE2E : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(geteuid(), 0u) << "runsc needs root";
+    ASSERT_TRUE(fs::exists(bin("corral-runsc"))) << "missing " << bin("corral-runsc");
+    char tmpl[] = "/tmp/corral-usage-e2e-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    ASSERT_TRUE(nats_.start()) << nats_.error();
+    start_executor();
+  }
+
+  void TearDown() override {
+    if (executor_) executor_->stop();
+    if (!dir_.empty()) {
+      test::run({"sh", "-c",
+                 "for id in $(" + bin("corral-runsc") + " --root " + dir_ +
+                     "/executor/runtime/runsc list -q 2>/dev/null); do " + bin("corral-runsc") +
+                     " --root " + dir_ + "/executor/runtime/runsc delete -force $id; done; "
+                     "grep ' " + dir_ + "' /proc/self/mountinfo | awk '{print $5}' | "
+                     "xargs -r -n1 umount -l 2>/dev/null; true"},
+                {}, 60s);
+      fs::remove_all(dir_);
+    }
+  }
+
+  void start_executor() {
+    executor_ = std::make_unique<background_process>();
+    ASSERT_TRUE(executor_->start({bin("corral-executor"), "--data", dir_ + "/executor", "--nats",
+                                  nats_.url(), "--node", "usage-node", "--usage-sample-ms", "200",
+                                  "--runsc", bin("corral-runsc")}));
+    ASSERT_TRUE(executor_->wait_for_output("corral-executor: ready", 60s)) << executor_->output();
+  }
+
+  run_result corral(const std::vector<std::string>& args, const std::string& tenant = "meter") {
+    std::vector<std::string> argv = {bin("corral"), "--nats", nats_.url(), "--tenant", tenant};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return test::run(argv, {}, 120s);
+  }
+
+  std::string create(const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> args = {"sandbox", "create"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto r = corral(args);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return trim(r.out);
+  }
+
+  // Asks `corral usage` until pred holds for the sandbox's line, or the deadline.
+  template <class Pred>
+  billed wait_usage(const std::string& sb, Pred pred, std::chrono::seconds deadline = 20s) {
+    const auto end = steady::now() + deadline;
+    billed b;
+    do {
+      b = parse_usage(corral({"usage"}).out, sb);
+      if (b.found && pred(b)) return b;
+    } while (steady::now() < end);
+    return b;
+  }
+
+  std::string dir_;
+  test::nats_server_process nats_;
+  std::unique_ptr<background_process> executor_;
+};
+
+TEST_F(UsageE2E, MemoryBombExecEndsOomKilledAndTheNeighbourWorks) {
+  const auto bomber = create({"--memory", "160"});
+  const auto neighbour = create();
+  ASSERT_TRUE(wire::valid_id(bomber, "sb-") && wire::valid_id(neighbour, "sb-"));
+  const auto t0 = steady::now();
+  auto bomb = corral({"exec", bomber, "--", "python3", "-c",
+                      "a = []\nwhile True:\n    a.append(bytearray(16 << 20))\n"});
+  const auto took = steady::now() - t0;
+  EXPECT_EQ(bomb.exit_code, 137) << bomb.out << bomb.err;
+  EXPECT_LT(took, 15s);
+  auto info = corral({"sandbox", "info", bomber});
+  EXPECT_NE(info.out.find("failed"), std::string::npos) << info.out;
+  EXPECT_NE(info.out.find("out of memory"), std::string::npos) << info.out;
+  auto ok = corral({"exec", neighbour, "--", "echo", "neighbour ok"});
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+  EXPECT_EQ(ok.out, "neighbour ok\n");
+}
+
+TEST_F(UsageE2E, UsageIsBilledPerTenantAndSurvivesKill9) {
+  const auto sb = create();
+  ASSERT_TRUE(wire::valid_id(sb, "sb-")) << sb;
+  // ~1 s of one busy core: billed cpu is max(request 0.125 core x time, the cpu actually used).
+  auto busy = corral({"exec", sb, "--", "python3", "-c",
+                      "import time\nt = time.time()\nwhile time.time() - t < 1.0: pass\n"});
+  ASSERT_EQ(busy.exit_code, 0) << busy.err;
+  const auto before = wait_usage(sb, [](const billed& b) { return b.cpu >= 0.8; });
+  ASSERT_TRUE(before.found) << corral({"usage"}).out;
+  EXPECT_GE(before.cpu, 0.8);
+  EXPECT_GT(before.gib, 0);  // at least the 128 MiB request for as long as it ran
+  EXPECT_NEAR(before.cost, before.cpu * 0.00003942 + before.gib * 0.00000672, 1e-6);
+  const auto total = parse_usage(corral({"usage"}).out, "TOTAL");
+  EXPECT_TRUE(total.found);
+  EXPECT_GE(total.cpu, before.cpu);
+  // Another tenant never sees it.
+  auto other = corral({"usage"}, "someone-else");
+  EXPECT_EQ(other.exit_code, 0) << other.err;
+  EXPECT_EQ(other.out.find(sb), std::string::npos) << other.out;
+  EXPECT_FALSE(parse_usage(corral({"usage", sb}, "someone-else").out, sb).found);
+
+  // kill -9 and restart: billing resumes from what was stored, it never starts over.
+  executor_->signal(SIGKILL);
+  EXPECT_NE(executor_->wait(30s), -1);
+  start_executor();
+  const auto after = wait_usage(sb, [&](const billed& b) { return b.gib > before.gib; });
+  EXPECT_TRUE(after.found) << corral({"usage"}).out;
+  EXPECT_GE(after.cpu, before.cpu);
+  EXPECT_GT(after.gib, before.gib);
+  EXPECT_GE(after.cost, before.cost);
+  corral({"sandbox", "rm", sb});
+}
+
+}  // namespace
+}  // namespace corral
