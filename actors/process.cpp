@@ -179,7 +179,7 @@ void on_request(process_self self, bus_request& req) {
   if (op == "exec") {
     // The exec id is known: re-attach, never a second process (P1).
     reply(self, req, make_exec_reply(st.rec, /*reattached=*/true));
-  } else if (st.finished && (op == "stdin" || op == "signal")) {
+  } else if (st.finished && (op == "stdin" || op == "signal" || op == "resize")) {
     reply(self, req, wire::make_error_reply(wire::ErrorCode::failed_precondition,
                                             "exec has finished", "exec_id"));
   } else if (op == "stdin") {
@@ -220,6 +220,22 @@ void on_request(process_self self, bus_request& req) {
       st.held_stdin_acks.push_back(req.reply);
     else
       reply(self, req, wire::make_ack());
+  } else if (op == "resize") {
+    const auto* msg = wire::verify<wire::ResizeRequest>(req.data.data(), req.data.size());
+    if (msg == nullptr) {
+      reply(self, req, wire::make_error_reply(wire::ErrorCode::malformed, "not a ResizeRequest"));
+      return;
+    }
+    flatbuffers::FlatBufferBuilder fbb(64);
+    auto r = wire::CreateResize(fbb, st.rec.handle, msg->rows(), msg->cols());
+    fbb.Finish(wire::CreateInitCommand(fbb, wire::Command::Resize, r.Union()),
+               wire::InitCommandIdentifier());
+    if (!st.link || !st.link->send(wire::release(fbb))) {
+      reply(self, req, wire::make_error_reply(wire::ErrorCode::unavailable,
+                                              "sandbox link is busy or closed"));
+      return;
+    }
+    reply(self, req, wire::make_ack());
   } else if (op == "signal") {
     const auto* msg = wire::verify<wire::SignalRequest>(req.data.data(), req.data.size());
     if (msg == nullptr) {

@@ -92,7 +92,13 @@ bytes make_hello(uint64_t session) {
 
 void end_orphaned_execs(sandbox_self self);
 bool end_orphaned_execs_impl(sandbox_self self);
-std::string start_process(sandbox_self self, storage::process_record& proc);
+// A pseudo-terminal for a process (ExecRequest.pty), given only at its start.
+struct pty_options {
+  bool pty = false;
+  uint16_t rows = 0, cols = 0;
+};
+std::string start_process(sandbox_self self, storage::process_record& proc,
+                          const pty_options& pty);
 storage::string_pairs merged_env(const storage::string_pairs& sandbox_env,
                                  const storage::string_pairs& exec_env);
 
@@ -166,7 +172,7 @@ void become_running(sandbox_self self) {
     proc.argv = st.rec.entrypoint;
     proc.env = merged_env(st.rec.env, {});
     proc.workdir = st.rec.workdir.empty() ? "/" : st.rec.workdir;
-    if (auto why = start_process(self, proc); !why.empty()) {
+    if (auto why = start_process(self, proc, pty_options{}); !why.empty()) {
       end_sandbox(self, wire::SandboxState::failed, std::nullopt, "entrypoint: " + why,
                   process_end_cause{wire::Outcome::internal, 255, 0, "entrypoint did not start"});
       return;
@@ -359,7 +365,7 @@ std::pair<std::string, std::string> check_exec(const node_config& cfg, const wir
   return {};
 }
 
-bytes make_spawn(const storage::process_record& rec) {
+bytes make_spawn(const storage::process_record& rec, const pty_options& pty) {
   flatbuffers::FlatBufferBuilder fbb(1024);
   std::vector<flatbuffers::Offset<flatbuffers::String>> argv;
   for (const auto& a : rec.argv) argv.push_back(fbb.CreateString(a));
@@ -369,7 +375,8 @@ bytes make_spawn(const storage::process_record& rec) {
   auto a = fbb.CreateVector(argv);
   auto e = fbb.CreateVector(env);
   auto wd = fbb.CreateString(rec.workdir);
-  auto s = wire::CreateSpawn(fbb, rec.handle, a, e, wd, rec.stdin_open);
+  auto s = wire::CreateSpawn(fbb, rec.handle, a, e, wd, rec.stdin_open, pty.pty, pty.rows,
+                             pty.cols);
   fbb.Finish(wire::CreateInitCommand(fbb, wire::Command::Spawn, s.Union()),
              wire::InitCommandIdentifier());
   return wire::release(fbb);
@@ -403,7 +410,8 @@ storage::string_pairs merged_env(const storage::string_pairs& sandbox_env,
 // Starts a process: gives it the next handle, stores its record and the sandbox's handle
 // counter in one synced batch (the exec is accepted once durable, P2), spawns its actor and
 // sends Spawn to init. Returns an error text, empty on success.
-std::string start_process(sandbox_self self, storage::process_record& proc) {
+std::string start_process(sandbox_self self, storage::process_record& proc,
+                          const pty_options& pty) {
   auto& st = self->state;
   proc.sandbox_id = st.rec.id;
   proc.handle = st.rec.next_exec_handle++;
@@ -414,7 +422,7 @@ std::string start_process(sandbox_self self, storage::process_record& proc) {
     --st.rec.next_exec_handle;
     return "could not store the exec: " + status.message;
   }
-  auto spawn_frame = make_spawn(proc);
+  auto spawn_frame = make_spawn(proc, pty);
   auto actor = spawn_process(self, st.ctx, st.rec.tenant, proc, st.link,
                              caf::actor_cast<caf::actor>(self));
   st.processes.emplace(proc.exec_id, actor);
@@ -476,7 +484,8 @@ void on_exec(sandbox_self self, bus_request& req) {
   if (proc.workdir.empty()) proc.workdir = st.rec.workdir.empty() ? "/" : st.rec.workdir;
   proc.timeout_ms = msg->timeout_ms();
   proc.stdin_open = msg->stdin();
-  if (auto why = start_process(self, proc); !why.empty()) {
+  if (auto why = start_process(self, proc, pty_options{msg->pty(), msg->rows(), msg->cols()});
+      !why.empty()) {
     reply_error(self, req.reply, wire::ErrorCode::internal, why);
     return;
   }
@@ -585,7 +594,7 @@ void start_probe(sandbox_self self) {
   proc.env = merged_env(st.rec.env, {});
   proc.workdir = st.rec.workdir.empty() ? "/" : st.rec.workdir;
   proc.timeout_ms = std::max<int64_t>(st.rec.probe_interval_ms * 10, 1000);
-  if (auto why = start_process(self, proc); !why.empty()) {
+  if (auto why = start_process(self, proc, pty_options{}); !why.empty()) {
     caf::aout(self) << "sandbox " << st.rec.id << ": probe: " << why << "\n";
     self->delayed_send(self, std::chrono::milliseconds(st.rec.probe_interval_ms), probe_atom::value);
   }
@@ -610,10 +619,14 @@ void on_op(sandbox_self self, bus_request& req) {
     reply(self, req.reply, make_sandbox_reply(st.rec));
   } else if (op == "exec") {
     on_exec(self, req);
-  } else if (op == "stdin" || op == "signal") {
+  } else if (op == "stdin" || op == "signal" || op == "resize") {
     st.last_active_ms = st.ctx->clk->now_ms();
     std::string exec_id;
-    if (op == "stdin") {
+    if (op == "resize") {
+      if (const auto* m = wire::verify<wire::ResizeRequest>(req.data.data(), req.data.size()))
+        exec_id = std::string(wire::str(m->exec_id()));
+      else return reply_error(self, req.reply, wire::ErrorCode::malformed, "not a ResizeRequest");
+    } else if (op == "stdin") {
       if (const auto* m = wire::verify<wire::StdinWrite>(req.data.data(), req.data.size()))
         exec_id = std::string(wire::str(m->exec_id()));
       else return reply_error(self, req.reply, wire::ErrorCode::malformed, "not a StdinWrite");

@@ -177,6 +177,8 @@ void on_request(usage_self self, bus_request& req) {
 usage_actor::behavior_type usage_impl(usage_self self, context_ptr ctx) {
   auto& st = self->state;
   st.ctx = std::move(ctx);
+  // Ends with its node whatever the reason (a linked actor ignores a `normal` exit by default).
+  self->set_exit_handler([=](caf::exit_msg& m) { self->quit(m.reason); });
   auto stored = st.ctx->store->list_usage();
   if (stored) {
     for (auto& r : stored->records) st.sandboxes[r.sandbox_id].rec = std::move(r);

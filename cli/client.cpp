@@ -329,7 +329,8 @@ outcome<exec_result> client::exec(const std::string& sandbox_id, const exec_opti
   auto argv = fbb.CreateVector(args);
   auto env = build_pairs(fbb, o.env);
   auto wd = fbb.CreateString(o.workdir);
-  fbb.Finish(wire::CreateExecRequest(fbb, id, argv, env, wd, o.timeout_ms, o.stdin_open),
+  fbb.Finish(wire::CreateExecRequest(fbb, id, argv, env, wd, o.timeout_ms, o.stdin_open, o.pty,
+                                     o.rows, o.cols),
              wire::ExecRequestIdentifier());
   const auto exec_payload = wire::release(fbb);
   const auto exec_subject = wire::subjects::sandbox_op(cfg_.tenant, sandbox_id, "exec");

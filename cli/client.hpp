@@ -53,6 +53,8 @@ struct exec_options {
   int64_t timeout_ms = 0;
   bool stdin_open = false;
   std::string exec_id;  // empty = a fresh one
+  bool pty = false;     // a pseudo-terminal: stderr merged into stdout
+  uint16_t rows = 0, cols = 0;
 };
 
 struct exec_result {

@@ -1,5 +1,7 @@
 // corral: the command-line client (speaks NATS directly) and `corral up`, the single-machine
 // deployment (an embedded nats-server child, one executor, data under ./var).
+#include <sys/ioctl.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -34,7 +36,7 @@ const char* usage_text =
     "  sandbox logs ID                                    the entrypoint's output\n"
     "  sandbox ls [--all] [--name N] [--tag K=V]...\n"
     "  sandbox info|wait|rm (ID | --name NAME) [--timeout S] [--ready]\n"
-    "  exec [--timeout S] [--workdir DIR] [--env K=V]... [--id EXEC_ID] SANDBOX -- ARGV...\n"
+    "  exec [-t] [--timeout S] [--workdir DIR] [--env K=V]... [--id EXEC_ID] SANDBOX -- ARGV...\n"
     "  usage [SANDBOX]                                    CPU core-s, GiB-s and cost billed\n"
     "%s"
     "\n"
@@ -117,9 +119,39 @@ void print_info(const cli::sandbox_view& v) {
 
 // Runs an exec with the CLI's own stdio: output streamed as it comes, stdin forwarded when it
 // is not a terminal. Returns the process's shell-style exit status.
+// Puts the local terminal in raw mode for a pty exec and restores it on scope exit.
+class raw_terminal {
+ public:
+  raw_terminal() {
+    if (::isatty(STDIN_FILENO) && ::tcgetattr(STDIN_FILENO, &saved_) == 0) {
+      termios raw = saved_;
+      ::cfmakeraw(&raw);
+      active_ = ::tcsetattr(STDIN_FILENO, TCSANOW, &raw) == 0;
+    }
+  }
+  ~raw_terminal() {
+    if (active_) ::tcsetattr(STDIN_FILENO, TCSANOW, &saved_);
+  }
+
+ private:
+  termios saved_{};
+  bool active_ = false;
+};
+
 int run_exec(cli::client& c, const std::string& sandbox, cli::exec_options opts,
              bool forward_stdin = true) {
-  opts.stdin_open = forward_stdin && ::isatty(STDIN_FILENO) == 0;
+  // Without a pty, a terminal's stdin is not forwarded (it would never end); with one, it is:
+  // the remote program reads the keys.
+  opts.stdin_open = forward_stdin && (opts.pty || ::isatty(STDIN_FILENO) == 0);
+  std::optional<raw_terminal> raw;
+  if (opts.pty) {
+    winsize ws{};
+    if (::ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_row > 0) {
+      opts.rows = ws.ws_row;
+      opts.cols = ws.ws_col;
+    }
+    raw.emplace();
+  }
   cli::client::stdin_fn source;
   if (opts.stdin_open) {
     source = []() -> std::optional<std::vector<uint8_t>> {
@@ -285,6 +317,8 @@ int parse_exec_args(const std::vector<std::string>& args, bool want_sandbox, std
       o.env.push_back(p);
     } else if (a == "--id" && (v = need())) {
       o.exec_id = *v;
+    } else if (a == "-t" || a == "--tty") {
+      o.pty = true;
     } else if (want_sandbox && sandbox.empty() && !a.empty() && a[0] != '-') {
       sandbox = a;
     } else {

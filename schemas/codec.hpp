@@ -31,6 +31,7 @@
 #include "corral/wire/sandbox_list_generated.h"
 #include "corral/wire/sandbox_query_generated.h"
 #include "corral/wire/sandbox_reply_generated.h"
+#include "corral/wire/resize_request_generated.h"
 #include "corral/wire/set_tags_generated.h"
 #include "corral/wire/signal_request_generated.h"
 #include "corral/wire/stdin_write_generated.h"
@@ -72,6 +73,7 @@ CORRAL_WIRE_MESSAGE(SandboxReply)
 CORRAL_WIRE_MESSAGE(SignalRequest)
 CORRAL_WIRE_MESSAGE(StdinWrite)
 CORRAL_WIRE_MESSAGE(SetTags)
+CORRAL_WIRE_MESSAGE(ResizeRequest)
 CORRAL_WIRE_MESSAGE(UsageReply)    // metering
 CORRAL_WIRE_MESSAGE(UsageRequest)  // metering
 #undef CORRAL_WIRE_MESSAGE

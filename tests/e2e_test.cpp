@@ -370,6 +370,22 @@ TEST_F(E2E, OutputPastTheCapEndsAsOutputLimitAtExactlyTheCap) {
   d_->corral({"sandbox", "rm", sb});
 }
 
+TEST_F(E2E, PtyMergesStderrAndHasATerminalSize) {
+  const auto sb = d_->create();
+  auto r = d_->corral({"exec", "-t", sb, "--", "sh", "-c",
+                       "tty; echo err >&2; stty size; python3 -c 'import sys; print(sys.stdin.isatty())'; exit 4"});
+  EXPECT_EQ(r.exit_code, 4) << r.err;
+  EXPECT_NE(r.out.find("/dev/pts/"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("err"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("24 80"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("True"), std::string::npos) << r.out;
+  EXPECT_EQ(r.err, "");
+  // Without -t there is no terminal.
+  auto plain = d_->corral({"exec", sb, "--", "sh", "-c", "tty || true"});
+  EXPECT_NE(plain.out.find("not a tty"), std::string::npos) << plain.out;
+  d_->corral({"sandbox", "rm", sb});
+}
+
 TEST_F(E2E, CreateOptionsAreValidatedNamingTheField) {
   auto bad = [&](std::vector<std::string> args, const std::string& field) {
     std::vector<std::string> a = {"sandbox", "create"};

@@ -46,7 +46,8 @@ bytes hello(uint64_t session) {
 }
 
 bytes spawn(uint64_t id, const std::vector<std::string>& argv, const env_list& env = default_env,
-            const std::string& workdir = "", bool with_stdin = false) {
+            const std::string& workdir = "", bool with_stdin = false, bool pty = false,
+            uint16_t rows = 0, uint16_t cols = 0) {
   flatbuffers::FlatBufferBuilder fbb;
   std::vector<flatbuffers::Offset<flatbuffers::String>> args;
   for (const auto& a : argv) args.push_back(fbb.CreateString(a));
@@ -60,13 +61,19 @@ bytes spawn(uint64_t id, const std::vector<std::string>& argv, const env_list& e
   const auto env_vec = fbb.CreateVector(kvs);
   const auto dir = fbb.CreateString(workdir);
   return finish(fbb, wire::Command::Spawn,
-                wire::CreateSpawn(fbb, id, argv_vec, env_vec, dir, with_stdin).Union());
+                wire::CreateSpawn(fbb, id, argv_vec, env_vec, dir, with_stdin, pty, rows, cols)
+                    .Union());
 }
 
 bytes stdin_data(uint64_t id, const std::string& data, bool eof) {
   flatbuffers::FlatBufferBuilder fbb;
   const auto vec = fbb.CreateVector(reinterpret_cast<const uint8_t*>(data.data()), data.size());
   return finish(fbb, wire::Command::StdinData, wire::CreateStdinData(fbb, id, vec, eof).Union());
+}
+
+bytes resize_cmd(uint64_t id, uint16_t rows, uint16_t cols) {
+  flatbuffers::FlatBufferBuilder fbb;
+  return finish(fbb, wire::Command::Resize, wire::CreateResize(fbb, id, rows, cols).Union());
 }
 
 bytes signal_cmd(uint64_t id, int sig) {
@@ -299,6 +306,25 @@ TEST(init, stdin_round_trip_through_cat) {
   EXPECT_EQ(o.stdin_written, sent.size());
   EXPECT_GE(o.stdin_written_events, 1);
   EXPECT_FALSE(o.stdin_written_backwards);
+}
+
+TEST(init, pty_merges_stderr_sets_the_size_and_resizes) {
+  init_client c;
+  c.handshake(1);
+  c.send(spawn(1, {"sh", "-c", "stty size; echo err >&2; read line; stty size; tty"}, default_env, "",
+               true, true, 30, 100));
+  // Resize once the first size is out (the shell has started and read it).
+  ASSERT_TRUE(c.wait_until([&] { return c.outcome(1).out.find("err") != std::string::npos; }));
+  c.send(resize_cmd(1, 40, 120));
+  c.send(stdin_data(1, "go\n", false));
+  ASSERT_TRUE(c.wait_ended(1));
+  const exec_outcome& o = c.outcome(1);
+  EXPECT_EQ(o.exit_code, 0) << o.out;
+  EXPECT_NE(o.out.find("30 100"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("err"), std::string::npos) << o.out;  // stderr is the terminal too
+  EXPECT_NE(o.out.find("40 120"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("/dev/pts/"), std::string::npos) << o.out;
+  EXPECT_EQ(o.err, "");
 }
 
 TEST(init, stdin_eof_alone_and_dev_null_stdin) {

@@ -158,6 +158,15 @@ void init_event_loop::handle_command(const std::vector<uint8_t>& payload) {
     case wire::Command::FsCall:
       if (const auto* c = cmd->command_as_FsCall()) return on_fs_call(*c);
       break;
+    case wire::Command::Resize:
+      if (const auto* c = cmd->command_as_Resize()) {
+        auto it = processes_.find(c->id());
+        // A pty process reads and writes its master through stdout_fd (stderr is merged).
+        if (it != processes_.end() && it->second.pty && it->second.stdout_fd.valid())
+          (void)set_window_size(it->second.stdout_fd.get(), c->rows(), c->cols());
+        return;
+      }
+      break;
     default:
       break;
   }
@@ -242,6 +251,9 @@ void init_event_loop::on_spawn(const wire::Spawn& spawn) {
     return reject("workdir must be an absolute path: " + request.workdir);
   }
   request.pipe_stdin = spawn.stdin();
+  request.pty = spawn.pty();
+  request.rows = spawn.rows();
+  request.cols = spawn.cols();
 
   spawn_result started = spawn_process(request);
   if (started.error_number != 0) {
@@ -255,6 +267,7 @@ void init_event_loop::on_spawn(const wire::Spawn& spawn) {
   p.stdin_fd = std::move(started.stdin_fd);
   p.stdout_fd = std::move(started.stdout_fd);
   p.stderr_fd = std::move(started.stderr_fd);
+  p.pty = request.pty;
   live_pids_[p.pid] = id;
   emit_started(id, p.pid);
   processes_.emplace(id, std::move(p));
@@ -390,7 +403,9 @@ io_status init_event_loop::read_output(process& p, wire::Stream stream) {
     case io_status::would_block:
       break;
     case io_status::error:
-      log_line("reading output of process %llu: %s", ull(p.id), std::strerror(r.error_number));
+      // A pty master reads EIO once every slave fd is closed: that is its end of file.
+      if (!(p.pty && r.error_number == EIO))
+        log_line("reading output of process %llu: %s", ull(p.id), std::strerror(r.error_number));
       fd.reset();
       break;
     case io_status::eof:

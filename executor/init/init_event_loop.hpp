@@ -62,6 +62,7 @@ class init_event_loop {
     std::vector<uint8_t> stdin_pending;
     std::size_t stdin_offset = 0;
     bool stdin_eof = false;  // close stdin once stdin_pending is written
+    bool pty = false;             // on a pseudo-terminal: stdout_fd is its master
     uint64_t stdin_written = 0;   // bytes written into the pipe so far
     uint64_t stdin_reported = 0;  // last total sent in a StdinWritten event
     bool reaped = false;

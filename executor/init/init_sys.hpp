@@ -30,6 +30,9 @@ void log_line(const char* format, ...) __attribute__((format(printf, 1, 2)));
 // RLIMIT_NOFILE there costs one trapped syscall per number (~2 s for 65536 under ptrace).
 [[nodiscard]] int highest_open_fd();
 
+// Sets the window size of the terminal whose master is fd (the foreground group gets SIGWINCH).
+bool set_window_size(int fd, uint16_t rows, uint16_t cols);
+
 // Makes this process fit to be PID 1 of a sandbox: closes every inherited fd above 2 (nothing
 // of the host leaks in), opens /dev/null on any of 0..2 that is closed, ignores SIGTERM, SIGINT,
 // SIGHUP and SIGPIPE, blocks SIGCHLD and returns a non-blocking signalfd for it (-1 on failure,
@@ -92,6 +95,8 @@ struct spawn_request {
   std::vector<std::string> env;   // "KEY=VALUE" each: the whole environment
   std::string workdir;            // absolute
   bool pipe_stdin = false;        // false: stdin is /dev/null
+  bool pty = false;               // stdin/stdout/stderr on a new pseudo-terminal (its controlling tty)
+  uint16_t rows = 24, cols = 80;  // its size
 };
 
 struct spawn_result {

@@ -1,7 +1,9 @@
 // Starting the processes corral-init runs: vfork, then exec (see start_child).
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -33,6 +35,7 @@ struct child_plan {
   char* const* envp;
   const char* workdir;
   int stdin_fd, stdout_fd, stderr_fd;
+  bool controlling_tty;  // stdin is a pty slave that becomes the session's controlling terminal
 };
 
 [[noreturn]] void child_fail(volatile child_failure* out, failed_step step, int error_number) {
@@ -51,6 +54,8 @@ bool move_fd(int from, int to) {
 // so it only makes system calls, writes its failure into *out, and never returns.
 [[noreturn]] void exec_child(const child_plan& plan, volatile child_failure* out) {
   if (::setsid() < 0) child_fail(out, failed_step::session, errno);
+  if (plan.controlling_tty && ::ioctl(plan.stdin_fd, TIOCSCTTY, 0) != 0)
+    child_fail(out, failed_step::stdio, errno);
   if (!move_fd(plan.stdin_fd, STDIN_FILENO) || !move_fd(plan.stdout_fd, STDOUT_FILENO) ||
       !move_fd(plan.stderr_fd, STDERR_FILENO)) {
     child_fail(out, failed_step::stdio, errno);
@@ -170,7 +175,26 @@ spawn_result spawn_process(const spawn_request& request) {
 
   spawn_result result;
   unique_fd child_stdin, child_stdout, child_stderr;
-  if (request.pipe_stdin) {
+  if (request.pty) {
+    // A new pseudo-terminal: the child's stdin, stdout and stderr are its slave; init reads and
+    // writes the master (stdout_fd, and stdin_fd a second fd of it), stderr is merged.
+    unique_fd master(::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
+    if (!master.valid() || ::grantpt(master.get()) != 0 || ::unlockpt(master.get()) != 0)
+      return failed_call("pty");
+    char name[128];
+    if (::ptsname_r(master.get(), name, sizeof name) != 0) return failed_call("ptsname");
+    unique_fd slave(::open(name, O_RDWR | O_NOCTTY | O_CLOEXEC));
+    if (!slave.valid()) return failed_call("pty slave");
+    if (!set_window_size(master.get(), request.rows, request.cols)) return failed_call("pty size");
+    result.stdin_fd.reset(::fcntl(master.get(), F_DUPFD_CLOEXEC, 3));
+    if (!result.stdin_fd.valid() || !set_nonblocking(master.get())) return failed_call("pty");
+    if (!request.pipe_stdin) result.stdin_fd.reset();  // nobody writes it: the tty stays open
+    child_stdout.reset(::fcntl(slave.get(), F_DUPFD_CLOEXEC, 3));
+    child_stderr.reset(::fcntl(slave.get(), F_DUPFD_CLOEXEC, 3));
+    if (!child_stdout.valid() || !child_stderr.valid()) return failed_call("pty");
+    child_stdin = std::move(slave);
+    result.stdout_fd = std::move(master);
+  } else if (request.pipe_stdin) {
     if (!make_pipe(child_stdin, result.stdin_fd) || !set_nonblocking(result.stdin_fd.get()))
       return failed_call("stdin pipe");
   } else {
@@ -182,8 +206,9 @@ spawn_result spawn_process(const spawn_request& request) {
         return failed_call("stdin");
     }
   }
-  if (!make_pipe(result.stdout_fd, child_stdout) || !make_pipe(result.stderr_fd, child_stderr) ||
-      !set_nonblocking(result.stdout_fd.get()) || !set_nonblocking(result.stderr_fd.get())) {
+  if (!request.pty &&
+      (!make_pipe(result.stdout_fd, child_stdout) || !make_pipe(result.stderr_fd, child_stderr) ||
+       !set_nonblocking(result.stdout_fd.get()) || !set_nonblocking(result.stderr_fd.get()))) {
     return failed_call("output pipes");
   }
 
@@ -216,7 +241,7 @@ spawn_result spawn_process(const spawn_request& request) {
 
   const child_plan plan{chosen.c_str(), argv.data(), sh_argv.data(), envp.data(),
                         request.workdir.c_str(), child_stdin.get(), child_stdout.get(),
-                        child_stderr.get()};
+                        child_stderr.get(), request.pty};
   volatile child_failure failure{failed_step::exec, 0};
   const pid_t pid = start_child(plan, &failure);
   if (pid < 0) return failed_call("vfork");

@@ -55,6 +55,13 @@ void log_line(const char* format, ...) {
 
 // -- set-up -------------------------------------------------------------------------------------
 
+bool set_window_size(int fd, uint16_t rows, uint16_t cols) {
+  struct winsize ws {};
+  ws.ws_row = rows == 0 ? 24 : rows;
+  ws.ws_col = cols == 0 ? 80 : cols;
+  return ::ioctl(fd, TIOCSWINSZ, &ws) == 0;
+}
+
 int highest_open_fd() {
   DIR* dir = ::opendir("/proc/self/fd");
   if (dir == nullptr) return -1;
