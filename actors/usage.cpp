@@ -52,9 +52,13 @@ void bill(const node_config& cfg, metered& m, const sandbox_usage& u, int64_t at
   }
   if (at_ms <= r.last_sample_ms) return;
   const double seconds = static_cast<double>(at_ms - r.last_sample_ms) / 1000.0;
-  // A counter below the last one means a new cgroup (should not happen): count it from zero.
-  const uint64_t cpu_ns = u.cpu_usage_ns >= r.last_cpu_usage_ns ? u.cpu_usage_ns - r.last_cpu_usage_ns
-                                                                 : u.cpu_usage_ns;
+  // Zeros mean the runtime could not read the cgroups (e.g. already removed): bill the
+  // requests and keep the last counter. A counter below the last one means a new cgroup
+  // (should not happen): count it from zero.
+  const bool unknown = u.cpu_usage_ns == 0 && u.memory_bytes == 0;
+  const uint64_t cpu_ns = unknown                                  ? 0
+                          : u.cpu_usage_ns >= r.last_cpu_usage_ns ? u.cpu_usage_ns - r.last_cpu_usage_ns
+                                                                   : u.cpu_usage_ns;
   const double core_s =
       std::max(cpu_request_cores(cfg, m.sandbox) * seconds, static_cast<double>(cpu_ns) / 1e9);
   const double gib_s = std::max(memory_request_gib(cfg, m.sandbox),
@@ -64,7 +68,7 @@ void bill(const node_config& cfg, metered& m, const sandbox_usage& u, int64_t at
   r.gib_seconds += gib_s;
   r.cost += core_s * cfg.price_per_core_second + gib_s * cfg.price_per_gib_second;
   r.last_sample_ms = at_ms;
-  r.last_cpu_usage_ns = u.cpu_usage_ns;
+  if (!unknown) r.last_cpu_usage_ns = u.cpu_usage_ns;
   m.dirty = true;
 }
 

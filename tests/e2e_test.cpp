@@ -16,6 +16,7 @@
 #include "schemas/ids.hpp"
 #include "schemas/subjects.hpp"
 #include "tests/support/child_process.hpp"
+#include "tests/support/deployment.hpp"
 #include "tests/support/nats_server.hpp"
 
 namespace corral {
@@ -26,93 +27,23 @@ using namespace std::chrono_literals;
 using test::background_process;
 using test::run_result;
 
-std::string bin(const std::string& name) { return std::string(CORRAL_BIN_DIR) + "/" + name; }
+using test::bin;
+using test::deployment;
+using test::trim;
 
-std::string trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
+deployment::options e2e_options() {
+  deployment::options o;
+  o.node = "e2e-node";
+  o.tenant = "e2e";
+  o.executor_args = {"--max-sandboxes", "8", "--max-output-mib", "16"};
+  return o;
 }
-
-// One executor (data in a temp dir) on one nats-server.
-class deployment {
- public:
-  bool start(std::string* why) {
-    char tmpl[] = "/tmp/corral-e2e-XXXXXX";
-    if (mkdtemp(tmpl) == nullptr) return false;
-    dir_ = tmpl;
-    if (!fs::exists(bin("corral-runsc"))) {
-      *why = "missing " + bin("corral-runsc") + ": build with deploy/build.sh";
-      return false;
-    }
-    if (!nats_.start()) {
-      *why = "nats-server: " + nats_.error();
-      return false;
-    }
-    return start_executor(why);
-  }
-
-  bool start_executor(std::string* why) {
-    executor_ = std::make_unique<background_process>();
-    if (!executor_->start({bin("corral-executor"), "--data", dir_ + "/executor", "--nats",
-                           nats_.url(), "--node", "e2e-node", "--max-sandboxes", "8",
-                           "--max-output-mib", "16",
-                           "--runsc", bin("corral-runsc")})) {
-      *why = "cannot start the executor";
-      return false;
-    }
-    if (!executor_->wait_for_output("corral-executor: ready", 60s)) {
-      *why = "executor not ready: " + executor_->output();
-      return false;
-    }
-    return true;
-  }
-
-  ~deployment() {
-    if (executor_) executor_->stop();
-    // Sandboxes left by a failed test: end them through the data dir's runsc root.
-    if (!dir_.empty()) {
-      test::run({"sh", "-c",
-                 "for id in $(" + bin("corral-runsc") + " --root " + dir_ +
-                     "/executor/runtime/runsc list -q 2>/dev/null); do " + bin("corral-runsc") +
-                     " --root " + dir_ + "/executor/runtime/runsc delete -force $id; done; "
-                     "grep ' " + dir_ + "' /proc/self/mountinfo | awk '{print $5}' | "
-                     "xargs -r -n1 umount -l 2>/dev/null; true"},
-                {}, 60s);
-      fs::remove_all(dir_);
-    }
-  }
-
-  run_result corral(const std::vector<std::string>& args, const std::string& input = {},
-                    std::chrono::milliseconds timeout = 120s) {
-    std::vector<std::string> argv = {bin("corral"), "--nats", nats_.url(), "--tenant", tenant};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return test::run(argv, input, timeout);
-  }
-
-  std::string create(const std::vector<std::string>& extra = {}) {
-    std::vector<std::string> args = {"sandbox", "create"};
-    args.insert(args.end(), extra.begin(), extra.end());
-    auto r = corral(args);
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    return trim(r.out);
-  }
-
-  test::nats_server_process& nats() { return nats_; }
-  background_process& executor() { return *executor_; }
-  const std::string& dir() const { return dir_; }
-  std::string tenant = "e2e";
-
- private:
-  std::string dir_;
-  test::nats_server_process nats_;
-  std::unique_ptr<background_process> executor_;
-};
 
 class E2E : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     ASSERT_EQ(geteuid(), 0u) << "runsc needs root";
-    d_ = new deployment();
+    d_ = new deployment(e2e_options());
     std::string why;
     if (!d_->start(&why)) {
       delete d_;
@@ -189,7 +120,7 @@ TEST_F(E2E, ExitCodes) {
 
   // 137: the sandbox is terminated under a running exec.
   background_process exec;
-  ASSERT_TRUE(exec.start({bin("corral"), "--nats", d_->nats().url(), "--tenant", d_->tenant,
+  ASSERT_TRUE(exec.start({bin("corral"), "--nats", d_->nats().url(), "--tenant", d_->tenant(),
                           "exec", sb, "--", "sh", "-c", "echo started; sleep 60"}));
   ASSERT_TRUE(exec.wait_for_output("started", 30s));
   EXPECT_EQ(d_->corral({"sandbox", "rm", sb}).exit_code, 0);
@@ -239,7 +170,7 @@ TEST_F(E2E, TwoSandboxesCannotSeeEachOthersFilesOrProcesses) {
   const auto b = d_->create();
   ASSERT_EQ(d_->corral({"exec", a, "--", "sh", "-c", "echo secret-a > /tmp/mine"}).exit_code, 0);
   background_process sleeper;
-  ASSERT_TRUE(sleeper.start({bin("corral"), "--nats", d_->nats().url(), "--tenant", d_->tenant,
+  ASSERT_TRUE(sleeper.start({bin("corral"), "--nats", d_->nats().url(), "--tenant", d_->tenant(),
                              "exec", a, "--", "sh", "-c", "echo up; exec sleep 1234"}));
   ASSERT_TRUE(sleeper.wait_for_output("up", 30s));
   auto files = d_->corral({"exec", b, "--", "cat", "/tmp/mine"});
@@ -281,7 +212,7 @@ TEST_F(E2E, BadInputGetsClearErrorsAndNeverCrashesTheExecutor) {
   std::vector<std::vector<uint8_t>> garbage = {
       {}, {0}, {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, std::vector<uint8_t>(4096, 0xff),
       {'C', 'R', 'E', 'X', 0, 0, 0, 0, 0, 0, 0, 0}};
-  const auto t = d_->tenant;
+  const auto t = d_->tenant();
   for (const auto& g : garbage) {
     if (!g.empty()) {
       EXPECT_EQ(error_code(wire::subjects::create(t, "default"), g), "malformed");
@@ -405,13 +336,13 @@ TEST_F(E2E, CreateOptionsAreValidatedNamingTheField) {
 
 // A separate deployment: the executor is killed with -9 in the middle of an exec.
 TEST(E2ECrash, ExecutorKill9MidExecThenRestartEndsEverythingInATerminalStatus) {
-  deployment d;
+  deployment d(e2e_options());
   std::string why;
   ASSERT_TRUE(d.start(&why)) << why;
   const auto keep = d.create({"--name", "keep"});
   const auto victim = d.create();
   background_process exec;
-  ASSERT_TRUE(exec.start({bin("corral"), "--nats", d.nats().url(), "--tenant", d.tenant, "exec",
+  ASSERT_TRUE(exec.start({bin("corral"), "--nats", d.nats().url(), "--tenant", d.tenant(), "exec",
                           keep, "--", "sh", "-c", "echo begun; sleep 300"}));
   ASSERT_TRUE(exec.wait_for_output("begun", 30s));
   d.executor().kill9();

@@ -16,6 +16,7 @@
 #include "schemas/ids.hpp"
 #include "schemas/subjects.hpp"
 #include "tests/support/child_process.hpp"
+#include "tests/support/deployment.hpp"
 #include "tests/support/nats_server.hpp"
 
 namespace corral {
@@ -26,12 +27,10 @@ using namespace std::chrono_literals;
 using test::background_process;
 using test::run_result;
 
-std::string bin(const std::string& name) { return std::string(CORRAL_BIN_DIR) + "/" + name; }
+using test::bin;
+using test::deployment;
 
-std::string trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
+using test::trim;
 
 std::string read_host_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -40,74 +39,19 @@ std::string read_host_file(const std::string& path) {
   return ss.str();
 }
 
-// One executor (data in a temp dir) on one nats-server; the pattern of e2e_test.cpp.
-class deployment {
- public:
-  bool start(std::string* why) {
-    char tmpl[] = "/tmp/corral-files-e2e-XXXXXX";
-    if (mkdtemp(tmpl) == nullptr) return false;
-    dir_ = tmpl;
-    if (!fs::exists(bin("corral-runsc"))) {
-      *why = "missing " + bin("corral-runsc") + ": build with deploy/build.sh";
-      return false;
-    }
-    if (!nats_.start()) {
-      *why = "nats-server: " + nats_.error();
-      return false;
-    }
-    if (!executor_.start({bin("corral-executor"), "--data", dir_ + "/executor", "--nats",
-                          nats_.url(), "--node", "files-node", "--max-sandboxes", "4",
-                          "--runsc", bin("corral-runsc")})) {
-      *why = "cannot start the executor";
-      return false;
-    }
-    if (!executor_.wait_for_output("corral-executor: ready", 60s)) {
-      *why = "executor not ready: " + executor_.output();
-      return false;
-    }
-    return true;
-  }
-
-  ~deployment() {
-    executor_.stop();
-    if (dir_.empty()) return;
-    const std::string runsc = bin("corral-runsc") + " --root " + dir_ + "/executor/runtime/runsc";
-    test::run({"sh", "-c",
-               "for id in $(" + runsc + " list -q 2>/dev/null); do " + runsc +
-                   " delete -force $id; done; grep ' " + dir_ +
-                   "' /proc/self/mountinfo | awk '{print $5}' | xargs -r -n1 umount -l "
-                   "2>/dev/null; true"},
-              {}, 60s);
-    fs::remove_all(dir_);
-  }
-
-  run_result corral(const std::vector<std::string>& args, const std::string& input = {}) {
-    std::vector<std::string> argv = {bin("corral"), "--nats", nats_.url(), "--tenant", tenant};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return test::run(argv, input, 120s);
-  }
-
-  std::string create() {
-    auto r = corral({"sandbox", "create", "--timeout", "600"});
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    return trim(r.out);
-  }
-
-  const std::string& dir() const { return dir_; }
-  const std::string url() const { return nats_.url(); }
-  std::string tenant = "files";
-
- private:
-  std::string dir_;
-  test::nats_server_process nats_;
-  background_process executor_;
-};
+deployment::options files_options() {
+  deployment::options o;
+  o.node = "files-node";
+  o.tenant = "files";
+  o.executor_args = {"--max-sandboxes", "4"};
+  return o;
+}
 
 class FilesE2E : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     ASSERT_EQ(geteuid(), 0u) << "runsc needs root";
-    d_ = new deployment();
+    d_ = new deployment(files_options());
     std::string why;
     if (!d_->start(&why)) {
       delete d_;
@@ -121,7 +65,7 @@ class FilesE2E : public ::testing::Test {
   }
   void SetUp() override {
     ASSERT_NE(d_, nullptr) << "deployment did not start";
-    if (sb_.empty()) sb_ = d_->create();
+    if (sb_.empty()) sb_ = d_->create({"--timeout", "600"});
     ASSERT_TRUE(wire::valid_id(sb_, "sb-")) << sb_;
   }
 
@@ -263,7 +207,7 @@ TEST_F(FilesE2E, EveryTypedError) {
   // Over the per-request caps, straight on NATS (the CLI always stays within them).
   std::string error;
   bus::options o;
-  o.urls = {d_->url()};
+  o.urls = {d_->nats().url()};
   auto conn = bus::connection::connect(o, &error);
   ASSERT_NE(conn, nullptr) << error;
   auto code_of = [&](const std::string& op, uint64_t length, std::size_t data_bytes,
@@ -277,7 +221,7 @@ TEST_F(FilesE2E, EveryTypedError) {
     b.add_data(d);
     fbb.Finish(b.Finish(), wire::FsRequestIdentifier());
     auto payload = wire::release(fbb);
-    auto r = conn->request(wire::subjects::sandbox_op(d_->tenant, sb_, "fs." + op),
+    auto r = conn->request(wire::subjects::sandbox_op(d_->tenant(), sb_, "fs." + op),
                            payload.data(), payload.size(), 10000);
     if (!r) return std::string("bus:") + bus::to_string(r.error);
     const auto* e = wire::verify<wire::ErrorReply>(r.value.data.data(), r.value.data.size());
@@ -290,7 +234,7 @@ TEST_F(FilesE2E, EveryTypedError) {
   EXPECT_EQ(code_of("read", 0, 0, std::string("/tmp/a\0b", 8)), "invalid_argument");
   {
     const std::vector<uint8_t> garbage = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
-    auto r = conn->request(wire::subjects::sandbox_op(d_->tenant, sb_, "fs.read"), garbage.data(),
+    auto r = conn->request(wire::subjects::sandbox_op(d_->tenant(), sb_, "fs.read"), garbage.data(),
                            garbage.size(), 10000);
     ASSERT_TRUE(r);
     const auto* e = wire::verify<wire::ErrorReply>(r.value.data.data(), r.value.data.size());

@@ -15,6 +15,7 @@
 
 #include "schemas/ids.hpp"
 #include "tests/support/child_process.hpp"
+#include "tests/support/deployment.hpp"
 #include "tests/support/nats_server.hpp"
 
 namespace corral {
@@ -26,12 +27,9 @@ using steady = std::chrono::steady_clock;
 using test::background_process;
 using test::run_result;
 
-std::string bin(const std::string& name) { return std::string(CORRAL_BIN_DIR) + "/" + name; }
-
-std::string trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
+using test::bin;
+using test::deployment;
+using test::trim;
 
 struct billed {
   bool found = false;
@@ -55,49 +53,25 @@ class UsageE2E : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_EQ(geteuid(), 0u) << "runsc needs root";
-    ASSERT_TRUE(fs::exists(bin("corral-runsc"))) << "missing " << bin("corral-runsc");
-    char tmpl[] = "/tmp/corral-usage-e2e-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    ASSERT_TRUE(nats_.start()) << nats_.error();
-    start_executor();
-  }
-
-  void TearDown() override {
-    if (executor_) executor_->stop();
-    if (!dir_.empty()) {
-      test::run({"sh", "-c",
-                 "for id in $(" + bin("corral-runsc") + " --root " + dir_ +
-                     "/executor/runtime/runsc list -q 2>/dev/null); do " + bin("corral-runsc") +
-                     " --root " + dir_ + "/executor/runtime/runsc delete -force $id; done; "
-                     "grep ' " + dir_ + "' /proc/self/mountinfo | awk '{print $5}' | "
-                     "xargs -r -n1 umount -l 2>/dev/null; true"},
-                {}, 60s);
-      fs::remove_all(dir_);
-    }
+    deployment::options o;
+    o.node = "usage-node";
+    o.tenant = "meter";
+    o.executor_args = {"--usage-sample-ms", "200"};
+    d_ = std::make_unique<deployment>(o);
+    std::string why;
+    ASSERT_TRUE(d_->start(&why)) << why;
   }
 
   void start_executor() {
-    executor_ = std::make_unique<background_process>();
-    ASSERT_TRUE(executor_->start({bin("corral-executor"), "--data", dir_ + "/executor", "--nats",
-                                  nats_.url(), "--node", "usage-node", "--usage-sample-ms", "200",
-                                  "--runsc", bin("corral-runsc")}));
-    ASSERT_TRUE(executor_->wait_for_output("corral-executor: ready", 60s)) << executor_->output();
+    std::string why;
+    ASSERT_TRUE(d_->start_executor(&why)) << why;
   }
 
   run_result corral(const std::vector<std::string>& args, const std::string& tenant = "meter") {
-    std::vector<std::string> argv = {bin("corral"), "--nats", nats_.url(), "--tenant", tenant};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return test::run(argv, {}, 120s);
+    return d_->corral(args, {}, 120s, tenant);
   }
 
-  std::string create(const std::vector<std::string>& extra = {}) {
-    std::vector<std::string> args = {"sandbox", "create"};
-    args.insert(args.end(), extra.begin(), extra.end());
-    auto r = corral(args);
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    return trim(r.out);
-  }
+  std::string create(const std::vector<std::string>& extra = {}) { return d_->create(extra); }
 
   // Asks `corral usage` until pred holds for the sandbox's line, or the deadline.
   template <class Pred>
@@ -111,9 +85,7 @@ class UsageE2E : public ::testing::Test {
     return b;
   }
 
-  std::string dir_;
-  test::nats_server_process nats_;
-  std::unique_ptr<background_process> executor_;
+  std::unique_ptr<deployment> d_;
 };
 
 TEST_F(UsageE2E, MemoryBombExecEndsOomKilledAndTheNeighbourWorks) {
@@ -132,6 +104,7 @@ TEST_F(UsageE2E, MemoryBombExecEndsOomKilledAndTheNeighbourWorks) {
   auto ok = corral({"exec", neighbour, "--", "echo", "neighbour ok"});
   EXPECT_EQ(ok.exit_code, 0) << ok.err;
   EXPECT_EQ(ok.out, "neighbour ok\n");
+  EXPECT_EQ(corral({"sandbox", "rm", neighbour}).exit_code, 0);
 }
 
 TEST_F(UsageE2E, UsageIsBilledPerTenantAndSurvivesKill9) {
@@ -156,8 +129,8 @@ TEST_F(UsageE2E, UsageIsBilledPerTenantAndSurvivesKill9) {
   EXPECT_FALSE(parse_usage(corral({"usage", sb}, "someone-else").out, sb).found);
 
   // kill -9 and restart: billing resumes from what was stored, it never starts over.
-  executor_->signal(SIGKILL);
-  EXPECT_NE(executor_->wait(30s), -1);
+  d_->executor().signal(SIGKILL);
+  EXPECT_NE(d_->executor().wait(30s), -1);
   start_executor();
   const auto after = wait_usage(sb, [&](const billed& b) { return b.gib > before.gib; });
   EXPECT_TRUE(after.found) << corral({"usage"}).out;

@@ -1,0 +1,63 @@
+#pragma once
+// A single-machine corral for integration tests: a real nats-server on a free port and a real
+// corral-executor (runsc sandboxes, RocksDB) with its data in a fresh temp dir, driven through
+// the real `corral` CLI. The destructor stops the executor, ends every sandbox it left (runsc
+// delete -force), unmounts what is mounted under the data dir and removes it.
+//
+// Not thread-safe: one test thread drives it. Needs root (runsc) and the built binaries in
+// CORRAL_BIN_DIR (corral, corral-executor, corral-init, corral-runsc from deploy/build.sh).
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tests/support/child_process.hpp"
+#include "tests/support/nats_server.hpp"
+
+namespace corral::test {
+
+std::string bin(const std::string& name);
+std::string trim(std::string s);
+
+class deployment {
+ public:
+  struct options {
+    std::string node = "test-node";
+    std::string tenant = "test";
+    std::vector<std::string> executor_args;  // extra flags for corral-executor
+  };
+  deployment() = default;
+  explicit deployment(options opts) : opts_(std::move(opts)) {}
+  ~deployment();
+  deployment(const deployment&) = delete;
+  deployment& operator=(const deployment&) = delete;
+
+  // Starts nats-server and the executor; false with *why on failure.
+  bool start(std::string* why);
+  // (Re)starts the executor on the same data dir and waits for its ready line.
+  bool start_executor(std::string* why);
+
+  // Runs `corral --nats URL --tenant T args...` (tenant: the deployment's by default).
+  run_result corral(const std::vector<std::string>& args, const std::string& input = {},
+                    std::chrono::milliseconds timeout = std::chrono::seconds(120),
+                    const std::string& tenant = {});
+  // `corral sandbox create extra...`; returns the id (a test failure when it fails).
+  std::string create(const std::vector<std::string>& extra = {});
+  // The argv prefix of the CLI, for running it as a background_process.
+  std::vector<std::string> cli(const std::vector<std::string>& args) const;
+
+  nats_server_process& nats() { return nats_; }
+  background_process& executor() { return *executor_; }
+  const std::string& dir() const { return dir_; }
+  const std::string& tenant() const { return opts_.tenant; }
+  // runsc's --root of this deployment's runtime.
+  std::string runsc_root() const { return dir_ + "/executor/runtime/runsc"; }
+
+ private:
+  options opts_;
+  std::string dir_;
+  nats_server_process nats_;
+  std::unique_ptr<background_process> executor_;
+};
+
+}  // namespace corral::test
