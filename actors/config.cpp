@@ -34,6 +34,8 @@ std::string node_config::validate() const {
   if (replay_batch_bytes < 64 * 1024) return "replay_batch_bytes: must be at least 64 KiB";
   if (heartbeat_interval_ms < 100) return "heartbeat_interval_ms: must be at least 100";
   if (retention_ms < 0) return "retention_ms: must not be negative";
+  if (output_retention_ms < 0 || output_retention_ms > retention_ms)
+    return "output_retention_ms: must be in [0, retention_ms]";
   if (exec_kill_grace_ms < 100) return "exec_kill_grace_ms: must be at least 100";
   if (fs_max_read_bytes < 4096 || fs_max_read_bytes > 900 * 1024)
     return "fs_max_read_bytes: must be in [4 KiB, 900 KiB] (a reply is at most 1 MiB)";

@@ -40,7 +40,8 @@ struct node_config {
   // ends with status output_limit; the stream stops exactly at the cap (P4).
   uint64_t max_output_bytes = 64ULL * 1024 * 1024;
   int64_t heartbeat_interval_ms = 2000;
-  int64_t retention_ms = 24LL * 3600 * 1000;   // ended sandboxes and their output kept this long
+  int64_t output_retention_ms = 24LL * 3600 * 1000;  // output of ended sandboxes kept this long
+  int64_t retention_ms = 7LL * 24 * 3600 * 1000;     // ended sandboxes' records kept this long
   int64_t exec_kill_grace_ms = 5000;           // after a kill, how long to wait for init's Exited
   int64_t destroy_watchdog_ms = 30'000;        // a runtime destroy slower than this is logged
   // File operations (corral.v1.{t}.sbx.{sb}.fs.*), done by corral-init inside the sandbox.

@@ -21,6 +21,7 @@ struct entry {
 
 struct node_state {
   context_ptr ctx;
+  std::unordered_set<std::string> output_dropped;  // ended sandboxes whose output retention ran out
   std::unordered_map<std::string, entry> sandboxes;
   bool accepting = false;
   bool draining = false;
@@ -284,6 +285,14 @@ void expire_ended(node_self self) {
   const auto now = st.ctx->clk->now_ms();
   for (auto it = st.sandboxes.begin(); it != st.sandboxes.end();) {
     const auto& s = it->second.summary;
+    if (wire::is_terminal(s.rec.state) && s.rec.ended_at_ms + st.ctx->config.output_retention_ms < now &&
+        st.output_dropped.count(s.rec.id) == 0) {
+      // Output retention: the records stay (info, wait, and replay answers "expired").
+      if (auto status = st.ctx->store->delete_output(s.rec.id); status.ok())
+        st.output_dropped.insert(s.rec.id);
+      else
+        caf::aout(self) << "retention: cannot drop output of " << s.rec.id << ": " << status.message << "\n";
+    }
     if (wire::is_terminal(s.rec.state) && !s.holds_resources &&
         s.rec.ended_at_ms + st.ctx->config.retention_ms < now) {
       auto status = st.ctx->store->delete_sandbox(s.rec.id);
@@ -294,6 +303,7 @@ void expire_ended(node_self self) {
         continue;
       }
       st.ctx->router->detach_sandbox(s.rec.tenant, s.rec.id);
+      st.output_dropped.erase(s.rec.id);
       self->send_exit(it->second.actor, caf::exit_reason::user_shutdown);
       it = st.sandboxes.erase(it);
     } else {

@@ -516,6 +516,13 @@ void on_replay(sandbox_self self, const bus_request& req) {
     return;
   }
   uint64_t next = msg->from_seq();
+  // A finished exec whose frames before its exit are asked for but none is stored any more:
+  // output retention dropped them. Say so rather than answer with nothing (P4).
+  if (chunks->empty() && proc->finished && msg->from_seq() + 1 < proc->next_seq) {
+    reply_error(self, req.reply, wire::ErrorCode::expired,
+                "the output of " + exec_id + " has expired (output retention)", "exec_id");
+    return;
+  }
   for (const auto& c : *chunks) {
     flatbuffers::FlatBufferBuilder fbb(c.data.size() + 128);
     auto id = fbb.CreateString(exec_id);

@@ -374,6 +374,7 @@ outcome<exec_result> client::exec(const std::string& sandbox_id, const exec_opti
   uint64_t next = 0;
   std::map<uint64_t, bus::message> stash;  // frames that came ahead of a gap
   std::optional<exec_result> done;
+  std::optional<call_error> gone;  // the replay answered expired / not found
   auto gap_since = clock_type::time_point::max();
   auto last_heard = clock_type::now();
 
@@ -433,6 +434,10 @@ outcome<exec_result> client::exec(const std::string& sandbox_id, const exec_opti
         auto m = rbox->pop(deadline);
         if (!m) return false;
         if (auto e = error_in(*m)) {
+          if (e->code == wire::ErrorCode::expired || e->code == wire::ErrorCode::not_found) {
+            gone = *e;  // final: nothing more can be had
+            return false;
+          }
           std::fprintf(stderr, "corral: replay of %s failed: %s: %s\n", exec_id.c_str(),
                        wire::to_string(e->code), e->message.c_str());
           return false;
@@ -454,7 +459,7 @@ outcome<exec_result> client::exec(const std::string& sandbox_id, const exec_opti
       rep != nullptr && rep->reattached()) {
     (void)replay();  // a failed replay is retried on the next gap or silence check
   }
-  while (!done) {
+  while (!done && !gone) {
     auto m = box->pop(clock_type::now() + std::chrono::milliseconds(250));
     const auto now = clock_type::now();
     if (m) {
@@ -488,6 +493,7 @@ outcome<exec_result> client::exec(const std::string& sandbox_id, const exec_opti
   // the CLI (the process exits after exec returns).
   if (stdin_thread.joinable()) stdin_thread.detach();
   if (done) out.value = *done;
+  else if (gone) out.error = *gone;
   return out;
 }
 

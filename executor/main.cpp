@@ -45,6 +45,7 @@ struct flags {
   int64_t default_timeout_s = 0;
   int64_t heartbeat_ms = 0;
   int64_t retention_s = -1;
+  int64_t output_retention_s = -1;
   uint64_t max_output_mib = 0;
   uint32_t scheduler_threads = 0;
   // Limits and metering (0 / negative = the configured default).
@@ -58,6 +59,7 @@ const char* usage_text =
     "usage: corral-executor [--data DIR] [--nats URL] [--node ID] [--pool P]\n"
     "                       [--max-sandboxes N] [--runsc PATH] [--init PATH]\n"
     "                       [--default-timeout SECONDS] [--heartbeat-ms MS] [--retention SECONDS]\n"
+    "                       [--output-retention SECONDS]\n"
     "                       [--usage-sample-ms MS] [--price-core-second USD]\n"
     "                       [--price-gib-second USD] [--disk-limit-mib MIB (0 = none)]\n";
 
@@ -76,6 +78,7 @@ bool parse(int argc, char** argv, flags& f) {
     else if (a == "--default-timeout") f.default_timeout_s = std::stoll(v);
     else if (a == "--heartbeat-ms") f.heartbeat_ms = std::stoll(v);
     else if (a == "--retention") f.retention_s = std::stoll(v);
+    else if (a == "--output-retention") f.output_retention_s = std::stoll(v);
     else if (a == "--max-output-mib") f.max_output_mib = std::stoull(v);
     else if (a == "--usage-sample-ms") f.usage_sample_ms = std::stoll(v);
     else if (a == "--price-core-second") f.price_core_second = std::stod(v);
@@ -151,7 +154,11 @@ int main(int argc, char** argv) {
   if (f.max_sandboxes) ctx.config.max_sandboxes = f.max_sandboxes;
   if (f.default_timeout_s > 0) ctx.config.default_timeout_ms = f.default_timeout_s * 1000;
   if (f.heartbeat_ms > 0) ctx.config.heartbeat_interval_ms = f.heartbeat_ms;
-  if (f.retention_s >= 0) ctx.config.retention_ms = f.retention_s * 1000;
+  if (f.retention_s >= 0) {
+    ctx.config.retention_ms = f.retention_s * 1000;
+    ctx.config.output_retention_ms = std::min(ctx.config.output_retention_ms, ctx.config.retention_ms);
+  }
+  if (f.output_retention_s >= 0) ctx.config.output_retention_ms = f.output_retention_s * 1000;
   if (f.max_output_mib > 0) ctx.config.max_output_bytes = f.max_output_mib * 1024 * 1024;
   if (f.usage_sample_ms > 0) ctx.config.usage_sample_interval_ms = f.usage_sample_ms;
   if (f.price_core_second >= 0) ctx.config.price_per_core_second = f.price_core_second;

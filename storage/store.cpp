@@ -241,6 +241,18 @@ class rocksdb_store final : public store {
     return write(batch, options_.sync_state_writes, "delete sandbox " + sandbox_id);
   }
 
+  status delete_output(const std::string& sandbox_id) override {
+    if (auto st = kl::valid_id(sandbox_id, options_.max_id_bytes, "sandbox id"); !st.ok())
+      return st;
+    const auto gate = enter();
+    if (!gate) return closed();
+    rocksdb::WriteBatch batch;
+    rocksdb::Status s = batch.DeleteRange(handles_[output], kl::sandbox_prefix(sandbox_id),
+                                          kl::sandbox_prefix_end(sandbox_id));
+    if (!s.ok()) return from_rocksdb(s, "batch delete output " + sandbox_id);
+    return write(batch, options_.sync_state_writes, "delete output " + sandbox_id);
+  }
+
   status put_usage(const std::vector<usage_record>& records) override {
     if (records.empty()) return {};
     const auto gate = enter();

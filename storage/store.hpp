@@ -118,6 +118,9 @@ class store {
   // Removes the sandbox record, all its process records and all their output, in one atomic,
   // synced batch. Ok when nothing was stored. Touches no other sandbox.
   virtual status delete_sandbox(const std::string& sandbox_id) = 0;
+  // Removes all stored output of the sandbox's execs (output retention), keeping the sandbox and
+  // process records. Synced. Ok when there is none.
+  virtual status delete_output(const std::string& sandbox_id) = 0;
 
   // Metered use, one record per sandbox (actors/usage.hpp). put_usage writes all of `records`
   // in one atomic batch, synced like a state write (store_options::sync_state_writes), so what

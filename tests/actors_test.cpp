@@ -544,6 +544,27 @@ TEST_F(ActorsTest, ReadinessProbeGatesWaitUntilReady) {
   EXPECT_EQ(error_code(bw), wire::ErrorCode::deadline_exceeded);
 }
 
+TEST_F(ActorsTest, ReplayAfterOutputRetentionAnswersExpired) {
+  const auto id = create_ok();
+  call(wire::subjects::sandbox_op(tenant, id, "exec"), make_exec({"flood", "3"}, "ex-old"));
+  wait_exit(id, "ex-old");
+  call(wire::subjects::sandbox_op(tenant, id, "terminate"), {});
+  clk_.advance(25LL * 3600 * 1000);  // past output retention (24 h), within record retention
+  caf::anon_send(node_, tick_atom::value);
+  caf::scoped_actor self{*sys_};
+  // The node handles its mailbox in order: once stats answers, the tick has run.
+  self->request(node_, std::chrono::seconds(10), stats_atom::value)
+      .receive([](const node_stats&) {}, [](caf::error&) { FAIL() << "no stats"; });
+  flatbuffers::FlatBufferBuilder fbb;
+  auto eid = fbb.CreateString("ex-old");
+  fbb.Finish(wire::CreateReplayRequest(fbb, eid, 0), wire::ReplayRequestIdentifier());
+  auto r = call(wire::subjects::sandbox_op(tenant, id, "replay"), wire::release(fbb));
+  EXPECT_EQ(error_code(r), wire::ErrorCode::expired) << error_text(r);
+  // The sandbox's record is still there.
+  auto info = call(wire::subjects::sandbox_op(tenant, id, "info"), {});
+  EXPECT_NE(wire::verify<wire::SandboxReply>(info.payload.data(), info.payload.size()), nullptr);
+}
+
 TEST_F(ActorsTest, RestartAdoptsLiveSandboxesAndEndsLostExecs) {
   const auto id = create_ok();
   call(wire::subjects::sandbox_op(tenant, id, "exec"), make_exec({"chatty"}, "ex-lost"));

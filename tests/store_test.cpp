@@ -573,6 +573,25 @@ TEST_F(store_test, oversized_writes_are_refused_whole) {
   EXPECT_EQ(db->put_meta("k", std::string(5000, 'v')).code, ErrorCode::too_large);
 }
 
+TEST_F(store_test, delete_output_keeps_the_records_and_touches_no_other_sandbox) {
+  auto db = open_store();
+  ASSERT_TRUE(db);
+  for (const char* sb : {"sb-a", "sb-ab"}) {
+    ASSERT_TRUE(is_ok(db->put_sandbox_with_processes(full_sandbox(sb), {full_process(sb, "ex-1", 1)})));
+    ASSERT_TRUE(is_ok(db->append_output(sb, "ex-1", {chunk(0, "x"), chunk(1, "y")})));
+  }
+  ASSERT_TRUE(is_ok(db->delete_output("sb-a")));
+  EXPECT_TRUE(is_ok(db->get_sandbox("sb-a")));
+  EXPECT_TRUE(is_ok(db->get_process("sb-a", "ex-1")));
+  auto gone = db->read_output("sb-a", "ex-1", 0, 1 << 20);
+  ASSERT_TRUE(is_ok(gone));
+  EXPECT_TRUE(gone->empty());
+  auto kept = db->read_output("sb-ab", "ex-1", 0, 1 << 20);
+  ASSERT_TRUE(is_ok(kept));
+  EXPECT_EQ(kept->size(), 2u);
+  EXPECT_TRUE(is_ok(db->delete_output("sb-a")));  // idempotent
+}
+
 TEST_F(store_test, delete_sandbox_removes_everything_of_that_sandbox_only) {
   auto db = open_store();
   ASSERT_TRUE(db);
