@@ -39,26 +39,7 @@ deployment::options e2e_options() {
   return o;
 }
 
-class E2E : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    ASSERT_EQ(geteuid(), 0u) << "runsc needs root";
-    d_ = new deployment(e2e_options());
-    std::string why;
-    if (!d_->start(&why)) {
-      delete d_;
-      d_ = nullptr;
-      FAIL() << why;
-    }
-  }
-  static void TearDownTestSuite() {
-    delete d_;
-    d_ = nullptr;
-  }
-  void SetUp() override { ASSERT_NE(d_, nullptr) << "deployment did not start"; }
-  static deployment* d_;
-};
-deployment* E2E::d_ = nullptr;
+class E2E : public test::deployment_test<e2e_options> {};
 
 TEST_F(E2E, UserStory) {
   auto run = d_->corral({"run", "--", "python3", "-c", "import sys; print(6*7); sys.exit(3)"});

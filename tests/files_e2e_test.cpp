@@ -47,24 +47,11 @@ deployment::options files_options() {
   return o;
 }
 
-class FilesE2E : public ::testing::Test {
+class FilesE2E : public test::deployment_test<files_options> {
  protected:
-  static void SetUpTestSuite() {
-    ASSERT_EQ(geteuid(), 0u) << "runsc needs root";
-    d_ = new deployment(files_options());
-    std::string why;
-    if (!d_->start(&why)) {
-      delete d_;
-      d_ = nullptr;
-      FAIL() << why;
-    }
-  }
-  static void TearDownTestSuite() {
-    delete d_;
-    d_ = nullptr;
-  }
   void SetUp() override {
-    ASSERT_NE(d_, nullptr) << "deployment did not start";
+    deployment_test::SetUp();
+    if (HasFatalFailure()) return;
     if (sb_.empty()) sb_ = d_->create({"--timeout", "600"});
     ASSERT_TRUE(wire::valid_id(sb_, "sb-")) << sb_;
   }
@@ -85,10 +72,8 @@ class FilesE2E : public ::testing::Test {
     EXPECT_NE(r.err.find(names), std::string::npos) << r.err;
   }
 
-  static deployment* d_;
   static std::string sb_;  // one sandbox shared by the tests (each uses its own paths)
 };
-deployment* FilesE2E::d_ = nullptr;
 std::string FilesE2E::sb_;
 
 TEST_F(FilesE2E, ThreeMiBWrittenAndReadBackByteExactAndSeenByExec) {

@@ -6,10 +6,14 @@
 //
 // Not thread-safe: one test thread drives it. Needs root (runsc) and the built binaries in
 // CORRAL_BIN_DIR (corral, corral-executor, corral-init, corral-runsc from deploy/build.sh).
+#include <unistd.h>
+
 #include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "tests/support/child_process.hpp"
 #include "tests/support/nats_server.hpp"
@@ -58,6 +62,29 @@ class deployment {
   std::string dir_;
   nats_server_process nats_;
   std::unique_ptr<background_process> executor_;
+};
+
+// A test fixture whose suite shares one deployment, made from make_options(), started once
+// before the suite's first test and torn down after its last.
+template <deployment::options (*make_options)()>
+class deployment_test : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    ASSERT_EQ(geteuid(), 0u) << "runsc needs root";
+    d_ = new deployment(make_options());
+    std::string why;
+    if (!d_->start(&why)) {
+      delete d_;
+      d_ = nullptr;
+      FAIL() << why;
+    }
+  }
+  static void TearDownTestSuite() {
+    delete d_;
+    d_ = nullptr;
+  }
+  void SetUp() override { ASSERT_NE(d_, nullptr) << "the deployment did not start"; }
+  static inline deployment* d_ = nullptr;
 };
 
 }  // namespace corral::test
