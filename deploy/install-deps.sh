@@ -12,7 +12,7 @@ PACKAGES=(
   libboost-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   runsc bubblewrap
-  iproute2 procps
+  iproute2 procps e2fsprogs util-linux bash
 )
 
 missing=()
