@@ -9,7 +9,7 @@ PACKAGES=(
   libnats-dev nats-server
   librocksdb-dev
   libflatbuffers-dev flatbuffers-compiler
-  libboost-dev
+  libboost-dev nlohmann-json3-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   runsc bubblewrap
   iproute2 procps e2fsprogs util-linux bash
