@@ -84,6 +84,7 @@ using wait_atom = caf::atom_constant<caf::atom("wait")>;
 using proc_done_atom = caf::atom_constant<caf::atom("proc_done")>;
 using idle_atom = caf::atom_constant<caf::atom("idle")>;
 using probe_atom = caf::atom_constant<caf::atom("probe")>;
+using host_atom = caf::atom_constant<caf::atom("host")>;
 
 }  // namespace corral
 

@@ -314,7 +314,6 @@ void expire_ended(node_self self) {
 
 uint32_t recover(node_self self) {
   auto& st = self->state;
-  std::unordered_set<std::string> live;
   auto listed = st.ctx->store->list_sandboxes();
   if (!listed) {
     caf::aout(self) << "recovery: cannot list sandboxes: " << listed.error().message << "\n";
@@ -325,22 +324,19 @@ uint32_t recover(node_self self) {
   for (auto& rec : listed->records) {
     if (st.sandboxes.count(rec.id) > 0) continue;
     const bool ended = wire::is_terminal(rec.state);
-    if (!ended) live.insert(rec.id);
     const auto mode = ended ? sandbox_start_mode::ended : sandbox_start_mode::recover;
     auto actor = spawn_sandbox(self, st.ctx, rec, mode, {}, caf::actor_cast<caf::actor>(self));
     st.sandboxes[rec.id] = entry{actor, sandbox_summary{rec, !ended}};
     self->send(st.meter, summary_atom::value, sandbox_summary{rec, !ended});  // metering
     st.ctx->router->attach_sandbox(rec.tenant, rec.id, caf::actor_cast<caf::actor>(actor));
   }
-  // Whatever the runtime has on the host that no live record claims is an orphan: end it.
+  // What the runtime has on the host: listed off the actor's thread, judged by the node when the
+  // list arrives (host_atom), so a sandbox created meanwhile is never taken for an orphan.
   auto rt = st.ctx->rt;
-  run_blocking(
-      self,
-      [rt, live] {
-        for (const auto& id : rt->list_host_sandboxes())
-          if (live.count(id) == 0) rt->destroy(id);
-      },
-      caf::actor_cast<caf::actor>(self), caf::make_message(tick_atom::value));
+  auto node = caf::actor_cast<caf::actor>(self);
+  self->spawn<caf::detached>(run_job, std::function<void()>([rt, node] {
+    caf::anon_send(node, host_atom::value, rt->list_host_sandboxes());
+  }));
   update_accepting(self);
   return static_cast<uint32_t>(st.sandboxes.size());
 }
@@ -376,6 +372,23 @@ node_actor::behavior_type node_impl(node_self self, context_ptr ctx) {
                              std::chrono::milliseconds(self->state.ctx->config.heartbeat_interval_ms),
                              tick_atom::value);
         }
+      },
+      [=](host_atom, const std::vector<std::string>& on_host) {
+        // An orphan: on the host, and no actor of this node holds it (ended actors restored at
+        // recovery never destroy; live and new ones do it themselves).
+        auto& st = self->state;
+        std::vector<std::string> orphans;
+        for (const auto& id : on_host) {
+          auto it = st.sandboxes.find(id);
+          if (it == st.sandboxes.end() ||
+              (wire::is_terminal(it->second.summary.rec.state) && !it->second.summary.holds_resources))
+            orphans.push_back(id);
+        }
+        if (orphans.empty()) return;
+        auto rt = st.ctx->rt;
+        run_blocking(
+            self, [rt, orphans] { for (const auto& id : orphans) rt->destroy(id); },
+            caf::actor_cast<caf::actor>(self), caf::make_message(tick_atom::value));
       },
       [=](drain_atom) {
         self->state.draining = true;

@@ -34,6 +34,8 @@ using node_actor = caf::typed_actor<
     caf::replies_to<recover_atom>::with<uint32_t>,
     // Periodic: heartbeat, retention.
     caf::reacts_to<tick_atom>,
+    // The sandboxes the runtime found on the host at recovery (orphan cleanup).
+    caf::reacts_to<host_atom, std::vector<std::string>>,
     // Stop taking creates (SIGTERM).
     caf::reacts_to<drain_atom>,
     caf::replies_to<stats_atom>::with<node_stats>>;

@@ -565,6 +565,20 @@ TEST_F(ActorsTest, ReplayAfterOutputRetentionAnswersExpired) {
   EXPECT_NE(wire::verify<wire::SandboxReply>(info.payload.data(), info.payload.size()), nullptr);
 }
 
+TEST_F(ActorsTest, OrphanCleanupNeverTakesASandboxCreatedAfterRecovery) {
+  close_node();
+  rt_.add_host_sandbox("sb-orphanYYYYYYYYYYYYYYYYYY");
+  rt_.hold_listing();  // the host is listed only after a new sandbox exists
+  open_node();
+  const auto id = create_ok();
+  rt_.release_listing();
+  // The orphan's end proves the listing was judged; the new sandbox must have survived it.
+  EXPECT_TRUE(rt_.wait_destroyed("sb-orphanYYYYYYYYYYYYYYYYYY"));
+  EXPECT_EQ(rt_.destroyed().count(id), 0u);
+  call(wire::subjects::sandbox_op(tenant, id, "exec"), make_exec({"echo", "alive"}, "ex-alive"));
+  EXPECT_EQ(wait_exit(id, "ex-alive"), std::make_pair(wire::Outcome::exited, 0));
+}
+
 TEST_F(ActorsTest, RestartAdoptsLiveSandboxesAndEndsLostExecs) {
   const auto id = create_ok();
   call(wire::subjects::sandbox_op(tenant, id, "exec"), make_exec({"chatty"}, "ex-lost"));

@@ -239,8 +239,22 @@ void fake_runtime::destroy(const std::string& id) {
 }
 
 std::vector<std::string> fake_runtime::list_host_sandboxes() {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [&] { return !listing_held_; });
   return {host_.begin(), host_.end()};
+}
+
+void fake_runtime::hold_listing() {
+  std::lock_guard<std::mutex> lock(mu_);
+  listing_held_ = true;
+}
+
+void fake_runtime::release_listing() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    listing_held_ = false;
+  }
+  cv_.notify_all();
 }
 
 void fake_runtime::fail_next_start(std::string why) {

@@ -88,6 +88,9 @@ class fake_runtime final : public runtime {
   void kill(const std::string& id);
   // Sandboxes "still running on the host" that adopt() will accept.
   void add_host_sandbox(const std::string& id);
+  // While held, list_host_sandboxes() blocks (until release_listing()) before it looks.
+  void hold_listing();
+  void release_listing();
   std::size_t spawn_count(const std::string& id);
   std::set<std::string> destroyed();
   bool wait_destroyed(const std::string& id, std::chrono::milliseconds timeout = std::chrono::seconds(10));
@@ -101,6 +104,7 @@ class fake_runtime final : public runtime {
   std::map<std::string, std::shared_ptr<sandbox>> live_;
   std::set<std::string> host_;
   std::set<std::string> destroyed_;
+  bool listing_held_ = false;
 };
 
 }  // namespace corral::testing

@@ -1,0 +1,10 @@
+# gateway: corral-gateway over HTTP in front of a real nats-server and corral-executor.
+if(TARGET corral-executor AND TARGET corral-gateway)
+  find_package(Boost 1.74 REQUIRED)
+  find_package(nlohmann_json 3 REQUIRED)
+  corral_add_test(NAME gateway_test
+    SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/gateway_test.cpp ${CMAKE_CURRENT_SOURCE_DIR}/gateway_harness.cpp
+    LIBS corral_schemas corral_test_support Boost::headers nlohmann_json::nlohmann_json
+    LABELS integration)
+  add_dependencies(gateway_test corral corral-executor corral-init corral-gateway)
+endif()
