@@ -5,6 +5,7 @@
 
 #include "actors/blocking.hpp"
 #include "actors/sandbox.hpp"
+#include "actors/validate.hpp"
 #include "actors/usage.hpp"  // metering
 #include "actors/wire_build.hpp"
 #include "schemas/ids.hpp"
@@ -50,49 +51,6 @@ void update_accepting(node_self self) {
   }
 }
 
-using field_error = std::pair<std::string, std::string>;
-
-field_error check_tags(const node_config& cfg,
-                       const flatbuffers::Vector<flatbuffers::Offset<wire::KeyValue>>* tags) {
-  if (tags == nullptr) return {};
-  if (tags->size() > cfg.max_tags) return {"tags", "too many tags"};
-  for (const auto* kv : *tags) {
-    const auto k = wire::str(kv->key());
-    const auto v = wire::str(kv->value());
-    if (k.empty() || k.size() > cfg.max_tag_bytes || v.size() > cfg.max_tag_bytes)
-      return {"tags", "tag keys must be 1.." + std::to_string(cfg.max_tag_bytes) + " bytes"};
-  }
-  return {};
-}
-
-// An optional command (the entrypoint): empty is fine; otherwise like an exec's argv.
-field_error check_command(const node_config& cfg,
-                          const flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>>* argv,
-                          const std::string& field) {
-  if (argv == nullptr || argv->size() == 0) return {};
-  if (argv->size() > cfg.max_argv_count) return {field, "too many arguments"};
-  std::size_t total = 0;
-  for (const auto* a : *argv) total += (a ? a->size() : 0) + 1;
-  if (total > cfg.max_argv_bytes) return {field, "over max_argv_bytes"};
-  if (wire::str(argv->Get(0)).empty()) return {field, "the program name is empty"};
-  return {};
-}
-
-field_error check_env(const node_config& cfg,
-                      const flatbuffers::Vector<flatbuffers::Offset<wire::KeyValue>>* env) {
-  if (env == nullptr) return {};
-  if (env->size() > cfg.max_env_count) return {"env", "too many variables"};
-  std::size_t total = 0;
-  for (const auto* kv : *env) {
-    const auto k = wire::str(kv->key());
-    if (k.empty() || k.find('=') != std::string_view::npos || k.find('\0') != std::string_view::npos)
-      return {"env", "invalid variable name"};
-    total += k.size() + wire::str(kv->value()).size() + 2;
-  }
-  if (total > cfg.max_env_bytes) return {"env", "over max_env_bytes"};
-  return {};
-}
-
 void on_create(node_self self, bus_request& req) {
   auto& st = self->state;
   const auto& cfg = st.ctx->config;
@@ -119,17 +77,10 @@ void on_create(node_self self, bus_request& req) {
   if (msg->timeout_ms() < 0 || msg->timeout_ms() > cfg.max_timeout_ms)
     return fail(wire::ErrorCode::invalid_argument, "timeout_ms",
                 "must be 0 (default) or up to " + std::to_string(cfg.max_timeout_ms));
-  if (auto [field, why] = check_command(cfg, msg->entrypoint(), "entrypoint"); !field.empty())
-    return fail(why.find("over") != std::string::npos ? wire::ErrorCode::too_large
-                                                       : wire::ErrorCode::invalid_argument,
-                field, why);
-  if (auto [field, why] = check_env(cfg, msg->env()); !field.empty())
-    return fail(why.find("over") != std::string::npos ? wire::ErrorCode::too_large
-                                                       : wire::ErrorCode::invalid_argument,
-                field, why);
+  if (auto e = check_command(cfg, msg->entrypoint(), "entrypoint", false)) return fail(e.code, e.field, e.why);
+  if (auto e = check_env(cfg, msg->env())) return fail(e.code, e.field, e.why);
   const std::string workdir(wire::str(msg->workdir()));
-  if (!workdir.empty() && (workdir.front() != '/' || workdir.size() > cfg.max_path_bytes))
-    return fail(wire::ErrorCode::invalid_argument, "workdir", "must be an absolute path");
+  if (auto e = check_abs_path(cfg, workdir, "workdir")) return fail(e.code, e.field, e.why);
   if (msg->cpu_millis() > cfg.max_cpu_millis)
     return fail(wire::ErrorCode::resource_exhausted, "cpu_millis", "over this node's maximum");
   if (msg->memory_mib() > cfg.max_memory_mib)
@@ -147,8 +98,8 @@ void on_create(node_self self, bus_request& req) {
       return fail(wire::ErrorCode::invalid_argument, "memory_request_mib",
                   "the request is over the limit (memory_mib " + std::to_string(mem_limit) + ")");
   }
-  if (auto [field, why] = check_command(cfg, msg->probe_command(), "probe_command"); !field.empty())
-    return fail(wire::ErrorCode::invalid_argument, field, why);
+  if (auto e = check_command(cfg, msg->probe_command(), "probe_command", false))
+    return fail(e.code, e.field, e.why);
   if (msg->probe_tcp_port() < 0 || msg->probe_tcp_port() > 65535)
     return fail(wire::ErrorCode::invalid_argument, "probe_tcp_port", "must be 0..65535");
   if (msg->probe_interval_ms() < 0 ||
@@ -157,8 +108,7 @@ void on_create(node_self self, bus_request& req) {
     return fail(wire::ErrorCode::invalid_argument, "probe_interval_ms",
                 "must be 0 (default) or " + std::to_string(cfg.min_probe_interval_ms) +
                     "..60000");
-  if (auto [field, why] = check_tags(cfg, msg->tags()); !field.empty())
-    return fail(wire::ErrorCode::invalid_argument, field, why);
+  if (auto e = check_tags(cfg, msg->tags())) return fail(e.code, e.field, e.why);
   if (st.draining)
     return reply(self, req.reply,
                  wire::make_error_reply(wire::ErrorCode::unavailable, "executor is draining"));

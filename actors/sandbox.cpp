@@ -7,6 +7,7 @@
 #include "actors/blocking.hpp"
 #include "actors/files.hpp"
 #include "actors/process.hpp"
+#include "actors/validate.hpp"
 #include "actors/wire_build.hpp"
 #include "schemas/ids.hpp"
 #include "schemas/subjects.hpp"
@@ -332,36 +333,16 @@ void on_frame(sandbox_self self, const bytes& payload) {
   }
 }
 
-// Validates an ExecRequest against the node's limits; returns "field: reason" or empty.
-std::pair<std::string, std::string> check_exec(const node_config& cfg, const wire::ExecRequest& req) {
-  const auto* argv = req.argv();
-  if (argv == nullptr || argv->size() == 0) return {"argv", "argv is empty"};
-  if (argv->size() > cfg.max_argv_count) return {"argv", "too many arguments"};
-  std::size_t total = 0;
-  for (const auto* a : *argv) {
-    if (a == nullptr) return {"argv", "null argument"};
-    total += a->size() + 1;
-  }
-  if (total > cfg.max_argv_bytes) return {"argv", "argv is over max_argv_bytes"};
-  if (wire::str(argv->Get(0)).empty()) return {"argv", "argv[0] is empty"};
-  if (const auto* env = req.env()) {
-    if (env->size() > cfg.max_env_count) return {"env", "too many variables"};
-    std::size_t env_total = 0;
-    for (const auto* kv : *env) {
-      const auto k = wire::str(kv->key());
-      if (k.empty() || k.find('=') != std::string_view::npos || k.find('\0') != std::string_view::npos)
-        return {"env", "invalid variable name"};
-      env_total += k.size() + wire::str(kv->value()).size() + 2;
-    }
-    if (env_total > cfg.max_env_bytes) return {"env", "env is over max_env_bytes"};
-  }
-  const auto wd = wire::str(req.workdir());
-  if (!wd.empty() && (wd.front() != '/' || wd.size() > cfg.max_path_bytes))
-    return {"workdir", "workdir must be an absolute path"};
+// Validates an ExecRequest against the node's limits.
+field_error check_exec(const node_config& cfg, const wire::ExecRequest& req) {
+  if (auto e = check_command(cfg, req.argv(), "argv", true)) return e;
+  if (auto e = check_env(cfg, req.env())) return e;
+  if (auto e = check_abs_path(cfg, wire::str(req.workdir()), "workdir")) return e;
   if (req.timeout_ms() < 0 || req.timeout_ms() > cfg.max_timeout_ms)
-    return {"timeout_ms", "timeout out of range"};
+    return {wire::ErrorCode::invalid_argument, "timeout_ms", "out of range"};
   const auto eid = wire::str(req.exec_id());
-  if (!eid.empty() && !wire::valid_token(eid)) return {"exec_id", "invalid exec id"};
+  if (!eid.empty() && !wire::valid_token(eid))
+    return {wire::ErrorCode::invalid_argument, "exec_id", "1..64 characters of [A-Za-z0-9_-]"};
   return {};
 }
 
@@ -441,15 +422,8 @@ void on_exec(sandbox_self self, bus_request& req) {
     reply_error(self, req.reply, wire::ErrorCode::malformed, "not an ExecRequest");
     return;
   }
-  auto [field, why] = check_exec(st.ctx->config, *msg);
-  if (!field.empty()) {
-    reply_error(self, req.reply,
-                field == "argv" && why.find("over") != std::string::npos
-                    ? wire::ErrorCode::too_large
-                    : (field == "env" && why.find("over") != std::string::npos
-                           ? wire::ErrorCode::too_large
-                           : wire::ErrorCode::invalid_argument),
-                field + ": " + why, field);
+  if (auto e = check_exec(st.ctx->config, *msg)) {
+    reply_error(self, req.reply, e.code, e.message(), e.field);
     return;
   }
   std::string exec_id(wire::str(msg->exec_id()));
@@ -544,23 +518,12 @@ void on_tags(sandbox_self self, const bus_request& req) {
     const auto* msg = wire::verify<wire::SetTags>(req.data.data(), req.data.size());
     if (msg == nullptr)
       return reply_error(self, req.reply, wire::ErrorCode::malformed, "not a SetTags");
-    const auto& cfg = st.ctx->config;
+    if (auto e = check_tags(st.ctx->config, msg->tags()))
+      return reply_error(self, req.reply, e.code, e.message(), e.field);
     storage::string_pairs tags;
-    if (const auto* v = msg->tags()) {
-      if (v->size() > cfg.max_tags)
-        return reply_error(self, req.reply, wire::ErrorCode::invalid_argument,
-                           "tags: too many tags", "tags");
-      for (const auto* kv : *v) {
-        const auto k = wire::str(kv->key());
-        const auto val = wire::str(kv->value());
-        if (k.empty() || k.size() > cfg.max_tag_bytes || val.size() > cfg.max_tag_bytes)
-          return reply_error(self, req.reply, wire::ErrorCode::invalid_argument,
-                             "tags: keys must be 1.." + std::to_string(cfg.max_tag_bytes) +
-                                 " bytes and values at most that",
-                             "tags");
-        tags.emplace_back(std::string(k), std::string(val));
-      }
-    }
+    if (const auto* v = msg->tags())
+      for (const auto* kv : *v)
+        tags.emplace_back(std::string(wire::str(kv->key())), std::string(wire::str(kv->value())));
     // Set replaces the whole set, as Modal's set_tags does.
     st.rec.tags = std::move(tags);
     persist(self);
