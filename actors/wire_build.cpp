@@ -2,18 +2,6 @@
 
 namespace corral {
 
-namespace {
-flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<wire::KeyValue>>> build_pairs(
-    flatbuffers::FlatBufferBuilder& fbb,
-    const std::vector<std::pair<std::string, std::string>>& pairs) {
-  std::vector<flatbuffers::Offset<wire::KeyValue>> kvs;
-  kvs.reserve(pairs.size());
-  for (const auto& [k, v] : pairs)
-    kvs.push_back(wire::CreateKeyValue(fbb, fbb.CreateString(k), fbb.CreateString(v)));
-  return fbb.CreateVectorOfSortedTables(&kvs);
-}
-}  // namespace
-
 flatbuffers::Offset<wire::SandboxInfo> build_sandbox_info(flatbuffers::FlatBufferBuilder& fbb,
                                                           const storage::sandbox_record& rec) {
   auto id = fbb.CreateString(rec.id);
@@ -22,7 +10,7 @@ flatbuffers::Offset<wire::SandboxInfo> build_sandbox_info(flatbuffers::FlatBuffe
   auto node = fbb.CreateString(rec.node);
   auto image = fbb.CreateString(rec.image);
   auto message = fbb.CreateString(rec.message);
-  auto tags = build_pairs(fbb, rec.tags);
+  auto tags = wire::build_pairs(fbb, rec.tags);
   wire::SandboxInfoBuilder b(fbb);
   b.add_id(id);
   b.add_tenant(tenant);

@@ -21,22 +21,7 @@ call_error err(wire::ErrorCode code, std::string message, std::string field = {}
   return call_error{code, std::move(message), std::move(field)};
 }
 
-std::vector<std::pair<std::string, std::string>> pairs_of(
-    const flatbuffers::Vector<flatbuffers::Offset<wire::KeyValue>>* v) {
-  std::vector<std::pair<std::string, std::string>> out;
-  if (v == nullptr) return out;
-  for (const auto* kv : *v)
-    out.emplace_back(std::string(wire::str(kv->key())), std::string(wire::str(kv->value())));
-  return out;
-}
 
-flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<wire::KeyValue>>> build_pairs(
-    flatbuffers::FlatBufferBuilder& fbb, const std::vector<std::pair<std::string, std::string>>& p) {
-  std::vector<flatbuffers::Offset<wire::KeyValue>> kvs;
-  for (const auto& [k, v] : p)
-    kvs.push_back(wire::CreateKeyValue(fbb, fbb.CreateString(k), fbb.CreateString(v)));
-  return fbb.CreateVectorOfSortedTables(&kvs);
-}
 
 sandbox_view view_of(const wire::SandboxInfo& i) {
   sandbox_view v;
@@ -53,7 +38,7 @@ sandbox_view view_of(const wire::SandboxInfo& i) {
   v.timeout_ms = i.timeout_ms();
   v.has_return_code = i.has_return_code();
   v.return_code = i.return_code();
-  v.tags = pairs_of(i.tags());
+  v.tags = wire::pairs_of(i.tags());
   v.ready = i.ready();
   return v;
 }
@@ -186,8 +171,8 @@ outcome<sandbox_view> client::create(const create_options& o) {
   flatbuffers::FlatBufferBuilder fbb(512);
   auto name = fbb.CreateString(o.name);
   auto wd = fbb.CreateString(o.workdir);
-  auto tags = build_pairs(fbb, o.tags);
-  auto env = build_pairs(fbb, o.env);
+  auto tags = wire::build_pairs(fbb, o.tags);
+  auto env = wire::build_pairs(fbb, o.env);
   auto entrypoint = fbb.CreateVectorOfStrings(o.entrypoint);
   auto probe = fbb.CreateVectorOfStrings(o.probe_command);
   wire::CreateSandboxBuilder b(fbb);
@@ -233,7 +218,7 @@ outcome<sandbox_view> client::tags(
     const std::optional<std::vector<std::pair<std::string, std::string>>>& set) {
   if (!set) return sandbox_call(id, "tags", {}, cfg_.request_timeout_ms);
   flatbuffers::FlatBufferBuilder fbb(256);
-  auto t = build_pairs(fbb, *set);
+  auto t = wire::build_pairs(fbb, *set);
   fbb.Finish(wire::CreateSetTags(fbb, t), wire::SetTagsIdentifier());
   return sandbox_call(id, "tags", wire::release(fbb), cfg_.request_timeout_ms);
 }
@@ -243,7 +228,7 @@ outcome<std::vector<sandbox_view>> client::list(
     const std::vector<std::pair<std::string, std::string>>& tags) {
   flatbuffers::FlatBufferBuilder fbb(256);
   auto n = fbb.CreateString(name);
-  auto t = build_pairs(fbb, tags);
+  auto t = wire::build_pairs(fbb, tags);
   fbb.Finish(wire::CreateListSandboxes(fbb, n, t, include_ended), wire::ListSandboxesIdentifier());
   auto payload = wire::release(fbb);
   outcome<std::vector<sandbox_view>> out;
@@ -327,7 +312,7 @@ outcome<exec_result> client::exec(const std::string& sandbox_id, const exec_opti
   std::vector<flatbuffers::Offset<flatbuffers::String>> args;
   for (const auto& a : o.argv) args.push_back(fbb.CreateString(a));
   auto argv = fbb.CreateVector(args);
-  auto env = build_pairs(fbb, o.env);
+  auto env = wire::build_pairs(fbb, o.env);
   auto wd = fbb.CreateString(o.workdir);
   fbb.Finish(wire::CreateExecRequest(fbb, id, argv, env, wd, o.timeout_ms, o.stdin_open, o.pty,
                                      o.rows, o.cols),

@@ -21,6 +21,23 @@ bytes make_ack(std::string_view message) {
   return release(fbb);
 }
 
+flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<KeyValue>>> build_pairs(
+    flatbuffers::FlatBufferBuilder& fbb, const string_pairs& pairs) {
+  std::vector<flatbuffers::Offset<KeyValue>> kvs;
+  kvs.reserve(pairs.size());
+  for (const auto& [k, v] : pairs)
+    kvs.push_back(CreateKeyValue(fbb, fbb.CreateString(k), fbb.CreateString(v)));
+  return fbb.CreateVectorOfSortedTables(&kvs);
+}
+
+string_pairs pairs_of(const flatbuffers::Vector<flatbuffers::Offset<KeyValue>>* v) {
+  string_pairs out;
+  if (v == nullptr) return out;
+  out.reserve(v->size());
+  for (const auto* kv : *v) out.emplace_back(std::string(str(kv->key())), std::string(str(kv->value())));
+  return out;
+}
+
 const char* to_string(ErrorCode code) {
   const char* name = EnumNameErrorCode(code);
   return (name == nullptr || *name == '\0') ? "unknown" : name;

@@ -114,6 +114,12 @@ inline std::string_view str(const flatbuffers::String* s) {
   return s == nullptr ? std::string_view{} : std::string_view{s->data(), s->size()};
 }
 
+using string_pairs = std::vector<std::pair<std::string, std::string>>;
+// A KeyValue vector sorted by key (the `key` attribute allows LookupByKey), and back.
+[[nodiscard]] flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<KeyValue>>> build_pairs(
+    flatbuffers::FlatBufferBuilder& fbb, const string_pairs& pairs);
+[[nodiscard]] string_pairs pairs_of(const flatbuffers::Vector<flatbuffers::Offset<KeyValue>>* v);
+
 [[nodiscard]] const char* to_string(ErrorCode code);
 [[nodiscard]] const char* to_string(SandboxState state);
 [[nodiscard]] const char* to_string(Outcome outcome);
