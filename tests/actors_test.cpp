@@ -13,7 +13,7 @@
 #include "schemas/codec.hpp"
 #include "schemas/ids.hpp"
 #include "schemas/subjects.hpp"
-#include "tests/fakes/fake_ports.hpp"
+#include "tests/fakes/node_fixture.hpp"
 
 namespace corral {
 namespace {
@@ -25,7 +25,7 @@ using testing::fake_runtime;
 using testing::published;
 namespace fs = std::filesystem;
 
-const std::string tenant = "t1";
+const std::string tenant = "t1";  // node_fixture's tenant
 
 bytes make_create(const std::string& name = {}, int64_t timeout_ms = 0,
                   std::vector<std::pair<std::string, std::string>> tags = {},
@@ -63,71 +63,12 @@ bytes make_exec(const std::vector<std::string>& argv, const std::string& exec_id
   return wire::release(fbb);
 }
 
-class ActorsTest : public ::testing::Test {
+class ActorsTest : public testing::node_fixture {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/corral-actors-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    open_node();
-  }
-
-  void open_node() {
-    auto opened = storage::store::open(dir_ + "/db", storage::store_options{});
-    ASSERT_TRUE(opened.ok()) << opened.error().message;
-    store_ = std::move(*opened);
-    node_context ctx;
-    ctx.config.node_id = "node-a";
-    ctx.config.max_sandboxes = 3;
-    ctx.config.exec_kill_grace_ms = 500;
-    ctx.config.max_output_bytes = max_output_bytes_;
-    ctx.store = store_.get();
-    ctx.out = &out_;
-    ctx.clk = &clk_;
-    ctx.rt = &rt_;
-    ctx.router = &router_;
-    ctx.session = ++session_;
-    sys_ = std::make_unique<caf::actor_system>(cfg_);
-    node_ = spawn_node(*sys_, std::make_shared<const node_context>(ctx));
-    caf::scoped_actor self{*sys_};
-    self->request(node_, std::chrono::seconds(10), recover_atom::value)
-        .receive([](uint32_t) {}, [](caf::error&) { FAIL() << "recover failed"; });
-  }
-
-  void close_node() {
-    caf::anon_send_exit(node_, caf::exit_reason::user_shutdown);
-    node_ = nullptr;
-    sys_->await_all_actors_done();
-    sys_.reset();
-    (void)store_->close();  // the test reopens; a close error shows up on reopen
-    store_.reset();
-  }
-
-  void TearDown() override {
-    if (sys_) close_node();
-    fs::remove_all(dir_);
-  }
-
-  // Sends a request to the actor that serves `subject` and waits for the reply.
-  published call(const std::string& subject, bytes payload) {
-    const auto reply = "reply." + std::to_string(++replies_);
-    const auto op = std::string(wire::subjects::last_token(subject));
-    bus_request req{subject, reply, std::move(payload)};
-    if (op == "create") {
-      caf::anon_send(node_, create_atom::value, std::move(req));
-    } else if (op == "list") {
-      caf::anon_send(node_, list_atom::value, std::move(req));
-    } else {
-      // corral.v1.{t}.sbx.{sb}.{op}
-      auto rest = subject.substr(std::string("corral.v1." + tenant + ".sbx.").size());
-      auto sb = rest.substr(0, rest.find('.'));
-      auto a = router_.route(sb);
-      if (!a) return published{"", wire::make_error_reply(wire::ErrorCode::not_found, "no route")};
-      caf::anon_send(a, op_atom::value, std::move(req));
-    }
-    auto got = out_.wait_for(reply, [](const published&) { return true; });
-    EXPECT_TRUE(got.has_value()) << "no reply on " << subject;
-    return got.value_or(published{});
+  void configure(node_config& c) override {
+    c.max_sandboxes = 3;
+    c.exec_kill_grace_ms = 500;
+    c.max_output_bytes = max_output_bytes_;
   }
 
   std::string create_ok(const std::string& name = {}, int64_t timeout_ms = 0) {
@@ -137,16 +78,6 @@ class ActorsTest : public ::testing::Test {
     if (rep == nullptr) return {};
     EXPECT_EQ(rep->sandbox()->state(), wire::SandboxState::running);
     return std::string(wire::str(rep->sandbox()->id()));
-  }
-
-  static std::string error_text(const published& p) {
-    if (const auto* e = wire::verify<wire::ErrorReply>(p.payload.data(), p.payload.size()))
-      return std::string(wire::to_string(e->code())) + ": " + std::string(wire::str(e->message()));
-    return "(not an error)";
-  }
-  static wire::ErrorCode error_code(const published& p) {
-    const auto* e = wire::verify<wire::ErrorReply>(p.payload.data(), p.payload.size());
-    return e ? e->code() : wire::ErrorCode::ok;
   }
 
   // Waits for the ExecExit of an exec and returns (outcome, exit code).
@@ -160,17 +91,6 @@ class ActorsTest : public ::testing::Test {
     return {x->status()->outcome(), x->status()->exit_code()};
   }
 
-  std::string dir_;
-  fake_outbox out_;
-  fake_router router_;
-  fake_clock clk_;
-  fake_runtime rt_;
-  caf::actor_system_config cfg_;
-  std::unique_ptr<caf::actor_system> sys_;
-  std::unique_ptr<storage::store> store_;
-  node_actor node_;
-  int replies_ = 0;
-  uint64_t session_ = 0;
   uint64_t max_output_bytes_ = 64ULL * 1024 * 1024;
 };
 

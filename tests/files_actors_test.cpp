@@ -12,7 +12,7 @@
 #include "actors/node.hpp"
 #include "schemas/codec.hpp"
 #include "schemas/subjects.hpp"
-#include "tests/fakes/fake_ports.hpp"
+#include "tests/fakes/node_fixture.hpp"
 
 namespace corral {
 namespace {
@@ -39,69 +39,12 @@ bytes make_fs(const std::string& path, uint64_t length = 0, std::size_t data_byt
   return wire::release(fbb);
 }
 
-class FilesActors : public ::testing::Test {
+class FilesActors : public testing::node_fixture {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/corral-files-actors-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    auto opened = storage::store::open(dir_ + "/db", storage::store_options{});
-    ASSERT_TRUE(opened.ok()) << opened.error().message;
-    store_ = std::move(*opened);
-    node_context ctx;
-    ctx.config.node_id = "node-a";
-    ctx.config.fs_max_read_bytes = 64 * 1024;
-    ctx.config.fs_max_write_bytes = 32 * 1024;
-    ctx.config.fs_max_pending_calls = 3;
-    ASSERT_EQ(ctx.config.validate(), "");
-    ctx.store = store_.get();
-    ctx.out = &out_;
-    ctx.clk = &clk_;
-    ctx.rt = &rt_;
-    ctx.router = &router_;
-    ctx.session = 1;
-    sys_ = std::make_unique<caf::actor_system>(cfg_);
-    node_ = spawn_node(*sys_, std::make_shared<const node_context>(ctx));
-    caf::scoped_actor self{*sys_};
-    self->request(node_, std::chrono::seconds(10), recover_atom::value)
-        .receive([](uint32_t) {}, [](caf::error&) { FAIL() << "recover failed"; });
-  }
-
-  void TearDown() override {
-    caf::anon_send_exit(node_, caf::exit_reason::user_shutdown);
-    node_ = nullptr;
-    sys_->await_all_actors_done();
-    sys_.reset();
-    (void)store_->close();
-    store_.reset();
-    fs::remove_all(dir_);
-  }
-
-  // Sends a request; returns its reply subject.
-  std::string send(const std::string& subject, bytes payload) {
-    const auto reply = "reply." + std::to_string(++replies_);
-    const auto op = std::string(wire::subjects::last_token(subject));
-    bus_request req{subject, reply, std::move(payload)};
-    if (op == "create") {
-      caf::anon_send(node_, create_atom::value, std::move(req));
-    } else {
-      auto rest = subject.substr(std::string("corral.v1." + tenant + ".sbx.").size());
-      auto a = router_.route(rest.substr(0, rest.find('.')));
-      EXPECT_TRUE(a) << "no route for " << subject;
-      if (a) caf::anon_send(a, op_atom::value, std::move(req));
-    }
-    return reply;
-  }
-
-  std::optional<published> reply_on(const std::string& reply,
-                                    std::chrono::milliseconds within = 10s) {
-    return out_.wait_for(reply, [](const published&) { return true; }, within);
-  }
-
-  published call(const std::string& subject, bytes payload) {
-    auto got = reply_on(send(subject, std::move(payload)));
-    EXPECT_TRUE(got.has_value()) << "no reply on " << subject;
-    return got.value_or(published{});
+  void configure(node_config& c) override {
+    c.fs_max_read_bytes = 64 * 1024;
+    c.fs_max_write_bytes = 32 * 1024;
+    c.fs_max_pending_calls = 3;
   }
 
   std::string create_ok() {
@@ -124,16 +67,6 @@ class FilesActors : public ::testing::Test {
     return {e->code(), std::string(wire::str(e->message()))};
   }
 
-  std::string dir_;
-  fake_outbox out_;
-  fake_router router_;
-  fake_clock clk_;
-  fake_runtime rt_;
-  caf::actor_system_config cfg_;
-  std::unique_ptr<caf::actor_system> sys_;
-  std::unique_ptr<storage::store> store_;
-  node_actor node_;
-  int replies_ = 0;
 };
 
 TEST_F(FilesActors, BadRequestsAreRefusedWithTypedErrors) {
