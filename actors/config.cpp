@@ -7,6 +7,8 @@ namespace corral {
 std::string node_config::validate() const {
   if (!wire::valid_token(node_id)) return "node_id: must be 1..64 characters of [A-Za-z0-9_-]";
   if (!wire::valid_token(pool)) return "pool: must be 1..64 characters of [A-Za-z0-9_-]";
+  for (const auto& [k, v] : tags)
+    if (!wire::valid_token(k) || v.size() > 256) return "tags: keys are tokens, values at most 256 bytes";
   if (max_sandboxes == 0) return "max_sandboxes: must be at least 1";
   if (default_timeout_ms <= 0 || default_timeout_ms > max_timeout_ms)
     return "default_timeout_ms: must be in (0, max_timeout_ms]";

@@ -4,12 +4,16 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace corral {
 
 struct node_config {
   std::string node_id;                         // required; a subject token
   std::string pool = "default";                // placement pool (queue group per pool)
+  // What this node advertises in its heartbeats, e.g. {"gpu", "H100"}.
+  std::vector<std::pair<std::string, std::string>> tags;
   uint32_t max_sandboxes = 32;                 // sandboxes holding host resources at once
   int64_t default_timeout_ms = 300'000;        // sandbox lifetime when the client gives none
   int64_t max_timeout_ms = 24LL * 3600 * 1000; // longest lifetime a client may ask for

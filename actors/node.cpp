@@ -224,8 +224,9 @@ void publish_heartbeat(node_self self) {
   flatbuffers::FlatBufferBuilder fbb(256);
   auto node = fbb.CreateString(st.ctx->config.node_id);
   auto pool = fbb.CreateString(st.ctx->config.pool);
+  auto tags = wire::build_pairs(fbb, st.ctx->config.tags);
   fbb.Finish(wire::CreateHeartbeat(fbb, node, pool, st.ctx->config.max_sandboxes, running,
-                                   st.ctx->clk->now_ms()),
+                                   st.ctx->clk->now_ms(), tags),
              wire::HeartbeatIdentifier());
   st.ctx->out->publish(wire::subjects::heartbeat(st.ctx->config.node_id), wire::release(fbb));
 }

@@ -47,6 +47,7 @@ struct flags {
   int64_t retention_s = -1;
   int64_t output_retention_s = -1;
   uint64_t max_output_mib = 0;
+  std::vector<std::pair<std::string, std::string>> tags;
   uint32_t scheduler_threads = 0;
   // Limits and metering (0 / negative = the configured default).
   int64_t usage_sample_ms = 0;
@@ -61,7 +62,8 @@ const char* usage_text =
     "                       [--default-timeout SECONDS] [--heartbeat-ms MS] [--retention SECONDS]\n"
     "                       [--output-retention SECONDS]\n"
     "                       [--usage-sample-ms MS] [--price-core-second USD]\n"
-    "                       [--price-gib-second USD] [--disk-limit-mib MIB (0 = none)]\n";
+    "                       [--price-gib-second USD] [--disk-limit-mib MIB (0 = none)]\n"
+    "                       [--max-output-mib MIB] [--tag K=V]...   (e.g. --tag gpu=H100)\n";
 
 bool parse(int argc, char** argv, flags& f) {
   for (int i = 1; i < argc; ++i) {
@@ -80,6 +82,11 @@ bool parse(int argc, char** argv, flags& f) {
     else if (a == "--retention") f.retention_s = std::stoll(v);
     else if (a == "--output-retention") f.output_retention_s = std::stoll(v);
     else if (a == "--max-output-mib") f.max_output_mib = std::stoull(v);
+    else if (a == "--tag") {
+      const auto eq = v.find('=');
+      if (eq == std::string::npos || eq == 0) return false;
+      f.tags.emplace_back(v.substr(0, eq), v.substr(eq + 1));
+    }
     else if (a == "--usage-sample-ms") f.usage_sample_ms = std::stoll(v);
     else if (a == "--price-core-second") f.price_core_second = std::stod(v);
     else if (a == "--price-gib-second") f.price_gib_second = std::stod(v);
@@ -151,6 +158,7 @@ int main(int argc, char** argv) {
   node_context ctx;
   ctx.config.node_id = node_id_of(*store, f.node_id);
   ctx.config.pool = f.pool;
+  ctx.config.tags = f.tags;
   if (f.max_sandboxes) ctx.config.max_sandboxes = f.max_sandboxes;
   if (f.default_timeout_s > 0) ctx.config.default_timeout_ms = f.default_timeout_s * 1000;
   if (f.heartbeat_ms > 0) ctx.config.heartbeat_interval_ms = f.heartbeat_ms;
