@@ -69,6 +69,7 @@ class ActorsTest : public testing::node_fixture {
     c.max_sandboxes = 3;
     c.exec_kill_grace_ms = 500;
     c.max_output_bytes = max_output_bytes_;
+    c.tags = {{"gpu", "H100"}};
   }
 
   std::string create_ok(const std::string& name = {}, int64_t timeout_ms = 0) {
@@ -497,6 +498,19 @@ TEST_F(ActorsTest, OrphanCleanupNeverTakesASandboxCreatedAfterRecovery) {
   EXPECT_EQ(rt_.destroyed().count(id), 0u);
   call(wire::subjects::sandbox_op(tenant, id, "exec"), make_exec({"echo", "alive"}, "ex-alive"));
   EXPECT_EQ(wait_exit(id, "ex-alive"), std::make_pair(wire::Outcome::exited, 0));
+}
+
+TEST_F(ActorsTest, HeartbeatsAdvertiseCapacityAndTags) {
+  create_ok();
+  caf::anon_send(node_, tick_atom::value);
+  auto hb = out_.wait_for(wire::subjects::heartbeat("node-a"), [](const published& p) {
+    const auto* h = wire::verify<wire::Heartbeat>(p.payload.data(), p.payload.size());
+    return h != nullptr && h->running() == 1;
+  });
+  ASSERT_TRUE(hb);
+  const auto* h = wire::verify<wire::Heartbeat>(hb->payload.data(), hb->payload.size());
+  EXPECT_EQ(h->capacity(), 3u);
+  EXPECT_EQ(wire::pairs_of(h->tags()), (wire::string_pairs{{"gpu", "H100"}}));
 }
 
 TEST_F(ActorsTest, RestartAdoptsLiveSandboxesAndEndsLostExecs) {
