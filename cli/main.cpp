@@ -1,5 +1,7 @@
 // corral: the command-line client (speaks NATS directly) and `corral up`, the single-machine
 // deployment (an embedded nats-server child, one executor, data under ./var).
+#include <fcntl.h>
+#include <openssl/evp.h>
 #include <sys/ioctl.h>
 #include <termios.h>
 #include <unistd.h>
@@ -17,6 +19,7 @@
 #include "cli/client.hpp"
 #include "cli/fs_command.hpp"
 #include "cli/up.hpp"
+#include "schemas/ids.hpp"
 
 namespace {
 
@@ -38,6 +41,7 @@ const char* usage_text =
     "  sandbox info|wait|rm (ID | --name NAME) [--timeout S] [--ready]\n"
     "  exec [-t] [--timeout S] [--workdir DIR] [--env K=V]... [--id EXEC_ID] SANDBOX -- ARGV...\n"
     "  usage [SANDBOX]                                    CPU core-s, GiB-s and cost billed\n"
+    "  token create --tenant T [--tokens FILE]            a gateway token (its hash appended)\n"
     "%s"
     "\n"
     "environment: CORRAL_NATS_URL (default nats://127.0.0.1:4222), CORRAL_TENANT (default\n"
@@ -331,6 +335,44 @@ int parse_exec_args(const std::vector<std::string>& args, bool want_sandbox, std
   return 0;
 }
 
+
+// `corral token create --tenant T [--tokens FILE]`: appends sha256(token) and the tenant to the
+// gateway's tokens file (created 0600) and prints the new token; only its hash is stored.
+int cmd_token(const std::vector<std::string>& args, const std::string& default_tenant) {
+  if (args.empty() || args[0] != "create") return usage("token: only 'token create' exists");
+  std::string tenant = default_tenant, file = "var/tokens";
+  if (const char* e = std::getenv("CORRAL_TOKENS"); e && *e) file = e;
+  for (std::size_t i = 1; i < args.size(); ++i) {
+    if (args[i] == "--tenant" && i + 1 < args.size()) tenant = args[++i];
+    else if (args[i] == "--tokens" && i + 1 < args.size()) file = args[++i];
+    else return usage("token create: unknown argument " + args[i]);
+  }
+  if (!wire::valid_token(tenant)) return usage("token create: bad tenant " + tenant);
+  unsigned char raw[32];
+  FILE* urandom = std::fopen("/dev/urandom", "rb");
+  const bool got = urandom != nullptr && std::fread(raw, 1, sizeof raw, urandom) == sizeof raw;
+  if (urandom != nullptr) std::fclose(urandom);
+  if (!got) return std::cerr << "corral: cannot read /dev/urandom\n", 1;
+  static const char* hex = "0123456789abcdef";
+  std::string token = "corral_";
+  for (unsigned char b : raw) token += {hex[b >> 4], hex[b & 0xf]};
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  EVP_Digest(token.data(), token.size(), digest, &n, EVP_sha256(), nullptr);
+  std::string hash;
+  for (unsigned int i = 0; i < n; ++i) hash += {hex[digest[i] >> 4], hex[digest[i] & 0xf]};
+  const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  const std::string line = hash + " " + tenant + "\n";
+  if (fd < 0 || ::write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
+    std::cerr << "corral: cannot append to " << file << ": " << std::strerror(errno) << "\n";
+    if (fd >= 0) ::close(fd);
+    return 1;
+  }
+  ::close(fd);
+  std::cout << token << "\n";
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -354,6 +396,7 @@ int main(int argc, char** argv) {
   args.erase(args.begin());
   if (cmd == "help" || cmd == "-h") return usage(), 0;
   if (cmd == "up") return cli::run_up(args, argv[0]);
+  if (cmd == "token") return cmd_token(args, cfg.tenant);
 
   std::string error;
   auto c = cli::client::connect(cfg, &error);

@@ -313,7 +313,18 @@ TEST_F(Gateway, BadInputAnswersErrors) {
 TEST_F(Gateway, StalledReaderDoesNotStallOthers) {
   test::gateway_process quick;
   std::string why;
-  ASSERT_TRUE(quick.start(*d_, &why, {"--write-timeout", "1"})) << why;
+  ASSERT_TRUE(quick.start(*d_, &why, {"--write-timeout", "1", "--read-timeout", "1"})) << why;
+  {
+    // A client that sends half a request is cut off at the read deadline.
+    boost::asio::io_context slow_ioc;
+    boost::asio::ip::tcp::socket slow(slow_ioc);
+    slow.connect({boost::asio::ip::make_address("127.0.0.1"), quick.port()});
+    boost::asio::write(slow, boost::asio::buffer(std::string("GET /healthz HTTP/1.1\r\nHost: x\r\n")));
+    char byte;
+    boost::system::error_code ec;
+    slow.read_some(boost::asio::buffer(&byte, 1), ec);  // returns when the gateway closes
+    EXPECT_TRUE(ec == boost::asio::error::eof || ec == boost::asio::error::connection_reset) << ec.message();
+  }
   const auto sb = create_sandbox();
   auto ex = call("POST", "/v1/sandboxes/" + sb + "/exec",
                  json{{"args", {"sh", "-c", "head -c 20000000 /dev/zero | tr '\\0' x"}}, {"stdin", false}}.dump());
@@ -470,7 +481,7 @@ TEST_F(Gateway, PythonClient) {
                      {{"CORRAL_URL", gw_->url()}, {"CORRAL_TOKEN", token_},
                       {"PYTHONPATH", src + "/clients/python"}, {"PYTHONDONTWRITEBYTECODE", "1"}});
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
-  EXPECT_NE(r.err.find("Ran 2 tests"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("Ran 3 tests"), std::string::npos) << r.err;
 }
 
 }  // namespace

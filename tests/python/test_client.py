@@ -38,6 +38,18 @@ class ClientTest(unittest.TestCase):
             sb.terminate()
         self.assertEqual(corral.Sandbox.from_id(sb.object_id).wait(timeout=30), 137)
 
+    def test_timeouts_raise_typed_errors(self):
+        sb = corral.Sandbox.create(timeout=120)
+        try:
+            p = sb.exec("sleep", "30")
+            with self.assertRaises(corral.TimeoutError):
+                p.wait(timeout=0.5)
+            self.assertIsNone(p.poll())
+            p.signal(9)
+            self.assertEqual(p.wait(), 137)
+        finally:
+            sb.terminate()
+
     def test_typed_errors(self):
         with self.assertRaises(corral.NotFoundError):
             corral.Sandbox.from_id("sb-0000000000000000000000")

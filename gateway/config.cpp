@@ -1,0 +1,23 @@
+#include "gateway/config.hpp"
+
+namespace corral::gateway {
+
+std::string gateway_config::validate() const {
+  if (tokens_file.empty()) return "--tokens FILE is required";
+  if (nats_url.empty()) return "--nats URL is required";
+  if (io_threads < 1 || io_threads > 64) return "io_threads must be 1..64";
+  if (worker_threads < 1 || worker_threads > 1024) return "worker_threads must be 1..1024";
+  if (max_header_bytes < 1024 || max_header_bytes > 1024 * 1024) return "max_header_bytes must be 1 KiB..1 MiB";
+  if (max_body_bytes < 1024 || max_body_bytes > 1024ull * 1024 * 1024) return "max_body_bytes must be 1 KiB..1 GiB";
+  if (read_timeout_ms < 100 || write_timeout_ms < 100 || idle_timeout_ms < 100)
+    return "timeouts must be at least 100 ms";
+  if (max_open_streams < 1) return "max_open_streams must be at least 1";
+  if (max_wait_ms < 1000) return "max_wait_ms must be at least 1 s";
+  if (request_timeout_ms < 100) return "request_timeout_ms must be at least 100 ms";
+  if (max_stream_queued_bytes < 64 * 1024) return "max_stream_queued_bytes must be at least 64 KiB";
+  if (max_stdin_chunk_bytes < 1024 || max_stdin_chunk_bytes > 512 * 1024)
+    return "max_stdin_chunk_bytes must be 1..512 KiB";
+  return {};
+}
+
+}  // namespace corral::gateway

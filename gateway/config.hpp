@@ -1,0 +1,36 @@
+#pragma once
+// corral-gateway's configuration: every limit is a named value with a default, validated by
+// validate() at start-up (STYLE.md 6).
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace corral::gateway {
+
+struct gateway_config {
+  std::string listen_host = "127.0.0.1";
+  uint16_t listen_port = 8080;  // 0: pick a free port
+  std::string nats_url = "nats://127.0.0.1:4222";
+  std::string tokens_file;      // lines "SHA256HEX TENANT"; reloaded when it changes
+  std::string pool = "default";
+
+  int io_threads = 2;           // Asio threads: accept, parse, write; never block
+  int worker_threads = 8;       // run the blocking NATS calls of ordinary requests
+  std::size_t max_header_bytes = 16 * 1024;          // request line + headers
+  std::size_t max_body_bytes = 8 * 1024 * 1024;      // any request body (413 beyond)
+  int64_t read_timeout_ms = 30'000;  // a client must send a whole request within this
+  int64_t write_timeout_ms = 30'000; // a client must take each response piece within this
+  int64_t idle_timeout_ms = 60'000;  // keep-alive connection without a request
+  std::size_t max_open_streams = 1024;  // output streams and WebSockets at once (429 beyond)
+  int64_t max_wait_ms = 600'000;        // longest long-poll (wait, run)
+  int64_t request_timeout_ms = 30'000;  // one NATS request
+  // Live output held per stream while its client is slow; beyond it the gateway drops it and
+  // later replays from the executor's store (the executor keeps the output, not the gateway).
+  std::size_t max_stream_queued_bytes = 4 * 1024 * 1024;
+  std::size_t max_stdin_chunk_bytes = 256 * 1024;  // one StdinWrite to the executor
+
+  // Empty when valid, else why not.
+  [[nodiscard]] std::string validate() const;
+};
+
+}  // namespace corral::gateway
