@@ -1,7 +1,6 @@
 // corral: the command-line client (speaks NATS directly) and `corral up`, the single-machine
 // deployment (an embedded nats-server child, one executor, data under ./var).
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <sys/ioctl.h>
 #include <termios.h>
 #include <unistd.h>
@@ -18,6 +17,7 @@
 
 #include "cli/client.hpp"
 #include "cli/fs_command.hpp"
+#include "cli/token.hpp"
 #include "cli/up.hpp"
 #include "schemas/ids.hpp"
 
@@ -29,7 +29,8 @@ const char* usage_text =
     "usage: corral [--nats URL] [--tenant T] [--pool P] COMMAND ...\n"
     "\n"
     "commands:\n"
-    "  up [--data DIR] [--port N] [--max-sandboxes N]   start nats-server + an executor\n"
+    "  up [--data DIR] [--port N] [--gateway-port N] [--max-sandboxes N]\n"
+    "                                 start nats-server, an executor and the HTTP gateway\n"
     "  run [--timeout S] [--exec-timeout S] -- ARGV...     one-shot: new sandbox, run, remove\n"
     "  sandbox create [--name N] [--timeout S] [--idle-timeout S] [--cpu MILLIS] [--memory MIB]\n"
     "                 [--cpu-request MILLIS] [--memory-request MIB] [--tag K=V]... [--env K=V]...\n"
@@ -348,28 +349,13 @@ int cmd_token(const std::vector<std::string>& args, const std::string& default_t
     else return usage("token create: unknown argument " + args[i]);
   }
   if (!wire::valid_token(tenant)) return usage("token create: bad tenant " + tenant);
-  unsigned char raw[32];
-  FILE* urandom = std::fopen("/dev/urandom", "rb");
-  const bool got = urandom != nullptr && std::fread(raw, 1, sizeof raw, urandom) == sizeof raw;
-  if (urandom != nullptr) std::fclose(urandom);
-  if (!got) return std::cerr << "corral: cannot read /dev/urandom\n", 1;
-  static const char* hex = "0123456789abcdef";
-  std::string token = "corral_";
-  for (unsigned char b : raw) token += {hex[b >> 4], hex[b & 0xf]};
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int n = 0;
-  EVP_Digest(token.data(), token.size(), digest, &n, EVP_sha256(), nullptr);
-  std::string hash;
-  for (unsigned int i = 0; i < n; ++i) hash += {hex[digest[i] >> 4], hex[digest[i] & 0xf]};
-  const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-  const std::string line = hash + " " + tenant + "\n";
-  if (fd < 0 || ::write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
-    std::cerr << "corral: cannot append to " << file << ": " << std::strerror(errno) << "\n";
-    if (fd >= 0) ::close(fd);
+  std::string error;
+  auto token = cli::create_token(tenant, file, &error);
+  if (!token) {
+    std::cerr << "corral: " << error << "\n";
     return 1;
   }
-  ::close(fd);
-  std::cout << token << "\n";
+  std::cout << *token << "\n";
   return 0;
 }
 

@@ -1,5 +1,7 @@
 #include "cli/up.hpp"
 
+#include <fcntl.h>
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -13,10 +15,13 @@
 #include <climits>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <thread>
 
 extern char** environ;
+
+#include "cli/token.hpp"
 
 namespace corral::cli {
 
@@ -71,6 +76,7 @@ bool wait_exit(pid_t pid, int ms, int* status) {
 int run_up(const std::vector<std::string>& args, const char* argv0) {
   std::string data = "./var";
   int port = 4222;
+  int gateway_port = 8080;  // 0: no gateway
   std::string max_sandboxes;
   std::string runsc;
   for (std::size_t i = 0; i < args.size(); ++i) {
@@ -81,6 +87,7 @@ int run_up(const std::vector<std::string>& args, const char* argv0) {
     }
     if (a == "--data") data = args[++i];
     else if (a == "--port") port = std::atoi(args[++i].c_str());
+    else if (a == "--gateway-port") gateway_port = std::atoi(args[++i].c_str());
     else if (a == "--max-sandboxes") max_sandboxes = args[++i];
     else if (a == "--runsc") runsc = args[++i];
     else {
@@ -88,8 +95,8 @@ int run_up(const std::vector<std::string>& args, const char* argv0) {
       return 2;
     }
   }
-  if (port <= 0 || port > 65535) {
-    std::cerr << "corral up: bad --port\n";
+  if (port <= 0 || port > 65535 || gateway_port < 0 || gateway_port > 65535) {
+    std::cerr << "corral up: bad --port or --gateway-port\n";
     return 2;
   }
   std::error_code ec;
@@ -158,6 +165,38 @@ int run_up(const std::vector<std::string>& args, const char* argv0) {
     ::kill(nats, SIGTERM);
     return 1;
   }
+  // The HTTP gateway, with a development token for the tenant "default" (kept in DATA/dev-token,
+  // 0600, so every start can print it; only its hash is in DATA/tokens).
+  pid_t gateway = -1;
+  if (gateway_port > 0) {
+    const std::string dev_token_file = data + "/dev-token";
+    std::string dev_token;
+    if (std::ifstream in(dev_token_file); in) std::getline(in, dev_token);
+    if (dev_token.empty()) {
+      std::string error;
+      auto made = create_token("default", data + "/tokens", &error);
+      if (!made) {
+        std::cerr << "corral up: " << error << "\n";
+      } else {
+        dev_token = *made;
+        const int fd = ::open(dev_token_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd >= 0) {
+          const std::string line = dev_token + "\n";
+          if (::write(fd, line.data(), line.size()) < 0) dev_token.clear();
+          ::close(fd);
+        }
+      }
+    }
+    gateway = spawn_unblocked({self_dir(argv0) + "/corral-gateway", "--listen",
+                               "127.0.0.1:" + std::to_string(gateway_port), "--nats", url,
+                               "--tokens", data + "/tokens"});
+    if (gateway < 0) {
+      std::cerr << "corral up: cannot start corral-gateway\n";
+    } else {
+      std::cerr << "corral up: gateway on http://127.0.0.1:" << gateway_port
+                << "  (development token for tenant 'default': " << dev_token << ")\n";
+    }
+  }
   std::cerr << "corral up: nats-server on " << url << " (log in " << data
             << "/nats/nats-server.log), data under " << data << "\n"
             << "corral up: try   corral run -- python3 -c 'print(6*7)'\n";
@@ -195,6 +234,11 @@ int run_up(const std::vector<std::string>& args, const char* argv0) {
       wait_exit(executor, 5000, &st);
     }
     break;
+  }
+  if (gateway > 0) {
+    int st = 0;
+    ::kill(gateway, SIGTERM);
+    if (!wait_exit(gateway, 10000, &st)) ::kill(gateway, SIGKILL);
   }
   if (nats > 0) {
     int st = 0;

@@ -1,0 +1,13 @@
+#pragma once
+// Gateway tokens: a random token whose sha256 (hex) and tenant are appended to the tokens file
+// the gateway reads (created 0600). Only the hash is stored.
+#include <optional>
+#include <string>
+
+namespace corral::cli {
+
+// Returns the new token, or nullopt with *error set.
+std::optional<std::string> create_token(const std::string& tenant, const std::string& file,
+                                        std::string* error);
+
+}  // namespace corral::cli
