@@ -8,7 +8,7 @@
 //  2. create to ready-for-exec; next to `runsc run -detach` of the same kind of bundle.
 //     Goal: p50 <= 1.3x the baseline.
 //
-// Usage: spine_bench [--runs N]. Needs root, nats-server, the built corral-executor,
+// Usage: spine_bench [--runs N] [-- EXECUTOR FLAGS...] (e.g. -- --disk-limit-mib 0). Needs root, nats-server, the built corral-executor,
 // corral-init, corral-runsc (deploy/build.sh) and a C compiler for the floor program.
 #include <sys/wait.h>
 #include <unistd.h>
@@ -82,8 +82,14 @@ int main(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   int runs = 50;
-  for (int i = 1; i + 1 < argc; ++i)
-    if (std::string(argv[i]) == "--runs") runs = std::max(5, std::atoi(argv[i + 1]));
+  std::vector<std::string> executor_args;  // after "--": passed to corral-executor
+  for (int i = 1; i < argc; ++i) {
+    if (std::string(argv[i]) == "--") {
+      executor_args.assign(argv + i + 1, argv + argc);
+      break;
+    }
+    if (std::string(argv[i]) == "--runs" && i + 1 < argc) runs = std::max(5, std::atoi(argv[++i]));
+  }
 
   char tmpl[] = "/tmp/corral-bench-XXXXXX";
   if (!mkdtemp(tmpl)) return 1;
@@ -94,8 +100,11 @@ int main(int argc, char** argv) {
     return 1;
   }
   corral::test::background_process executor;
-  if (!executor.start({bin("corral-executor"), "--data", dir + "/executor", "--nats", nats.url(),
-                       "--node", "bench", "--runsc", bin("corral-runsc")}) ||
+  std::vector<std::string> executor_argv = {bin("corral-executor"), "--data", dir + "/executor",
+                                            "--nats", nats.url(), "--node", "bench", "--runsc",
+                                            bin("corral-runsc")};
+  executor_argv.insert(executor_argv.end(), executor_args.begin(), executor_args.end());
+  if (!executor.start(executor_argv) ||
       !executor.wait_for_output("corral-executor: ready", 60s)) {
     std::cerr << "executor did not start: " << executor.output() << "\n";
     return 1;
@@ -242,7 +251,10 @@ int main(int argc, char** argv) {
 
   const auto ce = summarize(corral_exec), re = summarize(runsc_exec), fe = summarize(floor);
   const auto cc_ = summarize(create), rr = summarize(runsc_run);
-  std::printf("spine_bench (%d runs; 2-core VM, runsc ptrace platform)\n", runs);
+  std::string flags;
+  for (const auto& a : executor_args) flags += " " + a;
+  std::printf("spine_bench (%d runs; 2-core VM, runsc ptrace platform; executor flags:%s)\n", runs,
+              flags.empty() ? " (defaults)" : flags.c_str());
   std::printf("exec round trip, request to exit status of `true` in a warm sandbox:\n");
   print("corral exec (client library over NATS)", ce);
   print("(a) runsc exec on the running sandbox", re);
