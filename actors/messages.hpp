@@ -90,6 +90,7 @@ using host_atom = caf::atom_constant<caf::atom("host")>;
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(corral::bus_request)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(corral::sandbox_summary)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(corral::storage::process_record)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(corral::init_process_event)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(corral::process_end_cause)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<uint8_t>)

@@ -79,7 +79,7 @@ void finish(process_self self, wire::Outcome outcome, int32_t exit_code, int32_t
   st.held_stdin_acks.clear();
   // The sandbox drops this actor when it handles proc_done; requests it forwarded until then
   // are answered from the finished record.
-  caf::anon_send(st.sandbox, proc_done_atom::value, st.rec.exec_id);
+  caf::anon_send(st.sandbox, proc_done_atom::value, st.rec);
 }
 
 void kill_tree(process_self self, process_end_cause cause) {

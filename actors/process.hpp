@@ -27,7 +27,7 @@ using process_actor = caf::typed_actor<
     caf::reacts_to<timeout_atom, uint64_t>>;
 
 // Starts the exec's actor. The record is already stored (sync) and the Spawn frame is the
-// sandbox's to send. `sandbox` receives (proc_done_atom, exec_id) when the process has ended.
+// sandbox's to send. `sandbox` receives (proc_done_atom, the finished record) when the process has ended.
 process_actor spawn_process(caf::local_actor* parent, context_ptr ctx, std::string tenant,
                             storage::process_record rec, std::shared_ptr<init_link> link,
                             caf::actor sandbox);

@@ -750,24 +750,18 @@ sandbox_actor::behavior_type sandbox_impl(sandbox_self self, context_ptr ctx,
                     process_end_cause{wire::Outcome::timeout, 124, SIGKILL, "sandbox idle"});
       },
       [=](probe_atom) { start_probe(self); },
-      [=](proc_done_atom, const std::string& exec_id) {
+      [=](proc_done_atom, const storage::process_record& proc) {
         auto& s = self->state;
+        const auto& exec_id = proc.exec_id;
         auto it = s.processes.find(exec_id);
         if (it == s.processes.end()) return;
-        for (auto h = s.handles.begin(); h != s.handles.end(); ++h) {
-          if (h->second == exec_id) {
-            s.handles.erase(h);
-            break;
-          }
-        }
+        s.handles.erase(proc.handle);
         self->send_exit(it->second, caf::exit_reason::user_shutdown);
         s.processes.erase(it);
         // Idle time counts from the exec's end as the process recorded it.
-        if (auto ended = s.ctx->store->get_process(s.rec.id, exec_id))
-          s.last_active_ms = std::max(s.last_active_ms, ended->ended_at_ms);
+        s.last_active_ms = std::max(s.last_active_ms, proc.ended_at_ms);
         if (is_probe(exec_id) && !s.rec.ready && !wire::is_terminal(s.rec.state)) {
-          auto proc = s.ctx->store->get_process(s.rec.id, exec_id);
-          if (proc && proc->outcome == wire::Outcome::exited && proc->exit_code == 0) {
+          if (proc.outcome == wire::Outcome::exited && proc.exit_code == 0) {
             s.rec.ready = true;
             persist(self);
             notify_node(self);
@@ -779,9 +773,7 @@ sandbox_actor::behavior_type sandbox_impl(sandbox_self self, context_ptr ctx,
         }
         if (exec_id == entrypoint_exec_id && !wire::is_terminal(s.rec.state)) {
           // The entrypoint ended: so does the sandbox, with its exit code.
-          auto proc = s.ctx->store->get_process(s.rec.id, exec_id);
-          const int32_t code =
-              proc ? shell_exit_code(proc->outcome, proc->exit_code, proc->signal) : 255;
+          const int32_t code = shell_exit_code(proc.outcome, proc.exit_code, proc.signal);
           end_sandbox(self, wire::SandboxState::exited, code,
                       "entrypoint exited with " + std::to_string(code),
                       process_end_cause{wire::Outcome::signaled, 137, SIGKILL,

@@ -27,8 +27,8 @@ using sandbox_actor = caf::typed_actor<
     // Timers: lifetime end; start deadline; a waiter's deadline (reply subject, waiter id).
     caf::reacts_to<lifetime_atom>, caf::reacts_to<timeout_atom>,
     caf::reacts_to<wait_atom, std::string, uint64_t>,
-    // A process actor has ended (exec id).
-    caf::reacts_to<proc_done_atom, std::string>,
+    // A process actor has ended: its finished record (as stored).
+    caf::reacts_to<proc_done_atom, storage::process_record>,
     // Timers: idle timeout check; next readiness probe attempt.
     caf::reacts_to<idle_atom>, caf::reacts_to<probe_atom>>;
 
