@@ -13,6 +13,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   runsc bubblewrap
   iproute2 procps e2fsprogs util-linux bash
+  nodejs ruby php-cli
 )
 
 missing=()
