@@ -25,6 +25,8 @@
 #include "corral/wire/heartbeat_generated.h"
 #include "corral/wire/init_command_generated.h"
 #include "corral/wire/init_event_generated.h"
+#include "corral/wire/job_generated.h"
+#include "corral/wire/job_result_generated.h"
 #include "corral/wire/list_sandboxes_generated.h"
 #include "corral/wire/output_chunk_generated.h"
 #include "corral/wire/replay_request_generated.h"
@@ -64,6 +66,8 @@ CORRAL_WIRE_MESSAGE(FsRequest)
 CORRAL_WIRE_MESSAGE(Heartbeat)
 CORRAL_WIRE_MESSAGE(InitCommand)
 CORRAL_WIRE_MESSAGE(InitEvent)
+CORRAL_WIRE_MESSAGE(Job)
+CORRAL_WIRE_MESSAGE(JobResult)
 CORRAL_WIRE_MESSAGE(ListSandboxes)
 CORRAL_WIRE_MESSAGE(OutputChunk)
 CORRAL_WIRE_MESSAGE(ReplayRequest)

@@ -36,6 +36,26 @@ std::string list(std::string_view tenant) { return join({prefix, tenant, "list"}
 std::string list_any_tenant() { return join({prefix, "*", "list"}); }
 std::string usage(std::string_view tenant) { return join({prefix, tenant, "usage"}); }
 std::string usage_any_tenant() { return join({prefix, "*", "usage"}); }
+std::string node_create(std::string_view tenant, std::string_view node) {
+  return join({prefix, tenant, "node", node, "create"});
+}
+std::string node_create_any_tenant(std::string_view node) {
+  return join({prefix, "*", "node", node, "create"});
+}
+std::string run(std::string_view tenant, std::string_view pool) {
+  return join({prefix, tenant, "pool", pool, "run"});
+}
+std::string run_any_tenant(std::string_view pool) { return join({prefix, "*", "pool", pool, "run"}); }
+std::string run_queue_group(std::string_view pool) { return join({"corral.pool", pool, "run"}); }
+std::string jobs(std::string_view tenant, std::string_view pool) {
+  return join({prefix, tenant, "jobs", pool});
+}
+std::string jobs_any_tenant(std::string_view pool) { return join({prefix, "*", "jobs", pool}); }
+std::string results(std::string_view tenant, std::string_view batch) {
+  return join({prefix, tenant, "results", batch});
+}
+std::string jobs_stream_subjects() { return join({prefix, "*", "jobs", "*"}); }
+std::string results_stream_subjects() { return join({prefix, "*", "results", "*"}); }
 std::string heartbeat(std::string_view node) { return join({prefix, "node", node, "heartbeat"}); }
 
 std::string_view tenant_of(std::string_view subject) {

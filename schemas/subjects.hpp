@@ -29,6 +29,26 @@ inline constexpr std::string_view prefix = "corral.v1";
 // corral.v1.{t}.usage (scatter/gather, metering) and its any-tenant wildcard.
 [[nodiscard]] std::string usage(std::string_view tenant);
 [[nodiscard]] std::string usage_any_tenant();
+// corral.v1.{t}.node.{node}.create — request/reply: a create placed on that one executor (the
+// executor's own job runner uses it, so its sandboxes count against its own capacity).
+[[nodiscard]] std::string node_create(std::string_view tenant, std::string_view node);
+[[nodiscard]] std::string node_create_any_tenant(std::string_view node);
+// corral.v1.{t}.pool.{pool}.run — request/reply, queue group "corral.pool.{pool}.run": one job
+// (Job) run at once, answered with its JobResult.
+[[nodiscard]] std::string run(std::string_view tenant, std::string_view pool);
+[[nodiscard]] std::string run_any_tenant(std::string_view pool);
+[[nodiscard]] std::string run_queue_group(std::string_view pool);
+// corral.v1.{t}.jobs.{pool} — the JetStream work queue of jobs; corral.v1.*.jobs.{pool} is what
+// the executors of a pool consume.
+[[nodiscard]] std::string jobs(std::string_view tenant, std::string_view pool);
+[[nodiscard]] std::string jobs_any_tenant(std::string_view pool);
+// corral.v1.{t}.results.{batch} — one JobResult per job, in the results stream.
+[[nodiscard]] std::string results(std::string_view tenant, std::string_view batch);
+// The JetStream streams (file-backed) and what they hold.
+inline constexpr std::string_view jobs_stream = "CORRAL_JOBS";        // corral.v1.*.jobs.*
+inline constexpr std::string_view results_stream = "CORRAL_RESULTS";  // corral.v1.*.results.*
+[[nodiscard]] std::string jobs_stream_subjects();
+[[nodiscard]] std::string results_stream_subjects();
 // corral.v1.node.{node}.heartbeat
 [[nodiscard]] std::string heartbeat(std::string_view node);
 
