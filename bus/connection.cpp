@@ -1,5 +1,7 @@
 #include "bus/connection.hpp"
 
+#include "bus/connection_internal.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -820,5 +822,25 @@ int64_t connection::max_payload() const {
   if (natsConnection_IsClosed(impl_->nc)) return 0;
   return natsConnection_GetMaxPayload(impl_->nc);
 }
+
+// --- internal access (bus/connection_internal.hpp) -------------------------------------------
+
+namespace internal {
+
+natsConnection* connection_access::native(connection& c) { return c.impl_->nc; }
+
+void connection_access::retire(connection& c, natsSubscription* sub) {
+  c.impl_->reaper->retire(sub);
+}
+
+std::size_t connection_access::max_subject_bytes(const connection& c) {
+  return c.impl_->max_subject;
+}
+
+bus_error classify_status(natsStatus s) { return classify(s); }
+
+std::string describe_status(natsStatus s, const char* what) { return describe(s, what); }
+
+}  // namespace internal
 
 }  // namespace corral::bus

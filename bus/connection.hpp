@@ -156,6 +156,10 @@ struct options {
 
 class connection;
 
+namespace internal {
+struct connection_access;  // bus/connection_internal.hpp: for bus/'s own files only
+}
+
 // Interest in a subject, from subscribe() to destruction. Not thread-safe itself: one owner.
 //
 // Guarantee: once unsubscribe() or the destructor has returned, the handler is not running and
@@ -257,6 +261,7 @@ class connection {
   void close();
 
  private:
+  friend struct internal::connection_access;
   struct impl;
   explicit connection(std::unique_ptr<impl> i);
   std::unique_ptr<impl> impl_;
