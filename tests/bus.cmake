@@ -12,3 +12,8 @@ corral_add_test(NAME bus_test
   SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/bus_test.cpp
   LIBS corral_bus corral_test_support
   LABELS integration)
+
+corral_add_test(NAME bus_jetstream_test
+  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/bus_jetstream_test.cpp
+  LIBS corral_bus corral_test_support
+  LABELS integration)
