@@ -111,8 +111,13 @@ std::string format_age(int64_t ms) {
   return std::to_string(ms / 86'400'000) + "d";
 }
 
-client::client(config cfg, std::unique_ptr<bus::connection> conn)
+client::client(config cfg, std::shared_ptr<bus::connection> conn)
     : cfg_(std::move(cfg)), conn_(std::move(conn)) {}
+
+std::unique_ptr<client> client::over(std::shared_ptr<bus::connection> conn, const config& cfg) {
+  if (!conn || !wire::valid_token(cfg.tenant)) return nullptr;
+  return std::unique_ptr<client>(new client(cfg, std::move(conn)));
+}
 
 std::unique_ptr<client> client::connect(const config& cfg, std::string* error) {
   if (!wire::valid_token(cfg.tenant)) {
@@ -191,11 +196,18 @@ outcome<sandbox_view> client::create(const create_options& o) {
   b.add_tags(tags);
   b.add_env(env);
   fbb.Finish(b.Finish(), wire::CreateSandboxIdentifier());
-  auto r = call(wire::subjects::create(cfg_.tenant, cfg_.pool), wire::release(fbb),
-                cfg_.request_timeout_ms);
+  if (!o.node.empty() && !wire::valid_token(o.node)) {
+    outcome<sandbox_view> bad;
+    bad.error = err(wire::ErrorCode::invalid_argument, "invalid node: " + o.node);
+    return bad;
+  }
+  auto r = call(o.node.empty() ? wire::subjects::create(cfg_.tenant, cfg_.pool)
+                               : wire::subjects::node_create(cfg_.tenant, o.node),
+                wire::release(fbb), cfg_.request_timeout_ms);
   if (!r && r.error.code == wire::ErrorCode::not_found)
     r.error = err(wire::ErrorCode::resource_exhausted,
-                  "no executor of pool '" + cfg_.pool + "' has room (or none is running)");
+                  o.node.empty() ? "no executor of pool '" + cfg_.pool + "' has room (or none is running)"
+                                 : "executor " + o.node + " does not answer");
   return sandbox_of(std::move(r));
 }
 
@@ -479,6 +491,27 @@ outcome<exec_result> client::exec(const std::string& sandbox_id, const exec_opti
   if (stdin_thread.joinable()) stdin_thread.detach();
   if (done) out.value = *done;
   else if (gone) out.error = *gone;
+  return out;
+}
+
+outcome<bool> client::stdin_write(const std::string& sandbox_id, const std::string& exec_id,
+                                  const uint8_t* data, std::size_t n, bool eof) {
+  outcome<bool> out;
+  if (!wire::valid_id(sandbox_id, "sb-")) {
+    out.error = err(wire::ErrorCode::not_found, "no such sandbox: " + sandbox_id);
+    return out;
+  }
+  flatbuffers::FlatBufferBuilder b(n + 128);
+  auto eid = b.CreateString(exec_id);
+  auto bytes = b.CreateVector(data, n);
+  b.Finish(wire::CreateStdinWrite(b, eid, bytes, eof), wire::StdinWriteIdentifier());
+  auto r = call(wire::subjects::sandbox_op(cfg_.tenant, sandbox_id, "stdin"), wire::release(b),
+                cfg_.request_timeout_ms);
+  if (!r) {
+    out.error = r.error;
+    return out;
+  }
+  out.value = true;
   return out;
 }
 

@@ -44,6 +44,7 @@ struct create_options {
   std::vector<std::string> probe_command;
   int32_t probe_tcp_port = 0;
   int64_t probe_interval_ms = 0;
+  std::string node;  // set: placed on this executor (corral.v1.{t}.node.{node}.create), not the pool
 };
 
 struct exec_options {
@@ -126,6 +127,9 @@ class client {
     std::size_t fs_write_chunk_bytes = 256 * 1024;  // data per fs.write request
   };
   static std::unique_ptr<client> connect(const config& cfg, std::string* error);
+  // A client over a connection shared with others (e.g. one client per tenant in the executor's
+  // job runner). Null when the tenant is not a valid token.
+  static std::unique_ptr<client> over(std::shared_ptr<bus::connection> conn, const config& cfg);
 
   outcome<sandbox_view> create(const create_options& opts);
   outcome<sandbox_view> info(const std::string& id);
@@ -149,6 +153,11 @@ class client {
   using stdin_fn = std::function<std::optional<std::vector<uint8_t>>()>;
   outcome<exec_result> exec(const std::string& sandbox_id, const exec_options& opts,
                             const output_fn& on_output, stdin_fn stdin_source = {});
+
+  // One StdinWrite to a running exec started with stdin_open (and no stdin_source): waits for
+  // its acknowledgement (flow control). eof closes the process's stdin after the data.
+  outcome<bool> stdin_write(const std::string& sandbox_id, const std::string& exec_id,
+                            const uint8_t* data, std::size_t n, bool eof);
 
   // File operations (corral.v1.{t}.sbx.{sb}.fs.*). fs_call is one request; the others loop
   // over the executor's per-request caps (offsets, continuation) until the whole job is done.
@@ -175,14 +184,14 @@ class client {
   const config& cfg() const { return cfg_; }
 
  private:
-  client(config cfg, std::unique_ptr<bus::connection> conn);
+  client(config cfg, std::shared_ptr<bus::connection> conn);
   outcome<bus::message> call(const std::string& subject, const std::vector<uint8_t>& payload,
                              int64_t timeout_ms);
   outcome<sandbox_view> sandbox_call(const std::string& id, const std::string& op,
                                      const std::vector<uint8_t>& payload, int64_t timeout_ms);
 
   config cfg_;
-  std::unique_ptr<bus::connection> conn_;
+  std::shared_ptr<bus::connection> conn_;
 };
 
 // "2.3s", "4m", "1h"

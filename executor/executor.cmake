@@ -3,7 +3,7 @@ target_include_directories(corral_executor_lib PUBLIC ${CMAKE_SOURCE_DIR})
 target_link_libraries(corral_executor_lib PUBLIC corral_actors corral_bus corral_runtime)
 
 add_executable(corral-executor main.cpp)
-target_link_libraries(corral-executor PRIVATE corral_executor_lib)
+target_link_libraries(corral-executor PRIVATE corral_executor_lib corral_jobs)
 if(TARGET corral-init)
   add_dependencies(corral-executor corral-init)
 endif()

@@ -15,6 +15,8 @@
 #include <caf/all.hpp>
 
 #include "actors/node.hpp"
+#include "executor/jobs/job_runner.hpp"
+#include "executor/jobs/job_service.hpp"
 #include "executor/nats_bridge.hpp"
 #include "executor/runtime/gvisor_runtime.hpp"
 #include "executor/runtime/orphan_reaper.hpp"
@@ -54,6 +56,11 @@ struct flags {
   double price_core_second = -1;
   double price_gib_second = -1;
   int64_t disk_limit_mib = -1;
+  // Jobs (executor/jobs/).
+  int job_slots = 2;
+  int64_t job_ack_wait_ms = 30'000;
+  uint32_t job_max_attempts = 3;
+  int64_t job_dedup_window_s = 3600;
 };
 
 const char* usage_text =
@@ -63,7 +70,9 @@ const char* usage_text =
     "                       [--output-retention SECONDS]\n"
     "                       [--usage-sample-ms MS] [--price-core-second USD]\n"
     "                       [--price-gib-second USD] [--disk-limit-mib MIB (0 = none)]\n"
-    "                       [--max-output-mib MIB] [--tag K=V]...   (e.g. --tag gpu=H100)\n";
+    "                       [--max-output-mib MIB] [--tag K=V]...   (e.g. --tag gpu=H100)\n"
+    "                       [--job-slots N (0 = take no jobs)] [--job-ack-wait-ms MS]\n"
+    "                       [--job-max-attempts N] [--job-dedup-window SECONDS]\n";
 
 bool parse(int argc, char** argv, flags& f) {
   for (int i = 1; i < argc; ++i) {
@@ -91,6 +100,13 @@ bool parse(int argc, char** argv, flags& f) {
     else if (a == "--price-core-second") f.price_core_second = std::stod(v);
     else if (a == "--price-gib-second") f.price_gib_second = std::stod(v);
     else if (a == "--disk-limit-mib") f.disk_limit_mib = std::stoll(v);
+    else if (a == "--job-slots") {
+      f.job_slots = std::stoi(v);
+      if (f.job_slots < 0) return false;
+    }
+    else if (a == "--job-ack-wait-ms") f.job_ack_wait_ms = std::stoll(v);
+    else if (a == "--job-max-attempts") f.job_max_attempts = static_cast<uint32_t>(std::stoul(v));
+    else if (a == "--job-dedup-window") f.job_dedup_window_s = std::stoll(v);
     else if (a == "--scheduler-threads") f.scheduler_threads = static_cast<uint32_t>(std::stoul(v));
     else return false;
   }
@@ -243,13 +259,50 @@ int main(int argc, char** argv) {
           .receive([&](uint32_t n) { recovered = n; },
                    [&](caf::error& e) { std::cerr << "recovery failed: " << sys.render(e) << "\n"; });
     }
+    // The job runner drives this node's sandboxes over its own connection, like any client.
+    std::shared_ptr<bus::connection> jobs_conn;
+    std::unique_ptr<jobs::job_runner> runner;
+    std::unique_ptr<jobs::job_service> job_feed;
+    if (f.job_slots > 0) {
+      bus::options jopts = bopts;
+      jopts.name = "corral-executor jobs " + ctx.config.node_id;
+      jobs_conn = bus::connection::connect(jopts, &error);
+      if (!jobs_conn) {
+        std::cerr << "corral-executor: cannot connect the job runner: " << error << "\n";
+        return 1;
+      }
+      jobs::runner_config rc;
+      rc.node_id = ctx.config.node_id;
+      rc.pool = ctx.config.pool;
+      rc.slots = f.job_slots;
+      runner = std::make_unique<jobs::job_runner>(jobs_conn, rc);
+      jobs::service_config sc;
+      sc.node_id = ctx.config.node_id;
+      sc.pool = ctx.config.pool;
+      sc.ack_wait_ms = std::max<int64_t>(100, f.job_ack_wait_ms);
+      sc.max_attempts = std::max<uint32_t>(1, f.job_max_attempts);
+      sc.dedup_window_ms = std::max<int64_t>(1, f.job_dedup_window_s) * 1000;
+      job_feed = std::make_unique<jobs::job_service>(jobs_conn, *runner, sc);
+      if (!job_feed->start(&error)) {
+        std::cerr << "corral-executor: jobs: " << error << "\n";
+        return 1;
+      }
+      (void)jobs_conn->flush(5000);
+    }
     (void)conn->flush(5000);  // interest registered before we say ready; failure shows on use
     std::cout << "corral-executor: ready node=" << ctx.config.node_id << " pool=" << ctx.config.pool
-              << " recovered=" << recovered << " runsc=" << gcfg.runsc_path << std::endl;
+              << " recovered=" << recovered << " runsc=" << gcfg.runsc_path
+              << " job_slots=" << f.job_slots
+              << " job_queue=" << (job_feed && job_feed->has_jetstream() ? "jetstream" : "none")
+              << std::endl;
 
     int sig = 0;
     sigwait(&sigs, &sig);
     std::cerr << "corral-executor: signal " << sig << ": draining\n";
+    // Jobs first: queued ones are handed back, running ones finish, then their sandboxes end
+    // (through the node, which is still serving).
+    if (job_feed) job_feed->stop();
+    if (runner) runner->stop();
     caf::anon_send(node, drain_atom::value);
     router.stop();
     caf::anon_send_exit(node, caf::exit_reason::user_shutdown);

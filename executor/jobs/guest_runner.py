@@ -1,0 +1,427 @@
+# corral's job runner inside a sandbox (executor/jobs/). The executor starts it as
+#   python3 -I -c <this file>
+# and speaks framed JSON with it over stdin/stdout: a request is one job, the answer its result.
+#   frame := b"CRZ1 " <decimal length> b"\n" <that many bytes of UTF-8 JSON>
+#
+# Three processes, so that nothing of one job can be seen by the next:
+#   manager  (this process, root in the sandbox): reads requests, feeds the job's stdin, collects
+#            its output, enforces the timeout and the output cap, kills and wipes after the job.
+#            It holds job data; nobody forks from it after the start.
+#   template (forked at start, before any job data exists, root): forks one job process per job
+#            when the manager asks (over a socketpair, passing the job's pipes as SCM_RIGHTS), waits
+#            for it and reports its status and rusage. Its memory never holds job data.
+#   job      (forked from the template): becomes the unprivileged job user in its own user, IPC,
+#            UTS and network namespaces, reads its spec from a pipe, writes its files into a fresh
+#            directory, then runs the program: Python source in the pre-imported interpreter it
+#            was forked from, or execs node / an argv.
+# After each job the manager kills every process of the job user (scanning /proc until none is
+# left) and removes everything the job user could have written: the job directory and new
+# entries of /tmp, /var/tmp and /dev/shm (the only places the job user may write in the image;
+# a test checks that). Environment: each job gets only the env of its request.
+#
+# "completed": the program ran to its end and raised nothing. The job process signals it on a
+# private pipe after the program returns; exiting early (even with status 0), raising, or being
+# killed leaves it unset. A program that deliberately writes to that pipe can forge it: the flag
+# guards against early exits and crashes, as HumanEval's own harness does, not against forgery.
+import base64
+import builtins
+import errno
+import json
+import os
+import select
+import shutil
+import signal
+import socket
+import struct
+import sys
+import time
+
+# Warm the interpreter for what evaluation programs import (forked jobs find them loaded).
+import bisect, collections, copy, dataclasses, datetime, decimal, fractions, functools  # noqa: E401,F401
+import hashlib, heapq, io, itertools, math, operator, random, re, statistics, string  # noqa: E401,F401
+import threading, traceback, typing, unittest  # noqa: E401,F401
+
+JOB_UID = 30000
+WRITABLE = ["/tmp", "/var/tmp", "/dev/shm"]
+CLONE_NEWUSER, CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWNET = 0x10000000, 0x08000000, 0x04000000, 0x40000000
+HARD_OUTPUT_FACTOR = 16  # past output_limit * this (and at least 8 MiB) the job is killed
+
+JS_HARNESS = r"""
+const fs = require('fs');
+let early = false;
+const realExit = process.exit;
+process.exit = function (code) { early = true; return realExit.call(process, code); };
+process.on('exit', (code) => {
+  if (!early && code === 0 && !process.exitCode) { try { fs.writeSync(3, 'C'); } catch (e) {} }
+});
+require(process.argv[1]);
+"""
+
+
+def read_exact(fd, n):
+    out = bytearray()
+    while len(out) < n:
+        chunk = os.read(fd, n - len(out))
+        if not chunk:
+            raise EOFError
+        out += chunk
+    return bytes(out)
+
+
+def read_frame(fd):
+    line = bytearray()
+    while not line.endswith(b"\n"):
+        c = os.read(fd, 1)
+        if not c:
+            raise EOFError
+        line += c
+        if len(line) > 32:
+            raise ValueError("bad frame header")
+    if not line.startswith(b"CRZ1 "):
+        raise ValueError("bad frame header")
+    return json.loads(read_exact(fd, int(line[5:-1])))
+
+
+def write_frame(fd, obj):
+    body = json.dumps(obj, separators=(",", ":")).encode()
+    data = b"CRZ1 %d\n" % len(body) + body
+    while data:
+        data = data[os.write(fd, data):]
+
+
+# -- the job process (forked from the template) -----------------------------------------------
+
+def job_main(spec_fd, done_fd):
+    spec = json.loads(read_exact(spec_fd, struct.unpack("<I", read_exact(spec_fd, 4))[0]))
+    os.close(spec_fd)
+    workdir = spec["workdir"]
+    os.setsid()
+    os.setgroups([])
+    os.setgid(JOB_UID)
+    os.setuid(JOB_UID)
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(CLONE_NEWUSER | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET) != 0:
+        os.write(2, b"corral: cannot isolate the job (unshare failed)\n")
+        os._exit(125)
+    os.umask(0o022)
+    os.chdir(workdir)
+    for f in spec.get("files", []):
+        path = f["path"]
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        with open(path, "wb") as out:
+            out.write(base64.b64decode(f["data"]))
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": workdir, "TMPDIR": "/tmp",
+           "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
+    env.update(spec.get("env", {}))
+    os.environ.clear()
+    os.environ.update(env)
+    for s in (signal.SIGPIPE, signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
+        signal.signal(s, signal.SIG_DFL)
+    mode = spec["mode"]
+    if mode == "python":
+        run_python(spec["source"], workdir, done_fd)
+    if mode == "javascript":
+        main = os.path.join(workdir, "main.js")
+        with open(main, "w") as out:
+            out.write(spec["source"])
+        os.dup2(done_fd, 3)
+        argv = ["node", "-e", JS_HARNESS, main]
+    else:
+        os.close(done_fd)
+        argv = spec["argv"]
+    try:
+        os.execvpe(argv[0], argv, env)
+    except OSError as e:
+        os.write(2, ("corral: cannot run %s: %s\n" % (argv[0], e.strerror)).encode())
+        os._exit(127 if e.errno in (errno.ENOENT, errno.ENOTDIR) else 126)
+
+
+def run_python(source, workdir, done_fd):
+    main = os.path.join(workdir, "main.py")
+    sys.argv = [main]
+    sys.path.insert(0, workdir)
+    sys.stdin = open(0, "r", closefd=False)
+    sys.stdout = open(1, "w", closefd=False)
+    sys.stderr = open(2, "w", closefd=False, buffering=1)
+    random.seed()
+    code = 0
+    completed = False
+    try:
+        exec(compile(source, main, "exec"), {"__name__": "__main__", "__file__": main,
+                                              "__builtins__": builtins})
+        if "threading" in sys.modules:
+            sys.modules["threading"]._shutdown()
+        completed = True
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        if not isinstance(e.code, (int, type(None))):
+            print(e.code, file=sys.stderr)
+    except BaseException as e:
+        # The program's frames only: the harness's own frame is not part of its traceback.
+        traceback.print_exception(type(e), e, e.__traceback__.tb_next)
+        code = 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            code = code or 120
+            completed = False
+    if completed:
+        os.write(done_fd, b"C")
+    os._exit(code & 0xFF)
+
+
+# -- the template ----------------------------------------------------------------------------
+
+def template_main(sock):
+    devnull = os.open("/dev/null", os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)
+    while True:
+        try:
+            msg, fds, _, _ = socket.recv_fds(sock, 16, 5)
+        except OSError:
+            os._exit(0)
+        if not msg:
+            os._exit(0)
+        stdin_fd, out_fd, err_fd, spec_fd, done_fd = fds
+        pid = os.fork()
+        if pid == 0:
+            sock.close()
+            os.dup2(stdin_fd, 0)
+            os.dup2(out_fd, 1)
+            os.dup2(err_fd, 2)
+            for fd in (stdin_fd, out_fd, err_fd):
+                os.close(fd)
+            try:
+                job_main(spec_fd, done_fd)
+            except BaseException:
+                traceback.print_exc()
+            os._exit(125)
+        for fd in fds:
+            os.close(fd)
+        sock.sendall(struct.pack("<4sI", b"PID ", pid))
+        _, status, ru = os.wait4(pid, 0)
+        cpu_ms = int((ru.ru_utime + ru.ru_stime) * 1000)
+        sock.sendall(struct.pack("<4siqq", b"END ", status, cpu_ms, ru.ru_maxrss))
+
+
+# -- the manager ------------------------------------------------------------------------------
+
+def job_pids():
+    pids = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/status" % name) as f:
+                st = f.read()
+        except OSError:
+            continue
+        uid = state = None
+        for line in st.splitlines():
+            if line.startswith("Uid:"):
+                uid = int(line.split()[1])
+            elif line.startswith("State:"):
+                state = line.split()[1]
+        if uid == JOB_UID and state != "Z":
+            pids.append(int(name))
+    return pids
+
+
+def kill_job_processes(deadline):
+    while time.monotonic() < deadline:
+        pids = job_pids()
+        if not pids:
+            return True
+        for p in pids:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except OSError:
+                pass
+    return False
+
+
+def wipe(baseline):
+    for d in WRITABLE:
+        try:
+            names = os.listdir(d)
+        except OSError:
+            continue
+        for name in names:
+            if (d, name) in baseline:
+                continue
+            path = os.path.join(d, name)
+            try:
+                if os.path.isdir(path) and not os.path.islink(path):
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    os.unlink(path)
+            except OSError:
+                pass
+
+
+class Manager:
+    def __init__(self):
+        self.sock, tsock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.baseline = {(d, n) for d in WRITABLE if os.path.isdir(d) for n in os.listdir(d)}
+        self.template = os.fork()
+        if self.template == 0:
+            self.sock.close()
+            template_main(tsock)
+        tsock.close()
+        self.seq = 0
+
+    def run(self, req):
+        started = time.monotonic()
+        started_ms = int(time.time() * 1000)
+        limit = int(req.get("output_limit") or 65536)
+        hard = max(8 << 20, limit * HARD_OUTPUT_FACTOR)
+        timeout = max(1, int(req.get("timeout_ms") or 60000)) / 1000.0
+        self.seq += 1
+        workdir = "/tmp/job-%d" % self.seq
+        os.mkdir(workdir, 0o700)
+        os.chown(workdir, JOB_UID, JOB_UID)
+        mode = req.get("mode", "python")
+        spec = {"mode": mode, "source": req.get("source", ""), "argv": req.get("argv", []),
+                "files": req.get("files", []), "env": req.get("env", {}), "workdir": workdir}
+        spec_bytes = json.dumps(spec).encode()
+        stdin_data = base64.b64decode(req.get("stdin", ""))
+        in_r, in_w = os.pipe()
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        spec_r, spec_w = os.pipe()
+        done_r, done_w = os.pipe()
+        socket.send_fds(self.sock, [b"RUN"], [in_r, out_w, err_w, spec_r, done_w])
+        for fd in (in_r, out_w, err_w, spec_r, done_w):
+            os.close(fd)
+        pid = struct.unpack("<4sI", self._recv(8))[1]
+        # The spec goes first, whole; then stdin is fed as the job reads it.
+        os.set_blocking(spec_w, False)
+        os.set_blocking(in_w, False)
+        pending_spec = struct.pack("<I", len(spec_bytes)) + spec_bytes
+        pending_in = stdin_data
+        bufs = {out_r: bytearray(), err_r: bytearray()}
+        counts = {out_r: 0, err_r: 0}
+        completed = False
+        end = None       # (tag, wait status, cpu ms, maxrss KiB) once the job process ended
+        outcome = None   # "timeout" | "output_limit" when the manager ended the job
+        deadline = started + timeout
+        drain_deadline = None
+        readers = [out_r, err_r, done_r, self.sock.fileno()]
+        writers = {spec_w: "spec", in_w: "in"}
+        if not pending_in:
+            os.close(in_w)
+            del writers[in_w]
+        while any(fd in readers for fd in (out_r, err_r, done_r)) or end is None:
+            now = time.monotonic()
+            if end is None and now >= deadline:
+                outcome = "timeout"
+                break
+            if drain_deadline is not None and now >= drain_deadline:
+                break  # a pipe still open after every job process was killed: give up on it
+            limit_at = deadline if end is None else drain_deadline
+            r, w, _ = select.select(readers, list(writers), [], max(0.0, limit_at - now))
+            for fd in w:
+                try:
+                    if writers[fd] == "spec":
+                        n = os.write(fd, pending_spec[:65536])
+                        pending_spec = pending_spec[n:]
+                        rest = pending_spec
+                    else:
+                        n = os.write(fd, pending_in[:65536])
+                        pending_in = pending_in[n:]
+                        rest = pending_in
+                except BrokenPipeError:
+                    rest = b""
+                if not rest:
+                    os.close(fd)
+                    del writers[fd]
+            for fd in r:
+                if fd == self.sock.fileno():
+                    end = struct.unpack("<4siqq", self._recv(24))
+                    readers.remove(fd)
+                    # The program is over: whatever it left running goes now, so its pipes close.
+                    kill_job_processes(time.monotonic() + 5)
+                    drain_deadline = time.monotonic() + 5
+                    continue
+                data = os.read(fd, 65536)
+                if not data:
+                    readers.remove(fd)
+                    continue
+                if fd == done_r:
+                    completed = completed or b"C" in data
+                    continue
+                counts[fd] += len(data)
+                room = limit - len(bufs[fd])
+                if room > 0:
+                    bufs[fd] += data[:room]
+                if counts[out_r] + counts[err_r] > hard:
+                    outcome = "output_limit"
+            if outcome:
+                break
+        wall_ms = int((time.monotonic() - started) * 1000)
+        kill_job_processes(time.monotonic() + 5)
+        if end is None:
+            end = struct.unpack("<4siqq", self._recv(24))
+        for fd in list(writers) + [out_r, err_r, done_r]:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        _, status, cpu_ms, maxrss = end
+        wipe(self.baseline)
+        res = {"id": req.get("id", ""), "completed": completed and outcome is None,
+               "stdout": base64.b64encode(bytes(bufs[out_r])).decode(),
+               "stderr": base64.b64encode(bytes(bufs[err_r])).decode(),
+               "stdout_bytes": counts[out_r], "stderr_bytes": counts[err_r],
+               "stdout_truncated": counts[out_r] > len(bufs[out_r]),
+               "stderr_truncated": counts[err_r] > len(bufs[err_r]),
+               "wall_ms": wall_ms, "cpu_ms": cpu_ms, "maxrss_kib": maxrss,
+               "started_at_ms": started_ms}
+        if outcome == "timeout":
+            res.update(outcome="timeout", exit_code=124, signal=signal.SIGKILL)
+        elif outcome == "output_limit":
+            res.update(outcome="output_limit", exit_code=137, signal=signal.SIGKILL)
+        elif os.WIFSIGNALED(status):
+            sig = os.WTERMSIG(status)
+            res.update(outcome="signaled", exit_code=128 + sig, signal=sig)
+        else:
+            code = os.WEXITSTATUS(status)
+            res.update(outcome="exited", exit_code=code, signal=0)
+            if code == 127 and mode == "argv":
+                res.update(outcome="rejected", message="executable not found")
+        return res
+
+    def _recv(self, n):
+        data = b""
+        while len(data) < n:
+            chunk = self.sock.recv(n - len(data))
+            if not chunk:
+                raise EOFError("the template died")
+            data += chunk
+        return data
+
+
+def main():
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    manager = Manager()
+    write_frame(1, {"ready": True, "pid": os.getpid()})
+    while True:
+        try:
+            req = read_frame(0)
+        except EOFError:
+            break
+        try:
+            res = manager.run(req)
+        except Exception as e:  # the runner itself failed: say so, keep serving
+            res = {"id": req.get("id", ""), "outcome": "internal", "exit_code": 255, "signal": 0,
+                   "message": "guest runner: %s: %s" % (type(e).__name__, e), "completed": False}
+        write_frame(1, res)
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
