@@ -17,6 +17,7 @@ import http.client
 import json
 import os
 import socket
+import time
 import urllib.parse
 
 __all__ = [
@@ -75,7 +76,13 @@ _ERRORS = {
     "deadline_exceeded": TimeoutError, "expired": ExpiredError,
 }
 
-_RECONNECTS = 5  # attempts to resume an output stream from its offset
+# A broken output stream is resumed from its last offset: first after _RECONNECT_FIRST_DELAY
+# seconds, then after twice as long each time (at most _RECONNECT_MAX_DELAY), for as long as
+# _RECONNECT_WINDOW seconds pass without any new output; then UnavailableError. A window long
+# enough for a gateway to restart, or a load balancer to move to another replica.
+_RECONNECT_WINDOW = 30.0
+_RECONNECT_FIRST_DELAY = 0.05
+_RECONNECT_MAX_DELAY = 1.0
 
 
 class _Client:
@@ -169,45 +176,55 @@ class StreamReader:
         self._offset = 0
 
     def _chunks(self, timeout=None):
-        attempts = 0
+        """Yields the stream's bytes from self._offset on, each byte once and in order, until the
+        exit frame. A connection that breaks (refused, reset, cut mid-frame, or a frame past our
+        offset) is opened again from self._offset; see _RECONNECT_WINDOW."""
+        broken_since, delay = None, _RECONNECT_FIRST_DELAY
         while True:
             query = {"stream": self._stream, "offset": str(self._offset), "follow": "1"}
             try:
                 conn, res = self._p._sb._c.open("GET", self._p._path("/output"), query, timeout=timeout)
             except UnavailableError:
-                attempts += 1
-                if attempts > _RECONNECTS:
-                    raise
-                continue
-            try:
-                while True:
-                    try:
-                        line = res.readline()
-                    except socket.timeout as e:
-                        raise TimeoutError("no output in time", "deadline_exceeded") from e
-                    if not line:
-                        break  # the stream ended (or broke): resume below unless the exit came
-                    frame = json.loads(line)
-                    if "exit" in frame:
-                        self._p._exit = frame["exit"]
-                        return
-                    if "error" in frame:
-                        err = frame["error"]
-                        raise _ERRORS.get(err.get("code"), Error)(err.get("message", ""), err.get("code"))
-                    data = base64.b64decode(frame["data"])
-                    if frame["offset"] + len(data) <= self._offset:
-                        continue
-                    data = data[self._offset - frame["offset"]:] if frame["offset"] < self._offset else data
-                    self._offset = frame["offset"] + len(data)
-                    attempts = 0
-                    yield data
-            except (http.client.HTTPException, ConnectionError):
-                pass
-            finally:
-                conn.close()
-            attempts += 1
-            if attempts > _RECONNECTS:
-                raise UnavailableError("the output stream kept breaking", "unavailable")
+                conn = None
+            if conn is not None:
+                try:
+                    while True:
+                        try:
+                            line = res.readline()
+                        except socket.timeout as e:
+                            raise TimeoutError("no output in time", "deadline_exceeded") from e
+                        if not line.endswith(b"\n"):
+                            break  # the stream broke, maybe mid-frame: resume from our offset
+                        frame = json.loads(line)
+                        if "exit" in frame:
+                            self._p._exit = frame["exit"]
+                            return
+                        if "error" in frame:
+                            err = frame["error"]
+                            raise _ERRORS.get(err.get("code"), Error)(err.get("message", ""), err.get("code"))
+                        at = frame["offset"]
+                        if at > self._offset:
+                            break  # bytes missing before this frame: ask again from our offset
+                        data = base64.b64decode(frame["data"])
+                        end = at + len(data)
+                        if end <= self._offset:
+                            continue  # already delivered
+                        data = data[self._offset - at:]
+                        self._offset = end
+                        broken_since, delay = None, _RECONNECT_FIRST_DELAY
+                        yield data
+                except (http.client.HTTPException, OSError):
+                    pass  # the connection broke: resume below
+                finally:
+                    conn.close()
+            now = time.monotonic()
+            if broken_since is None:
+                broken_since = now
+            elif now - broken_since > _RECONNECT_WINDOW:
+                raise UnavailableError("the output stream stayed broken for %gs" % _RECONNECT_WINDOW,
+                                       "unavailable")
+            time.sleep(delay)
+            delay = min(delay * 2, _RECONNECT_MAX_DELAY)
 
     def _decode(self, data):
         return data.decode(errors="replace") if self._p._text else data
@@ -245,6 +262,12 @@ class ContainerProcess:
     @property
     def returncode(self):
         return None if self._exit is None else self._exit["returncode"]
+
+    @property
+    def status(self):
+        """How the process ended: "exited", "signaled", "timeout", "oom_killed", "output_limit",
+        "executor_lost", "rejected" or "internal"; None while it runs (or before poll/wait)."""
+        return None if self._exit is None else self._exit.get("status")
 
     def poll(self):
         """The return code if the process has ended, else None (does not block)."""
