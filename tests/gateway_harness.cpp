@@ -67,6 +67,29 @@ bool gateway_process::start(deployment& d, std::string* why, const std::vector<s
   return true;
 }
 
+bool gateway_process::restart(deployment& d, std::string* why, const std::vector<std::string>& extra) {
+  if (port_ == 0) {
+    *why = "restart: the gateway was never started";
+    return false;
+  }
+  proc_.kill9();
+  std::vector<std::string> argv = {bin("corral-gateway"), "--listen",
+                                   "127.0.0.1:" + std::to_string(port_), "--nats", d.nats().url(),
+                                   "--tokens", tokens_file_};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  if (!proc_.start(argv)) {
+    *why = "cannot start corral-gateway";
+    return false;
+  }
+  const std::string line = "corral-gateway: listening on " + std::to_string(port_) + "\n";
+  if (!proc_.wait_for_output(line, std::chrono::seconds(20))) {
+    *why = "corral-gateway did not start again on port " + std::to_string(port_) + ": " +
+           proc_.output();
+    return false;
+  }
+  return true;
+}
+
 std::string gateway_process::new_token(deployment& d, const std::string& tenant) {
   auto r = d.corral({"token", "create", "--tenant", tenant, "--tokens", tokens_file_});
   EXPECT_EQ(r.exit_code, 0) << r.err;

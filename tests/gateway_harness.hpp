@@ -28,6 +28,10 @@ class gateway_process {
   bool start(deployment& d, std::string* why, const std::vector<std::string>& extra = {});
   // `corral token create --tenant T` into this gateway's tokens file; returns the token.
   std::string new_token(deployment& d, const std::string& tenant);
+  // Kills the running gateway (SIGKILL: no drain, its connections just break) and starts a new
+  // one on the same port, tokens file and NATS, with `extra` flags: clients reconnect to the
+  // same URL. False with *why (e.g. the port was taken in between).
+  bool restart(deployment& d, std::string* why, const std::vector<std::string>& extra = {});
   uint16_t port() const { return port_; }
   const std::string& url() const { return url_; }
   background_process& process() { return proc_; }
