@@ -10,6 +10,9 @@ std::string node_config::validate() const {
   for (const auto& [k, v] : tags)
     if (!wire::valid_token(k) || v.size() > 256) return "tags: keys are tokens, values at most 256 bytes";
   if (max_sandboxes == 0) return "max_sandboxes: must be at least 1";
+  if (warm_pool > max_warm_pool) return "warm_pool: must be at most 256";
+  if (warm_retry_min_ms < 10 || warm_retry_max_ms < warm_retry_min_ms)
+    return "warm_retry_min_ms, warm_retry_max_ms: must be >= 10 and min <= max";
   if (default_timeout_ms <= 0 || default_timeout_ms > max_timeout_ms)
     return "default_timeout_ms: must be in (0, max_timeout_ms]";
   if (default_cpu_millis == 0 || default_cpu_millis > max_cpu_millis)

@@ -15,6 +15,15 @@ struct node_config {
   // What this node advertises in its heartbeats, e.g. {"gpu", "H100"}.
   std::vector<std::pair<std::string, std::string>> tags;
   uint32_t max_sandboxes = 32;                 // sandboxes holding host resources at once
+  // Warm pool: sandboxes of the default shape (host image, default limits, no entrypoint or
+  // probe) booted ahead of demand and handed out on create; they count in max_sandboxes and
+  // the pool never grows past it. 0 disables the pool.
+  uint32_t warm_pool = 2;
+  static constexpr uint32_t max_warm_pool = 256;
+  // After a warm sandbox fails to boot, the pool waits this long before the next boot, doubling
+  // on every further failure up to the maximum (a broken runtime is not retried in a hot loop).
+  int64_t warm_retry_min_ms = 500;
+  int64_t warm_retry_max_ms = 60'000;
   int64_t default_timeout_ms = 300'000;        // sandbox lifetime when the client gives none
   int64_t max_timeout_ms = 24LL * 3600 * 1000; // longest lifetime a client may ask for
   uint32_t default_cpu_millis = 1000;          // cgroup cpu limit when the client gives none

@@ -27,6 +27,18 @@ struct bus_request {
 struct sandbox_summary {
   storage::sandbox_record rec;
   bool holds_resources = true;  // false once the runtime has destroyed it on the host
+  // An unclaimed warm-pool sandbox (sandbox_start_mode::warm): no tenant, nothing stored; the
+  // node keeps it out of lists, names and metering. `warm_ready` once corral-init answered and
+  // it can be handed out.
+  bool warm = false;
+  bool warm_ready = false;
+};
+
+// The node hands a warm-pool sandbox out to a create: the tenant's record (validated, with the
+// warm sandbox's id; stored by the sandbox before `create_reply` is answered).
+struct sandbox_claim {
+  storage::sandbox_record rec;
+  std::string create_reply;
 };
 
 // An event that corral-init sent about one process, routed by the sandbox to its process actor.
@@ -85,11 +97,16 @@ using proc_done_atom = caf::atom_constant<caf::atom("proc_done")>;
 using idle_atom = caf::atom_constant<caf::atom("idle")>;
 using probe_atom = caf::atom_constant<caf::atom("probe")>;
 using host_atom = caf::atom_constant<caf::atom("host")>;
+using claim_atom = caf::atom_constant<caf::atom("claim")>;
+using retire_atom = caf::atom_constant<caf::atom("retire")>;
+using limits_atom = caf::atom_constant<caf::atom("limits")>;
+using refill_atom = caf::atom_constant<caf::atom("refill")>;
 
 }  // namespace corral
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(corral::bus_request)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(corral::sandbox_summary)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(corral::sandbox_claim)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(corral::storage::process_record)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(corral::init_process_event)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(corral::process_end_cause)

@@ -1,5 +1,7 @@
 #include "actors/node.hpp"
 
+#include <algorithm>
+#include <deque>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -20,13 +22,34 @@ struct entry {
   sandbox_summary summary;
 };
 
+// An unclaimed sandbox of the warm pool.
+struct warm_entry {
+  sandbox_actor actor;
+  bool ready = false;  // booted: can be handed out
+  bool ended = false;  // died or retired: out of the pool; holds host resources until destroyed
+};
+
+// A validated create that waits, when the node is full: for one of its warm sandboxes still
+// booting (poolable), or for the room a warm sandbox retired for it leaves (cold). Not stored
+// yet; drain answers it `unavailable`.
+struct pending_create {
+  storage::sandbox_record rec;  // no id yet
+  std::string reply;
+  bool poolable = false;
+};
+
 struct node_state {
   context_ptr ctx;
   std::unordered_set<std::string> output_dropped;  // ended sandboxes whose output retention ran out
-  std::unordered_map<std::string, entry> sandboxes;
+  std::unordered_map<std::string, entry> sandboxes;  // tenants' sandboxes (created or claimed)
+  std::unordered_map<std::string, warm_entry> warm;  // the warm pool: unclaimed sandboxes
+  std::deque<pending_create> waiting;                // in arrival order
   bool accepting = false;
   bool draining = false;
-  usage_actor meter;  // metering: receives every sandbox_summary
+  bool pool_settled = true;      // every live warm sandbox booted (when last looked)
+  bool refill_paused = false;    // after a failed warm boot, until refill_atom
+  int64_t warm_retry_ms = 0;     // the current delay after a failed warm boot; 0 after a success
+  usage_actor meter;  // metering: receives every sandbox_summary of tenants' sandboxes
   static inline const char* name = "node";
 };
 
@@ -36,19 +59,218 @@ void reply(node_self self, const std::string& to, bytes payload) {
   if (!to.empty()) self->state.ctx->out->publish(to, std::move(payload));
 }
 
+// Sandboxes holding host resources: tenants' ones until destroyed, and every warm one.
 uint32_t holding(const node_state& st) {
-  uint32_t n = 0;
+  uint32_t n = static_cast<uint32_t>(st.warm.size());
   for (const auto& [id, e] : st.sandboxes) n += e.summary.holds_resources ? 1 : 0;
   return n;
 }
 
+struct pool_counts {
+  uint32_t live = 0;   // in the pool: booting or booted
+  uint32_t ready = 0;  // booted
+};
+
+pool_counts count_pool(const node_state& st) {
+  pool_counts c;
+  for (const auto& [id, w] : st.warm) {
+    c.live += w.ended ? 0 : 1;
+    c.ready += !w.ended && w.ready ? 1 : 0;
+  }
+  return c;
+}
+
+// Live warm sandboxes not yet promised to a waiting poolable create.
+uint32_t spare_warm(const node_state& st) {
+  uint32_t promised = 0;
+  for (const auto& c : st.waiting) promised += c.poolable ? 1 : 0;
+  const auto live = count_pool(st).live;
+  return live > promised ? live - promised : 0;
+}
+
+std::string ready_warm(const node_state& st) {
+  for (const auto& [id, w] : st.warm)
+    if (w.ready && !w.ended) return id;
+  return {};
+}
+
+// In the create queue group while a create can be served: with room, or from the warm pool.
 void update_accepting(node_self self) {
   auto& st = self->state;
-  const bool want = !st.draining && holding(st) < st.ctx->config.max_sandboxes;
+  const bool want =
+      !st.draining && (holding(st) < st.ctx->config.max_sandboxes || spare_warm(st) > 0);
   if (want != st.accepting) {
     st.accepting = want;
     st.ctx->router->accept_creates(want);
   }
+}
+
+void publish_heartbeat(node_self self);
+void place(node_self self, pending_create c);
+
+// Boots one sandbox of the default shape for the pool. Nothing is stored.
+void spawn_warm(node_self self) {
+  auto& st = self->state;
+  const auto& cfg = st.ctx->config;
+  storage::sandbox_record rec;
+  rec.id = wire::new_id("sb-");
+  rec.image = "host";
+  rec.state = wire::SandboxState::pending;
+  rec.node = cfg.node_id;
+  rec.cpu_millis = cfg.default_cpu_millis;
+  rec.memory_mib = cfg.default_memory_mib;
+  auto actor = spawn_sandbox(self, st.ctx, rec, sandbox_start_mode::warm, {},
+                             caf::actor_cast<caf::actor>(self));
+  st.warm.emplace(rec.id, warm_entry{actor});
+}
+
+// Takes one warm sandbox out of the pool to be destroyed (a booting one first).
+void retire_one(node_self self) {
+  auto& st = self->state;
+  warm_entry* pick = nullptr;
+  for (auto& [id, w] : st.warm)
+    if (!w.ended && (pick == nullptr || (pick->ready && !w.ready))) pick = &w;
+  if (pick == nullptr) return;
+  pick->ended = true;
+  pick->ready = false;
+  self->send(pick->actor, retire_atom::value);
+}
+
+// A cold create: stores the pending record, then the sandbox boots and answers the creator.
+void start_cold(node_self self, pending_create c) {
+  auto& st = self->state;
+  auto& rec = c.rec;
+  rec.id = wire::new_id("sb-");
+  rec.state = wire::SandboxState::pending;
+  rec.created_at_ms = st.ctx->clk->now_ms();
+  auto status = st.ctx->store->put_sandbox(rec);
+  if (!status.ok()) {
+    return reply(self, c.reply, wire::make_error_reply(wire::ErrorCode::internal,
+                                                       "could not store: " + status.message));
+  }
+  auto actor = spawn_sandbox(self, st.ctx, rec, sandbox_start_mode::create, c.reply,
+                             caf::actor_cast<caf::actor>(self));
+  st.sandboxes[rec.id] = entry{actor, sandbox_summary{rec, true}};
+  self->send(st.meter, summary_atom::value, sandbox_summary{rec, true});  // metering
+  st.ctx->router->attach_sandbox(rec.tenant, rec.id, caf::actor_cast<caf::actor>(actor));
+}
+
+// The claim did not reach a live warm sandbox (its death crossed the claim): it goes back to the
+// pool's books as ended and re-reports its state (retire), and the create is placed again.
+void unclaim(node_self self, const std::string& id, pending_create c) {
+  auto& st = self->state;
+  if (auto it = st.sandboxes.find(id); it != st.sandboxes.end()) {
+    st.ctx->router->detach_sandbox(c.rec.tenant, id);
+    st.warm[id] = warm_entry{it->second.actor, false, true};
+    self->send(it->second.actor, retire_atom::value);
+    st.sandboxes.erase(it);
+  }
+  c.rec.id.clear();
+  place(self, std::move(c));
+}
+
+// Hands the booted warm sandbox `id` to a create. Its routes are attached now (never before:
+// an unclaimed sandbox is reachable by nobody); the sandbox stores its record and answers the
+// creator. Its capacity was counted already.
+void claim(node_self self, const std::string& id, pending_create c) {
+  auto& st = self->state;
+  auto w = st.warm.find(id);
+  auto actor = w->second.actor;
+  st.warm.erase(w);
+  c.rec.id = id;
+  c.rec.state = wire::SandboxState::starting;
+  c.rec.created_at_ms = st.ctx->clk->now_ms();
+  st.sandboxes[id] = entry{actor, sandbox_summary{c.rec, true}};
+  st.ctx->router->attach_sandbox(c.rec.tenant, id, caf::actor_cast<caf::actor>(actor));
+  self->request(actor, caf::infinite, claim_atom::value, sandbox_claim{c.rec, c.reply})
+      .then(
+          [=](bool taken) {
+            if (!taken) unclaim(self, id, c);
+          },
+          [=](caf::error&) { unclaim(self, id, c); });
+}
+
+// After any change of the sandboxes, the pool or the room: serves waiting creates (in order),
+// refills the pool within capacity (unless a cold create waits for room), updates the queue
+// group, and publishes a heartbeat when the pool has just settled.
+void pump(node_self self) {
+  auto& st = self->state;
+  const auto& cfg = st.ctx->config;
+  for (auto it = st.waiting.begin(); it != st.waiting.end();) {
+    const auto id = it->poolable ? ready_warm(st) : std::string{};
+    if (!id.empty() || holding(st) < cfg.max_sandboxes) {
+      auto c = std::move(*it);
+      it = st.waiting.erase(it);
+      if (!id.empty()) claim(self, id, std::move(c));
+      else start_cold(self, std::move(c));
+    } else {
+      ++it;
+    }
+  }
+  const bool cold_waiting = std::any_of(st.waiting.begin(), st.waiting.end(),
+                                        [](const pending_create& c) { return !c.poolable; });
+  if (!st.draining && !st.refill_paused && !cold_waiting) {
+    while (count_pool(st).live < cfg.warm_pool && holding(st) < cfg.max_sandboxes)
+      spawn_warm(self);
+  }
+  update_accepting(self);
+  const auto pool = count_pool(st);
+  const bool settled = pool.ready == pool.live;
+  if (settled && !st.pool_settled && pool.live > 0) publish_heartbeat(self);
+  st.pool_settled = settled;
+}
+
+// Places a validated create: a poolable one gets a booted warm sandbox; otherwise it boots cold
+// when there is room; when the node is full but its pool holds warm sandboxes not promised to
+// other creates, it waits for one (poolable) or for the room of one retired for it (cold).
+// Otherwise resource_exhausted.
+void place(node_self self, pending_create c) {
+  auto& st = self->state;
+  if (c.poolable) {
+    if (auto id = ready_warm(st); !id.empty()) {
+      claim(self, id, std::move(c));
+      return pump(self);
+    }
+  }
+  if (holding(st) < st.ctx->config.max_sandboxes) {
+    start_cold(self, std::move(c));
+    return pump(self);
+  }
+  if (spare_warm(st) > 0) {
+    if (!c.poolable) retire_one(self);
+    st.waiting.push_back(std::move(c));
+    return pump(self);
+  }
+  reply(self, c.reply,
+        wire::make_error_reply(wire::ErrorCode::resource_exhausted, "executor at capacity"));
+}
+
+// A summary of an unclaimed warm sandbox.
+void on_warm_summary(node_self self, const sandbox_summary& s) {
+  auto& st = self->state;
+  auto it = st.warm.find(s.rec.id);
+  if (it == st.warm.end()) return;  // being claimed: the claim's answer settles it
+  auto& w = it->second;
+  if (!s.holds_resources) {
+    self->send_exit(w.actor, caf::exit_reason::user_shutdown);
+    st.warm.erase(it);
+  } else if (wire::is_terminal(s.rec.state)) {
+    if (!w.ended && !w.ready) {
+      // It never booted: retry later, not in a hot loop.
+      const auto& cfg = st.ctx->config;
+      st.warm_retry_ms = std::clamp(st.warm_retry_ms * 2, cfg.warm_retry_min_ms, cfg.warm_retry_max_ms);
+      caf::aout(self) << "warm pool: a sandbox did not boot (" << s.rec.message
+                      << "); next boot in " << st.warm_retry_ms << " ms\n";
+      st.refill_paused = true;
+      self->delayed_send(self, std::chrono::milliseconds(st.warm_retry_ms), refill_atom::value);
+    }
+    w.ended = true;
+    w.ready = false;
+  } else if (s.warm_ready && !w.ended) {
+    w.ready = true;
+    st.warm_retry_ms = 0;
+  }
+  pump(self);
 }
 
 void on_create(node_self self, bus_request& req) {
@@ -112,25 +334,23 @@ void on_create(node_self self, bus_request& req) {
   if (st.draining)
     return reply(self, req.reply,
                  wire::make_error_reply(wire::ErrorCode::unavailable, "executor is draining"));
-  if (holding(st) >= cfg.max_sandboxes)
-    return reply(self, req.reply, wire::make_error_reply(wire::ErrorCode::resource_exhausted,
-                                                         "executor at capacity"));
   if (!name.empty()) {
-    for (const auto& [id, e] : st.sandboxes) {
-      const auto& r = e.summary.rec;
-      if (r.tenant == tenant && r.name == name && !wire::is_terminal(r.state))
-        return fail(wire::ErrorCode::already_exists, "name",
-                    "a live sandbox of this tenant is named " + name);
-    }
+    auto taken = [&](const storage::sandbox_record& r) {
+      return r.tenant == tenant && r.name == name && !wire::is_terminal(r.state);
+    };
+    bool clash = std::any_of(st.waiting.begin(), st.waiting.end(),
+                             [&](const pending_create& c) { return taken(c.rec); });
+    for (const auto& [id, e] : st.sandboxes) clash = clash || taken(e.summary.rec);
+    if (clash)
+      return fail(wire::ErrorCode::already_exists, "name",
+                  "a live sandbox of this tenant is named " + name);
   }
   storage::sandbox_record rec;
-  rec.id = wire::new_id("sb-");
   rec.tenant = tenant;
   rec.name = name;
   rec.image = image.empty() ? "host" : image;
   rec.state = wire::SandboxState::pending;
   rec.node = cfg.node_id;
-  rec.created_at_ms = st.ctx->clk->now_ms();
   rec.timeout_ms = msg->timeout_ms() == 0 ? cfg.default_timeout_ms : msg->timeout_ms();
   if (const auto* tags = msg->tags())
     for (const auto* kv : *tags)
@@ -155,17 +375,10 @@ void on_create(node_self self, bus_request& req) {
   rec.probe_interval_ms = msg->probe_interval_ms() == 0 ? cfg.default_probe_interval_ms
                                                         : msg->probe_interval_ms();
   rec.ready = rec.probe_command.empty() && rec.probe_tcp_port == 0;
-  auto status = st.ctx->store->put_sandbox(rec);
-  if (!status.ok()) {
-    return reply(self, req.reply, wire::make_error_reply(wire::ErrorCode::internal,
-                                                         "could not store: " + status.message));
-  }
-  auto actor = spawn_sandbox(self, st.ctx, rec, sandbox_start_mode::create, req.reply,
-                             caf::actor_cast<caf::actor>(self));
-  st.sandboxes[rec.id] = entry{actor, sandbox_summary{rec, true}};
-  self->send(st.meter, summary_atom::value, sandbox_summary{rec, true});  // metering
-  st.ctx->router->attach_sandbox(rec.tenant, rec.id, caf::actor_cast<caf::actor>(actor));
-  update_accepting(self);
+  // The warm pool holds sandboxes of the default shape: the host image, nothing started in them.
+  // (Limits other than the default ones are applied when one is handed out.)
+  const bool poolable = rec.image == "host" && rec.entrypoint.empty() && rec.ready;
+  place(self, pending_create{std::move(rec), req.reply, poolable});
 }
 
 bool matches(const storage::sandbox_record& r, const wire::ListSandboxes* filter) {
@@ -226,7 +439,7 @@ void publish_heartbeat(node_self self) {
   auto pool = fbb.CreateString(st.ctx->config.pool);
   auto tags = wire::build_pairs(fbb, st.ctx->config.tags);
   fbb.Finish(wire::CreateHeartbeat(fbb, node, pool, st.ctx->config.max_sandboxes, running,
-                                   st.ctx->clk->now_ms(), tags),
+                                   st.ctx->clk->now_ms(), tags, count_pool(st).ready),
              wire::HeartbeatIdentifier());
   st.ctx->out->publish(wire::subjects::heartbeat(st.ctx->config.node_id), wire::release(fbb));
 }
@@ -288,7 +501,7 @@ uint32_t recover(node_self self) {
   self->spawn<caf::detached>(run_job, std::function<void()>([rt, node] {
     caf::anon_send(node, host_atom::value, rt->list_host_sandboxes());
   }));
-  update_accepting(self);
+  pump(self);  // the warm pool boots, within what the recovered sandboxes leave of capacity
   return static_cast<uint32_t>(st.sandboxes.size());
 }
 
@@ -298,6 +511,7 @@ node_actor::behavior_type node_impl(node_self self, context_ptr ctx) {
   // Shutdown: the node takes its sandbox actors with it (they keep their sandboxes running).
   self->set_exit_handler([=](caf::exit_msg& m) {
     for (auto& [id, e] : self->state.sandboxes) self->send_exit(e.actor, m.reason);
+    for (auto& [id, w] : self->state.warm) self->send_exit(w.actor, m.reason);  // they destroy theirs
     self->quit(m.reason);
   });
   self->delayed_send(self, std::chrono::milliseconds(self->state.ctx->config.heartbeat_interval_ms),
@@ -306,11 +520,12 @@ node_actor::behavior_type node_impl(node_self self, context_ptr ctx) {
       [=](create_atom, bus_request& req) { on_create(self, req); },
       [=](list_atom, bus_request& req) { on_list(self, req); },
       [=](summary_atom, sandbox_summary& s) {
+        if (s.warm) return on_warm_summary(self, s);
         auto it = self->state.sandboxes.find(s.rec.id);
         if (it == self->state.sandboxes.end()) return;
         self->send(self->state.meter, summary_atom::value, s);  // metering
         it->second.summary = std::move(s);
-        update_accepting(self);
+        pump(self);
       },
       [=](recover_atom) -> uint32_t { return recover(self); },
       [=](tick_atom) {
@@ -331,6 +546,7 @@ node_actor::behavior_type node_impl(node_self self, context_ptr ctx) {
         std::vector<std::string> orphans;
         for (const auto& id : on_host) {
           auto it = st.sandboxes.find(id);
+          if (st.warm.count(id) > 0) continue;  // this process's warm pool
           if (it == st.sandboxes.end() ||
               (wire::is_terminal(it->second.summary.rec.state) && !it->second.summary.holds_resources))
             orphans.push_back(id);
@@ -342,8 +558,23 @@ node_actor::behavior_type node_impl(node_self self, context_ptr ctx) {
             caf::actor_cast<caf::actor>(self), caf::make_message(tick_atom::value));
       },
       [=](drain_atom) {
-        self->state.draining = true;
+        auto& st = self->state;
+        st.draining = true;
+        for (auto& [id, w] : st.warm) {
+          if (w.ended) continue;
+          w.ended = true;
+          w.ready = false;
+          self->send(w.actor, retire_atom::value);
+        }
+        for (auto& c : st.waiting)
+          reply(self, c.reply,
+                wire::make_error_reply(wire::ErrorCode::unavailable, "executor is draining"));
+        st.waiting.clear();
         update_accepting(self);
+      },
+      [=](refill_atom) {
+        self->state.refill_paused = false;
+        pump(self);
       },
       [=](stats_atom) -> node_stats {
         node_stats out;
@@ -353,6 +584,10 @@ node_actor::behavior_type node_impl(node_self self, context_ptr ctx) {
         for (const auto& [id, e] : st.sandboxes)
           out.running += e.summary.rec.state == wire::SandboxState::running ? 1 : 0;
         out.accepting = st.accepting;
+        const auto pool = count_pool(st);
+        out.warm = pool.live;
+        out.warm_ready = pool.ready;
+        out.waiting = static_cast<uint32_t>(st.waiting.size());
         return out;
       },
   };

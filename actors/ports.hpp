@@ -77,6 +77,17 @@ class runtime {
   [[nodiscard]] virtual std::vector<std::string> list_host_sandboxes() = 0;
   // Resource use sampled from the sandbox's cgroups; zeros when unknown.
   [[nodiscard]] virtual sandbox_usage usage(const std::string& id) = 0;
+  // Changes the cpu and memory limits of a started sandbox, as start() applies them (0 = the
+  // runtime's default). Used when a warm-pool sandbox, booted with the default limits, is handed
+  // out for a create that asked for others. Empty on success, else why (the limits are then
+  // unspecified: the caller ends the sandbox). Blocks briefly (a few cgroup file writes): callers
+  // run it off the actor scheduler's threads. A memory limit below what the sandbox already
+  // uses fails. This default implementation supports nothing.
+  [[nodiscard]] virtual std::string update_limits(const std::string& id, uint32_t cpu_millis,
+                                                  uint32_t memory_mib) {
+    (void)id, (void)cpu_millis, (void)memory_mib;
+    return "this runtime cannot change the limits of a started sandbox";
+  }
 };
 
 // Publishes on NATS. Thread-safe, non-blocking; delivery is best-effort (core NATS).

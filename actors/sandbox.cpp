@@ -53,6 +53,9 @@ struct sandbox_state {
   int64_t last_active_ms = 0;  // last exec start/end or stdin write (idle timeout)
   uint64_t probes = 0;         // readiness probe attempts so far
   uint64_t next_waiter = 1;
+  // The cpu and memory limits the runtime started it with (a claim applies others).
+  uint32_t booted_cpu_millis = 0;
+  uint32_t booted_memory_mib = 0;
   static inline const char* name = "sandbox";
 };
 
@@ -71,6 +74,8 @@ void reply_error(sandbox_self self, const std::string& to, wire::ErrorCode code,
 }
 
 void persist(sandbox_self self) {
+  // An unclaimed warm-pool sandbox has no record: it is stored first when claimed.
+  if (self->state.mode == sandbox_start_mode::warm) return;
   auto status = self->state.ctx->store->put_sandbox(self->state.rec);
   if (!status.ok()) {
     caf::aout(self) << "sandbox " << self->state.rec.id << ": store failed: " << status.message
@@ -79,8 +84,11 @@ void persist(sandbox_self self) {
 }
 
 void notify_node(sandbox_self self) {
-  caf::anon_send(self->state.node, summary_atom::value,
-             sandbox_summary{self->state.rec, self->state.holds_resources});
+  const auto& st = self->state;
+  const bool warm = st.mode == sandbox_start_mode::warm;
+  caf::anon_send(st.node, summary_atom::value,
+                 sandbox_summary{st.rec, st.holds_resources, warm,
+                                 warm && st.ready && !wire::is_terminal(st.rec.state)});
 }
 
 bytes make_hello(uint64_t session) {
@@ -282,6 +290,10 @@ void on_frame(sandbox_self self, const bytes& payload) {
       if (ev->event_as_HelloAck()->session() != st.ctx->session) return;
       if (st.ready) return;
       st.ready = true;
+      if (st.mode == sandbox_start_mode::warm) {
+        notify_node(self);  // booted: the node may hand it out now
+        break;
+      }
       if (st.mode == sandbox_start_mode::recover) end_orphaned_execs(self);
       if (!wire::is_terminal(st.rec.state)) become_running(self);
       break;
@@ -577,6 +589,32 @@ void arm_idle_timer(sandbox_self self) {
   self->delayed_send(self, std::chrono::milliseconds(std::max<int64_t>(left, 1)), idle_atom::value);
 }
 
+// Hands an unclaimed warm sandbox (booted, link up) to a create: it takes the create's record
+// and goes on as a created sandbox. Limits other than those it booted with are applied off the
+// actor's thread first (limits_atom); then it becomes running: the record is stored, the creator
+// answered, the lifetime timer started.
+void claim(sandbox_self self, sandbox_claim& c) {
+  auto& st = self->state;
+  const auto next_handle = st.rec.next_exec_handle;
+  const auto id = st.rec.id;
+  st.rec = std::move(c.rec);
+  st.rec.id = id;
+  st.rec.next_exec_handle = next_handle;
+  st.rec.state = wire::SandboxState::starting;
+  st.mode = sandbox_start_mode::create;
+  st.create_reply = std::move(c.create_reply);
+  if (st.rec.cpu_millis == st.booted_cpu_millis && st.rec.memory_mib == st.booted_memory_mib) {
+    become_running(self);
+    return;
+  }
+  auto rt = st.ctx->rt;
+  auto target = caf::actor_cast<caf::actor>(self);
+  const uint32_t cpu = st.rec.cpu_millis, memory = st.rec.memory_mib;
+  self->spawn<caf::detached>(run_job, std::function<void()>([rt, target, id, cpu, memory] {
+    caf::anon_send(target, limits_atom::value, rt->update_limits(id, cpu, memory));
+  }));
+}
+
 void on_op(sandbox_self self, bus_request& req) {
   auto& st = self->state;
   const auto op = wire::subjects::last_token(req.subject);
@@ -660,8 +698,15 @@ sandbox_actor::behavior_type sandbox_impl(sandbox_self self, context_ptr ctx,
   st.create_reply = std::move(create_reply);
   st.node = std::move(node);
   self->set_exit_handler([=](caf::exit_msg& m) {
-    for (auto& [id, p] : self->state.processes) self->send_exit(p, m.reason);
-    if (self->state.link) self->state.link->close();
+    auto& s = self->state;
+    for (auto& [id, p] : s.processes) self->send_exit(p, m.reason);
+    if (s.link) s.link->close();
+    // An unclaimed warm sandbox never outlives its actor: nothing would claim or adopt it.
+    if (s.mode == sandbox_start_mode::warm && s.holds_resources && !s.destroying) {
+      auto rt = s.ctx->rt;
+      auto id = s.rec.id;
+      self->spawn<caf::detached>(run_job, std::function<void()>([rt, id] { rt->destroy(id); }));
+    }
     self->quit(m.reason);
   });
   if (mode == sandbox_start_mode::ended) {
@@ -677,9 +722,11 @@ sandbox_actor::behavior_type sandbox_impl(sandbox_self self, context_ptr ctx,
     spec.cpu_millis = st.rec.cpu_millis;
     spec.memory_mib = st.rec.memory_mib;
     spec.pids_limit = st.ctx->config.pids_limit;
-    if (mode == sandbox_start_mode::create) {
+    st.booted_cpu_millis = spec.cpu_millis;
+    st.booted_memory_mib = spec.memory_mib;
+    if (mode == sandbox_start_mode::create || mode == sandbox_start_mode::warm) {
       st.rec.state = wire::SandboxState::starting;
-      persist(self);
+      persist(self);  // (nothing for a warm one)
       notify_node(self);
     }
     const bool adopt = mode == sandbox_start_mode::recover;
@@ -750,6 +797,36 @@ sandbox_actor::behavior_type sandbox_impl(sandbox_self self, context_ptr ctx,
                     process_end_cause{wire::Outcome::timeout, 124, SIGKILL, "sandbox idle"});
       },
       [=](probe_atom) { start_probe(self); },
+      [=](claim_atom, sandbox_claim& c) -> bool {
+        auto& s = self->state;
+        if (s.mode != sandbox_start_mode::warm || !s.ready || !s.link ||
+            wire::is_terminal(s.rec.state))
+          return false;
+        claim(self, c);
+        return true;
+      },
+      [=](retire_atom) {
+        auto& s = self->state;
+        if (s.mode != sandbox_start_mode::warm) return;  // claimed meanwhile: the claim won
+        if (wire::is_terminal(s.rec.state)) {
+          notify_node(self);  // ended already: say so again (the node asked while claiming)
+          return;
+        }
+        end_sandbox(self, wire::SandboxState::terminated, std::nullopt,
+                    "retired from the warm pool",
+                    process_end_cause{wire::Outcome::signaled, 137, SIGKILL, "retired"});
+      },
+      [=](limits_atom, const std::string& error) {
+        auto& s = self->state;
+        if (wire::is_terminal(s.rec.state)) return;  // died meanwhile; the creator has its answer
+        if (!error.empty()) {
+          end_sandbox(self, wire::SandboxState::failed, std::nullopt,
+                      "could not apply its cpu/memory limits: " + error,
+                      process_end_cause{wire::Outcome::internal, 255, 0, "limits not applied"});
+          return;
+        }
+        become_running(self);
+      },
       [=](proc_done_atom, const storage::process_record& proc) {
         auto& s = self->state;
         const auto& exec_id = proc.exec_id;

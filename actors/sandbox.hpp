@@ -5,6 +5,15 @@
 // Every transition is stored with sync=true before it is published or replied (P2).
 // An ended sandbox's actor stays to answer info/wait/replay until the node drops it after the
 // retention period.
+//
+// Warm pool (sandbox_start_mode::warm): the node boots sandboxes of the default shape ahead of
+// demand. Such a sandbox has no tenant and no stored record; it boots (starting) and then waits,
+// booted but not running, with no lifetime or idle timer, reachable by nobody (the node attaches
+// no routes). A claim hands it to a create: it takes the tenant's record, applies limits other
+// than the default ones (runtime::update_limits), stores the record as running and answers the
+// creator, and from then on is a sandbox like any created one (mode create). An unclaimed one
+// that dies, or that the node retires, ends without any record and is destroyed; one whose
+// actor exits (executor shutdown) is destroyed too.
 #include <string>
 
 #include <caf/all.hpp>
@@ -30,16 +39,22 @@ using sandbox_actor = caf::typed_actor<
     // A process actor has ended: its finished record (as stored).
     caf::reacts_to<proc_done_atom, storage::process_record>,
     // Timers: idle timeout check; next readiness probe attempt.
-    caf::reacts_to<idle_atom>, caf::reacts_to<probe_atom>>;
+    caf::reacts_to<idle_atom>, caf::reacts_to<probe_atom>,
+    // Warm pool: hand out to a create (true: taken, it answers the creator; false: it can no
+    // longer be claimed, it ended); retire unclaimed (re-reports its state to the node when it
+    // has ended already); the runtime finished update_limits (error text, empty on success).
+    caf::replies_to<claim_atom, sandbox_claim>::with<bool>, caf::reacts_to<retire_atom>,
+    caf::reacts_to<limits_atom, std::string>>;
 
 enum class sandbox_start_mode {
   create,   // a new sandbox: start it and answer `create_reply` when ready
   recover,  // a sandbox that was live when the previous executor process stopped: adopt it
   ended,    // an ended sandbox: only answer queries
+  warm,     // a warm-pool sandbox: start it, store nothing, wait for a claim (then as create)
 };
 
-// Spawns the actor for `rec` (already stored). It reports every change of its record to `node`
-// as (summary_atom, sandbox_summary).
+// Spawns the actor for `rec` (already stored, except in mode warm). It reports every change of
+// its record to `node` as (summary_atom, sandbox_summary).
 sandbox_actor spawn_sandbox(caf::local_actor* parent, context_ptr ctx, storage::sandbox_record rec,
                             sandbox_start_mode mode, std::string create_reply, caf::actor node);
 

@@ -44,6 +44,7 @@ struct flags {
   std::string runsc;
   std::string init;
   uint32_t max_sandboxes = 0;
+  int64_t warm_pool = -1;  // negative = the configured default
   int64_t default_timeout_s = 0;
   int64_t heartbeat_ms = 0;
   int64_t retention_s = -1;
@@ -65,7 +66,8 @@ struct flags {
 
 const char* usage_text =
     "usage: corral-executor [--data DIR] [--nats URL] [--node ID] [--pool P]\n"
-    "                       [--max-sandboxes N] [--runsc PATH] [--init PATH]\n"
+    "                       [--max-sandboxes N] [--warm-pool N (0 = none)]\n"
+    "                       [--runsc PATH] [--init PATH]\n"
     "                       [--default-timeout SECONDS] [--heartbeat-ms MS] [--retention SECONDS]\n"
     "                       [--output-retention SECONDS]\n"
     "                       [--usage-sample-ms MS] [--price-core-second USD]\n"
@@ -86,6 +88,10 @@ bool parse(int argc, char** argv, flags& f) {
     else if (a == "--runsc") f.runsc = v;
     else if (a == "--init") f.init = v;
     else if (a == "--max-sandboxes") f.max_sandboxes = static_cast<uint32_t>(std::stoul(v));
+    else if (a == "--warm-pool") {
+      f.warm_pool = std::stoll(v);
+      if (f.warm_pool < 0) return false;
+    }
     else if (a == "--default-timeout") f.default_timeout_s = std::stoll(v);
     else if (a == "--heartbeat-ms") f.heartbeat_ms = std::stoll(v);
     else if (a == "--retention") f.retention_s = std::stoll(v);
@@ -176,6 +182,8 @@ int main(int argc, char** argv) {
   ctx.config.pool = f.pool;
   ctx.config.tags = f.tags;
   if (f.max_sandboxes) ctx.config.max_sandboxes = f.max_sandboxes;
+  if (f.warm_pool >= 0)
+    ctx.config.warm_pool = static_cast<uint32_t>(std::min<int64_t>(f.warm_pool, UINT32_MAX));
   if (f.default_timeout_s > 0) ctx.config.default_timeout_ms = f.default_timeout_s * 1000;
   if (f.heartbeat_ms > 0) ctx.config.heartbeat_interval_ms = f.heartbeat_ms;
   if (f.retention_s >= 0) {
@@ -229,7 +237,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   nats_outbox out(*conn);
-  nats_router router(*conn, ctx.config.pool);
+  nats_router router(*conn, ctx.config.pool, ctx.config.node_id);
   system_clock clk;
   ctx.store = store.get();
   ctx.out = &out;

@@ -28,8 +28,8 @@ bus_request to_request(bus::message&& m) {
 }
 }  // namespace
 
-nats_router::nats_router(bus::connection& conn, std::string pool)
-    : conn_(conn), pool_(std::move(pool)) {}
+nats_router::nats_router(bus::connection& conn, std::string pool, std::string node_id)
+    : conn_(conn), pool_(std::move(pool)), node_id_(std::move(node_id)) {}
 
 nats_router::~nats_router() { stop(); }
 
@@ -42,8 +42,18 @@ bool nats_router::start(caf::actor node, std::string* error) {
     if (error) *error = "subscribe list: " + sub.detail;
     return false;
   }
+  // Creates placed on this node by name: answered like pool creates, never left.
+  auto direct = conn_.subscribe(wire::subjects::node_create_any_tenant(node_id_), "",
+                                [node](bus::message&& m) {
+                                  caf::anon_send(node, create_atom::value, to_request(std::move(m)));
+                                });
+  if (!direct) {
+    if (error) *error = "subscribe node create: " + direct.detail;
+    return false;
+  }
   std::lock_guard<std::mutex> lock(mu_);
   list_sub_ = std::move(sub.value);
+  node_create_sub_ = std::move(direct.value);
   return true;
 }
 
@@ -126,7 +136,7 @@ void nats_router::serve_usage(caf::actor meter) {
 
 void nats_router::stop() {
   std::unordered_map<std::string, sandbox_routes> subs;
-  std::unique_ptr<bus::subscription> create, list, usage;
+  std::unique_ptr<bus::subscription> create, list, usage, node_create;
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopped_ = true;
@@ -134,6 +144,7 @@ void nats_router::stop() {
     subs.swap(sandbox_subs_);
     create = std::move(create_sub_);
     list = std::move(list_sub_);
+    node_create = std::move(node_create_sub_);
   }
 }
 

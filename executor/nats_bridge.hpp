@@ -27,14 +27,16 @@ class nats_outbox final : public outbox {
   uint64_t failures_ = 0;
 };
 
-// Subscriptions of one executor: per-sandbox op subjects, the pool's create queue group, and the
-// any-tenant list subject. Thread-safe. Handlers only enqueue into an actor's mailbox.
+// Subscriptions of one executor: per-sandbox op subjects, the pool's create queue group (while
+// the node accepts creates), this node's own create subject corral.v1.*.node.{node}.create
+// (always, from start() to stop(): at capacity the node answers it resource_exhausted), and
+// the any-tenant list subject. Thread-safe. Handlers only enqueue into an actor's mailbox.
 class nats_router final : public request_router {
  public:
-  nats_router(bus::connection& conn, std::string pool);
+  nats_router(bus::connection& conn, std::string pool, std::string node_id);
   ~nats_router() override;
 
-  // Routes creates and lists to the node actor; call once before recovery.
+  // Routes lists and this node's creates to the node actor; call once before recovery.
   [[nodiscard]] bool start(caf::actor node, std::string* error);
   void attach_sandbox(const std::string& tenant, const std::string& id, caf::actor sandbox) override;
   void detach_sandbox(const std::string& tenant, const std::string& id) override;
@@ -46,11 +48,13 @@ class nats_router final : public request_router {
  private:
   bus::connection& conn_;
   const std::string pool_;
+  const std::string node_id_;
   caf::actor node_;
   std::mutex mu_;
   bool stopped_ = false;
   std::unique_ptr<bus::subscription> create_sub_;
   std::unique_ptr<bus::subscription> list_sub_;
+  std::unique_ptr<bus::subscription> node_create_sub_;
   std::unique_ptr<bus::subscription> usage_sub_;  // metering
   // Per sandbox: its ops (corral.v1.{t}.sbx.{sb}.*) and its file ops (...fs.*).
   struct sandbox_routes {

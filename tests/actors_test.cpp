@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include <atomic>
+#include <set>
 #include <filesystem>
 
 #include <caf/all.hpp>
@@ -556,6 +557,408 @@ TEST_F(ActorsTest, RestartAdoptsLiveSandboxesAndEndsLostExecs) {
   // The adopted sandbox still runs execs.
   call(wire::subjects::sandbox_op(tenant, id, "exec"), make_exec({"echo", "again"}, "ex-again"));
   EXPECT_EQ(wait_exit(id, "ex-again"), std::make_pair(wire::Outcome::exited, 0));
+}
+
+
+// -- the warm pool ---------------------------------------------------------------------------
+
+bytes make_sized_create(uint32_t cpu_millis, uint32_t memory_mib, const std::string& name = {}) {
+  flatbuffers::FlatBufferBuilder fbb;
+  auto n = fbb.CreateString(name);
+  wire::CreateSandboxBuilder b(fbb);
+  b.add_name(n);
+  b.add_cpu_millis(cpu_millis);
+  b.add_memory_mib(memory_mib);
+  fbb.Finish(b.Finish(), wire::CreateSandboxIdentifier());
+  return wire::release(fbb);
+}
+
+class WarmPoolTest : public testing::node_fixture {
+ protected:
+  void configure(node_config& c) override {
+    c.max_sandboxes = max_sandboxes_;
+    c.warm_pool = 2;
+    c.exec_kill_grace_ms = 500;
+  }
+
+  // Waits for a heartbeat, among those published after the first `skip`, whose pool holds
+  // `ready` booted sandboxes (the node publishes one each time its pool settles).
+  bool wait_pool(uint32_t ready, std::size_t skip = 0) {
+    return out_
+        .wait_for(
+            wire::subjects::heartbeat("node-a"),
+            [&](const published& p) {
+              const auto* h = wire::verify<wire::Heartbeat>(p.payload.data(), p.payload.size());
+              return h != nullptr && h->warm() == ready;
+            },
+            std::chrono::seconds(10), skip)
+        .has_value();
+  }
+  std::size_t heartbeats() { return out_.count(wire::subjects::heartbeat("node-a")); }
+
+  node_stats stats() {
+    node_stats out;
+    caf::scoped_actor self{*sys_};
+    self->request(node_, std::chrono::seconds(10), stats_atom::value)
+        .receive([&](const node_stats& s) { out = s; }, [](caf::error&) { ADD_FAILURE() << "no stats"; });
+    return out;
+  }
+
+  std::set<std::string> started_ids() {
+    std::set<std::string> ids;
+    for (const auto& spec : rt_.starts()) ids.insert(spec.id);
+    return ids;
+  }
+
+  // A create that must succeed; returns its reply.
+  const wire::SandboxInfo* created(const published& r) {
+    const auto* rep = wire::verify<wire::SandboxReply>(r.payload.data(), r.payload.size());
+    EXPECT_NE(rep, nullptr) << error_text(r);
+    return rep == nullptr ? nullptr : rep->sandbox();
+  }
+  std::string create_ok(bytes request = make_create()) {
+    auto r = call(wire::subjects::create(tenant, "default"), std::move(request));
+    const auto* info = created(r);
+    if (info == nullptr) return {};
+    EXPECT_EQ(info->state(), wire::SandboxState::running);
+    return std::string(wire::str(info->id()));
+  }
+
+  std::pair<wire::Outcome, int> run(const std::string& sb, const std::vector<std::string>& argv,
+                                    const std::string& ex) {
+    auto r = call(wire::subjects::sandbox_op(tenant, sb, "exec"), make_exec(argv, ex));
+    EXPECT_NE(wire::verify<wire::ExecReply>(r.payload.data(), r.payload.size()), nullptr) << error_text(r);
+    auto got = out_.wait_for(wire::subjects::output(tenant, sb, ex), [](const published& p) {
+      return wire::verify<wire::ExecExit>(p.payload.data(), p.payload.size()) != nullptr;
+    });
+    if (!got) return {wire::Outcome::internal, -1};
+    const auto* x = wire::verify<wire::ExecExit>(got->payload.data(), got->payload.size());
+    return {x->status()->outcome(), x->status()->exit_code()};
+  }
+
+  uint32_t max_sandboxes_ = 3;
+};
+
+TEST_F(WarmPoolTest, BootsTheDefaultShapeAtStartUnstoredUnlistedUnrouted) {
+  ASSERT_TRUE(wait_pool(2));
+  const auto specs = rt_.starts();
+  ASSERT_EQ(specs.size(), 2u);
+  for (const auto& spec : specs) {
+    EXPECT_TRUE(spec.image.empty() || spec.image == "host") << spec.image;
+    EXPECT_EQ(spec.cpu_millis, 1000u);  // the node's defaults
+    EXPECT_EQ(spec.memory_mib, 1024u);
+    EXPECT_FALSE(router_.route(spec.id)) << "an unclaimed warm sandbox must be reachable by nobody";
+  }
+  auto stored = store_->list_sandboxes();
+  ASSERT_TRUE(stored.ok());
+  EXPECT_TRUE(stored->records.empty()) << "unclaimed warm sandboxes have no record";
+  auto list = call(wire::subjects::list(tenant), {});
+  const auto* l = wire::verify<wire::SandboxList>(list.payload.data(), list.payload.size());
+  ASSERT_NE(l, nullptr);
+  EXPECT_EQ(l->sandboxes()->size(), 0u);
+  const auto s = stats();
+  EXPECT_EQ(s.warm, 2u);
+  EXPECT_EQ(s.warm_ready, 2u);
+  EXPECT_EQ(s.holding, 2u);  // they count in capacity
+  EXPECT_EQ(s.running, 0u);  // but are not running
+  EXPECT_TRUE(s.accepting);
+}
+
+// A node whose capacity is a single sandbox, with a pool of 2.
+class WarmPoolOfOneTest : public WarmPoolTest {
+ protected:
+  WarmPoolOfOneTest() { max_sandboxes_ = 1; }
+};
+
+// ... whose runtime holds every start: its warm sandbox stays booting until release_starts().
+class BootingWarmPoolTest : public WarmPoolOfOneTest {
+ protected:
+  void SetUp() override {
+    rt_.hold_starts();
+    WarmPoolOfOneTest::SetUp();
+  }
+  void TearDown() override {
+    rt_.release_starts();
+    WarmPoolOfOneTest::TearDown();
+  }
+};
+
+// A pool whose first boot fails.
+class FailingWarmBootTest : public WarmPoolTest {
+ protected:
+  void SetUp() override {
+    rt_.fail_next_start("runsc exploded");
+    WarmPoolTest::SetUp();
+  }
+};
+
+TEST_F(WarmPoolOfOneTest, ThePoolNeverGrowsPastCapacity) {
+  ASSERT_TRUE(wait_pool(1));
+  EXPECT_EQ(rt_.starts().size(), 1u);
+  const auto s = stats();
+  EXPECT_EQ(s.warm, 1u);
+  EXPECT_EQ(s.holding, 1u);
+  // Full, but the create can be served from the pool: still in the queue group.
+  EXPECT_TRUE(s.accepting);
+}
+
+TEST_F(WarmPoolTest, PoolableCreateIsServedWarmStoredFirstAndThePoolRefills) {
+  ASSERT_TRUE(wait_pool(2));
+  const auto warm = started_ids();
+  const auto before = heartbeats();
+  const auto id = create_ok(make_create("warm-one", 100, {{"k", "v"}}));
+  EXPECT_EQ(warm.count(id), 1u) << "served cold: " << id;
+  // The record was stored (running, with the tenant's options) before the create was answered.
+  auto rec = store_->get_sandbox(id);
+  ASSERT_TRUE(rec.ok());
+  EXPECT_EQ(rec->state, wire::SandboxState::running);
+  EXPECT_EQ(rec->tenant, tenant);
+  EXPECT_EQ(rec->name, "warm-one");
+  EXPECT_EQ(rec->timeout_ms, 100);
+  EXPECT_EQ(rec->tags, (storage::string_pairs{{"k", "v"}}));
+  EXPECT_EQ(rec->created_at_ms, clk_.now_ms());  // its lifetime counts from the hand-out
+  EXPECT_TRUE(router_.route(id));
+  EXPECT_EQ(run(id, {"echo", "hi"}, "ex-1"), std::make_pair(wire::Outcome::exited, 0));
+  EXPECT_TRUE(rt_.limits_calls().empty()) << "default limits need no update";
+  // The pool refills in the background.
+  ASSERT_TRUE(rt_.wait_starts(3));
+  ASSERT_TRUE(wait_pool(2, before));
+  auto list = call(wire::subjects::list(tenant), {});
+  const auto* l = wire::verify<wire::SandboxList>(list.payload.data(), list.payload.size());
+  ASSERT_NE(l, nullptr);
+  ASSERT_EQ(l->sandboxes()->size(), 1u);
+  EXPECT_EQ(wire::str(l->sandboxes()->Get(0)->id()), id);
+  // The lifetime timer started at the hand-out.
+  clk_.advance(200);
+  auto w = call(wire::subjects::sandbox_op(tenant, id, "wait"), [] {
+    flatbuffers::FlatBufferBuilder fbb;
+    fbb.Finish(wire::CreateSandboxQuery(fbb, 100'000), wire::SandboxQueryIdentifier());
+    return wire::release(fbb);
+  }());
+  const auto* ended = wire::verify<wire::SandboxReply>(w.payload.data(), w.payload.size());
+  ASSERT_NE(ended, nullptr) << error_text(w);
+  EXPECT_EQ(ended->sandbox()->state(), wire::SandboxState::timed_out);
+}
+
+TEST_F(WarmPoolTest, EntrypointOrProbeCreatesBootCold) {
+  ASSERT_TRUE(wait_pool(2));
+  const auto warm = started_ids();
+  auto with_entry = call(wire::subjects::create(tenant, "default"),
+                         make_create({}, 0, {}, {"hang"}));
+  const auto* a = created(with_entry);
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(warm.count(std::string(wire::str(a->id()))), 0u);
+  auto with_probe = call(wire::subjects::create(tenant, "default"),
+                         make_create({}, 0, {}, {}, 0, {"echo", "ok"}));
+  const auto* b = created(with_probe);
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(warm.count(std::string(wire::str(b->id()))), 0u);
+  // The first took the free room; the second (the node full) waited for the room of a warm
+  // sandbox retired for it. The pool refills only as room allows: never past capacity.
+  const auto s = stats();
+  EXPECT_EQ(s.holding, 3u);
+  EXPECT_EQ(s.warm, 1u);
+  EXPECT_EQ(rt_.destroyed().size(), 1u);
+}
+
+TEST_F(WarmPoolTest, CapacityCountsWarmSandboxesAndAFullNodeServesFromItsPool) {
+  ASSERT_TRUE(wait_pool(2));
+  const auto before = heartbeats();
+  const auto a = create_ok();  // warm; the pool refills to 2 (1 + 2 = 3)
+  ASSERT_TRUE(rt_.wait_starts(3));
+  ASSERT_TRUE(wait_pool(2, before));
+  const auto b = create_ok();  // warm; no room to refill: 2 + 1 warm
+  const auto c = create_ok();  // the last warm one
+  EXPECT_EQ(started_ids().count(c), 1u);
+  EXPECT_EQ(rt_.starts().size(), 3u) << "the pool grew past capacity";
+  EXPECT_TRUE(router_.wait_accepting(false));
+  auto full = call(wire::subjects::create(tenant, "default"), make_create());
+  EXPECT_EQ(error_code(full), wire::ErrorCode::resource_exhausted);
+  // The per-node create subject answers alike (and is answered at capacity).
+  auto direct = call(wire::subjects::node_create(tenant, "node-a"), make_create());
+  EXPECT_EQ(error_code(direct), wire::ErrorCode::resource_exhausted);
+  // Room again: the pool refills and the node rejoins the queue group.
+  call(wire::subjects::sandbox_op(tenant, a, "terminate"), {});
+  ASSERT_TRUE(rt_.wait_destroyed(a));
+  EXPECT_TRUE(router_.wait_accepting(true));
+  ASSERT_TRUE(rt_.wait_starts(4));
+  const auto d = create_ok();
+  EXPECT_EQ(rt_.starts().back().id, d);
+  (void)b;
+}
+
+TEST_F(WarmPoolTest, AFullNodeRetiresAWarmSandboxForAColdCreate) {
+  ASSERT_TRUE(wait_pool(2));
+  create_ok();
+  ASSERT_TRUE(rt_.wait_starts(3));
+  create_ok();  // now 2 claimed + 1 warm: full
+  const auto warm_left = stats();
+  ASSERT_EQ(warm_left.warm, 1u);
+  ASSERT_EQ(warm_left.holding, 3u);
+  std::string retired;
+  for (const auto& id : started_ids())
+    if (!router_.route(id)) retired = id;
+  ASSERT_FALSE(retired.empty());
+  // Not poolable: it waits for the room the warm sandbox leaves once destroyed.
+  auto r = call(wire::subjects::create(tenant, "default"), make_create({}, 0, {}, {"hang"}));
+  const auto* info = created(r);
+  ASSERT_NE(info, nullptr);
+  EXPECT_TRUE(rt_.destroyed().count(retired) == 1u);
+  EXPECT_NE(std::string(wire::str(info->id())), retired);
+  const auto s = stats();
+  EXPECT_EQ(s.holding, 3u);
+  EXPECT_EQ(s.warm, 0u);
+}
+
+TEST_F(BootingWarmPoolTest, APoolableCreateOnAFullNodeWaitsForTheBootingWarmSandbox) {
+  ASSERT_TRUE(rt_.wait_starts(1));
+  const auto booting = rt_.starts().front().id;
+  // Full (the booting warm sandbox) but it can serve a create: accepting.
+  EXPECT_TRUE(router_.wait_accepting(true));
+  const auto reply = send(wire::subjects::create(tenant, "default"), make_create());
+  // (The node handles its mailbox in order: stats answers after it has placed the create.)
+  EXPECT_EQ(stats().waiting, 1u);
+  EXPECT_TRUE(out_.on(reply).empty()) << "answered before the sandbox booted";
+  rt_.release_starts();
+  auto got = reply_on(reply);
+  ASSERT_TRUE(got.has_value());
+  const auto* info = created(*got);
+  ASSERT_NE(info, nullptr);
+  EXPECT_EQ(std::string(wire::str(info->id())), booting);
+  EXPECT_EQ(rt_.starts().size(), 1u);
+}
+
+TEST_F(WarmPoolTest, LimitsOtherThanTheDefaultsAreAppliedAtHandOut) {
+  ASSERT_TRUE(wait_pool(2));
+  const auto warm = started_ids();
+  const auto before = heartbeats();
+  const auto id = create_ok(make_sized_create(500, 256));
+  EXPECT_EQ(warm.count(id), 1u);
+  const auto calls = rt_.limits_calls();
+  ASSERT_EQ(calls.size(), 1u);
+  EXPECT_EQ(calls[0].id, id);
+  EXPECT_EQ(calls[0].cpu_millis, 500u);
+  EXPECT_EQ(calls[0].memory_mib, 256u);
+  auto rec = store_->get_sandbox(id);
+  ASSERT_TRUE(rec.ok());
+  EXPECT_EQ(rec->cpu_millis, 500u);
+  EXPECT_EQ(rec->memory_mib, 256u);
+  // When they cannot be applied the create fails, leaves a failed record and no sandbox.
+  ASSERT_TRUE(wait_pool(2, before));
+  rt_.fail_next_update_limits("memory.limit_in_bytes: Device or resource busy");
+  auto r = call(wire::subjects::create(tenant, "default"), make_sized_create(1000, 64));
+  EXPECT_EQ(error_code(r), wire::ErrorCode::internal);
+  EXPECT_NE(error_text(r).find("limits"), std::string::npos) << error_text(r);
+  std::string failed;
+  auto all = store_->list_sandboxes();
+  ASSERT_TRUE(all.ok());
+  for (const auto& x : all->records)
+    if (x.state == wire::SandboxState::failed) failed = x.id;
+  ASSERT_FALSE(failed.empty());
+  EXPECT_TRUE(rt_.wait_destroyed(failed));
+}
+
+TEST_F(WarmPoolTest, AWarmSandboxThatDiesIsReplaced) {
+  ASSERT_TRUE(wait_pool(2));
+  const auto victim = rt_.starts().front().id;
+  const auto before = heartbeats();
+  rt_.kill(victim);
+  ASSERT_TRUE(rt_.wait_destroyed(victim));
+  ASSERT_TRUE(rt_.wait_starts(3));
+  ASSERT_TRUE(wait_pool(2, before));
+  EXPECT_FALSE(store_->get_sandbox(victim).ok()) << "a dead warm sandbox leaves no record";
+  const auto id = create_ok();
+  EXPECT_NE(id, victim);
+}
+
+TEST_F(FailingWarmBootTest, FailedBootsAreRetriedLater) {
+  // One of the two boots failed; it is replaced (after the retry delay) and the pool fills.
+  ASSERT_TRUE(rt_.wait_starts(3));
+  ASSERT_TRUE(wait_pool(2));
+  EXPECT_EQ(rt_.live().size(), 2u);
+}
+
+TEST_F(WarmPoolTest, DrainDestroysTheWarmSandboxesAndRefusesCreates) {
+  ASSERT_TRUE(wait_pool(2));
+  const auto before = heartbeats();
+  const auto id = create_ok();
+  ASSERT_TRUE(rt_.wait_starts(3));
+  ASSERT_TRUE(wait_pool(2, before));
+  caf::anon_send(node_, drain_atom::value);
+  for (const auto& w : started_ids())
+    if (w != id) {
+      EXPECT_TRUE(rt_.wait_destroyed(w)) << w;
+    }
+  EXPECT_EQ(rt_.destroyed().count(id), 0u) << "drain keeps tenants' sandboxes";
+  auto r = call(wire::subjects::create(tenant, "default"), make_create());
+  EXPECT_EQ(error_code(r), wire::ErrorCode::unavailable);
+  const auto s = stats();
+  EXPECT_EQ(s.warm, 0u);
+  EXPECT_FALSE(s.accepting);
+  EXPECT_EQ(rt_.starts().size(), 3u);
+}
+
+TEST_F(WarmPoolTest, RestartLeavesNoUnclaimedWarmSandboxAndAdoptsClaimedOnes) {
+  ASSERT_TRUE(wait_pool(2));
+  const auto refilled = heartbeats();
+  const auto claimed = create_ok();
+  ASSERT_TRUE(rt_.wait_starts(3));
+  ASSERT_TRUE(wait_pool(2, refilled));
+  const auto before = started_ids();
+  // An exec in flight: after the restart it ends executor_lost once the sandbox is re-adopted.
+  ASSERT_EQ(call(wire::subjects::sandbox_op(tenant, claimed, "exec"), make_exec({"hang"}, "ex-h"))
+                .subject.empty(),
+            false);
+  // An unclaimed warm sandbox of a process killed with -9 (no actor destroyed it): on the host,
+  // no record.
+  rt_.add_host_sandbox("sb-warmleftXXXXXXXXXXXXXXXX");
+  close_node();
+  rt_.add_host_sandbox(claimed);  // still running on the host
+  const auto restarted = heartbeats();
+  open_node();
+  EXPECT_TRUE(rt_.wait_destroyed("sb-warmleftXXXXXXXXXXXXXXXX"));
+  for (const auto& id : before)
+    if (id != claimed) {
+      EXPECT_TRUE(rt_.wait_destroyed(id)) << id;
+    }
+  EXPECT_EQ(rt_.destroyed().count(claimed), 0u);
+  ASSERT_TRUE(out_.wait_for(wire::subjects::output(tenant, claimed, "ex-h"), [](const published& p) {
+    const auto* x = wire::verify<wire::ExecExit>(p.payload.data(), p.payload.size());
+    return x != nullptr && x->status()->outcome() == wire::Outcome::executor_lost;
+  }));
+  EXPECT_EQ(run(claimed, {"echo", "adopted"}, "ex-a"), std::make_pair(wire::Outcome::exited, 0));
+  ASSERT_TRUE(rt_.wait_starts(5));  // a new pool
+  ASSERT_TRUE(wait_pool(2, restarted));
+  auto all = store_->list_sandboxes();
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->records.size(), 1u);
+  EXPECT_EQ(all->records[0].id, claimed);
+}
+
+TEST_F(WarmPoolTest, NodeCreateSubjectIsServedLikeThePool) {
+  ASSERT_TRUE(wait_pool(2));
+  const auto warm = started_ids();
+  auto r = call(wire::subjects::node_create(tenant, "node-a"), make_create("direct"));
+  const auto* info = created(r);
+  ASSERT_NE(info, nullptr);
+  EXPECT_EQ(warm.count(std::string(wire::str(info->id()))), 1u);
+  EXPECT_EQ(wire::str(info->tenant()), tenant);
+  // Same validation.
+  EXPECT_EQ(error_code(call(wire::subjects::node_create(tenant, "node-a"), make_create("bad name!"))),
+            wire::ErrorCode::invalid_argument);
+  EXPECT_EQ(error_code(call(wire::subjects::node_create(tenant, "node-a"), make_create("direct"))),
+            wire::ErrorCode::already_exists);
+}
+
+TEST_F(WarmPoolTest, TwoClaimsAreTwoDistinctSandboxes) {
+  ASSERT_TRUE(wait_pool(2));
+  const auto a = create_ok();
+  const auto b = create_ok();
+  EXPECT_NE(a, b);
+  // Both from the pool: 2 boots ahead, 1 refill (then the node is full), no cold boot.
+  EXPECT_EQ(rt_.starts().size(), 3u);
+  EXPECT_EQ(run(a, {"echo", "a"}, "ex-a"), std::make_pair(wire::Outcome::exited, 0));
+  EXPECT_EQ(run(b, {"echo", "b"}, "ex-b"), std::make_pair(wire::Outcome::exited, 0));
 }
 
 }  // namespace

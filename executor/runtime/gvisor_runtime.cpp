@@ -176,6 +176,8 @@ class gvisor_runtime final : public runtime {
   void destroy(const std::string& id) override;
   std::vector<std::string> list_host_sandboxes() override;
   sandbox_usage usage(const std::string& id) override;
+  std::string update_limits(const std::string& id, uint32_t cpu_millis,
+                            uint32_t memory_mib) override;
 
  private:
   [[nodiscard]] std::string sandbox_dir(const std::string& id) const {
@@ -515,6 +517,25 @@ std::vector<std::string> gvisor_runtime::list_host_sandboxes() {
     }
   }
   return {ids.begin(), ids.end()};
+}
+
+// The same cgroup files start() sets: the memory limit (memory.limit_in_bytes, and memsw: no
+// swap) that runsc wrote from linux.resources, and the CFS quota written after start.
+std::string gvisor_runtime::update_limits(const std::string& id, uint32_t cpu_millis,
+                                          uint32_t memory_mib) {
+  if (!wire::valid_id(id, sandbox_id_prefix)) return "invalid sandbox id";
+  id_lock_table::guard lock(id_locks_, id);
+  if (!path_exists(sandbox_dir(id))) return "sandbox " + id + " is not on this host";
+  const uint32_t memory = memory_mib != 0 ? memory_mib : cfg_.default_memory_mib;
+  const uint32_t cpu = cpu_millis != 0 ? cpu_millis : cfg_.default_cpu_millis;
+  sandbox_cgroups cgroups(cfg_.cgroup_parent, id);
+  if (memory > 0) {
+    if (auto e = cgroups.set_memory_limit(static_cast<uint64_t>(memory) << 20); !e.empty())
+      return "setting the memory limit: " + e;
+  }
+  auto e = cpu > 0 ? cgroups.set_cpu_limit(cpu, cfg_.cpu_period_us) : cgroups.clear_cpu_limit();
+  if (!e.empty()) return "setting the cpu limit: " + e;
+  return {};
 }
 
 sandbox_usage gvisor_runtime::usage(const std::string& id) {

@@ -43,6 +43,9 @@
 // written into the sandbox's cpu cgroup right after start (a quota present during start slows
 // runsc's boot ~2.5x); processes as RLIMIT_NPROC inside the sandbox (a fork bomb gets EAGAIN
 // inside instead of killing the sentry) with a larger cgroup pids.max as a host-side backstop.
+// update_limits() rewrites the memory limit and the cpu quota of a running sandbox in the same
+// cgroup files (the warm pool boots with the defaults). The sentry keeps the memory size it
+// booted with for what it reports (/proc/meminfo); the host cgroup is what enforces the limit.
 #include <cstddef>
 #include <cstdint>
 #include <memory>

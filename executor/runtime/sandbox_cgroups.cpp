@@ -92,6 +92,36 @@ std::string sandbox_cgroups::set_cpu_limit(uint32_t millis, uint32_t period_us) 
   return {};
 }
 
+std::string sandbox_cgroups::clear_cpu_limit() const {
+  const std::string dir = dir_of("cpu");
+  if (dir.empty()) return "no cpu cgroup controller mounted";
+  if (!write_text(dir + "/cpu.cfs_quota_us", "-1"))
+    return "write " + dir + "/cpu.cfs_quota_us: " + std::strerror(errno);
+  return {};
+}
+
+std::string sandbox_cgroups::set_memory_limit(uint64_t bytes) const {
+  const std::string dir = dir_of("memory");
+  if (dir.empty()) return "no memory cgroup controller mounted";
+  const std::string limit = dir + "/memory.limit_in_bytes";
+  const std::string memsw = dir + "/memory.memsw.limit_in_bytes";
+  struct stat st {};
+  const bool has_memsw = stat(memsw.c_str(), &st) == 0;
+  uint64_t current = 0;
+  const bool raising = read_u64(limit, current) && bytes > current;
+  auto write = [&](const std::string& path) -> std::string {
+    if (write_text(path, std::to_string(bytes))) return {};
+    return "write " + path + ": " + std::strerror(errno);
+  };
+  // memsw >= limit at every step: raise memsw first, lower it last.
+  if (has_memsw && raising)
+    if (auto e = write(memsw); !e.empty()) return e;
+  if (auto e = write(limit); !e.empty()) return e;
+  if (has_memsw && !raising)
+    if (auto e = write(memsw); !e.empty()) return e;
+  return {};
+}
+
 sandbox_usage sandbox_cgroups::usage() const {
   sandbox_usage u;
   if (const auto d = dir_of("cpuacct"); !d.empty()) (void)read_u64(d + "/cpuacct.usage", u.cpu_usage_ns);

@@ -23,6 +23,14 @@ class sandbox_cgroups {
   // Writes cpu.cfs_period_us and cpu.cfs_quota_us (quota = millis * period / 1000, at least
   // 1 ms). Empty on success.
   [[nodiscard]] std::string set_cpu_limit(uint32_t millis, uint32_t period_us) const;
+  // Removes the cpu quota (cpu.cfs_quota_us = -1). Empty on success.
+  [[nodiscard]] std::string clear_cpu_limit() const;
+
+  // Writes memory.limit_in_bytes and, when swap accounting exists, memory.memsw.limit_in_bytes
+  // (the same value: no swap on top), in the order the kernel accepts (memsw never below the
+  // limit). The kernel refuses a limit below what the cgroup uses now (EBUSY after reclaim).
+  // Empty on success.
+  [[nodiscard]] std::string set_memory_limit(uint64_t bytes) const;
 
   // cpuacct.usage, memory.usage_in_bytes, memory.oom_control's oom_kill; zeros when unknown.
   [[nodiscard]] sandbox_usage usage() const;

@@ -1,5 +1,6 @@
 #include "tests/fakes/fake_ports.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 
@@ -17,18 +18,28 @@ void fake_outbox::publish(const std::string& subject, std::vector<uint8_t> paylo
 
 std::optional<published> fake_outbox::wait_for(const std::string& subject,
                                                const std::function<bool(const published&)>& pred,
-                                               std::chrono::milliseconds timeout) {
+                                               std::chrono::milliseconds timeout,
+                                               std::size_t skip) {
   std::unique_lock<std::mutex> lock(mu_);
   std::optional<published> hit;
   cv_.wait_for(lock, timeout, [&] {
-    for (const auto& p : all_)
-      if (p.subject == subject && pred(p)) {
+    std::size_t seen = 0;
+    for (const auto& p : all_) {
+      if (p.subject != subject || seen++ < skip) continue;
+      if (pred(p)) {
         hit = p;
         return true;
       }
+    }
     return false;
   });
   return hit;
+}
+
+std::size_t fake_outbox::count(const std::string& subject) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return static_cast<std::size_t>(
+      std::count_if(all_.begin(), all_.end(), [&](const published& p) { return p.subject == subject; }));
 }
 
 std::vector<published> fake_outbox::on(const std::string& subject) {
@@ -201,18 +212,64 @@ struct fake_runtime::sandbox final : init_link {
 };
 
 runtime::started fake_runtime::start(const sandbox_spec& spec, std::shared_ptr<init_listener> l) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (!fail_next_.empty()) {
-    started s;
-    s.error = fail_next_;
-    fail_next_.clear();
-    return s;
+  started result;
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    starts_.push_back(spec);
+    cv_.notify_all();
+    cv_.wait(lock, [&] { return !starts_held_; });
+    if (!fail_next_.empty()) {
+      result.error = fail_next_;
+      fail_next_.clear();
+    } else {
+      auto sb = std::make_shared<sandbox>();
+      sb->listener = std::move(l);
+      live_[spec.id] = sb;
+      host_.insert(spec.id);
+      result.link = sb;
+    }
   }
-  auto sb = std::make_shared<sandbox>();
-  sb->listener = std::move(l);
-  live_[spec.id] = sb;
-  host_.insert(spec.id);
-  return started{sb, {}};
+  cv_.notify_all();
+  return result;
+}
+
+std::string fake_runtime::update_limits(const std::string& id, uint32_t cpu_millis,
+                                        uint32_t memory_mib) {
+  std::lock_guard<std::mutex> lock(mu_);
+  limits_calls_.push_back(limits_call{id, cpu_millis, memory_mib});
+  if (!fail_next_limits_.empty()) {
+    std::string why;
+    why.swap(fail_next_limits_);
+    return why;
+  }
+  return live_.count(id) > 0 ? std::string{} : "no such sandbox";
+}
+
+std::vector<sandbox_spec> fake_runtime::starts() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return starts_;
+}
+
+std::vector<fake_runtime::limits_call> fake_runtime::limits_calls() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return limits_calls_;
+}
+
+bool fake_runtime::wait_starts(std::size_t n, std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  return cv_.wait_for(lock, timeout, [&] { return starts_.size() >= n; });
+}
+
+std::set<std::string> fake_runtime::live() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::set<std::string> out;
+  for (const auto& [id, sb] : live_) out.insert(id);
+  return out;
+}
+
+void fake_runtime::fail_next_update_limits(std::string why) {
+  std::lock_guard<std::mutex> lock(mu_);
+  fail_next_limits_ = std::move(why);
 }
 
 runtime::started fake_runtime::adopt(const std::string& id, std::shared_ptr<init_listener> l) {
@@ -253,6 +310,19 @@ void fake_runtime::release_listing() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     listing_held_ = false;
+  }
+  cv_.notify_all();
+}
+
+void fake_runtime::hold_starts() {
+  std::lock_guard<std::mutex> lock(mu_);
+  starts_held_ = true;
+}
+
+void fake_runtime::release_starts() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    starts_held_ = false;
   }
   cv_.notify_all();
 }

@@ -29,11 +29,14 @@ struct published {
 class fake_outbox final : public outbox {
  public:
   void publish(const std::string& subject, std::vector<uint8_t> payload) override;
-  // Waits until some message on `subject` satisfies pred; returns a copy of it.
+  // Waits until some message on `subject`, after its first `skip` ones, satisfies pred; returns
+  // a copy of it.
   std::optional<published> wait_for(const std::string& subject,
                                     const std::function<bool(const published&)>& pred,
-                                    std::chrono::milliseconds timeout = std::chrono::seconds(10));
+                                    std::chrono::milliseconds timeout = std::chrono::seconds(10),
+                                    std::size_t skip = 0);
   std::vector<published> on(const std::string& subject);
+  std::size_t count(const std::string& subject);
 
  private:
   std::mutex mu_;
@@ -81,8 +84,24 @@ class fake_runtime final : public runtime {
   void destroy(const std::string& id) override;
   std::vector<std::string> list_host_sandboxes() override;
   sandbox_usage usage(const std::string&) override { return {}; }
+  std::string update_limits(const std::string& id, uint32_t cpu_millis,
+                            uint32_t memory_mib) override;
+
+  // What start() and update_limits() were asked, in order.
+  struct limits_call {
+    std::string id;
+    uint32_t cpu_millis = 0, memory_mib = 0;
+  };
+  std::vector<sandbox_spec> starts();
+  std::vector<limits_call> limits_calls();
+  // Waits until start() has been called at least n times.
+  bool wait_starts(std::size_t n, std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  // The ids of the sandboxes started and not destroyed.
+  std::set<std::string> live();
 
   // Test controls.
+  // The next update_limits() fails with this error.
+  void fail_next_update_limits(std::string why);
   void fail_next_start(std::string why);
   // Simulates the sandbox dying: its link closes.
   void kill(const std::string& id);
@@ -91,6 +110,10 @@ class fake_runtime final : public runtime {
   // While held, list_host_sandboxes() blocks (until release_listing()) before it looks.
   void hold_listing();
   void release_listing();
+  // While held, start() blocks (until release_starts()) before it starts anything: sandboxes
+  // stay "booting".
+  void hold_starts();
+  void release_starts();
   std::size_t spawn_count(const std::string& id);
   std::set<std::string> destroyed();
   bool wait_destroyed(const std::string& id, std::chrono::milliseconds timeout = std::chrono::seconds(10));
@@ -101,10 +124,14 @@ class fake_runtime final : public runtime {
   std::mutex mu_;
   std::condition_variable cv_;
   std::string fail_next_;
+  std::string fail_next_limits_;
+  std::vector<sandbox_spec> starts_;
+  std::vector<limits_call> limits_calls_;
   std::map<std::string, std::shared_ptr<sandbox>> live_;
   std::set<std::string> host_;
   std::set<std::string> destroyed_;
   bool listing_held_ = false;
+  bool starts_held_ = false;
 };
 
 }  // namespace corral::testing

@@ -27,6 +27,7 @@ void node_fixture::open_node() {
   store_ = std::move(*opened);
   node_context ctx;
   ctx.config.node_id = "node-a";
+  ctx.config.warm_pool = 0;  // suites that test the warm pool ask for one in configure()
   configure(ctx.config);
   ASSERT_EQ(ctx.config.validate(), "");
   ctx.store = store_.get();
@@ -53,9 +54,11 @@ void node_fixture::close_node() {
 
 std::string node_fixture::send(const std::string& subject, bytes payload) {
   const auto reply = "reply." + std::to_string(++replies_);
-  // corral.v1.{t}.pool.{p}.create and corral.v1.{t}.list go to the node (any tenant).
+  // corral.v1.{t}.pool.{p}.create, corral.v1.{t}.node.{n}.create and corral.v1.{t}.list go to
+  // the node (any tenant).
   const auto t = std::string(wire::subjects::tenant_of(subject));
-  const bool is_create = subject.rfind("corral.v1." + t + ".pool.", 0) == 0;
+  const bool is_create = subject.rfind("corral.v1." + t + ".pool.", 0) == 0 ||
+                         subject.rfind("corral.v1." + t + ".node.", 0) == 0;
   bus_request req{subject, reply, std::move(payload)};
   if (is_create) {
     caf::anon_send(node_, create_atom::value, std::move(req));

@@ -22,7 +22,8 @@ class node_fixture : public ::testing::Test {
   void SetUp() override;
   void TearDown() override;
 
-  // Adjusts the node's configuration before open_node() starts it.
+  // Adjusts the node's configuration before open_node() starts it (it starts with no warm pool:
+  // warm_pool 0).
   virtual void configure(node_config&) {}
   // Opens the store and starts a node on it (recovery included).
   void open_node();
