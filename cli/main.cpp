@@ -17,6 +17,7 @@
 
 #include "cli/client.hpp"
 #include "cli/fs_command.hpp"
+#include "cli/sweep.hpp"
 #include "cli/token.hpp"
 #include "cli/up.hpp"
 #include "schemas/ids.hpp"
@@ -44,15 +45,16 @@ const char* usage_text =
     "  usage [SANDBOX]                                    CPU core-s, GiB-s and cost billed\n"
     "  token create --tenant T [--tokens FILE]            a gateway token (its hash appended)\n"
     "%s"
+    "%s"
     "\n"
     "environment: CORRAL_NATS_URL (default nats://127.0.0.1:4222), CORRAL_TENANT (default\n"
     "'default'), CORRAL_POOL (default 'default').\n"
     "exit status: exec and run exit with the process's status (124 timeout, 137 killed);\n"
-    "1 for a failed request, 2 for a usage error.\n";
+    "sweep exits 0 when every program has a result; 1 for a failed request, 2 for a usage error.\n";
 
 int usage(const std::string& why = {}) {
   if (!why.empty()) std::cerr << "corral: " << why << "\n";
-  std::fprintf(stderr, usage_text, cli::fs_usage_text);
+  std::fprintf(stderr, usage_text, cli::fs_usage_text, cli::sweep::usage_text);
   return 2;
 }
 
@@ -383,6 +385,7 @@ int main(int argc, char** argv) {
   if (cmd == "help" || cmd == "-h") return usage(), 0;
   if (cmd == "up") return cli::run_up(args, argv[0]);
   if (cmd == "token") return cmd_token(args, cfg.tenant);
+  if (cmd == "sweep") return cli::sweep::run_command(args, cfg);  // connects when it has work
 
   std::string error;
   auto c = cli::client::connect(cfg, &error);
