@@ -1,6 +1,16 @@
-# sweep: `corral sweep`. The unit suite needs no executor.
+# sweep: `corral sweep`. The unit suite needs no executor; the integration suite runs the
+# sample problems (examples/sweep/) against a real nats-server and corral-executor, --direct
+# and --queue, and resumes a cut output file.
 find_package(nlohmann_json 3 REQUIRED)
 corral_add_test(NAME sweep_unit_test
   SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/sweep_unit_test.cpp
   LIBS corral_sweep nlohmann_json::nlohmann_json
   LABELS unit)
+
+if(TARGET corral-executor)
+  corral_add_test(NAME sweep_test
+    SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/sweep_test.cpp
+    LIBS corral_test_support nlohmann_json::nlohmann_json
+    LABELS integration)
+  add_dependencies(sweep_test corral corral-executor corral-init)
+endif()
