@@ -680,6 +680,12 @@ TEST(init, ignores_termination_signals) {
   for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGPIPE}) ASSERT_TRUE(c.process().send_signal(sig));
   c.handshake(1);
   EXPECT_TRUE(c.process().running());
+  // What init was sent is not its children's: they start with nothing blocked, ignored or
+  // pending.
+  const exec_outcome o = c.run(1, {"grep", "-E", "^Sig(Pnd|Blk|Ign)", "/proc/self/status"});
+  EXPECT_EQ(o.exit_code, 0);
+  EXPECT_EQ(o.out, "SigPnd:\t0000000000000000\nSigBlk:\t0000000000000000\n"
+                   "SigIgn:\t0000000000000000\n");
 }
 
 TEST(init, stdin_over_its_cap_is_dropped_and_logged) {

@@ -35,6 +35,7 @@ init_event_loop::init_event_loop(const init_limits& limits, int command_fd, int 
       command_buf_(command_read_bytes),
       output_buf_(limits.read_chunk_bytes),
       prune_ended_groups_at_(ended_groups_checked_from),
+      null_input_(open_null_input()),
       fbb_(limits.read_chunk_bytes + 1024) {}
 
 int init_event_loop::run() {
@@ -251,6 +252,7 @@ void init_event_loop::on_spawn(const wire::Spawn& spawn) {
     return reject("workdir must be an absolute path: " + request.workdir);
   }
   request.pipe_stdin = spawn.stdin();
+  request.null_input = null_input_.get();
   request.pty = spawn.pty();
   request.rows = spawn.rows();
   request.cols = spawn.cols();

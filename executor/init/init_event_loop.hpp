@@ -131,6 +131,8 @@ class init_event_loop {
   std::size_t prune_ended_groups_at_;
   std::unordered_set<uint64_t> used_ids_;            // every Spawn id ever received
 
+  unique_fd null_input_;  // /dev/null, the stdin of processes started without stdin
+
   std::vector<uint8_t> outbound_;  // encoded frames not yet written to event_fd
   std::size_t outbound_pos_ = 0;
   bool output_paused_ = false;     // back-pressure: children's pipes are not read

@@ -34,12 +34,19 @@ void log_line(const char* format, ...) __attribute__((format(printf, 1, 2)));
 bool set_window_size(int fd, uint16_t rows, uint16_t cols);
 
 // Makes this process fit to be PID 1 of a sandbox: closes every inherited fd above 2 (nothing
-// of the host leaks in), opens /dev/null on any of 0..2 that is closed, ignores SIGTERM, SIGINT,
-// SIGHUP and SIGPIPE, blocks SIGCHLD and returns a non-blocking signalfd for it (-1 on failure,
-// logged), makes stdin and stdout non-blocking, makes itself non-dumpable (its /proc/1/fd is
-// then closed to processes without CAP_SYS_PTRACE), and when not PID 1 (tests) makes this process a
-// child subreaper so that orphans are still reparented to it.
+// of the host leaks in), opens /dev/null on any of 0..2 that is closed, moves to / (the working
+// directory of processes started without one), blocks SIGTERM, SIGINT, SIGHUP and SIGPIPE (they
+// stay pending and never act: init survives them, and as their disposition stays the default,
+// a child gets them back by emptying its signal mask alone) and SIGCHLD, returns a non-blocking
+// signalfd for SIGCHLD (-1 on failure, logged), makes stdin and stdout non-blocking, makes
+// itself non-dumpable (its /proc/1/fd is then closed to processes without CAP_SYS_PTRACE), and
+// when not PID 1 (tests) makes this process a child subreaper so that orphans are still
+// reparented to it.
 [[nodiscard]] unique_fd prepare_init_process();
+
+// /dev/null opened read-only and close-on-exec: the stdin of processes started without one,
+// opened once (-1 when this root has none; spawn_process then uses an empty pipe).
+[[nodiscard]] unique_fd open_null_input();
 
 // -- fd I/O -------------------------------------------------------------------------------------
 
@@ -56,7 +63,8 @@ struct io_result {
 [[nodiscard]] io_result write_some(int fd, const uint8_t* data, std::size_t size);
 // Bytes that a read of the pipe fd could return right now (0 when unknown).
 [[nodiscard]] std::size_t readable_bytes(int fd);
-// Reads and discards everything queued on the SIGCHLD signalfd.
+// Reads and discards what is queued on the SIGCHLD signalfd (one read: SIGCHLD does not queue
+// twice, and one arriving later makes the fd readable again).
 void drain_signal_fd(int fd);
 
 // One fd to wait on.
@@ -93,8 +101,9 @@ int signal_process(pid_t pid, int sig);
 struct spawn_request {
   std::vector<std::string> argv;  // non-empty, no NUL bytes
   std::vector<std::string> env;   // "KEY=VALUE" each: the whole environment
-  std::string workdir;            // absolute
-  bool pipe_stdin = false;        // false: stdin is /dev/null
+  std::string workdir;            // absolute; "/" is init's own (no chdir)
+  bool pipe_stdin = false;        // false: stdin is null_input
+  int null_input = -1;            // from open_null_input(); -1: an empty pipe instead
   bool pty = false;               // stdin/stdout/stderr on a new pseudo-terminal (its controlling tty)
   uint16_t rows = 24, cols = 80;  // its size
 };

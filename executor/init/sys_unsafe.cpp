@@ -90,23 +90,29 @@ unique_fd prepare_init_process() {
     }
   }
 
-  struct sigaction ignore {};
-  ignore.sa_handler = SIG_IGN;
-  sigemptyset(&ignore.sa_mask);
-  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGPIPE}) ::sigaction(sig, &ignore, nullptr);
-  // An ignored SIGCHLD survives exec and would make the kernel reap children behind init's
-  // back (no exit status, no Exited): make sure it has its default disposition.
-  struct sigaction child_default {};
-  child_default.sa_handler = SIG_DFL;
-  sigemptyset(&child_default.sa_mask);
-  ::sigaction(SIGCHLD, &child_default, nullptr);
+  // Processes inherit this working directory unless their Spawn names another.
+  if (::chdir("/") != 0) log_line("chdir /: %s", std::strerror(errno));
 
+  // Default dispositions (an ignored signal would survive exec into every child; an ignored
+  // SIGCHLD would make the kernel reap children behind init's back), all of them blocked:
+  // init outlives the termination signals, and a child needs only an empty mask to have them
+  // back (spawn_unsafe.cpp).
+  struct sigaction default_action {};
+  default_action.sa_handler = SIG_DFL;
+  sigemptyset(&default_action.sa_mask);
+  for (int sig : {SIGQUIT, SIGUSR1, SIGUSR2}) ::sigaction(sig, &default_action, nullptr);
+  sigset_t blocked;
+  sigemptyset(&blocked);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGCHLD}) {
+    ::sigaction(sig, &default_action, nullptr);
+    sigaddset(&blocked, sig);
+  }
+  if (::sigprocmask(SIG_BLOCK, &blocked, nullptr) != 0) {
+    log_line("sigprocmask: %s", std::strerror(errno));
+  }
   sigset_t child_set;
   sigemptyset(&child_set);
   sigaddset(&child_set, SIGCHLD);
-  if (::sigprocmask(SIG_BLOCK, &child_set, nullptr) != 0) {
-    log_line("sigprocmask: %s", std::strerror(errno));
-  }
   unique_fd signal_fd(::signalfd(-1, &child_set, SFD_NONBLOCK | SFD_CLOEXEC));
   if (!signal_fd.valid()) log_line("signalfd: %s", std::strerror(errno));
 
@@ -127,6 +133,8 @@ unique_fd prepare_init_process() {
   }
   return signal_fd;
 }
+
+unique_fd open_null_input() { return unique_fd(::open("/dev/null", O_RDONLY | O_CLOEXEC)); }
 
 // -- fd I/O -------------------------------------------------------------------------------------
 
@@ -159,8 +167,10 @@ std::size_t readable_bytes(int fd) {
 
 void drain_signal_fd(int fd) {
   signalfd_siginfo info[16];
-  while (::read(fd, info, sizeof info) > 0) {
-  }
+  ssize_t n;
+  do {
+    n = ::read(fd, info, sizeof info);
+  } while (n < 0 && errno == EINTR);
 }
 
 bool wait_for_fds(std::vector<fd_watch>& watches, int& error_number) {
