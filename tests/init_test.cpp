@@ -284,6 +284,37 @@ TEST(init, runs_a_process_and_reports_both_streams_and_exit_code) {
   EXPECT_FALSE(o.event_after_end);
 }
 
+TEST(init, a_short_process_costs_one_write_for_started_and_exited) {
+  init_client c({"--started-delay-ms=1000"});
+  c.handshake(1);
+  c.send(spawn(1, {"true"}));
+  // The first bytes init writes after the Spawn carry both events (one write of both frames).
+  ASSERT_TRUE(c.read_events(deadline()));
+  EXPECT_EQ(c.outcome(1).started, 1);
+  EXPECT_EQ(c.outcome(1).exited, 1);
+  EXPECT_EQ(c.outcome(1).exit_code, 0);
+}
+
+TEST(init, started_of_a_running_process_is_written_after_its_delay) {
+  for (const char* delay : {"--started-delay-ms=0", "--started-delay-ms=20"}) {
+    SCOPED_TRACE(delay);
+    init_client c({delay});
+    c.handshake(1);
+    c.send(spawn(1, {"sleep", "100"}));
+    ASSERT_TRUE(c.wait_until([&] { return c.outcome(1).started == 1; }));
+    EXPECT_EQ(c.outcome(1).exited, 0);
+    // Another event right away: the Started of a second process is written with it.
+    c.send(spawn(2, {"sleep", "100"}));
+    c.handshake(1);
+    EXPECT_EQ(c.outcome(2).started, 1);
+    c.send(signal_cmd(1, SIGKILL));
+    c.send(signal_cmd(2, SIGKILL));
+    ASSERT_TRUE(c.wait_ended(1));
+    ASSERT_TRUE(c.wait_ended(2));
+    EXPECT_EQ(c.outcome(1).signal, SIGKILL);
+  }
+}
+
 TEST(init, stdin_round_trip_through_cat) {
   init_client c;
   c.handshake(1);
@@ -721,6 +752,8 @@ TEST(init, refuses_invalid_limits) {
   EXPECT_EQ(WEXITSTATUS(status), 2);
   init_process unknown({"--bogus"});
   EXPECT_EQ(WEXITSTATUS(unknown.wait_exit(deadline())), 2);
+  init_process slow({"--started-delay-ms=1001"});
+  EXPECT_EQ(WEXITSTATUS(slow.wait_exit(deadline())), 2);
 }
 
 }  // namespace

@@ -48,7 +48,9 @@ int init_event_loop::run() {
   std::vector<watch_target> targets;
   for (;;) {
     finish_exiting();
-    flush_events();
+    int timeout_ms = -1;
+    const bool holding = holding_events(timeout_ms);
+    if (!holding) flush_events();
 
     watches.clear();
     targets.clear();
@@ -57,7 +59,7 @@ int init_event_loop::run() {
       targets.push_back(watch_target{what, id});
     };
     if (commands_open_) add(command_fd_, true, false, target::commands, 0);
-    if (pending_events() > 0) add(event_fd_, false, true, target::events, 0);
+    if (!holding && pending_events() > 0) add(event_fd_, false, true, target::events, 0);
     add(child_signal_fd_.get(), true, false, target::child_signal, 0);
     for (auto& [id, p] : processes_) {
       if (p.reaped) continue;
@@ -71,7 +73,7 @@ int init_event_loop::run() {
     }
 
     int error_number = 0;
-    if (!wait_for_fds(watches, error_number)) {
+    if (!wait_for_fds(watches, timeout_ms, error_number)) {
       log_line("poll failed: %s", std::strerror(error_number));
       return error_number;
     }
@@ -488,6 +490,20 @@ void init_event_loop::flush_events() {
   update_pause();
 }
 
+bool init_event_loop::holding_events(int& timeout_ms) {
+  if (hold_ && pending_events() > 0) {
+    const int64_t now = monotonic_ms();
+    if (!hold_until_ms_) hold_until_ms_ = now + static_cast<int64_t>(limits_.started_delay_ms);
+    if (now < *hold_until_ms_) {
+      timeout_ms = static_cast<int>(*hold_until_ms_ - now);
+      return true;
+    }
+  }
+  hold_ = false;
+  hold_until_ms_.reset();
+  return false;
+}
+
 void init_event_loop::update_pause() {
   const std::size_t pending = pending_events();
   if (!output_paused_ && pending >= limits_.max_outbound_bytes) {
@@ -503,6 +519,12 @@ void init_event_loop::update_pause() {
 void init_event_loop::finish_event(wire::Event type, flatbuffers::Offset<void> event) {
   const auto root = wire::CreateInitEvent(fbb_, type, event);
   wire::FinishInitEventBuffer(fbb_, root);
+  if (type != wire::Event::Started || limits_.started_delay_ms == 0) {
+    hold_ = false;  // written at once, with whatever was held
+  } else if (pending_events() == 0) {
+    hold_ = true;
+    hold_until_ms_.reset();
+  }  // else: held already, or written with what is waiting
   if (!events_broken_) wire::append_frame(outbound_, fbb_.GetBufferPointer(), fbb_.GetSize());
   fbb_.Clear();
   update_pause();

@@ -9,6 +9,10 @@
 // - Per process: Started, its Output frames (in order within each stream), then Exited, each
 //   exactly once; or SpawnFailed alone. A Spawn whose id was ever seen before is answered
 //   SpawnFailed(EEXIST) and starts nothing.
+// - Started is written with the next event init has to write, or at the latest
+//   init_limits::started_delay_ms after the exec, so that a short process costs one write (and
+//   one wake-up of the executor) for Started and Exited together. Every other event is written
+//   as soon as the executor's pipe takes it.
 // - Exited comes after every byte that was in the process's stdout and stderr pipes when it was
 //   reaped; processes it left behind (daemons holding the pipes) do not delay Exited.
 // - Output is never dropped or reordered: when the executor does not read, init buffers up to
@@ -100,6 +104,9 @@ class init_event_loop {
   void forget_ended_groups_if_many();
 
   void flush_events();
+  // True while the only events waiting are Started frames within their delay; then
+  // timeout_ms is what remains of it.
+  [[nodiscard]] bool holding_events(int& timeout_ms);
   void update_pause();
   [[nodiscard]] std::size_t pending_events() const { return outbound_.size() - outbound_pos_; }
 
@@ -135,6 +142,11 @@ class init_event_loop {
 
   std::vector<uint8_t> outbound_;  // encoded frames not yet written to event_fd
   std::size_t outbound_pos_ = 0;
+  // While outbound_ holds Started frames only: they are held (hold_), and written at the
+  // latest at hold_until_ms_ (read from the clock once per hold, when the loop first waits:
+  // clock_gettime is a trapped system call for init in gVisor).
+  bool hold_ = false;
+  std::optional<int64_t> hold_until_ms_;
   bool output_paused_ = false;     // back-pressure: children's pipes are not read
   flatbuffers::FlatBufferBuilder fbb_;
 };

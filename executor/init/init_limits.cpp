@@ -24,6 +24,7 @@ constexpr limit_option options[] = {
     {"--max-outbound-bytes", &init_limits::max_outbound_bytes},
     {"--max-stdin-buffer-bytes", &init_limits::max_stdin_buffer_bytes},
     {"--max-drain-after-exit-bytes", &init_limits::max_drain_after_exit_bytes},
+    {"--started-delay-ms", &init_limits::started_delay_ms},
     {"--fs-max-read-bytes", &init_limits::fs_max_read_bytes},
     {"--fs-max-list-entries", &init_limits::fs_max_list_entries},
     {"--fs-max-remove-entries", &init_limits::fs_max_remove_entries},
@@ -47,6 +48,7 @@ std::string check(const init_limits& l) {
   if (l.max_stdin_buffer_bytes > gib) return "max-stdin-buffer-bytes must be at most 1 GiB";
   if (l.max_drain_after_exit_bytes > gib)
     return "max-drain-after-exit-bytes must be at most 1 GiB";
+  if (l.started_delay_ms > 1000) return "started-delay-ms must be within [0, 1000]";
   if (l.fs_max_read_bytes < 4 * kib || l.fs_max_read_bytes > 960 * kib)
     return "fs-max-read-bytes must be within [4096, 983040]";
   if (l.fs_max_list_entries < 1 || l.fs_max_list_entries > 2048)
@@ -72,7 +74,7 @@ std::string parse_init_limits(int argc, const char* const* argv, init_limits& ou
     }
     if (match == nullptr) return std::string("unknown option: ") + arg;
     if (eq == nullptr || !parse_size(eq + 1, limits.*(match->field)))
-      return std::string("expected ") + match->name + "=<bytes>: " + arg;
+      return std::string("expected ") + match->name + "=<number>: " + arg;
   }
   std::string problem = check(limits);
   if (problem.empty()) out = limits;

@@ -24,6 +24,10 @@ struct init_limits {
   // read until the pipes are momentarily empty, but at most this many bytes, so that a
   // grandchild cannot postpone Exited forever. Range [0, 1 GiB].
   std::size_t max_drain_after_exit_bytes = 4 * 1024 * 1024;
+  // Milliseconds a Started event may wait to be written with the process's next event (for a
+  // short process, its Exited: one write and one executor wake-up instead of two). The executor
+  // acts on no Started. 0 writes it at once. Range [0, 1000].
+  std::size_t started_delay_ms = 50;
   // File operations (FsCall): each call is bounded by these, so that it never holds the event
   // loop for long; the executor continues with offsets. Bytes of one read (a larger FsCall
   // length is clamped), range [4 KiB, 960 KiB] (an FsResult must fit in 1 MiB).

@@ -75,9 +75,13 @@ struct fd_watch {
   // Results: ready for what was asked, or hung up / in error (a read or write will tell which).
   bool ready = false;
 };
-// Waits until at least one watch is ready (or a signal interrupts: returns true with none ready).
-// Returns false with errno's value in error_number on a failure other than EINTR.
-[[nodiscard]] bool wait_for_fds(std::vector<fd_watch>& watches, int& error_number);
+// Waits until at least one watch is ready, or timeout_ms passes (-1: no timeout), or a signal
+// interrupts: returns true with none ready in the last two cases. Returns false with errno's
+// value in error_number on a failure other than EINTR.
+[[nodiscard]] bool wait_for_fds(std::vector<fd_watch>& watches, int timeout_ms, int& error_number);
+
+// CLOCK_MONOTONIC in milliseconds (vDSO: no system call in gVisor).
+[[nodiscard]] int64_t monotonic_ms();
 
 // -- processes ----------------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 
 #include "executor/init/init_sys.hpp"
 
@@ -173,7 +174,13 @@ void drain_signal_fd(int fd) {
   } while (n < 0 && errno == EINTR);
 }
 
-bool wait_for_fds(std::vector<fd_watch>& watches, int& error_number) {
+int64_t monotonic_ms() {
+  timespec now {};
+  ::clock_gettime(CLOCK_MONOTONIC, &now);
+  return static_cast<int64_t>(now.tv_sec) * 1000 + now.tv_nsec / 1000000;
+}
+
+bool wait_for_fds(std::vector<fd_watch>& watches, int timeout_ms, int& error_number) {
   std::vector<pollfd> fds(watches.size());
   for (std::size_t i = 0; i < watches.size(); ++i) {
     fds[i].fd = watches[i].fd;
@@ -181,7 +188,7 @@ bool wait_for_fds(std::vector<fd_watch>& watches, int& error_number) {
                                        (watches[i].want_write ? POLLOUT : 0));
     watches[i].ready = false;
   }
-  const int n = ::poll(fds.data(), fds.size(), -1);
+  const int n = ::poll(fds.data(), fds.size(), timeout_ms < 0 ? -1 : timeout_ms);
   if (n < 0) {
     if (errno == EINTR) return true;
     error_number = errno;
