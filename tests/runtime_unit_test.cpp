@@ -133,6 +133,14 @@ TEST(RuntimeOciSpec, DeclaresOnlyWhatTheSandboxMaySee) {
     for (const auto& o : m.get("options")->array) ro = ro || o.string == "ro";
     EXPECT_TRUE(ro) << source;
   }
+  // /usr has exclusive file access (runsc's mount hint: share "container"), nothing else has
+  // a hint.
+  const auto* annotations = v->get("annotations");
+  ASSERT_NE(annotations, nullptr);
+  EXPECT_EQ(annotations->get_string(std::string(usr_mount_hint) + ".source"), "/usr");
+  EXPECT_EQ(annotations->get_string(std::string(usr_mount_hint) + ".type"), "bind");
+  EXPECT_EQ(annotations->get_string(std::string(usr_mount_hint) + ".share"), "container");
+  EXPECT_EQ(annotations->object.size(), 3u);
   const auto* linux_section = v->get("linux");
   EXPECT_EQ(linux_section->get_string("cgroupsPath"), "/corral/sb-1");
   EXPECT_EQ(linux_section->get("resources")->get("memory")->get_int("limit"), 256ll << 20);

@@ -78,6 +78,14 @@ std::string make_oci_config(const oci_inputs& in) {
   mount(w, init_path_in_sandbox, "bind", in.init_host_path, {"bind", "ro", "nodev"});
   w.end_array();
 
+  // gVisor mount hints (runsc/boot/mount_hints.go): share "container" gives the /usr bind
+  // mount exclusive file access, as the root has by default.
+  w.key("annotations").begin_object();
+  w.key(std::string(usr_mount_hint) + ".source").value(in.usr_host_path);
+  w.key(std::string(usr_mount_hint) + ".type").value("bind");
+  w.key(std::string(usr_mount_hint) + ".share").value("container");
+  w.end_object();
+
   w.key("linux").begin_object();
   w.key("namespaces").begin_array();
   for (const char* ns : {"pid", "network", "ipc", "uts", "mount"})

@@ -7,6 +7,15 @@
 // PATH only), no host namespaces. Capabilities are Docker's default set without NET_RAW; in
 // particular without CAP_SYS_ADMIN and CAP_SYS_RESOURCE, so RLIMIT_NPROC binds root inside the
 // sandbox and no limit can be raised from inside (P5).
+//
+// /usr is read like the image root, with gVisor's exclusive file access (a mount hint
+// annotation): the sentry caches what it looked up there, negative lookups included, instead of
+// asking the gofer again on every path walk (runsc's default for mounts, "shared", revalidates
+// each one: ~10 gofer round trips per exec of a dynamically linked program found through PATH).
+// The host's /usr is treated as immutable for a sandbox's lifetime: files replaced on the host
+// (a package upgrade renames new files into place) keep their old content in the sandboxes
+// already running, and files added later may stay invisible to them; sandboxes started after
+// it see the new /usr.
 #include <cstdint>
 #include <string>
 
@@ -14,6 +23,8 @@ namespace corral::gvisor_detail {
 
 // Where corral-init is bind-mounted inside every sandbox.
 inline constexpr const char* init_path_in_sandbox = "/.corral/init";
+// Prefix of the annotations that are runsc's mount hint for the /usr bind mount.
+inline constexpr const char* usr_mount_hint = "dev.gvisor.spec.mount.usr";
 
 struct oci_inputs {
   std::string root_path;           // bundle-relative ("rootfs") or absolute
