@@ -1,22 +1,35 @@
 // Unit tests of the gvisor runtime's host-side parts that need neither runsc nor corral-init:
 // config validation, the OCI spec, the JSON reader, no-follow tree removal (P13), running
-// commands, the host image recipe.
+// commands, the host image recipe, the link reactor over plain pipes.
 #include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/eventfd.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
 #include <fstream>
+#include <map>
+#include <mutex>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
 #include "executor/runtime/gvisor_runtime.hpp"
 #include "executor/runtime/host_image.hpp"
 #include "executor/runtime/json_text.hpp"
+#include "executor/runtime/link_reactor.hpp"
 #include "executor/runtime/oci_spec.hpp"
 #include "executor/runtime/process.hpp"
 #include "executor/runtime/tree_fs.hpp"
+#include "schemas/frame.hpp"
 
 namespace {
 
@@ -278,6 +291,136 @@ TEST_F(RuntimeHostFs, HostImageIsMinimalAndContentAddressed) {
   EXPECT_FALSE(exists(dir_ + "/images/host/old1"));
   EXPECT_TRUE(exists(dir_ + "/images/host/old2"));
   EXPECT_TRUE(exists(img.rootfs));
+}
+
+// The link reactor over two plain pipes and an eventfd standing in for the sandbox's pidfd.
+class RuntimeLinkReactor : public ::testing::Test {
+ protected:
+  struct listener final : corral::init_listener {
+    void on_frame(std::vector<uint8_t>) override {}
+    void on_closed(std::string) override {
+      std::lock_guard<std::mutex> lock(mu);
+      closed = true;
+      cv.notify_all();
+    }
+    bool wait_closed(std::chrono::seconds within) {
+      std::unique_lock<std::mutex> lock(mu);
+      return cv.wait_for(lock, within, [&] { return closed; });
+    }
+    std::mutex mu;
+    std::condition_variable cv;
+    bool closed = false;
+  };
+
+  void SetUp() override {
+    std::string err;
+    reactor_ = link_reactor::create(link_limits{}, err);
+    ASSERT_NE(reactor_, nullptr) << err;
+    int to_init[2], from_init[2];
+    ASSERT_EQ(pipe2(to_init, O_CLOEXEC), 0);
+    ASSERT_EQ(pipe2(from_init, O_CLOEXEC | O_NONBLOCK), 0);
+    ASSERT_EQ(fcntl(to_init[1], F_SETFL, O_NONBLOCK), 0);
+    init_stdin_.reset(to_init[0]);
+    init_stdout_.reset(from_init[1]);
+    const int death = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    ASSERT_GE(death, 0);
+    death_ = death;
+    link_ = reactor_->attach("sb-test", corral::unique_fd(to_init[1]),
+                             corral::unique_fd(from_init[0]), corral::unique_fd(dup(death)),
+                             listener_, {});
+    ASSERT_NE(link_, nullptr);
+  }
+  void TearDown() override {
+    if (link_) link_->close();
+    reactor_.reset();
+    if (death_ >= 0) close(death_);
+  }
+
+  std::unique_ptr<link_reactor> reactor_;
+  std::shared_ptr<listener> listener_ = std::make_shared<listener>();
+  std::shared_ptr<corral::init_link> link_;
+  corral::unique_fd init_stdin_, init_stdout_;
+  int death_ = -1;
+};
+
+// A payload that names its sender and sequence number and is checkable byte by byte.
+std::vector<uint8_t> numbered_payload(uint32_t sender, uint32_t seq, std::size_t size) {
+  std::vector<uint8_t> p(std::max<std::size_t>(size, 8));
+  std::memcpy(p.data(), &sender, 4);
+  std::memcpy(p.data() + 4, &seq, 4);
+  for (std::size_t i = 8; i < p.size(); ++i) p[i] = static_cast<uint8_t>(sender * 31 + seq + i);
+  return p;
+}
+
+TEST_F(RuntimeLinkReactor, FramesFromManyThreadsArriveWholeAndInOrder) {
+  // Senders race each other and a slow reader; some frames are larger than the pipe, so the
+  // first write on the sender's thread is partial and the I/O thread finishes it.
+  constexpr uint32_t senders = 4, per_sender = 150;
+  std::atomic<uint32_t> refused{0};
+  std::vector<std::thread> threads;
+  for (uint32_t t = 0; t < senders; ++t) {
+    threads.emplace_back([&, t] {
+      for (uint32_t i = 0; i < per_sender; ++i) {
+        const std::size_t size = (i % 10 == 0) ? 200 * 1024 : 16 + (i * 7919 + t) % 3000;
+        while (!link_->send(numbered_payload(t, i, size))) {
+          ++refused;  // over the queue's cap while the reader lags: retry
+          std::this_thread::yield();
+        }
+      }
+    });
+  }
+  corral::wire::frame_reader reader;
+  std::map<uint32_t, uint32_t> next_seq;
+  uint32_t frames = 0;
+  std::vector<uint8_t> buf(4096);  // a slow reader: small reads
+  while (frames < senders * per_sender) {
+    pollfd p{init_stdin_.get(), POLLIN, 0};
+    ASSERT_EQ(poll(&p, 1, 30000), 1) << "frames stopped arriving after " << frames;
+    const ssize_t n = ::read(init_stdin_.get(), buf.data(), buf.size());
+    ASSERT_GT(n, 0);
+    reader.feed(buf.data(), static_cast<std::size_t>(n));
+    while (auto payload = reader.next()) {
+      ASSERT_GE(payload->size(), 8u);
+      uint32_t sender = 0, seq = 0;
+      std::memcpy(&sender, payload->data(), 4);
+      std::memcpy(&seq, payload->data() + 4, 4);
+      ASSERT_LT(sender, senders);
+      ASSERT_EQ(seq, next_seq[sender]) << "sender " << sender;
+      const std::size_t size = (seq % 10 == 0) ? 200 * 1024 : 16 + (seq * 7919 + sender) % 3000;
+      ASSERT_EQ(*payload, numbered_payload(sender, seq, size));
+      ++next_seq[sender];
+      ++frames;
+    }
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(reader.skipped_bytes(), 0u);
+  EXPECT_EQ(reader.buffered(), 0u);
+}
+
+TEST_F(RuntimeLinkReactor, SendingToAVanishedSandboxNeverRaisesSigpipe) {
+  // This thread's SIGPIPE is not blocked and acts by default (kills): send() must neither
+  // raise it nor leave it pending.
+  struct sigaction old_action {};
+  struct sigaction default_action {};
+  default_action.sa_handler = SIG_DFL;
+  sigemptyset(&default_action.sa_mask);
+  ASSERT_EQ(sigaction(SIGPIPE, &default_action, &old_action), 0);
+  sigset_t pipe_set, old_mask;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  ASSERT_EQ(pthread_sigmask(SIG_UNBLOCK, &pipe_set, &old_mask), 0);
+  init_stdin_.reset();  // no reader left
+  for (int i = 0; i < 3; ++i) (void)link_->send(numbered_payload(0, static_cast<uint32_t>(i), 64));
+  sigset_t pending;
+  sigemptyset(&pending);
+  ASSERT_EQ(sigpending(&pending), 0);
+  EXPECT_FALSE(sigismember(&pending, SIGPIPE));
+  // The sandbox "dies": its link reports it.
+  const uint64_t one = 1;
+  ASSERT_EQ(::write(death_, &one, sizeof one), 8);
+  EXPECT_TRUE(listener_->wait_closed(std::chrono::seconds(30)));
+  EXPECT_EQ(pthread_sigmask(SIG_SETMASK, &old_mask, nullptr), 0);
+  EXPECT_EQ(sigaction(SIGPIPE, &old_action, nullptr), 0);
 }
 
 }  // namespace

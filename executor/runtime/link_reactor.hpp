@@ -3,8 +3,9 @@
 // that owns the FIFO ends and the sandbox pidfds. Implemented in link_reactor_unsafe.cpp.
 //
 // Per link:
-// - send() (any thread) frames the payload into the link's queue and wakes the I/O thread,
-//   which does all writes (non-blocking; frames go out whole and in order). The queue is
+// - send() (any thread) frames the payload and, when nothing is queued, writes it at once on
+//   the calling thread (non-blocking); whatever is left goes into the link's queue and the I/O
+//   thread writes it when the FIFO has room. Frames go out whole and in order. The queue is
 //   bounded by max_send_queue_bytes.
 // - Bytes from init are parsed with wire::frame_reader and each payload is handed to
 //   listener->on_frame on the I/O thread.
@@ -14,8 +15,8 @@
 // - close() stops every callback (none after it returns, unless called from a callback of
 //   the I/O thread itself, where none follows the current one) and closes the fds. It does not
 //   call on_closed: the caller knows.
-// SIGPIPE: the I/O thread blocks it and consumes it after EPIPE, so a sandbox that vanished
-// never kills the executor.
+// SIGPIPE: the I/O thread blocks it, send() blocks it around its write, and both consume it
+// after EPIPE, so a sandbox that vanished never kills the executor.
 #include <chrono>
 #include <cstddef>
 #include <cstdint>

@@ -122,9 +122,14 @@ class fifo_link final : public init_link {
       std::vector<uint8_t> frame;
       frame.reserve(bytes);
       wire::append_frame(frame, payload.data(), payload.size());
+      // Nothing queued: written here at once (the common case, a small frame into a pipe with
+      // room), saving the hand-over to the I/O thread; what does not fit is queued behind it.
       was_empty = queued == 0;
+      const std::size_t written = was_empty ? write_now(frame) : 0;
+      if (written == frame.size()) return true;
+      if (was_empty) front_offset = written;  // the new front: its first bytes are out
+      queued += bytes - written;
       queue.push_back(std::move(frame));
-      queued += bytes;
     }
     if (was_empty) core->post_write(token_);
     return true;
@@ -146,6 +151,25 @@ class fifo_link final : public init_link {
       core->wait_retired(token_, std::chrono::steady_clock::time_point::max());
   }
 
+  // One non-blocking write of frame on the calling thread, with mu held and nothing queued.
+  // Returns the bytes written: all, a part, or 0 (the pipe is full, or broken: the I/O thread's
+  // flush then finds out again and the pidfd reports the death). SIGPIPE is blocked around it,
+  // so that a vanished sandbox never kills the executor, whatever this thread's disposition.
+  std::size_t write_now(const std::vector<uint8_t>& frame) {
+    if (write_broken || !to_init) return 0;
+    sigset_t pipe_set, old_set;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    const bool masked = pthread_sigmask(SIG_BLOCK, &pipe_set, &old_set) == 0;
+    ssize_t n;
+    do {
+      n = write(to_init.get(), frame.data(), frame.size());
+    } while (n < 0 && errno == EINTR);
+    if (n < 0 && errno == EPIPE) consume_sigpipe();
+    if (masked) pthread_sigmask(SIG_SETMASK, &old_set, nullptr);
+    return n > 0 ? static_cast<std::size_t>(n) : 0;
+  }
+
   [[nodiscard]] uint64_t token() const { return token_; }
   [[nodiscard]] const std::string& id() const { return id_; }
 
@@ -158,7 +182,8 @@ class fifo_link final : public init_link {
   std::string end_reason;
   std::atomic<bool> done{false};  // no callback may run any more
 
-  // I/O thread only (set before the link is registered).
+  // Set before the link is registered. to_init and write_broken change under mu only (send()
+  // writes from any thread while nothing is queued); the others are the I/O thread's.
   unique_fd to_init;
   unique_fd from_init;
   unique_fd death;
