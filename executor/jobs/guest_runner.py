@@ -147,6 +147,9 @@ def run_python(source, workdir, done_fd):
     sys.stdout = open(1, "w", closefd=False)
     sys.stderr = open(2, "w", closefd=False, buffering=1)
     random.seed()
+    # Tracebacks show the program's own lines.
+    import linecache
+    linecache.cache[main] = (len(source), None, source.splitlines(True), main)
     code = 0
     completed = False
     try:
@@ -384,9 +387,13 @@ class Manager:
                "wall_ms": wall_ms, "cpu_ms": cpu_ms, "maxrss_kib": maxrss,
                "started_at_ms": started_ms}
         if outcome == "timeout":
-            res.update(outcome="timeout", exit_code=124, signal=signal.SIGKILL)
+            res.update(outcome="timeout", exit_code=124, signal=signal.SIGKILL,
+                       message="timed out after %d ms; every process of the job was killed"
+                       % int(timeout * 1000))
         elif outcome == "output_limit":
-            res.update(outcome="output_limit", exit_code=137, signal=signal.SIGKILL)
+            res.update(outcome="output_limit", exit_code=137, signal=signal.SIGKILL,
+                       message="more than %d bytes of output; every process of the job was killed"
+                       % hard)
         elif os.WIFSIGNALED(status):
             sig = os.WTERMSIG(status)
             res.update(outcome="signaled", exit_code=128 + sig, signal=sig)
