@@ -1,0 +1,298 @@
+// Sweep throughput (issue #5, Performance): 500 small Python programs with tests, each run in a
+// fresh sandbox, as programs per second — next to the same programs run as bare `python3`
+// subprocesses with no isolation, measured in the same run on the same machine.
+//
+//   bare:   /usr/bin/python3 -c <program>, `--bare-concurrency` at once (default: 2 and 4, the better one)
+//   fresh:  Job requests (isolation fresh) to a real corral-executor (--job-slots S) over NATS,
+//           S in flight: the runner recycles one sandbox per slot between programs
+//   strict: the same with isolation strict (a new gVisor sandbox per program), on the first
+//           --strict-programs programs
+// Every program must pass in every mode (its tests ran to their end): a run with a failure is
+// reported as invalid, not as a figure. Goal: fresh >= 0.5 x bare.
+//
+// Usage: sweep_bench [--programs N] [--slots S] [--strict-programs M] [-- EXECUTOR FLAGS...]
+// Needs root, nats-server, python3 and the built corral-executor, corral-init, corral-runsc.
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fcntl.h>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bus/connection.hpp"
+#include "schemas/codec.hpp"
+#include "schemas/subjects.hpp"
+#include "tests/support/deployment.hpp"
+
+extern char** environ;
+
+namespace {
+
+using clk = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+double secs_since(clk::time_point t0) {
+  return std::chrono::duration<double>(clk::now() - t0).count();
+}
+
+// Small programs in HumanEval's shape: a function, then check(candidate) with its asserts.
+std::vector<std::string> make_programs(int n) {
+  std::vector<std::string> out;
+  for (int i = 0; i < n; ++i) {
+    const int k = 3 + i % 7, m = 11 + i % 13;
+    std::string p;
+    switch (i % 4) {
+      case 0:
+        p = "def f(xs):\n    return sorted(set(x * " + std::to_string(k) + " % " + std::to_string(m) +
+            " for x in xs))\n\n"
+            "def check(candidate):\n"
+            "    assert candidate([]) == []\n"
+            "    assert candidate([0]) == [0]\n"
+            "    assert candidate(list(range(20))) == sorted({x * " + std::to_string(k) + " % " +
+            std::to_string(m) + " for x in range(20)})\n"
+            "    assert len(candidate([1, 1, 1])) == 1\n\ncheck(f)\n";
+        break;
+      case 1:
+        p = "def f(s):\n    words = s.split()\n    return ' '.join(w[::-1] for w in words[:" +
+            std::to_string(k) + "])\n\n"
+            "def check(candidate):\n"
+            "    assert candidate('') == ''\n"
+            "    assert candidate('ab cd') == 'ba dc'\n"
+            "    assert candidate('x ' * 30).count('x') == min(30, " + std::to_string(k) + ")\n\n"
+            "check(f)\n";
+        break;
+      case 2:
+        p = "def f(n):\n    a, b = 0, 1\n    for _ in range(n):\n        a, b = b, (a + b) % " +
+            std::to_string(1000 + m) + "\n    return a\n\n"
+            "def check(candidate):\n"
+            "    assert candidate(0) == 0\n"
+            "    assert candidate(1) == 1\n"
+            "    assert candidate(10) == 55 % " + std::to_string(1000 + m) + "\n"
+            "    assert isinstance(candidate(" + std::to_string(50 + i) + "), int)\n\ncheck(f)\n";
+        break;
+      default:
+        p = "import math\n\ndef f(xs):\n    return [math.gcd(x, " + std::to_string(k * m) +
+            ") for x in xs if x % 2 == 0]\n\n"
+            "def check(candidate):\n"
+            "    assert candidate([1, 3]) == []\n"
+            "    assert candidate([2, 4]) == [math.gcd(2, " + std::to_string(k * m) + "), math.gcd(4, " +
+            std::to_string(k * m) + ")]\n"
+            "    assert all(v >= 1 for v in candidate(list(range(2, 40, 2))))\n\ncheck(f)\n";
+    }
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+// Runs every program as `python3 -c` with `conc` at once; programs per second, failures.
+std::pair<double, int> run_bare(const std::vector<std::string>& programs, int conc) {
+  std::atomic<size_t> next{0};
+  std::atomic<int> failed{0};
+  const auto t0 = clk::now();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < conc; ++t) {
+    threads.emplace_back([&] {
+      for (size_t i; (i = next++) < programs.size();) {
+        // The interpreter the sandboxes run (the host image's /usr), not whatever is first on
+        // PATH (e.g. a pyenv shim, a shell script that costs more than Python itself).
+        const char* argv[] = {"/usr/bin/python3", "-c", programs[i].c_str(), nullptr};
+        posix_spawn_file_actions_t fa;
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+        posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+        pid_t pid = 0;
+        if (posix_spawn(&pid, argv[0], &fa, nullptr, const_cast<char**>(argv), environ) != 0) {
+          ++failed;
+          posix_spawn_file_actions_destroy(&fa);
+          continue;
+        }
+        posix_spawn_file_actions_destroy(&fa);
+        int st = 0;
+        waitpid(pid, &st, 0);
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) ++failed;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  return {static_cast<double>(programs.size()) / secs_since(t0), failed.load()};
+}
+
+std::vector<uint8_t> job_bytes(const std::string& id, const std::string& source,
+                               corral::wire::Isolation iso) {
+  flatbuffers::FlatBufferBuilder fbb(source.size() + 256);
+  auto jid = fbb.CreateString(id);
+  auto batch = fbb.CreateString("bench");
+  auto lang = fbb.CreateString("python");
+  auto src = fbb.CreateString(source);
+  corral::wire::JobBuilder b(fbb);
+  b.add_job_id(jid);
+  b.add_batch_id(batch);
+  b.add_language(lang);
+  b.add_source(src);
+  b.add_timeout_ms(30'000);
+  b.add_isolation(iso);
+  fbb.Finish(b.Finish(), corral::wire::JobIdentifier());
+  return corral::wire::release(fbb);
+}
+
+struct corral_run {
+  double rate = 0;
+  int failed = 0;
+  std::vector<double> wall_ms;  // per program, as the runner measured it
+  std::string first_failure;
+};
+
+// Sends the programs as run requests, `conc` in flight, retrying "busy" answers.
+corral_run run_jobs(corral::bus::connection& conn, const std::string& tenant,
+                    const std::vector<std::string>& programs, size_t count, int conc,
+                    corral::wire::Isolation iso, const std::string& prefix) {
+  using namespace corral;
+  corral_run out;
+  std::atomic<size_t> next{0};
+  std::mutex mu;
+  const auto t0 = clk::now();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < conc; ++t) {
+    threads.emplace_back([&] {
+      for (size_t i; (i = next++) < count;) {
+        auto payload = job_bytes(prefix + std::to_string(i), programs[i], iso);
+        std::string failure;
+        for (;;) {
+          auto r = conn.request(wire::subjects::run(tenant, "default"), payload.data(),
+                                payload.size(), 120'000);
+          if (!r) {
+            failure = "request: " + r.detail;
+            break;
+          }
+          if (const auto* e = wire::verify<wire::ErrorReply>(r.value.data.data(), r.value.data.size())) {
+            if (e->code() == wire::ErrorCode::resource_exhausted ||
+                e->code() == wire::ErrorCode::unavailable) {
+              std::this_thread::sleep_for(5ms);  // the protocol's "busy, retry"
+              continue;
+            }
+            failure = std::string(wire::str(e->message()));
+            break;
+          }
+          const auto* res = wire::verify<wire::JobResult>(r.value.data.data(), r.value.data.size());
+          if (res == nullptr) {
+            failure = "not a JobResult";
+          } else if (!res->completed() || res->status() == nullptr ||
+                     res->status()->exit_code() != 0) {
+            failure = std::string(wire::to_string(res->status() ? res->status()->outcome()
+                                                                 : wire::Outcome::internal)) +
+                      ": " + std::string(res->stderr() ? std::string(res->stderr()->begin(), res->stderr()->end()) : "") +
+                      std::string(res->status() ? wire::str(res->status()->message()) : "");
+          } else {
+            std::lock_guard<std::mutex> lock(mu);
+            out.wall_ms.push_back(static_cast<double>(res->wall_ms()));
+          }
+          break;
+        }
+        if (!failure.empty()) {
+          std::lock_guard<std::mutex> lock(mu);
+          ++out.failed;
+          if (out.first_failure.empty()) out.first_failure = failure;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  out.rate = static_cast<double>(count) / secs_since(t0);
+  return out;
+}
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+std::string load() {
+  char buf[128] = {0};
+  FILE* f = std::fopen("/proc/loadavg", "r");
+  if (f) {
+    if (std::fgets(buf, sizeof buf, f) == nullptr) buf[0] = 0;
+    std::fclose(f);
+  }
+  std::string s(buf);
+  while (!s.empty() && s.back() == '\n') s.pop_back();
+  return s;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace corral;
+  int n = 500, slots = 4, strict_n = 40;
+  std::vector<std::string> executor_flags;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--") {
+      for (++i; i < argc; ++i) executor_flags.emplace_back(argv[i]);
+      break;
+    }
+    if (i + 1 >= argc) {
+      std::fprintf(stderr, "usage: sweep_bench [--programs N] [--slots S] [--strict-programs M] [-- EXECUTOR FLAGS]\n");
+      return 2;
+    }
+    if (a == "--programs") n = std::atoi(argv[++i]);
+    else if (a == "--slots") slots = std::atoi(argv[++i]);
+    else if (a == "--strict-programs") strict_n = std::atoi(argv[++i]);
+    else return 2;
+  }
+  const auto programs = make_programs(n);
+  std::printf("sweep_bench: %d programs, load %s\n", n, load().c_str());
+
+  // Bare first (nothing else runs yet), at 2 and 4 at once: the better is the baseline.
+  auto bare2 = run_bare(programs, 2);
+  auto bare4 = run_bare(programs, 4);
+  const double bare = std::max(bare2.first, bare4.first);
+  std::printf("  bare python3       %7.1f programs/s (2 at once: %.1f, 4 at once: %.1f)%s\n", bare,
+              bare2.first, bare4.first, bare2.second + bare4.second ? "  FAILURES" : "");
+
+  // A real single-node deployment (nats-server, corral-executor, runsc), cleaned up at the end.
+  test::deployment::options dopts;
+  dopts.node = "bench";
+  dopts.tenant = "bench";
+  dopts.executor_args = {"--job-slots", std::to_string(slots), "--max-sandboxes",
+                         std::to_string(slots * 3 + 4)};
+  dopts.executor_args.insert(dopts.executor_args.end(), executor_flags.begin(), executor_flags.end());
+  test::deployment d(dopts);
+  std::string why;
+  if (!d.start(&why)) {
+    std::fprintf(stderr, "deployment: %s\n", why.c_str());
+    return 1;
+  }
+  bus::options bo;
+  bo.urls = {d.nats().url()};
+  auto conn = bus::connection::connect(bo, &why);
+  if (!conn) {
+    std::fprintf(stderr, "connect: %s\n", why.c_str());
+    return 1;
+  }
+
+  auto fresh = run_jobs(*conn, "bench", programs, programs.size(), slots, wire::Isolation::fresh, "f-");
+  std::printf("  corral fresh       %7.1f programs/s (%d slots; program wall p50 %.0f ms)%s %s\n",
+              fresh.rate, slots, median(fresh.wall_ms), fresh.failed ? "  INVALID: failures:" : "",
+              fresh.first_failure.c_str());
+  // Again, with the leases up (steady state of a long sweep).
+  auto fresh2 = run_jobs(*conn, "bench", programs, programs.size(), slots, wire::Isolation::fresh, "g-");
+  std::printf("  corral fresh again %7.1f programs/s (leases warm)%s %s\n", fresh2.rate,
+              fresh2.failed ? "  INVALID: failures:" : "", fresh2.first_failure.c_str());
+  auto strict = run_jobs(*conn, "bench", programs, std::min<size_t>(strict_n, programs.size()), slots,
+                         wire::Isolation::strict, "s-");
+  std::printf("  corral strict      %7.1f programs/s (%d programs, a new sandbox each)%s %s\n",
+              strict.rate, strict_n, strict.failed ? "  INVALID: failures:" : "",
+              strict.first_failure.c_str());
+  std::printf("  fresh / bare = %.2f (goal >= 0.5); again %.2f; strict / bare = %.3f; load %s\n",
+              fresh.rate / bare, fresh2.rate / bare, strict.rate / bare, load().c_str());
+  return fresh.failed + fresh2.failed + strict.failed ? 1 : 0;
+}
