@@ -3,10 +3,11 @@
 // subprocesses with no isolation, measured in the same run on the same machine.
 //
 //   bare:   /usr/bin/python3 -c <program>, `--bare-concurrency` at once (default: 2 and 4, the better one)
-//   fresh:  Job requests (isolation fresh) to a real corral-executor (--job-slots S) over NATS,
-//           S in flight: the runner recycles one sandbox per slot between programs
-//   strict: the same with isolation strict (a new gVisor sandbox per program), on the first
-//           --strict-programs programs
+//   fresh:  `corral sweep FILE --direct --concurrency S --isolation fresh` against a real
+//           corral-executor (--job-slots S): the runner recycles one sandbox per slot between
+//           programs; run twice (the second time its leases are up, as in a long sweep)
+//   strict: the same with --isolation strict (a new gVisor sandbox per program, from the warm
+//           pool), on the first --strict-programs programs
 // Every program must pass in every mode (its tests ran to their end): a run with a failure is
 // reported as invalid, not as a figure. Goal: fresh >= 0.5 x bare.
 //
@@ -27,9 +28,6 @@
 #include <thread>
 #include <vector>
 
-#include "bus/connection.hpp"
-#include "schemas/codec.hpp"
-#include "schemas/subjects.hpp"
 #include "tests/support/deployment.hpp"
 
 extern char** environ;
@@ -125,94 +123,68 @@ std::pair<double, int> run_bare(const std::vector<std::string>& programs, int co
   return {static_cast<double>(programs.size()) / secs_since(t0), failed.load()};
 }
 
-std::vector<uint8_t> job_bytes(const std::string& id, const std::string& source,
-                               corral::wire::Isolation iso) {
-  flatbuffers::FlatBufferBuilder fbb(source.size() + 256);
-  auto jid = fbb.CreateString(id);
-  auto batch = fbb.CreateString("bench");
-  auto lang = fbb.CreateString("python");
-  auto src = fbb.CreateString(source);
-  corral::wire::JobBuilder b(fbb);
-  b.add_job_id(jid);
-  b.add_batch_id(batch);
-  b.add_language(lang);
-  b.add_source(src);
-  b.add_timeout_ms(30'000);
-  b.add_isolation(iso);
-  fbb.Finish(b.Finish(), corral::wire::JobIdentifier());
-  return corral::wire::release(fbb);
-}
-
 struct corral_run {
   double rate = 0;
-  int failed = 0;
-  std::vector<double> wall_ms;  // per program, as the runner measured it
-  std::string first_failure;
+  int passed = 0, lines = 0;
+  std::string failure;  // why the run is not a valid figure
 };
 
-// Sends the programs as run requests, `conc` in flight, retrying "busy" answers.
-corral_run run_jobs(corral::bus::connection& conn, const std::string& tenant,
-                    const std::vector<std::string>& programs, size_t count, int conc,
-                    corral::wire::Isolation iso, const std::string& prefix) {
-  using namespace corral;
-  corral_run out;
-  std::atomic<size_t> next{0};
-  std::mutex mu;
-  const auto t0 = clk::now();
-  std::vector<std::thread> threads;
-  for (int t = 0; t < conc; ++t) {
-    threads.emplace_back([&] {
-      for (size_t i; (i = next++) < count;) {
-        auto payload = job_bytes(prefix + std::to_string(i), programs[i], iso);
-        std::string failure;
-        for (;;) {
-          auto r = conn.request(wire::subjects::run(tenant, "default"), payload.data(),
-                                payload.size(), 120'000);
-          if (!r) {
-            failure = "request: " + r.detail;
-            break;
-          }
-          if (const auto* e = wire::verify<wire::ErrorReply>(r.value.data.data(), r.value.data.size())) {
-            if (e->code() == wire::ErrorCode::resource_exhausted ||
-                e->code() == wire::ErrorCode::unavailable) {
-              std::this_thread::sleep_for(5ms);  // the protocol's "busy, retry"
-              continue;
-            }
-            failure = std::string(wire::str(e->message()));
-            break;
-          }
-          const auto* res = wire::verify<wire::JobResult>(r.value.data.data(), r.value.data.size());
-          if (res == nullptr) {
-            failure = "not a JobResult";
-          } else if (!res->completed() || res->status() == nullptr ||
-                     res->status()->exit_code() != 0) {
-            failure = std::string(wire::to_string(res->status() ? res->status()->outcome()
-                                                                 : wire::Outcome::internal)) +
-                      ": " + std::string(res->stderr() ? std::string(res->stderr()->begin(), res->stderr()->end()) : "") +
-                      std::string(res->status() ? wire::str(res->status()->message()) : "");
-          } else {
-            std::lock_guard<std::mutex> lock(mu);
-            out.wall_ms.push_back(static_cast<double>(res->wall_ms()));
-          }
-          break;
+std::string json_escape(const std::string& in) {
+  std::string out;
+  for (unsigned char c : in) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out += static_cast<char>(c);
         }
-        if (!failure.empty()) {
-          std::lock_guard<std::mutex> lock(mu);
-          ++out.failed;
-          if (out.first_failure.empty()) out.first_failure = failure;
-        }
-      }
-    });
+    }
   }
-  for (auto& t : threads) t.join();
-  out.rate = static_cast<double>(count) / secs_since(t0);
   return out;
 }
 
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
+// `corral sweep` over the first `count` programs, written as a problems file; the rate is
+// programs over the command's whole wall time. Every line must say passed.
+corral_run run_sweep(corral::test::deployment& d, const std::string& dir,
+                     const std::vector<std::string>& programs, size_t count, int conc,
+                     const std::string& isolation, const std::string& name) {
+  corral_run out;
+  const std::string in = dir + "/" + name + ".jsonl", res = dir + "/" + name + ".out.jsonl";
+  {
+    FILE* f = std::fopen(in.c_str(), "w");
+    for (size_t i = 0; i < count; ++i)
+      std::fprintf(f, "{\"id\": \"p%zu\", \"language\": \"python\", \"source\": \"%s\"}\n", i,
+                   json_escape(programs[i]).c_str());
+    std::fclose(f);
+  }
+  const auto t0 = clk::now();
+  auto r = corral::test::run(d.cli({"sweep", in, "--out", res, "--direct", "--concurrency",
+                                    std::to_string(conc), "--isolation", isolation}),
+                             {}, std::chrono::seconds(1800));
+  out.rate = static_cast<double>(count) / secs_since(t0);
+  if (r.exit_code != 0) out.failure = "corral sweep exited " + std::to_string(r.exit_code) + ": " + r.err;
+  FILE* f = std::fopen(res.c_str(), "r");
+  if (f != nullptr) {
+    char line[65536];
+    while (std::fgets(line, sizeof line, f) != nullptr) {
+      ++out.lines;
+      if (std::strstr(line, "\"passed\":true") != nullptr || std::strstr(line, "\"passed\": true") != nullptr)
+        ++out.passed;
+      else if (out.failure.empty())
+        out.failure = std::string("not passed: ") + line;
+    }
+    std::fclose(f);
+  }
+  if (out.lines != static_cast<int>(count) && out.failure.empty())
+    out.failure = std::to_string(out.lines) + " result lines for " + std::to_string(count) + " programs";
+  return out;
 }
 
 std::string load() {
@@ -271,28 +243,21 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "deployment: %s\n", why.c_str());
     return 1;
   }
-  bus::options bo;
-  bo.urls = {d.nats().url()};
-  auto conn = bus::connection::connect(bo, &why);
-  if (!conn) {
-    std::fprintf(stderr, "connect: %s\n", why.c_str());
-    return 1;
-  }
-
-  auto fresh = run_jobs(*conn, "bench", programs, programs.size(), slots, wire::Isolation::fresh, "f-");
-  std::printf("  corral fresh       %7.1f programs/s (%d slots; program wall p50 %.0f ms)%s %s\n",
-              fresh.rate, slots, median(fresh.wall_ms), fresh.failed ? "  INVALID: failures:" : "",
-              fresh.first_failure.c_str());
-  // Again, with the leases up (steady state of a long sweep).
-  auto fresh2 = run_jobs(*conn, "bench", programs, programs.size(), slots, wire::Isolation::fresh, "g-");
-  std::printf("  corral fresh again %7.1f programs/s (leases warm)%s %s\n", fresh2.rate,
-              fresh2.failed ? "  INVALID: failures:" : "", fresh2.first_failure.c_str());
-  auto strict = run_jobs(*conn, "bench", programs, std::min<size_t>(strict_n, programs.size()), slots,
-                         wire::Isolation::strict, "s-");
-  std::printf("  corral strict      %7.1f programs/s (%d programs, a new sandbox each)%s %s\n",
-              strict.rate, strict_n, strict.failed ? "  INVALID: failures:" : "",
-              strict.first_failure.c_str());
+  const std::string dir = d.dir();
+  auto fresh = run_sweep(d, dir, programs, programs.size(), slots, "fresh", "fresh1");
+  std::printf("  corral fresh       %7.1f programs/s (corral sweep --concurrency %d, %d/%d passed)%s%s\n",
+              fresh.rate, slots, fresh.passed, fresh.lines, fresh.failure.empty() ? "" : "  INVALID: ",
+              fresh.failure.c_str());
+  auto fresh2 = run_sweep(d, dir, programs, programs.size(), slots, "fresh", "fresh2");
+  std::printf("  corral fresh again %7.1f programs/s (leases up, %d/%d passed)%s%s\n", fresh2.rate,
+              fresh2.passed, fresh2.lines, fresh2.failure.empty() ? "" : "  INVALID: ",
+              fresh2.failure.c_str());
+  const size_t sn = std::min<size_t>(static_cast<size_t>(strict_n), programs.size());
+  auto strict = run_sweep(d, dir, programs, sn, slots, "strict", "strict");
+  std::printf("  corral strict      %7.1f programs/s (%zu programs, a new sandbox each, %d/%d passed)%s%s\n",
+              strict.rate, sn, strict.passed, strict.lines, strict.failure.empty() ? "" : "  INVALID: ",
+              strict.failure.c_str());
   std::printf("  fresh / bare = %.2f (goal >= 0.5); again %.2f; strict / bare = %.3f; load %s\n",
               fresh.rate / bare, fresh2.rate / bare, strict.rate / bare, load().c_str());
-  return fresh.failed + fresh2.failed + strict.failed ? 1 : 0;
+  return fresh.failure.empty() && fresh2.failure.empty() && strict.failure.empty() ? 0 : 1;
 }
