@@ -283,6 +283,7 @@ int main(int argc, char** argv) {
       rc.node_id = ctx.config.node_id;
       rc.pool = ctx.config.pool;
       rc.slots = f.job_slots;
+      rc.backlog = f.job_slots;  // run requests wait here rather than being told to retry
       runner = std::make_unique<jobs::job_runner>(jobs_conn, rc);
       jobs::service_config sc;
       sc.node_id = ctx.config.node_id;

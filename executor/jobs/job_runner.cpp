@@ -212,10 +212,11 @@ job_runner::job_runner(std::shared_ptr<bus::connection> conn, runner_config cfg)
 job_runner::~job_runner() { stop(); }
 
 bool job_runner::submit(std::string tenant, std::vector<uint8_t> job, uint32_t attempt,
-                        done_fn done) {
+                        done_fn done, bool may_queue) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (stopping_ || busy_ >= std::max(1, cfg_.slots)) return false;
+    const int limit = std::max(1, cfg_.slots) + (may_queue ? std::max(0, cfg_.backlog) : 0);
+    if (stopping_ || busy_ >= limit) return false;
     ++busy_;
     queue_.push_back(task{std::move(tenant), std::move(job), attempt, std::move(done)});
   }
@@ -225,7 +226,7 @@ bool job_runner::submit(std::string tenant, std::vector<uint8_t> job, uint32_t a
 
 int job_runner::free_slots() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return stopping_ ? 0 : std::max(1, cfg_.slots) - busy_;
+  return stopping_ ? 0 : std::max(0, std::max(1, cfg_.slots) - busy_);
 }
 
 void job_runner::wait_for_slot(std::chrono::milliseconds max) const {
@@ -278,12 +279,14 @@ void job_runner::worker() {
                                 wire::Outcome::internal, std::string("job runner: ") + e.what(),
                                 cfg_.node_id, t.attempt);
     }
-    t.done(std::move(out));
+    // The slot is free before the answer goes out: a producer that sends its next job as soon
+    // as it has this one's result finds room.
     {
       std::lock_guard<std::mutex> lock(mu_);
       --busy_;
     }
     cv_.notify_all();
+    t.done(std::move(out));
   }
 }
 

@@ -35,6 +35,7 @@ struct runner_config {
   std::string node_id;                         // this executor: sandboxes are created on it
   std::string pool = "default";
   int slots = 2;                               // jobs running at once
+  int backlog = 2;                             // run requests queued beyond them (may_queue)
   int64_t default_timeout_ms = 60'000;         // a job's wall clock when it gives none
   int64_t max_timeout_ms = 3'600'000;
   uint32_t default_output_limit = 64 * 1024;   // bytes kept per stream in the result
@@ -72,9 +73,10 @@ class job_runner {
 
   // Queues one job of `tenant` (the bytes as received: verified here; a bad job gets a
   // rejected result). `done` is called exactly once, on a runner thread. Returns false, and
-  // never calls done, when every slot is taken or the runner is stopping.
+  // never calls done, when every slot is taken (and, with may_queue, the backlog is full too)
+  // or the runner is stopping.
   [[nodiscard]] bool submit(std::string tenant, std::vector<uint8_t> job, uint32_t attempt,
-                            done_fn done);
+                            done_fn done, bool may_queue = false);
   // Slots neither running nor queued.
   [[nodiscard]] int free_slots() const;
   // Waits until a slot is free or `max` passed.

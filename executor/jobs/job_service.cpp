@@ -65,7 +65,7 @@ bool job_service::start(std::string* why) {
                                                           "no sandbox can be had now: " + o.why)
                                  : std::move(o.result);
           (void)conn->respond(*req, payload.data(), payload.size());
-        });
+        }, /*may_queue=*/true);
         if (!taken) {
           auto e = wire::make_error_reply(wire::ErrorCode::resource_exhausted,
                                           "every job slot of this executor is busy");
