@@ -44,6 +44,7 @@ struct node_state {
   std::unordered_map<std::string, entry> sandboxes;  // tenants' sandboxes (created or claimed)
   std::unordered_map<std::string, warm_entry> warm;  // the warm pool: unclaimed sandboxes
   std::deque<pending_create> waiting;                // in arrival order
+  uint32_t held = 0;  // entries of `sandboxes` that hold host resources (kept as they change)
   bool accepting = false;
   bool draining = false;
   bool pool_settled = true;      // every live warm sandbox booted (when last looked)
@@ -60,11 +61,7 @@ void reply(node_self self, const std::string& to, bytes payload) {
 }
 
 // Sandboxes holding host resources: tenants' ones until destroyed, and every warm one.
-uint32_t holding(const node_state& st) {
-  uint32_t n = static_cast<uint32_t>(st.warm.size());
-  for (const auto& [id, e] : st.sandboxes) n += e.summary.holds_resources ? 1 : 0;
-  return n;
-}
+uint32_t holding(const node_state& st) { return st.held + static_cast<uint32_t>(st.warm.size()); }
 
 struct pool_counts {
   uint32_t live = 0;   // in the pool: booting or booted
@@ -151,6 +148,7 @@ void start_cold(node_self self, pending_create c) {
   auto actor = spawn_sandbox(self, st.ctx, rec, sandbox_start_mode::create, c.reply,
                              caf::actor_cast<caf::actor>(self));
   st.sandboxes[rec.id] = entry{actor, sandbox_summary{rec, true}};
+  ++st.held;
   self->send(st.meter, summary_atom::value, sandbox_summary{rec, true});  // metering
   st.ctx->router->attach_sandbox(rec.tenant, rec.id, caf::actor_cast<caf::actor>(actor));
 }
@@ -163,6 +161,7 @@ void unclaim(node_self self, const std::string& id, pending_create c) {
     st.ctx->router->detach_sandbox(c.rec.tenant, id);
     st.warm[id] = warm_entry{it->second.actor, false, true};
     self->send(it->second.actor, retire_atom::value);
+    if (it->second.summary.holds_resources) --st.held;
     st.sandboxes.erase(it);
   }
   c.rec.id.clear();
@@ -181,6 +180,7 @@ void claim(node_self self, const std::string& id, pending_create c) {
   c.rec.state = wire::SandboxState::starting;
   c.rec.created_at_ms = st.ctx->clk->now_ms();
   st.sandboxes[id] = entry{actor, sandbox_summary{c.rec, true}};
+  ++st.held;
   st.ctx->router->attach_sandbox(c.rec.tenant, id, caf::actor_cast<caf::actor>(actor));
   self->request(actor, caf::infinite, claim_atom::value, sandbox_claim{c.rec, c.reply})
       .then(
@@ -491,6 +491,7 @@ uint32_t recover(node_self self) {
     const auto mode = ended ? sandbox_start_mode::ended : sandbox_start_mode::recover;
     auto actor = spawn_sandbox(self, st.ctx, rec, mode, {}, caf::actor_cast<caf::actor>(self));
     st.sandboxes[rec.id] = entry{actor, sandbox_summary{rec, !ended}};
+    st.held += ended ? 0 : 1;
     self->send(st.meter, summary_atom::value, sandbox_summary{rec, !ended});  // metering
     st.ctx->router->attach_sandbox(rec.tenant, rec.id, caf::actor_cast<caf::actor>(actor));
   }
@@ -524,6 +525,8 @@ node_actor::behavior_type node_impl(node_self self, context_ptr ctx) {
         auto it = self->state.sandboxes.find(s.rec.id);
         if (it == self->state.sandboxes.end()) return;
         self->send(self->state.meter, summary_atom::value, s);  // metering
+        auto& held = self->state.held;
+        held = held - (it->second.summary.holds_resources ? 1 : 0) + (s.holds_resources ? 1 : 0);
         it->second.summary = std::move(s);
         pump(self);
       },
