@@ -471,7 +471,9 @@ outcome<exec_result> client::exec(const std::string& sandbox_id, const exec_opti
     }
     if (now - last_heard > std::chrono::seconds(5)) {
       // Silence: ask for the exec's state by re-attaching with the same id (never a second
-      // process, P1); if it has finished, the tail is replayed.
+      // process, P1), and replay what is stored past the last frame we have: chunks published
+      // while the connection was down are not re-sent, and a live exec may send nothing more
+      // that would reveal the gap.
       last_heard = now;
       auto r = call(exec_subject, exec_payload, cfg_.request_timeout_ms);
       if (!r) {
@@ -482,7 +484,7 @@ outcome<exec_result> client::exec(const std::string& sandbox_id, const exec_opti
         continue;
       }
       const auto* rep = wire::verify<wire::ExecReply>(r.value->data.data(), r.value->data.size());
-      if (rep != nullptr && rep->finished()) (void)replay();
+      if (rep != nullptr) (void)replay();
     }
   }
   // The stdin pump may be blocked reading a source that never ends (a terminal, an open pipe):

@@ -271,9 +271,15 @@ int main(int argc, char** argv) {
     std::shared_ptr<bus::connection> jobs_conn;
     std::unique_ptr<jobs::job_runner> runner;
     std::unique_ptr<jobs::job_service> job_feed;
+    // The connection's event thread tells the runner of a lost connection while it exists.
+    auto runner_on_loss = std::make_shared<std::atomic<jobs::job_runner*>>(nullptr);
     if (f.job_slots > 0) {
       bus::options jopts = bopts;
       jopts.name = "corral-executor jobs " + ctx.config.node_id;
+      jopts.on_disconnected = [lost = runner_on_loss] {
+        std::cerr << "corral-executor: job runner: NATS disconnected\n";
+        if (auto* r = lost->load()) r->connection_lost();
+      };
       jobs_conn = bus::connection::connect(jopts, &error);
       if (!jobs_conn) {
         std::cerr << "corral-executor: cannot connect the job runner: " << error << "\n";
@@ -285,6 +291,7 @@ int main(int argc, char** argv) {
       rc.slots = f.job_slots;
       rc.backlog = f.job_slots;  // run requests wait here rather than being told to retry
       runner = std::make_unique<jobs::job_runner>(jobs_conn, rc);
+      runner_on_loss->store(runner.get());
       jobs::service_config sc;
       sc.node_id = ctx.config.node_id;
       sc.pool = ctx.config.pool;
@@ -312,6 +319,7 @@ int main(int argc, char** argv) {
     // (through the node, which is still serving).
     if (job_feed) job_feed->stop();
     if (runner) runner->stop();
+    runner_on_loss->store(nullptr);
     caf::anon_send(node, drain_atom::value);
     router.stop();
     caf::anon_send_exit(node, caf::exit_reason::user_shutdown);

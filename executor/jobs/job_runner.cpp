@@ -556,6 +556,7 @@ job_outcome job_runner::run(const task& t) {
     return out;
   }
   ++l->jobs;
+  const uint64_t disconnects_before = disconnects_.load();
   auto frame = encode_frame(req);
   auto w = c->stdin_write(l->sandbox, l->exec_id, frame.data(), frame.size(), false);
   if (!w) {
@@ -581,6 +582,13 @@ job_outcome job_runner::run(const task& t) {
       gone = l->ended;
     }
     retire(l);
+    if (disconnects_.load() != disconnects_before && !(gone && end == wire::Outcome::oom_killed)) {
+      // The answer may have been lost with the connection: the job is run again, not given a
+      // status it did not earn.
+      out.retry = true;
+      out.why = "the connection to NATS was lost while the job ran";
+      return out;
+    }
     if (gone && end == wire::Outcome::oom_killed) {
       r.outcome = wire::Outcome::oom_killed;
       r.exit_code = 137;

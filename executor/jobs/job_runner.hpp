@@ -10,6 +10,7 @@
 // executor's own node subject: its sandboxes count against this executor's capacity, belong and
 // are metered to the job's tenant, and follow every rule of ordinary sandboxes (limits from the
 // outside, lifetime, teardown).
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -81,6 +82,10 @@ class job_runner {
   [[nodiscard]] int free_slots() const;
   // Waits until a slot is free or `max` passed.
   void wait_for_slot(std::chrono::milliseconds max) const;
+  // The runner's connection was lost (call from its on_disconnected): a job whose answer does
+  // not come while this happened is handed back to be run again (retry), never given a
+  // made-up status.
+  void connection_lost() { disconnects_.fetch_add(1); }
   // Stops taking jobs, hands the queued ones back (done with retry), lets the running ones
   // finish, ends every lease. Idempotent.
   void stop();
@@ -108,6 +113,7 @@ class job_runner {
 
   std::shared_ptr<bus::connection> conn_;
   const runner_config cfg_;
+  std::atomic<uint64_t> disconnects_{0};
 
   mutable std::mutex mu_;
   mutable std::condition_variable cv_;       // tasks queued / slot freed / stopping
