@@ -159,6 +159,8 @@ struct api::call {
   std::map<std::string, std::vector<std::string>> query;
   std::string tenant;
   cli::client* client = nullptr;
+  bus::connection* streams = nullptr;  // output streams' connection
+  reply_router* router = nullptr;      // over *streams
   metrics* m = nullptr;
   bool answered = false;
 
@@ -203,28 +205,39 @@ std::string route_unknown(const http_request& req) {
 api::api(const gateway_config& cfg, token_store& tokens, metrics& m)
     : cfg_(cfg), tokens_(tokens), metrics_(m) {}
 
-cli::client* api::client_for(const std::string& tenant, std::string* why) {
+api::tenant_link* api::link_for(const std::string& tenant, std::string* why) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto& c = clients_[tenant];
-  if (!c) {
+  auto& l = links_[tenant];
+  if (!l.client) {
     cli::client::config cc;
     cc.nats_url = cfg_.nats_url;
     cc.tenant = tenant;
     cc.pool = cfg_.pool;
     cc.request_timeout_ms = cfg_.request_timeout_ms;
-    c = cli::client::connect(cc, why);
-    if (!c) {
-      clients_.erase(tenant);
+    auto c = cli::client::connect(cc, why);
+    bus::options o;
+    o.urls = {cfg_.nats_url};
+    o.name = "corral-gateway";
+    o.delivery_pool_threads = cfg_.nats_delivery_threads;
+    std::unique_ptr<bus::connection> streams;
+    if (c) streams = bus::connection::connect(o, why);
+    std::unique_ptr<reply_router> r;
+    if (streams) r = reply_router::create(*streams, why);
+    if (!r) {
+      links_.erase(tenant);
       return nullptr;
     }
+    l.client = std::move(c);
+    l.streams = std::move(streams);
+    l.router = std::move(r);
   }
-  return c.get();
+  return &l;
 }
 
 bool api::nats_connected() {
   std::string why;
-  auto* c = client_for("gateway", &why);
-  return c != nullptr && c->conn().is_connected();
+  auto* l = link_for("gateway", &why);
+  return l != nullptr && l->client->conn().is_connected();
 }
 
 void api::handle(http_request&& req, std::shared_ptr<responder> res) {
@@ -287,8 +300,11 @@ void api::handle(http_request&& req, std::shared_ptr<responder> res) {
   }
   c->tenant = *tenant;
   std::string why;
-  c->client = client_for(c->tenant, &why);
-  if (c->client == nullptr) return c->fail(wire::ErrorCode::unavailable, "NATS: " + why);
+  auto* link = link_for(c->tenant, &why);
+  if (link == nullptr) return c->fail(wire::ErrorCode::unavailable, "NATS: " + why);
+  c->client = link->client.get();
+  c->streams = link->streams.get();
+  c->router = link->router.get();
   dispatch(c);
 }
 
@@ -415,10 +431,24 @@ std::vector<uint8_t> exec_request(const std::string& eid, const std::vector<std:
 
 }  // namespace
 
+bool api::reserve_stream(const std::shared_ptr<call>& c) {
+  if (++metrics_.open_streams > static_cast<int64_t>(cfg_.max_open_streams)) {
+    --metrics_.open_streams;
+    c->fail(wire::ErrorCode::resource_exhausted, "too many open streams on this gateway");
+    return false;
+  }
+  return true;
+}
+
+pump_limits api::limits() const {
+  pump_limits l;
+  l.max_queued_bytes = cfg_.max_stream_queued_bytes;
+  l.request_timeout_ms = cfg_.request_timeout_ms;
+  return l;
+}
+
 void api::start_long(const std::shared_ptr<call>& c, std::function<void(call&)> fn) {
-  if (static_cast<std::size_t>(metrics_.open_streams.load()) >= cfg_.max_open_streams)
-    return c->fail(wire::ErrorCode::resource_exhausted, "too many open streams on this gateway");
-  ++metrics_.open_streams;
+  if (!reserve_stream(c)) return;
   std::thread([this, c, fn = std::move(fn)] {
     try {
       fn(*c);
@@ -642,24 +672,21 @@ void api::dispatch(const std::shared_ptr<call>& cp) {
         const auto which = c.q("stream", "both");
         if (which != "stdout" && which != "stderr" && which != "both")
           return c.fail(wire::ErrorCode::invalid_argument, "stream must be stdout, stderr or both");
-        uint64_t offset = 0;
-        if (auto o = c.q("offset"); !o.empty()) offset = std::stoull(o);
-        const bool follow = c.flag("follow");
-        auto info = cl.info(sb);
-        if (!info) return c.fail(info.error);
-        return start_long(cp, [this, sb, eid, which, offset, follow](call& c) {
-          stream_output(c, sb, eid, which, offset, follow);
-        });
+        pump_target t{c.tenant, sb, eid};
+        t.want_stdout = which != "stderr";
+        t.want_stderr = which != "stdout";
+        if (auto o = c.q("offset"); !o.empty()) t.offset = std::stoull(o);
+        t.follow = c.flag("follow");
+        return stream_output(cp, std::move(t));
       }
       if (p.size() == 5 && p[4] == "ws" && method == http::verb::get) {
         c.route = "/v1/sandboxes/{id}/execs/{eid}/ws";
         if (!boost::beast::websocket::is_upgrade(c.req))
           return c.fail(wire::ErrorCode::invalid_argument, "a WebSocket upgrade request is needed");
-        uint64_t offset = 0;
-        if (auto o = c.q("offset"); !o.empty()) offset = std::stoull(o);
-        auto info = cl.info(sb);
-        if (!info) return c.fail(info.error);
-        return start_long(cp, [this, sb, eid, offset](call& c) { stream_websocket(c, sb, eid, offset); });
+        pump_target t{c.tenant, sb, eid};
+        if (auto o = c.q("offset"); !o.empty()) t.offset = std::stoull(o);
+        t.follow = true;
+        return stream_websocket(cp, std::move(t));
       }
       if (p.size() == 5 && p[4] == "stdin" && method == http::verb::post) {
         c.route = "/v1/sandboxes/{id}/execs/{eid}/stdin";
@@ -758,168 +785,190 @@ void api::dispatch(const std::shared_ptr<call>& cp) {
   }
 }
 
+void api::stream_output(const std::shared_ptr<call>& c, pump_target target) {
+  if (!reserve_stream(c)) return;
+  // The response begins with the executor's first answer: an unknown sandbox or exec still
+  // gets its status code.
+  auto ch = std::make_shared<std::shared_ptr<stream_channel>>();
+  const std::string what = target.sandbox + "/" + target.exec_id;
+  output_pump::sink s;
+  s.open = [c, ch, what](const std::shared_ptr<output_pump>& p) {
+    c->finish(200);
+    *ch = c->res->begin_stream(http::status::ok, "application/x-ndjson");
+    // The channel holds the pump while it is open (and the pump the channel, through its sink:
+    // the cycle ends when either ends).
+    stream_channel::handlers h;
+    h.on_drained = [p] { p->drained(); };
+    h.on_closed = [p, what] {
+      if (p->stop())
+        std::fprintf(stderr, "corral-gateway: output stream of %s ended: client gone or too slow\n",
+                     what.c_str());
+    };
+    (*ch)->set_handlers(std::move(h));
+    p->opened();
+  };
+  auto line = [ch](const json& j) {
+    (*ch)->send(false, j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n");
+  };
+  s.data = [line](wire::Stream st, uint64_t at, const uint8_t* d, std::size_t n) {
+    line(json{{"stream", st == wire::Stream::stdout ? "stdout" : "stderr"}, {"offset", at},
+              {"data", base64(d, n)}});
+  };
+  s.exit = [line, ch](const wire::ExitStatus* x) {
+    line(json{{"exit", exit_json(x)}});
+    (*ch)->finish();
+  };
+  s.error = [c, ch, line](const pump_error& e, bool opened) {
+    if (!opened) return c->fail(e.code, e.message);
+    line(error_json(e.code, e.message));
+    (*ch)->finish();
+  };
+  s.end = [ch] { (*ch)->finish(); };
+  s.queued_bytes = [ch] { return *ch ? (*ch)->queued_bytes() : std::size_t{0}; };
+  s.closed = [this] { --metrics_.open_streams; };
+  auto p = output_pump::create(c->res->executor(), *c->streams, *c->router, std::move(target),
+                               limits(), std::move(s));
+  boost::asio::post(c->res->executor(), [p] { p->start(); });
+}
+
 namespace {
 
-// Sends the output of one exec, in sequence order and gap-free, from the executor's store and
-// (follow) live. The pump stops pulling as soon as a sink answers false: the executor keeps the
-// output; nothing queues up here for a slow client beyond max_stream_queued_bytes.
-struct output_sinks {
-  std::function<bool(wire::Stream, uint64_t offset, const uint8_t*, std::size_t)> data;
-  std::function<bool(const json& exit)> exit;
-  std::function<bool()> idle;  // before waiting for live output; false: stop
-};
+// A WebSocket's incoming frames are the exec's stdin: binary frames are bytes, the text frame
+// "eof" closes it. One StdinWrite in flight at a time (each at most max_stdin_chunk_bytes); the
+// next frame is read only once it is acknowledged, so a client that sends faster than the
+// process reads is held back by TCP, not buffered here. On the channel's strand.
+class websocket_stdin : public std::enable_shared_from_this<websocket_stdin> {
+ public:
+  websocket_stdin(std::shared_ptr<stream_channel> ch, reply_router& router, std::string subject,
+                  std::string exec_id, std::size_t chunk_max, int64_t timeout_ms)
+      : ch_(std::move(ch)), router_(router), subject_(std::move(subject)),
+        exec_id_(std::move(exec_id)), chunk_max_(chunk_max), timeout_ms_(timeout_ms),
+        timer_(ch_->executor()) {}
+  ~websocket_stdin() { router_.close(ticket_); }
 
-// Returns the error that ended the pump early (the exec or its output is gone), if any.
-std::optional<api_error> pump_output(bus::connection& conn, const gateway_config& cfg,
-                                     const std::string& tenant, const std::string& sb,
-                                     const std::string& eid, bool want_out, bool want_err,
-                                     uint64_t offset, bool follow, const output_sinks& sinks) {
-  auto live = std::make_shared<mailbox>(cfg.max_stream_queued_bytes);
-  std::unique_ptr<bus::subscription> sub;
-  if (follow) {
-    auto s = conn.subscribe(wire::subjects::output(tenant, sb, eid), "",
-                            [live](bus::message&& m) { live->push(std::move(m)); });
-    if (!s) return api_error{wire::ErrorCode::unavailable, "subscribe: " + s.detail};
-    sub = std::move(s.value);
+  void on_message(stream_channel::message&& m) {
+    if (stopped_) return;
+    const bool eof = !m.binary && m.data == "eof";
+    if ((!m.binary && !eof) || eof_sent_) return ch_->read_next();
+    data_ = eof ? std::string() : std::move(m.data);
+    at_ = 0;
+    eof_ = eof;
+    send_next();
   }
-  uint64_t next = 0;
-  bool ended = false, stop = false;
-  auto emit = [&](const bus::message& m) {
-    if (stop) return;
-    if (const auto* ch = wire::verify<wire::OutputChunk>(m.data.data(), m.data.size())) {
-      if (ch->seq() != next) return;
-      ++next;
-      const bool is_out = ch->stream() == wire::Stream::stdout;
-      if ((is_out && !want_out) || (!is_out && !want_err) || ch->data() == nullptr) return;
-      uint64_t at = ch->offset();
-      const uint8_t* d = ch->data()->data();
-      std::size_t n = ch->data()->size();
-      if (at + n <= offset) return;
-      if (at < offset) {
-        d += offset - at;
-        n -= static_cast<std::size_t>(offset - at);
-        at = offset;
-      }
-      stop = !sinks.data(ch->stream(), at, d, n);
-    } else if (const auto* x = wire::verify<wire::ExecExit>(m.data.data(), m.data.size())) {
-      if (x->seq() != next) return;
-      ++next;
-      ended = true;
-      stop = !sinks.exit(exit_json(x->status()));
-    }
-  };
-  auto catch_up = [&]() -> std::optional<api_error> {
-    for (int round = 0; round < 100000 && !ended && !stop; ++round) {
-      auto r = replay_once(conn, tenant, sb, eid, next, emit, cfg.request_timeout_ms);
-      if (r.error) return r.error;
-      if (!r.more) break;
-    }
-    return std::nullopt;
-  };
-  if (auto e = catch_up()) return e;
-  auto last_check = clock_type::now();
-  while (follow && !ended && !stop) {
-    if (!sinks.idle()) break;
-    auto m = live->pop(clock_type::now() + std::chrono::milliseconds(500));
-    bool gap = false;
-    {
-      std::lock_guard<std::mutex> lock(live->mu);
-      gap = live->overflowed;
-      live->overflowed = false;
-    }
-    if (m) {
-      const auto* ch = wire::verify<wire::OutputChunk>(m->data.data(), m->data.size());
-      const auto* x = ch ? nullptr : wire::verify<wire::ExecExit>(m->data.data(), m->data.size());
-      const uint64_t seq = ch ? ch->seq() : (x ? x->seq() : next);
-      if (seq > next) gap = true;
-      else emit(*m);
-    }
-    // A gap, an overflow, or a quiet second (the exit may have come before we subscribed):
-    // fetch exactly what is missing from the executor's store.
-    if (gap || (!m && clock_type::now() - last_check > std::chrono::seconds(1))) {
-      last_check = clock_type::now();
-      if (auto e = catch_up()) return e;
-    }
+  void stop() {
+    stopped_ = true;
+    router_.close(ticket_);
+    ticket_ = 0;
+    timer_.cancel();
+    ch_.reset();
   }
-  return std::nullopt;
-}
+
+ private:
+  void send_next() {
+    n_ = std::min(chunk_max_, data_.size() - at_);
+    const bool last = at_ + n_ >= data_.size();
+    flatbuffers::FlatBufferBuilder b(n_ + 128);
+    auto id = b.CreateString(exec_id_);
+    auto d = b.CreateVector(reinterpret_cast<const uint8_t*>(data_.data()) + at_, n_);
+    b.Finish(wire::CreateStdinWrite(b, id, d, eof_ && last), wire::StdinWriteIdentifier());
+    std::weak_ptr<websocket_stdin> weak = shared_from_this();
+    auto ex = ch_->executor();
+    auto t = router_.open([weak, ex](uint64_t id, bus::message&&) {
+      boost::asio::post(ex, [weak, id] {
+        if (auto s = weak.lock()) s->on_answer(id);
+      });
+    });
+    ticket_ = t.id;
+    // A refused write (the exec ended) or one that fails is dropped, as the process would
+    // not read it anyway; the stream goes on.
+    if (!router_.publish(subject_, t, wire::release(b))) return on_answer(t.id);
+    timer_.expires_after(std::chrono::milliseconds(timeout_ms_));
+    timer_.async_wait([weak, id = t.id](const boost::system::error_code& ec) {
+      if (auto s = weak.lock(); s && !ec) s->on_answer(id);
+    });
+  }
+  void on_answer(uint64_t id) {
+    if (stopped_ || id != ticket_) return;
+    router_.close(ticket_);
+    ticket_ = 0;
+    timer_.cancel();
+    at_ += n_;
+    if (at_ < data_.size()) return send_next();
+    eof_sent_ = eof_;
+    data_.clear();
+    ch_->read_next();
+  }
+
+  std::shared_ptr<stream_channel> ch_;
+  reply_router& router_;
+  std::string subject_, exec_id_;
+  std::size_t chunk_max_;
+  int64_t timeout_ms_;
+  boost::asio::steady_timer timer_;
+  std::string data_;
+  std::size_t at_ = 0, n_ = 0;
+  bool eof_ = false, eof_sent_ = false, stopped_ = false;
+  uint64_t ticket_ = 0;
+};
 
 }  // namespace
 
-void api::stream_output(call& c, const std::string& sb, const std::string& eid,
-                        const std::string& which, uint64_t offset, bool follow) {
-  bool begun = false, client_gone = false;
-  auto begin = [&]() -> bool {
-    if (!begun) {
-      begun = true;
-      c.finish(200);
-      client_gone = !c.res->begin_stream(http::status::ok, "application/x-ndjson");
-    }
-    return !client_gone;
-  };
-  auto line = [&](const json& j) { return begin() && (client_gone = !c.res->write_chunk(j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n"), !client_gone); };
-  output_sinks sinks;
-  sinks.data = [&](wire::Stream s, uint64_t at, const uint8_t* d, std::size_t n) {
-    return line(json{{"stream", s == wire::Stream::stdout ? "stdout" : "stderr"}, {"offset", at},
-                     {"data", base64(d, n)}});
-  };
-  sinks.exit = [&](const json& x) { return line(json{{"exit", x}}); };
-  sinks.idle = begin;
-  auto e = pump_output(c.client->conn(), cfg_, c.tenant, sb, eid, which != "stderr",
-                       which != "stdout", offset, follow, sinks);
-  if (e && !begun) return c.fail(e->code, e->message);
-  if (e) (void)line(error_json(e->code, e->message));
-  if (begin()) return c.res->end_stream();
-  std::fprintf(stderr, "corral-gateway: output stream of %s/%s ended: client gone or too slow\n",
-               sb.c_str(), eid.c_str());
-}
-
-void api::stream_websocket(call& c, const std::string& sb, const std::string& eid, uint64_t offset) {
-  auto ws = c.res->accept_websocket(c.req);
-  c.finish(101);
-  if (!ws) return;
-  auto& conn = c.client->conn();
-  // Incoming frames are the exec's stdin, written in order by a thread of their own; it ends
-  // when the client closes (the channel is then shut and receive() answers nullopt).
-  const auto subject = wire::subjects::sandbox_op(c.tenant, sb, "stdin");
+void api::stream_websocket(const std::shared_ptr<call>& c, pump_target target) {
+  if (!reserve_stream(c)) return;
+  auto ch = std::make_shared<std::shared_ptr<stream_channel>>();
+  const auto subject = wire::subjects::sandbox_op(c->tenant, target.sandbox, "stdin");
+  const auto eid = target.exec_id;
   const auto chunk_max = cfg_.max_stdin_chunk_bytes;
   const auto timeout = cfg_.request_timeout_ms;
-  auto client_closed = std::make_shared<std::atomic<bool>>(false);
-  std::thread stdin_pump([ws, &conn, subject, eid, chunk_max, timeout, client_closed] {
-    bool eof_sent = false;
-    while (auto m = ws->receive()) {
-      const bool eof = !m->binary && m->data == "eof";
-      if (!m->binary && !eof) continue;
-      if (eof_sent) continue;
-      if (eof) m->data.clear();  // the text frame "eof" carries no stdin bytes
-      std::size_t at = 0;
-      do {
-        const std::size_t n = std::min(chunk_max, m->data.size() - at);
-        flatbuffers::FlatBufferBuilder b(n + 128);
-        auto id = b.CreateString(eid);
-        auto d = b.CreateVector(reinterpret_cast<const uint8_t*>(m->data.data()) + at, n);
-        b.Finish(wire::CreateStdinWrite(b, id, d, eof), wire::StdinWriteIdentifier());
-        auto payload = wire::release(b);
-        (void)conn.request(subject, payload.data(), payload.size(), timeout);
-        at += n;
-      } while (at < m->data.size());
-      eof_sent = eof;
-    }
-    *client_closed = true;
-  });
-  output_sinks sinks;
-  std::string frame;
-  sinks.data = [&](wire::Stream s, uint64_t, const uint8_t* d, std::size_t n) {
-    frame.assign(1, static_cast<char>(s == wire::Stream::stdout ? 1 : 2));
-    frame.append(reinterpret_cast<const char*>(d), n);
-    return ws->send(true, frame);
+  output_pump::sink s;
+  // The handshake follows the executor's first answer: an unknown sandbox or exec answers its
+  // HTTP status instead of an upgrade.
+  s.open = [c, ch, subject, eid, chunk_max, timeout](const std::shared_ptr<output_pump>& p) {
+    // The handshake, then the channel, hold the pump (and the pump the channel, through its
+    // sink: the cycle ends when either ends).
+    c->res->accept_websocket(c->req, [c, ch, p, subject, eid, chunk_max,
+                                      timeout](std::shared_ptr<stream_channel> ws) {
+      c->finish(101);
+      if (!ws) {
+        p->stop();
+        return;
+      }
+      *ch = ws;
+      auto in = std::make_shared<websocket_stdin>(ws, *c->router, subject, eid, chunk_max, timeout);
+      stream_channel::handlers h;
+      h.on_drained = [p] { p->drained(); };
+      h.on_closed = [p, in] {
+        in->stop();
+        p->stop();
+      };
+      h.on_message = [in](stream_channel::message&& m) { in->on_message(std::move(m)); };
+      ws->set_handlers(std::move(h));
+      ws->read_next();
+      p->opened();
+    });
   };
-  sinks.exit = [&](const json& x) { return ws->send(false, x.dump(-1, ' ', false, json::error_handler_t::replace)); };
-  sinks.idle = [&] { return !*client_closed; };
-  auto e = pump_output(conn, cfg_, c.tenant, sb, eid, true, true, offset, true, sinks);
-  if (e) (void)ws->send(false, error_json(e->code, e->message).dump(-1, ' ', false, json::error_handler_t::replace));
-  ws->close();
-  stdin_pump.join();
+  s.data = [ch](wire::Stream st, uint64_t, const uint8_t* d, std::size_t n) {
+    std::string frame;
+    frame.reserve(n + 1);
+    frame.push_back(static_cast<char>(st == wire::Stream::stdout ? 1 : 2));
+    frame.append(reinterpret_cast<const char*>(d), n);
+    (*ch)->send(true, std::move(frame));
+  };
+  s.exit = [ch](const wire::ExitStatus* x) {
+    (*ch)->send(false, exit_json(x).dump(-1, ' ', false, json::error_handler_t::replace));
+    (*ch)->finish();
+  };
+  s.error = [c, ch](const pump_error& e, bool opened) {
+    if (!opened) return c->fail(e.code, e.message);
+    (*ch)->send(false, error_json(e.code, e.message).dump(-1, ' ', false, json::error_handler_t::replace));
+    (*ch)->finish();
+  };
+  s.end = [ch] { (*ch)->finish(); };
+  s.queued_bytes = [ch] { return *ch ? (*ch)->queued_bytes() : std::size_t{0}; };
+  s.closed = [this] { --metrics_.open_streams; };
+  auto p = output_pump::create(c->res->executor(), *c->streams, *c->router, std::move(target),
+                               limits(), std::move(s));
+  boost::asio::post(c->res->executor(), [p] { p->start(); });
 }
 
 }  // namespace corral::gateway

@@ -7,6 +7,7 @@ std::string gateway_config::validate() const {
   if (nats_url.empty()) return "--nats URL is required";
   if (io_threads < 1 || io_threads > 64) return "io_threads must be 1..64";
   if (worker_threads < 1 || worker_threads > 1024) return "worker_threads must be 1..1024";
+  if (nats_delivery_threads < 1 || nats_delivery_threads > 64) return "nats_delivery_threads must be 1..64";
   if (max_header_bytes < 1024 || max_header_bytes > 1024 * 1024) return "max_header_bytes must be 1 KiB..1 MiB";
   if (max_body_bytes < 1024 || max_body_bytes > 1024ull * 1024 * 1024) return "max_body_bytes must be 1 KiB..1 GiB";
   if (read_timeout_ms < 100 || write_timeout_ms < 100 || idle_timeout_ms < 100)

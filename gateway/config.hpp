@@ -16,6 +16,9 @@ struct gateway_config {
 
   int io_threads = 2;           // Asio threads: accept, parse, write; never block
   int worker_threads = 8;       // run the blocking NATS calls of ordinary requests
+  // nats.c's shared delivery pool for the subscriptions of output streams (one subscription per
+  // stream, all served by these threads; nats.c's default is a thread per subscription).
+  int nats_delivery_threads = 4;
   std::size_t max_header_bytes = 16 * 1024;          // request line + headers
   std::size_t max_body_bytes = 8 * 1024 * 1024;      // any request body (413 beyond)
   int64_t read_timeout_ms = 30'000;  // a client must send a whole request within this

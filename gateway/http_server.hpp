@@ -2,10 +2,14 @@
 // The HTTP/1.1 side of corral-gateway: Boost.Beast over Asio. Asio threads (io_threads) only
 // accept, parse and write; each complete request is handed to the request_handler on a worker
 // pool, which may block (NATS calls) and answers through its responder from any thread.
+// Requests that last (output streams, WebSockets) do not hold a thread: they answer through a
+// stream_channel, asynchronously, on the connection's strand.
 //
 // Bounds (gateway_config): header and body sizes (431/413), a deadline for reading a whole
 // request, one for each write; a client that stops reading is disconnected at the write
-// deadline, which frees everything the gateway held for it.
+// deadline, which frees everything the gateway held for it. Accepted sockets have TCP_NODELAY:
+// a small chunk goes out at once instead of waiting for the client's delayed ACK.
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/beast/http.hpp>
 
 #include <cstdint>
@@ -23,39 +27,67 @@ namespace http = boost::beast::http;
 using http_request = http::request<http::string_body>;
 using http_response = http::response<http::string_body>;
 
-// A WebSocket accepted by responder::accept_websocket(). Thread-safe; calls block the caller
-// (never an Asio thread). Incoming messages are queued up to a bound; past it the gateway stops
-// reading the socket until receive() has taken some (TCP flow control reaches the client).
-class websocket_channel {
+// A response that lasts, to one client: the chunks of a chunked HTTP response (begin_stream) or
+// the messages of a WebSocket (accept_websocket). Asynchronous and lock-free by confinement:
+// every method must be called on executor() (the connection's strand) and every callback runs
+// there; nothing blocks.
+//
+// Bounded by its owner: send() always queues, and queued_bytes() says how much is queued and not
+// yet taken by the socket; the owner decides what to do past its bound (corral's output streams
+// stop queueing live output and replay it from the executor later, see output_pump). A client
+// that takes nothing for write_timeout_ms is disconnected (on_closed).
+class stream_channel {
  public:
   struct message {
     bool binary = false;
     std::string data;
   };
-  virtual ~websocket_channel() = default;
-  // False once the client is gone or too slow (write_timeout_ms).
-  virtual bool send(bool binary, std::string_view data) = 0;
-  // The next message; nullopt once the client closed (or the connection failed).
-  virtual std::optional<message> receive() = 0;
-  // A close frame, then the connection ends. Idempotent.
-  virtual void close() = 0;
+  struct handlers {
+    // The queue has been written out entirely (after a send()).
+    std::function<void()> on_drained;
+    // The client is gone, too slow, or the channel was finished or aborted; called once, after
+    // which the channel sends nothing more.
+    std::function<void()> on_closed;
+    // WebSocket only: a message from the client. The next one is read only after read_next()
+    // (so a slow consumer of messages holds the client back through TCP, not gateway memory).
+    std::function<void(message&&)> on_message;
+  };
+  virtual ~stream_channel() = default;
+  [[nodiscard]] virtual boost::asio::any_io_executor executor() = 0;
+  // Set once, before the first send() or read_next().
+  virtual void set_handlers(handlers h) = 0;
+  // Queues one piece: a chunk of the HTTP body (binary ignored), or one WebSocket message.
+  // Pieces go out in order. Ignored once closed.
+  virtual void send(bool binary, std::string data) = 0;
+  [[nodiscard]] virtual std::size_t queued_bytes() const = 0;
+  // WebSocket: reads the next message (on_message). No-op for HTTP.
+  virtual void read_next() = 0;
+  // After the queued pieces: the last chunk (HTTP; the connection then serves the client's next
+  // request if it asked for keep-alive) or a close frame (WebSocket). Then on_closed.
+  virtual void finish() = 0;
+  // Drops the queue and the connection at once. Then on_closed.
+  virtual void abort() = 0;
+  [[nodiscard]] virtual bool closed() const = 0;
 };
 
-// How a handler answers one request. Thread-safe; every call may block the calling thread
-// (never an Asio thread) until the bytes are handed to the socket.
+// How a handler answers one request. Thread-safe unless noted.
 class responder {
  public:
   virtual ~responder() = default;
-  // The whole answer; exactly once unless a stream was begun.
+  // The whole answer; exactly once unless a stream was begun. Returns at once (the write is
+  // asynchronous).
   virtual void reply(http_response res) = 0;
-  // A chunked response: the header, then chunks; false once the client is gone or too slow
-  // (write_timeout_ms), after which nothing more should be sent.
-  virtual bool begin_stream(http::status status, std::string_view content_type) = 0;
-  virtual bool write_chunk(std::string_view data) = 0;
-  // The last chunk; the connection is then closed.
-  virtual void end_stream() = 0;
-  // Completes the WebSocket handshake of `req` (an upgrade request); null when it failed.
-  virtual std::shared_ptr<websocket_channel> accept_websocket(const http_request& req) = 0;
+  // The connection's strand: where stream work for this request runs.
+  [[nodiscard]] virtual boost::asio::any_io_executor executor() = 0;
+  // Begins a chunked response (status and content type; Connection as the request asked).
+  // Call on executor(), at most once, instead of reply().
+  [[nodiscard]] virtual std::shared_ptr<stream_channel> begin_stream(http::status status,
+                                                                     std::string_view content_type) = 0;
+  // Completes the WebSocket handshake of `req` (an upgrade request) asynchronously; `done` runs
+  // on executor() with the channel, or null when the handshake failed. `req` must stay alive
+  // until then. Call on executor(), at most once, instead of reply().
+  virtual void accept_websocket(const http_request& req,
+                                std::function<void(std::shared_ptr<stream_channel>)> done) = 0;
   // True once the client has disconnected or failed a write.
   [[nodiscard]] virtual bool closed() const = 0;
 };

@@ -1,5 +1,7 @@
 // corral-gateway: the HTTP/JSON + WebSocket front of corral (DESIGN.md §1). Stateless: any
 // number of replicas may run behind a load balancer.
+#include <sys/resource.h>
+
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -28,6 +30,11 @@ int usage(const std::string& why = {}) {
 
 int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
+  // Every open stream is a socket: take all the descriptors the hard limit allows.
+  if (rlimit nofile{}; getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = nofile.rlim_max;
+    (void)setrlimit(RLIMIT_NOFILE, &nofile);
+  }
   corral::gateway::gateway_config cfg;
   std::vector<std::string> args(argv + 1, argv + argc);
   for (std::size_t i = 0; i < args.size(); ++i) {
@@ -88,5 +95,5 @@ int main(int argc, char** argv) {
   server.run();
   std::printf("corral-gateway: stopped\n");
   std::fflush(stdout);
-  std::_Exit(0);  // detached stream threads may still hold NATS calls: do not wait for them
+  std::_Exit(0);  // detached long-poll threads may still hold NATS calls: do not wait for them
 }

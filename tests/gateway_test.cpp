@@ -486,3 +486,277 @@ TEST_F(Gateway, PythonClient) {
 
 }  // namespace
 }  // namespace corral
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <future>
+#include <thread>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/strand.hpp>
+
+namespace corral {
+namespace {
+
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+namespace bws = boost::beast::websocket;
+
+// A number from /proc/PID/status ("Threads", "VmRSS" in kB).
+long proc_status(pid_t pid, const std::string& field) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind(field + ":", 0) == 0) return std::stol(line.substr(field.size() + 1));
+  return -1;
+}
+
+// One asynchronous output stream of the gateway, NDJSON (GET output?follow=1) or WebSocket,
+// collecting stdout and the exit; `on_first` when the first stdout byte arrived, `on_done` at
+// the end. Everything on one io_context thread.
+class async_follower : public std::enable_shared_from_this<async_follower> {
+ public:
+  struct hooks {
+    std::function<void()> on_first, on_done;
+  };
+  async_follower(boost::asio::io_context& ioc, uint16_t port, std::string token, std::string target,
+                 bool websocket, hooks h)
+      : ws_(boost::asio::make_strand(ioc)), port_(port), token_(std::move(token)),
+        target_(std::move(target)), websocket_(websocket), h_(std::move(h)) {}
+
+  void start() {
+    auto& s = beast::get_lowest_layer(ws_);
+    s.expires_after(120s);
+    s.async_connect({boost::asio::ip::make_address("127.0.0.1"), port_},
+                    [self = shared_from_this()](beast::error_code ec) {
+                      if (ec) return self->end("connect: " + ec.message());
+                      self->websocket_ ? self->handshake() : self->get();
+                    });
+  }
+  std::string out, error;
+  json exit;
+  bool done = false;
+
+ private:
+  void handshake() {
+    ws_.set_option(bws::stream_base::decorator([t = token_](bws::request_type& r) {
+      r.set(bhttp::field::authorization, "Bearer " + t);
+    }));
+    ws_.async_handshake("127.0.0.1", target_ + "/ws", [self = shared_from_this()](beast::error_code ec) {
+      if (ec) return self->end("handshake: " + ec.message());
+      self->read_message();
+    });
+  }
+  void read_message() {
+    ws_.async_read(buf_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      if (ec) return self->end("read: " + ec.message());
+      auto data = beast::buffers_to_string(self->buf_.data());
+      self->buf_.consume(self->buf_.size());
+      if (!self->ws_.got_binary()) {
+        self->exit = json::parse(data, nullptr, false);
+        return self->end({});
+      }
+      if (!data.empty() && data[0] == 1) self->add(data.substr(1));
+      self->read_message();
+    });
+  }
+  void get() {
+    req_ = {bhttp::verb::get, target_ + "/output?follow=1", 11};
+    req_.set(bhttp::field::host, "127.0.0.1");
+    req_.set(bhttp::field::authorization, "Bearer " + token_);
+    parser_.body_limit(64 * 1024 * 1024);
+    bhttp::async_write(beast::get_lowest_layer(ws_), req_,
+                       [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                         if (ec) return self->end("write: " + ec.message());
+                         self->read_some();
+                       });
+  }
+  void read_some() {
+    bhttp::async_read_some(beast::get_lowest_layer(ws_), buf_, parser_,
+                           [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                             if (ec) return self->end("read: " + ec.message());
+                             self->lines();
+                             if (self->parser_.is_done()) return self->end({});
+                             self->read_some();
+                           });
+  }
+  void lines() {
+    auto& body = parser_.get().body();
+    for (auto nl = body.find('\n', scanned_); nl != std::string::npos; nl = body.find('\n', scanned_)) {
+      auto j = json::parse(body.substr(scanned_, nl - scanned_), nullptr, false);
+      scanned_ = nl + 1;
+      if (j.is_discarded()) continue;
+      if (j.contains("exit")) exit = j["exit"];
+      else if (j.value("stream", "") == "stdout") add(base64_decode(j.value("data", "")));
+    }
+  }
+  static std::string base64_decode(const std::string& s) {
+    std::string o;
+    uint32_t acc = 0;
+    int bits = 0;
+    for (char ch : s) {
+      int v = ch >= 'A' && ch <= 'Z' ? ch - 'A' : ch >= 'a' && ch <= 'z' ? ch - 'a' + 26
+              : ch >= '0' && ch <= '9' ? ch - '0' + 52 : ch == '+' ? 62 : ch == '/' ? 63 : -1;
+      if (v < 0) continue;
+      acc = (acc << 6) | uint32_t(v);
+      bits += 6;
+      if (bits >= 8) {
+        bits -= 8;
+        o.push_back(static_cast<char>((acc >> bits) & 0xff));
+      }
+    }
+    return o;
+  }
+  void add(const std::string& data) {
+    const bool first = out.empty() && !data.empty();
+    out += data;
+    if (first && h_.on_first) h_.on_first();
+  }
+  void end(const std::string& why) {
+    if (done) return;
+    done = true;
+    error = why;
+    if (h_.on_done) h_.on_done();
+  }
+
+  bws::stream<beast::tcp_stream> ws_;
+  uint16_t port_;
+  std::string token_, target_;
+  bool websocket_;
+  hooks h_;
+  beast::flat_buffer buf_;
+  bhttp::request<bhttp::empty_body> req_;
+  bhttp::response_parser<bhttp::string_body> parser_;
+  std::size_t scanned_ = 0;
+};
+
+// Output streams hold no thread: 200 streams (half WebSocket, half NDJSON, 20 on each of 10
+// execs) are open at once, the gateway's thread count stays that of an idle gateway, and
+// every stream gets all the output and the exit.
+TEST_F(Gateway, ManyConcurrentStreamsHoldNoThreads) {
+  const auto sb = create_sandbox();
+  constexpr int execs = 10, per_exec = 20, total = execs * per_exec;
+  std::vector<std::string> eids;
+  for (int i = 0; i < execs; ++i) {
+    auto ex = call("POST", "/v1/sandboxes/" + sb + "/exec",
+                   json{{"args", {"sh", "-c", "echo first; read x; echo second"}}}.dump());
+    ASSERT_EQ(ex.status, 201u) << ex.body;
+    eids.push_back(body_of(ex)["exec_id"].get<std::string>());
+  }
+  const long idle_threads = proc_status(gw_->process().pid(), "Threads");
+  boost::asio::io_context ioc;
+  std::atomic<int> first{0}, done{0};
+  std::promise<void> all_first, all_done;
+  std::vector<std::shared_ptr<async_follower>> streams;
+  for (int k = 0; k < total; ++k) {
+    async_follower::hooks h;
+    h.on_first = [&] {
+      if (++first == total) all_first.set_value();
+    };
+    h.on_done = [&] {
+      if (++done == total) all_done.set_value();
+    };
+    streams.push_back(std::make_shared<async_follower>(
+        ioc, gw_->port(), token_, "/v1/sandboxes/" + sb + "/execs/" + eids[k % execs], k % 2 == 0, h));
+    streams.back()->start();
+  }
+  std::thread loop([&] { ioc.run(); });
+  const bool all_open = all_first.get_future().wait_for(120s) == std::future_status::ready;
+  const long busy_threads = proc_status(gw_->process().pid(), "Threads");
+  EXPECT_TRUE(all_open) << first << " of " << total << " streams got output";
+  // io threads, workers and NATS threads; not one per stream.
+  EXPECT_LE(busy_threads, idle_threads + 4) << "idle: " << idle_threads;
+  for (const auto& eid : eids)
+    EXPECT_EQ(call("POST", "/v1/sandboxes/" + sb + "/execs/" + eid + "/stdin?eof=1").status, 200u);
+  const bool all_ended = all_done.get_future().wait_for(120s) == std::future_status::ready;
+  if (!all_ended) ioc.stop();
+  loop.join();
+  ASSERT_TRUE(all_ended) << done << " of " << total << " streams ended";
+  for (int k = 0; k < total; ++k) {
+    const auto& s = *streams[k];
+    EXPECT_EQ(s.error, "") << k;
+    EXPECT_EQ(s.out, "first\nsecond\n") << k << (k % 2 == 0 ? " (WebSocket)" : " (NDJSON)");
+    EXPECT_EQ(s.exit.value("returncode", -1), 0) << k << " " << s.exit.dump();
+  }
+  (void)call("POST", "/v1/sandboxes/" + sb + "/terminate");
+}
+
+// A client that stops reading a large output costs the gateway a bounded amount of memory
+// (the live output it cannot queue is left in the executor's store), does not hold up another
+// client's stream, and once it reads again gets every byte, in order, then the exit.
+TEST_F(Gateway, StalledReaderIsBoundedAndResumes) {
+  // A gateway of its own, with a write deadline longer than the stall.
+  test::gateway_process patient;
+  std::string why;
+  ASSERT_TRUE(patient.start(*d_, &why, {"--write-timeout", "600"})) << why;
+  auto pcall = [&](const std::string& method, const std::string& target, const std::string& body = {}) {
+    return patient.call(method, target, body, token_);
+  };
+  const auto sb = create_sandbox();
+  constexpr std::size_t size = 60'000'000;
+  auto big = pcall("POST", "/v1/sandboxes/" + sb + "/exec",
+                   json{{"args", {"sh", "-c", "head -c " + std::to_string(size) + " /dev/zero | tr '\\0' x"}},
+                        {"stdin", false}}.dump());
+  ASSERT_EQ(big.status, 201u) << big.body;
+  const auto eid = body_of(big)["exec_id"].get<std::string>();
+  const long rss_before = proc_status(patient.process().pid(), "VmRSS");
+  boost::asio::io_context ioc;
+  boost::asio::ip::tcp::socket stalled(ioc);
+  stalled.connect({boost::asio::ip::make_address("127.0.0.1"), patient.port()});
+  const std::string req = "GET /v1/sandboxes/" + sb + "/execs/" + eid +
+                          "/output?follow=1&stream=stdout HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+                          token_ + "\r\n\r\n";
+  boost::asio::write(stalled, boost::asio::buffer(req));
+  // Not reading `stalled`: another client's exec and stream go on meanwhile.
+  auto other = pcall("POST", "/v1/sandboxes/" + sb + "/exec", json{{"args", {"echo", "fine"}}, {"stdin", false}}.dump());
+  ASSERT_EQ(other.status, 201u) << other.body;
+  auto fine = decode(pcall("GET", "/v1/sandboxes/" + sb + "/execs/" +
+                           body_of(other)["exec_id"].get<std::string>() + "/output?follow=1").body);
+  EXPECT_EQ(fine.out, "fine\n");
+  // The process is not held up by the stalled reader: it writes everything and ends (this
+  // stream of its empty stderr returns at the exit).
+  auto waited = decode(pcall("GET", "/v1/sandboxes/" + sb + "/execs/" + eid + "/output?stream=stderr&follow=1").body);
+  EXPECT_EQ(waited.exit["stdout_bytes"], size) << waited.exit.dump();
+  const long rss_stalled = proc_status(patient.process().pid(), "VmRSS");
+  // Held here at most: the live queue bound and one replay batch (4 MiB each by default),
+  // base64-encoded; far less than the 80 MB of the whole encoded output.
+  EXPECT_LT(rss_stalled - rss_before, 40 * 1024) << "kB; before " << rss_before;
+  // Reading again: every byte, in order, then the exit.
+  std::string raw;
+  char buf[1 << 16];
+  boost::system::error_code ec;
+  for (;;) {
+    const auto n = stalled.read_some(boost::asio::buffer(buf), ec);
+    if (ec) break;
+    raw.append(buf, n);
+    if (raw.size() >= 5 && raw.compare(raw.size() - 5, 5, "0\r\n\r\n") == 0) break;  // last chunk
+  }
+  // De-chunk, then decode the NDJSON.
+  std::string body;
+  std::size_t at = raw.find("\r\n\r\n");
+  ASSERT_NE(at, std::string::npos);
+  at += 4;
+  while (at < raw.size()) {
+    const auto eol = raw.find("\r\n", at);
+    ASSERT_NE(eol, std::string::npos);
+    const auto n = std::stoul(raw.substr(at, eol - at), nullptr, 16);
+    if (n == 0) break;
+    body.append(raw, eol + 2, n);
+    at = eol + 2 + n + 2;
+  }
+  auto d = decode(body);
+  EXPECT_EQ(d.out.size(), size);
+  EXPECT_EQ(d.out.find_first_not_of('x'), std::string::npos);
+  uint64_t expect_offset = 0;
+  for (const auto& f : d.frames) {
+    if (!f.contains("offset")) continue;
+    EXPECT_EQ(f["offset"].get<uint64_t>(), expect_offset);
+    expect_offset += unbase64(f.value("data", "")).size();
+  }
+  EXPECT_EQ(d.exit["stdout_bytes"], size);
+  (void)pcall("POST", "/v1/sandboxes/" + sb + "/terminate", {});
+}
+
+}  // namespace
+}  // namespace corral

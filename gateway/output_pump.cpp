@@ -1,0 +1,344 @@
+#include "gateway/output_pump.hpp"
+
+#include <boost/asio/post.hpp>
+
+#include <algorithm>
+#include <chrono>
+
+#include "schemas/subjects.hpp"
+
+namespace corral::gateway {
+
+namespace asio = boost::asio;
+
+namespace {
+
+std::optional<uint64_t> seq_of(const bus::message& m) {
+  if (const auto* c = wire::verify<wire::OutputChunk>(m.data.data(), m.data.size())) return c->seq();
+  if (const auto* x = wire::verify<wire::ExecExit>(m.data.data(), m.data.size())) return x->seq();
+  return std::nullopt;
+}
+
+std::optional<pump_error> error_in(const bus::message& m) {
+  if (!wire::has_identifier<wire::ErrorReply>(m.data.data(), m.data.size())) return std::nullopt;
+  const auto* e = wire::verify<wire::ErrorReply>(m.data.data(), m.data.size());
+  if (e == nullptr) return pump_error{wire::ErrorCode::malformed, "malformed error reply"};
+  return pump_error{e->code(), std::string(wire::str(e->message()))};
+}
+
+constexpr int64_t first_quiet_ms = 1000;
+constexpr int64_t max_quiet_ms = 8000;
+
+}  // namespace
+
+std::shared_ptr<output_pump> output_pump::create(asio::any_io_executor ex, bus::connection& conn,
+                                                 reply_router& router, pump_target target,
+                                                 pump_limits limits, sink s) {
+  return std::shared_ptr<output_pump>(
+      new output_pump(std::move(ex), conn, router, std::move(target), limits, std::move(s)));
+}
+
+output_pump::output_pump(asio::any_io_executor ex, bus::connection& conn, reply_router& router,
+                         pump_target target, pump_limits limits, sink s)
+    : ex_(ex),
+      conn_(conn),
+      router_(router),
+      target_(std::move(target)),
+      limits_(limits),
+      sink_(std::move(s)),
+      replay_timer_(ex),
+      quiet_timer_(ex),
+      quiet_ms_(first_quiet_ms) {}
+
+output_pump::~output_pump() {
+  live_.reset();
+  router_.close(replay_ticket_);
+}
+
+void output_pump::start() {
+  if (target_.follow) subscribe_live();
+  request_replay();
+}
+
+void output_pump::subscribe_live() {
+  std::weak_ptr<output_pump> weak = shared_from_this();
+  const std::size_t max = limits_.max_queued_bytes;
+  auto s = conn_.subscribe(
+      wire::subjects::output(target_.tenant, target_.sandbox, target_.exec_id), "",
+      [weak, max](bus::message&& m) {
+        auto p = weak.lock();
+        if (!p) return;
+        const std::size_t n = m.data.size();
+        if (p->live_in_flight_.load() + p->queued_.load() + n > max) {
+          // The client is behind: the executor's store keeps this frame for a later replay.
+          if (!p->live_dropped_.exchange(true)) asio::post(p->ex_, [p] { p->on_live_dropped(); });
+          return;
+        }
+        p->live_in_flight_ += n;
+        asio::post(p->ex_, [p, m = std::move(m)]() mutable {
+          p->live_in_flight_ -= m.data.size();
+          p->on_live(std::move(m));
+        });
+      });
+  if (!s) return fail({wire::ErrorCode::unavailable, "NATS: subscribe: " + s.detail});
+  live_ = std::move(s.value);
+}
+
+void output_pump::request_replay() {
+  if (stopped_ || ended_ || replay_ticket_ != 0) return;
+  replay_wanted_ = false;
+  gap_ = false;  // this replay covers every frame stored so far
+  // The request holds the pump until it is answered, timed out or abandoned (release()).
+  auto self = shared_from_this();
+  std::weak_ptr<output_pump> weak = self;
+  auto t = router_.open([self](uint64_t id, bus::message&& m) {
+    asio::post(self->ex_, [p = self, id, m = std::move(m)]() mutable { p->on_replay(id, std::move(m)); });
+  });
+  replay_ticket_ = t.id;
+  flatbuffers::FlatBufferBuilder b(128);
+  auto id = b.CreateString(target_.exec_id);
+  b.Finish(wire::CreateReplayRequest(b, id, next_), wire::ReplayRequestIdentifier());
+  const auto payload = wire::release(b);
+  if (auto st = router_.publish(wire::subjects::sandbox_op(target_.tenant, target_.sandbox, "replay"),
+                                t, payload);
+      !st)
+    return fail({wire::ErrorCode::unavailable, "NATS: " + st.detail});
+  replay_timer_.expires_after(std::chrono::milliseconds(limits_.request_timeout_ms));
+  replay_timer_.async_wait([weak, ticket = t.id](const boost::system::error_code& ec) {
+    auto p = weak.lock();
+    if (ec || !p || p->replay_ticket_ != ticket) return;
+    p->fail({wire::ErrorCode::deadline_exceeded, "no replay answer in time"});
+  });
+}
+
+void output_pump::replay_when_drained() {
+  if (stopped_ || ended_ || replay_ticket_ != 0) return;
+  if (sink_.queued_bytes && sink_.queued_bytes() > 0) {
+    replay_wanted_ = true;  // drained() asks
+    return;
+  }
+  request_replay();
+}
+
+void output_pump::on_replay(uint64_t ticket, bus::message&& m) {
+  if (stopped_ || ticket != replay_ticket_) return;
+  if (m.data.empty()) return fail({wire::ErrorCode::not_found, "no such sandbox: " + target_.sandbox});
+  if (auto e = error_in(m)) return fail(std::move(*e));
+  if (const auto* a = wire::verify<wire::Ack>(m.data.data(), m.data.size())) {
+    const bool more = wire::str(a->message()) == "more";
+    router_.close(replay_ticket_);
+    replay_ticket_ = 0;
+    replay_timer_.cancel();
+    return replay_done(more);
+  }
+  const auto seq = seq_of(m);
+  if (!seq || *seq < next_) return;
+  if (!opened_) {
+    if (!opening_) {
+      opening_ = true;
+      if (sink_.open) sink_.open(shared_from_this());
+      if (stopped_) return;
+    }
+    if (!opened_) {  // held until the sink is open; at most one replay batch
+      held_bytes_ += m.data.size();
+      held_.emplace(*seq, std::move(m));
+      return;
+    }
+  }
+  if (*seq == next_) apply(m);
+}
+
+void output_pump::replay_done(bool more) {
+  if (!opened_) {
+    if (!opening_) {
+      opening_ = true;
+      if (sink_.open) sink_.open(shared_from_this());
+      if (stopped_) return;
+    }
+    if (!opened_) {
+      replay_more_ = more;
+      return;
+    }
+  }
+  if (stopped_ || ended_) return;
+  if (more) return replay_when_drained();
+  settle();
+}
+
+void output_pump::opened() {
+  if (opened_) return;
+  opened_ = true;
+  if (pending_error_) {
+    auto e = std::move(*pending_error_);
+    pending_error_.reset();
+    auto s = std::move(sink_);
+    sink_ = {};
+    if (s.error) s.error(e, true);
+    if (s.closed) s.closed();
+    return;
+  }
+  if (stopped_) return;
+  // Frames the replay brought while the sink was opening, in order.
+  while (!held_.empty() && !stopped_ && !ended_) {
+    auto it = held_.begin();
+    if (it->first > next_) break;
+    auto m = std::move(it->second);
+    held_bytes_ -= m.data.size();
+    const auto seq = it->first;
+    held_.erase(it);
+    if (seq == next_) apply(m);
+  }
+  if (stopped_ || ended_ || !replay_more_) return;
+  const bool more = *replay_more_;
+  replay_more_.reset();
+  replay_done(more);
+}
+
+void output_pump::drained() {
+  update_queued();
+  if (replay_wanted_ && replay_ticket_ == 0) request_replay();
+}
+
+// The store has been read to its end: send the live frames held meanwhile, then wait for more.
+void output_pump::settle() {
+  while (!held_.empty() && !stopped_ && !ended_) {
+    auto it = held_.begin();
+    if (it->first > next_) break;
+    auto m = std::move(it->second);
+    held_bytes_ -= m.data.size();
+    const auto seq = it->first;
+    held_.erase(it);
+    if (seq == next_) apply(m);
+  }
+  if (stopped_ || ended_) return;
+  if (!target_.follow) {
+    if (sink_.end) sink_.end();
+    return finish();
+  }
+  // Frames missing before a held one, or dropped live: the store has them by now.
+  if (gap_ || !held_.empty()) replay_when_drained();
+  arm_quiet_timer();
+}
+
+void output_pump::on_live(bus::message&& m) {
+  if (stopped_ || ended_) return;
+  ++live_seen_;
+  const auto seq = seq_of(m);
+  if (!seq || *seq < next_) return;
+  if (opened_ && replay_ticket_ == 0 && held_.empty() && *seq == next_) return apply(m);
+  // Held: while the store is being read, before the sink opened, or ahead of a gap.
+  if (held_bytes_ + m.data.size() > limits_.max_queued_bytes) {
+    gap_ = true;  // fetched from the store instead
+  } else {
+    held_bytes_ += m.data.size();
+    held_.emplace(*seq, std::move(m));
+  }
+  if (opened_ && replay_ticket_ == 0) settle();
+}
+
+void output_pump::on_live_dropped() {
+  live_dropped_ = false;
+  if (stopped_ || ended_) return;
+  gap_ = true;
+  if (opened_) replay_when_drained();
+}
+
+void output_pump::apply(const bus::message& m) {
+  if (const auto* ch = wire::verify<wire::OutputChunk>(m.data.data(), m.data.size())) {
+    if (ch->seq() != next_) return;
+    ++next_;
+    const bool is_out = ch->stream() == wire::Stream::stdout;
+    if ((is_out && !target_.want_stdout) || (!is_out && !target_.want_stderr) || ch->data() == nullptr)
+      return;
+    uint64_t at = ch->offset();
+    const uint8_t* d = ch->data()->data();
+    std::size_t n = ch->data()->size();
+    if (at + n <= target_.offset) return;
+    if (at < target_.offset) {
+      d += target_.offset - at;
+      n -= static_cast<std::size_t>(target_.offset - at);
+      at = target_.offset;
+    }
+    if (sink_.data) sink_.data(ch->stream(), at, d, n);
+    update_queued();
+  } else if (const auto* x = wire::verify<wire::ExecExit>(m.data.data(), m.data.size())) {
+    if (x->seq() != next_) return;
+    ++next_;
+    ended_ = true;
+    if (sink_.exit) sink_.exit(x->status());
+    finish();
+  }
+}
+
+void output_pump::arm_quiet_timer() {
+  if (!target_.follow || stopped_ || ended_ || quiet_armed_) return;
+  quiet_armed_ = true;
+  live_seen_ = 0;
+  quiet_timer_.expires_after(std::chrono::milliseconds(quiet_ms_));
+  std::weak_ptr<output_pump> weak = shared_from_this();
+  quiet_timer_.async_wait([weak](const boost::system::error_code& ec) {
+    auto p = weak.lock();
+    if (!p) return;
+    p->quiet_armed_ = false;
+    if (ec || p->stopped_ || p->ended_) return;
+    if (p->live_seen_ > 0) {
+      p->quiet_ms_ = first_quiet_ms;
+    } else {
+      // Quiet: the last frames may have been lost live; the store has them.
+      p->quiet_ms_ = std::min(p->quiet_ms_ * 2, max_quiet_ms);
+      p->replay_when_drained();
+    }
+    p->arm_quiet_timer();
+  });
+}
+
+void output_pump::release() {
+  live_.reset();  // no live handler runs after this
+  router_.close(replay_ticket_);
+  replay_ticket_ = 0;
+  replay_timer_.cancel();
+  quiet_timer_.cancel();
+  held_.clear();
+  held_bytes_ = 0;
+}
+
+void output_pump::fail(pump_error e) {
+  if (stopped_) return;
+  stopped_ = true;
+  release();
+  if (opening_ && !opened_) {
+    pending_error_ = std::move(e);  // told once the sink is open
+    return;
+  }
+  auto s = std::move(sink_);
+  sink_ = {};
+  if (s.error) s.error(e, opened_);
+  if (s.closed) s.closed();
+}
+
+void output_pump::finish() {
+  if (stopped_) return;
+  stopped_ = true;
+  release();
+  auto s = std::move(sink_);
+  sink_ = {};
+  if (s.closed) s.closed();
+}
+
+bool output_pump::stop() {
+  if (stopped_ && !pending_error_) return false;
+  const bool unfinished = !ended_;
+  stopped_ = true;
+  pending_error_.reset();
+  release();
+  auto s = std::move(sink_);
+  sink_ = {};
+  if (s.closed) s.closed();
+  return unfinished;
+}
+
+void output_pump::update_queued() {
+  queued_ = sink_.queued_bytes ? sink_.queued_bytes() : 0;
+}
+
+}  // namespace corral::gateway
