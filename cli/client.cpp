@@ -341,8 +341,11 @@ outcome<exec_result> client::exec(const std::string& sandbox_id, const exec_opti
 
   std::thread stdin_thread;
   if (stdin_source && o.stdin_open) {
-    stdin_thread = std::thread([this, stdin_source, sandbox_id, exec_id] {
-      const auto subject = wire::subjects::sandbox_op(cfg_.tenant, sandbox_id, "stdin");
+    // The pump may outlive this call and this client (see below): it holds its own share of the
+    // connection and copies of what it needs, never `this`.
+    stdin_thread = std::thread([conn = conn_, timeout = cfg_.request_timeout_ms, stdin_source,
+                                subject = wire::subjects::sandbox_op(cfg_.tenant, sandbox_id, "stdin"),
+                                exec_id] {
       // One StdinWrite carries at most this much; each waits for its ack (flow control).
       constexpr std::size_t max_write = 256 * 1024;
       std::vector<uint8_t> carry;
@@ -362,8 +365,9 @@ outcome<exec_result> client::exec(const std::string& sandbox_id, const exec_opti
         auto eid = b.CreateString(exec_id);
         auto data = chunk ? b.CreateVector(*chunk) : b.CreateVector(std::vector<uint8_t>{});
         b.Finish(wire::CreateStdinWrite(b, eid, data, !chunk), wire::StdinWriteIdentifier());
-        auto r = call(subject, wire::release(b), cfg_.request_timeout_ms);
-        if (!r || !chunk) return;  // the exec ended or refused stdin; or EOF sent
+        const auto payload = wire::release(b);
+        auto r = conn->request(subject, payload.data(), payload.size(), timeout);
+        if (!r || error_in(r.value) || !chunk) return;  // the exec ended or refused stdin; or EOF sent
       }
     });
   }
@@ -488,8 +492,8 @@ outcome<exec_result> client::exec(const std::string& sandbox_id, const exec_opti
     }
   }
   // The stdin pump may be blocked reading a source that never ends (a terminal, an open pipe):
-  // it must not hold up the exit status. It only touches the connection, which outlives it in
-  // the CLI (the process exits after exec returns).
+  // it must not hold up the exit status. It holds its own share of the connection, so neither
+  // the end of this call nor the client's destruction pulls it from under it.
   if (stdin_thread.joinable()) stdin_thread.detach();
   if (done) out.value = *done;
   else if (gone) out.error = *gone;

@@ -145,6 +145,16 @@ class raw_terminal {
   bool active_ = false;
 };
 
+// Exits with `code` at once, output flushed, without running destructors: exec's stdin pump
+// may still be blocked on a read of our stdin or in a last request, and must not see the
+// process's libraries torn down under it.
+[[noreturn]] void leave(int code) {
+  std::cout.flush();
+  std::cerr.flush();
+  std::fflush(nullptr);
+  std::_Exit(code);
+}
+
 int run_exec(cli::client& c, const std::string& sandbox, cli::exec_options opts,
              bool forward_stdin = true) {
   // Without a pty, a terminal's stdin is not forwarded (it would never end); with one, it is:
@@ -400,7 +410,7 @@ int main(int argc, char** argv) {
     std::string sandbox;
     cli::exec_options o;
     if (int rc = parse_exec_args(args, true, sandbox, o, nullptr)) return rc;
-    return run_exec(*c, sandbox, o);
+    leave(run_exec(*c, sandbox, o));
   }
   if (cmd == "run") {
     std::string unused;
@@ -414,7 +424,7 @@ int main(int argc, char** argv) {
     const int code = run_exec(*c, sb.value->id, o);
     auto t = c->terminate(sb.value->id);
     if (!t) std::cerr << "corral: could not remove " << sb.value->id << ": " << t.error.message << "\n";
-    return code;
+    leave(code);
   }
   return usage("unknown command " + cmd);
 }
