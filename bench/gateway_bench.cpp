@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
@@ -138,6 +139,18 @@ double own_cpu_seconds() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
   return u.ru_utime.tv_sec + u.ru_utime.tv_usec / 1e6 + u.ru_stime.tv_sec + u.ru_stime.tv_usec / 1e6;
+}
+// CPU seconds the sandboxes used (runsc's sentry, gofer and their tasks), from their cgroups
+// (v1 cpuacct, as corral-executor lays them out); negative when not found.
+double sandboxes_cpu_seconds(const std::vector<std::string>& ids) {
+  double total = 0;
+  for (const auto& id : ids) {
+    std::ifstream f("/sys/fs/cgroup/cpuacct/corral/" + id + "/cpuacct.usage");
+    unsigned long long ns = 0;
+    if (!(f >> ns)) return -1;
+    total += static_cast<double>(ns) / 1e9;
+  }
+  return total;
 }
 // Host CPU seconds busy (all cores), from /proc/stat.
 double host_busy_seconds() {
@@ -495,16 +508,22 @@ int main(int argc, char** argv) {
   if (only.empty() || only == "overhead") {
     const std::string sb = create();
     if (sb.empty()) return 1;
+    std::vector<double> http_post, http_get;  // the two requests of (a), apart
+    std::vector<double> bus_request;          // the exec request of (c)
     auto over_http = [&]() -> bool {
+      const auto t0 = clk::now();
       auto r = web.call(http::verb::post, "/v1/sandboxes/" + sb + "/exec",
                         R"({"args": ["echo", "x"], "stdin": false})");
+      http_post.push_back(ms_since(t0));
       if (r.status != 201) {
         std::cerr << "POST exec: " << r.status << " " << r.body << "\n";
         return false;
       }
       const auto eid = json::parse(r.body).value("exec_id", "");
       std::string out;
+      const auto t1 = clk::now();
       auto exit = web.follow_until_exit("/v1/sandboxes/" + sb + "/execs/" + eid + "/output?follow=1", &out);
+      http_get.push_back(ms_since(t1));
       return exit && (*exit)["returncode"] == 0 && out == "eAo=";  // base64 of "x\n"
     };
     auto over_nats = [&]() -> bool {
@@ -554,7 +573,9 @@ int main(int argc, char** argv) {
       fbb.Finish(wire::CreateExecRequest(fbb, id, argv, env, wd, 0, false, false, 0, 0),
                  wire::ExecRequestIdentifier());
       const auto payload = wire::release(fbb);
+      const auto t0 = clk::now();
       auto r = raw->request(wire::subjects::sandbox_op("bench", sb, "exec"), payload.data(), payload.size(), 30000);
+      bus_request.push_back(ms_since(t0));
       if (!r || !wire::verify<wire::ExecReply>(r.value.data.data(), r.value.data.size())) return false;
       std::unique_lock<std::mutex> lock(st->mu);
       st->cv.wait_for(lock, 30s, [&] { return st->done; });
@@ -571,6 +592,9 @@ int main(int argc, char** argv) {
       web.finish_stream();
     }
     const int connects_before = web.connects();
+    http_post.clear();
+    http_get.clear();
+    bus_request.clear();
     std::vector<double> times[3];
     for (int i = 0; i < runs; ++i) {
       for (int k = 0; k < 3; ++k) {
@@ -593,8 +617,11 @@ int main(int argc, char** argv) {
                 "interleaved (load before: %s; now: %s)\n",
                 runs, load_before.c_str(), load_average().c_str());
     print("(a) HTTP: POST exec + GET output?follow=1", h);
+    print("    of which POST exec (201)", summarize(http_post));
+    print("    of which GET output until the exit frame", summarize(http_get));
     print("(b) NATS: corral client library", n);
     print("(c) NATS: bus/ alone (pooled delivery)", b);
+    print("    of which the exec request (reply)", summarize(bus_request));
     std::printf("  p50 (a) - (b): %+.2f ms (goal <= +2 ms)   p50 (a) - (c): %+.2f ms   "
                 "p95 (a) - (b): %+.2f ms   HTTP connections opened: %d for %d runs\n",
                 h.p50 - n.p50, h.p50 - b.p50, h.p95 - n.p95, reconnects, runs);
@@ -673,6 +700,46 @@ int main(int argc, char** argv) {
       }
       started.emplace_back(sb, json::parse(r.body).value("exec_id", ""));
     }
+    // Baseline in the same run: the same lines straight from NATS (bus/, pooled delivery), so
+    // what the gateway adds shows apart from what the sandbox, the executor and NATS take.
+    struct nats_side {
+      std::mutex mu;
+      std::atomic<int64_t> start_ns{0}, end_ns{0};
+      std::vector<double> latencies_ms;
+    };
+    auto direct = std::make_shared<nats_side>();
+    corral::bus::options dbo;
+    dbo.urls = {d.nats().url()};
+    dbo.delivery_pool_threads = 2;
+    auto direct_conn = corral::bus::connection::connect(dbo, &why);
+    if (!direct_conn) {
+      std::cerr << why << "\n";
+      return 1;
+    }
+    std::vector<std::unique_ptr<corral::bus::subscription>> direct_subs;
+    for (const auto& [sb, eid] : started) {
+      auto sub = direct_conn->subscribe(
+          corral::wire::subjects::output("bench", sb, eid), "", [direct](corral::bus::message&& m) {
+            const int64_t now = realtime_ns();
+            const auto* c = corral::wire::verify<corral::wire::OutputChunk>(m.data.data(), m.data.size());
+            if (c == nullptr || c->data() == nullptr) return;
+            std::istringstream lines(std::string(reinterpret_cast<const char*>(c->data()->data()),
+                                                 c->data()->size()));
+            long n = 0;
+            long long stamp = 0;
+            const int64_t from = direct->start_ns, to = direct->end_ns;
+            while (lines >> n >> stamp) {
+              if (from == 0 || stamp < from || (to != 0 && stamp >= to)) continue;
+              std::lock_guard<std::mutex> lock(direct->mu);
+              direct->latencies_ms.push_back((now - stamp) / 1e6);
+            }
+          });
+      if (!sub) {
+        std::cerr << "subscribe: " << sub.detail << "\n";
+        return 1;
+      }
+      direct_subs.push_back(std::move(sub.value));
+    }
     fanout f;
     f.port = port;
     f.token = token;
@@ -688,8 +755,8 @@ int main(int argc, char** argv) {
       if (!f.aborted && next_launch < clients.size()) clients[next_launch++]->start();
     };
     asio::steady_timer window(f.ioc), deadline(f.ioc);
-    double gw_cpu0 = 0, ex_cpu0 = 0, nats_cpu0 = 0, own_cpu0 = 0, host0 = 0;
-    double gw_cpu = 0, ex_cpu = 0, nats_cpu = 0, own_cpu = 0, host = 0;
+    double gw_cpu0 = 0, ex_cpu0 = 0, nats_cpu0 = 0, own_cpu0 = 0, host0 = 0, sb_cpu0 = 0;
+    double gw_cpu = 0, ex_cpu = 0, nats_cpu = 0, own_cpu = 0, host = 0, sb_cpu = 0;
     const auto setup_start = clk::now();
     double setup_s = 0;
     auto stop_all = [&] {
@@ -700,22 +767,26 @@ int main(int argc, char** argv) {
       f.window_open = true;
       f.window_start = clk::now();
       f.window_start_ns = realtime_ns();
+      direct->start_ns = f.window_start_ns;
       gw_cpu0 = cpu_seconds(gw.process().pid());
       ex_cpu0 = cpu_seconds(d.executor().pid());
       nats_cpu0 = cpu_seconds(d.nats().pid());
       own_cpu0 = own_cpu_seconds();
       host0 = host_busy_seconds();
+      sb_cpu0 = sandboxes_cpu_seconds(sbs);
       window.expires_after(std::chrono::seconds(seconds));
       window.async_wait([&](beast::error_code) {
         f.window_open = false;
         f.window_done = true;
         f.window_end = clk::now();
         f.window_end_ns = realtime_ns();
+        direct->end_ns = f.window_end_ns;
         gw_cpu = cpu_seconds(gw.process().pid()) - gw_cpu0;
         ex_cpu = cpu_seconds(d.executor().pid()) - ex_cpu0;
         nats_cpu = cpu_seconds(d.nats().pid()) - nats_cpu0;
         own_cpu = own_cpu_seconds() - own_cpu0;
         host = host_busy_seconds() - host0;
+        sb_cpu = sb_cpu0 < 0 ? -1 : sandboxes_cpu_seconds(sbs) - sb_cpu0;
         stop_all();
       });
     };
@@ -739,6 +810,13 @@ int main(int argc, char** argv) {
     });
     for (std::size_t i = 0; i < std::min(f.setup_parallel, clients.size()); ++i) f.launch_next();
     f.ioc.run();
+    direct_subs.clear();
+    std::vector<double> direct_ms;
+    {
+      std::lock_guard<std::mutex> lock(direct->mu);
+      direct_ms = direct->latencies_ms;
+    }
+    const auto base = summarize(direct_ms);
 
     const auto s = summarize(f.latencies_ms);
     const double window_s = std::chrono::duration<double>(f.window_end - f.window_start).count();
@@ -751,15 +829,17 @@ int main(int argc, char** argv) {
                 " set-up %.1f s\n", f.flowing, f.ended - f.bad_exit, f.failed, f.bad_exit, setup_s);
     std::printf("  chunk latency (receipt - CLOCK_REALTIME write stamp), %zu lines written in a %.1f s"
                 " window (%.0f lines/s):\n", s.n, window_s, window_s > 0 ? s.n / window_s : 0.0);
-    std::printf("    p50 %7.2f ms   p95 %7.2f ms   p99 %7.2f ms   max %7.2f ms   (goal p99 <= 50 ms)\n",
-                s.p50, s.p95, s.p99, s.max);
+    std::printf("    WebSocket through the gateway: p50 %7.2f ms   p95 %7.2f ms   p99 %7.2f ms   max %7.2f ms"
+                "   (goal p99 <= 50 ms)\n", s.p50, s.p95, s.p99, s.max);
+    std::printf("    baseline, NATS subscriber:     p50 %7.2f ms   p95 %7.2f ms   p99 %7.2f ms   max %7.2f ms"
+                "   (%zu lines, one per exec)\n", base.p50, base.p95, base.p99, base.max, base.n);
     std::printf("  sandbox clock vs host: stamp outside [request, answer] by at most %.3f ms\n",
                 clock_skew_ms);
     if (window_s > 0)
-      std::printf("  CPU in the window (cores): gateway %.2f  executor %.2f  nats-server %.2f  "
+      std::printf("  CPU in the window (cores): gateway %.2f  executor %.2f  sandboxes %.2f  nats-server %.2f  "
                   "bench %.2f  whole host %.2f of %ld\n",
-                  gw_cpu / window_s, ex_cpu / window_s, nats_cpu / window_s, own_cpu / window_s,
-                  host / window_s, sysconf(_SC_NPROCESSORS_ONLN));
+                  gw_cpu / window_s, ex_cpu / window_s, sb_cpu / window_s, nats_cpu / window_s,
+                  own_cpu / window_s, host / window_s, sysconf(_SC_NPROCESSORS_ONLN));
     for (const auto& e : f.errors) std::printf("  error: %s\n", e.c_str());
     for (const auto& sb : sbs) (void)web.call(http::verb::post, "/v1/sandboxes/" + sb + "/terminate");
     if (f.failed > 0 || f.bad_exit > 0 || f.flowing < streams) {
