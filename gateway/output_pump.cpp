@@ -133,32 +133,28 @@ void output_pump::on_replay(uint64_t ticket, bus::message&& m) {
   }
   const auto seq = seq_of(m);
   if (!seq || *seq < next_) return;
-  if (!opened_) {
-    if (!opening_) {
-      opening_ = true;
-      if (sink_.open) sink_.open(shared_from_this());
-      if (stopped_) return;
-    }
-    if (!opened_) {  // held until the sink is open; at most one replay batch
-      held_bytes_ += m.data.size();
-      held_.emplace(*seq, std::move(m));
-      return;
-    }
+  if (!ensure_open()) {
+    if (stopped_) return;
+    held_bytes_ += m.data.size();  // until the sink is open; at most one replay batch
+    held_.emplace(*seq, std::move(m));
+    return;
   }
   if (*seq == next_) apply(m);
 }
 
+bool output_pump::ensure_open() {
+  if (opened_) return true;
+  if (!opening_) {
+    opening_ = true;
+    if (sink_.open) sink_.open(shared_from_this());
+  }
+  return opened_ && !stopped_;
+}
+
 void output_pump::replay_done(bool more) {
-  if (!opened_) {
-    if (!opening_) {
-      opening_ = true;
-      if (sink_.open) sink_.open(shared_from_this());
-      if (stopped_) return;
-    }
-    if (!opened_) {
-      replay_more_ = more;
-      return;
-    }
+  if (!ensure_open()) {
+    if (!stopped_) replay_more_ = more;  // goes on in opened()
+    return;
   }
   if (stopped_ || ended_) return;
   if (more) return replay_when_drained();

@@ -94,6 +94,8 @@ class output_pump : public std::enable_shared_from_this<output_pump> {
   void request_replay();
   void replay_when_drained();
   void on_replay(uint64_t ticket, bus::message&& m);
+  // The executor answered: asks the sink to open (once); true once it is open.
+  bool ensure_open();
   void replay_done(bool more);
   void on_live(bus::message&& m);
   void on_live_dropped();
