@@ -259,6 +259,12 @@ int background_process::wait(std::chrono::milliseconds timeout) {
   if (code == -1) return -1;
   exit_code_ = code;
   pid_ = -1;
+  // What it wrote last is still in the pipe: output() is whole once the reader saw the end
+  // (bounded: a process it left behind may hold the pipe open).
+  if (shared_) {
+    std::unique_lock<std::mutex> lock(shared_->mu);
+    shared_->cv.wait_for(lock, std::chrono::seconds(5), [&] { return shared_->closed; });
+  }
   return exit_code_;
 }
 
