@@ -764,5 +764,62 @@ TEST_F(Gateway, StalledReaderIsBoundedAndResumes) {
   (void)pcall("POST", "/v1/sandboxes/" + sb + "/terminate", {});
 }
 
+// An output stream ends with its last chunk, not with the connection: a keep-alive client sends
+// its next requests on the same connection. A WebSocket to an exec that does not exist answers
+// 404 instead of the upgrade.
+TEST_F(Gateway, StreamKeepsTheConnectionAndUnknownExecsAnswer404) {
+  const auto sb = create_sandbox();
+  boost::asio::io_context ioc;
+  beast::tcp_stream conn(ioc);
+  conn.expires_after(60s);
+  conn.connect({boost::asio::ip::make_address("127.0.0.1"), gw_->port()});
+  beast::flat_buffer buf;
+  auto request = [&](bhttp::verb method, const std::string& target, const std::string& body) {
+    bhttp::request<bhttp::string_body> req{method, target, 11};
+    req.set(bhttp::field::host, "127.0.0.1");
+    req.set(bhttp::field::authorization, "Bearer " + token_);
+    req.keep_alive(true);
+    req.body() = body;
+    req.prepare_payload();
+    bhttp::write(conn, req);
+    bhttp::response<bhttp::string_body> res;
+    bhttp::read(conn, buf, res);
+    return res;
+  };
+  for (int i = 0; i < 3; ++i) {
+    auto ex = request(bhttp::verb::post, "/v1/sandboxes/" + sb + "/exec",
+                      json{{"args", {"echo", std::to_string(i)}}, {"stdin", false}}.dump());
+    ASSERT_EQ(ex.result_int(), 201u) << ex.body();
+    EXPECT_TRUE(ex.keep_alive());
+    auto out = request(bhttp::verb::get, "/v1/sandboxes/" + sb + "/execs/" +
+                       json::parse(ex.body())["exec_id"].get<std::string>() + "/output?follow=1", {});
+    ASSERT_EQ(out.result_int(), 200u) << out.body();
+    EXPECT_TRUE(out.keep_alive());
+    auto d = decode(out.body());
+    EXPECT_EQ(d.out, std::to_string(i) + "\n");
+    EXPECT_EQ(d.exit["returncode"], 0);
+  }
+  EXPECT_EQ(request(bhttp::verb::get, "/healthz", {}).result_int(), 200u);  // still the same connection
+
+  // The upgrade request of a WebSocket client (Beast 1.74's handshake() does not hand back a
+  // refused answer), on a connection of its own.
+  beast::tcp_stream upgrade(ioc);
+  upgrade.expires_after(60s);
+  upgrade.connect({boost::asio::ip::make_address("127.0.0.1"), gw_->port()});
+  bhttp::request<bhttp::empty_body> req{bhttp::verb::get, "/v1/sandboxes/" + sb + "/execs/ex-none/ws", 11};
+  req.set(bhttp::field::host, "127.0.0.1");
+  req.set(bhttp::field::authorization, "Bearer " + token_);
+  req.set(bhttp::field::connection, "Upgrade");
+  req.set(bhttp::field::upgrade, "websocket");
+  req.set(bhttp::field::sec_websocket_key, "dGhlIHNhbXBsZSBub25jZQ==");
+  req.set(bhttp::field::sec_websocket_version, "13");
+  bhttp::write(upgrade, req);
+  beast::flat_buffer ubuf;
+  bhttp::response<bhttp::string_body> refused;
+  bhttp::read(upgrade, ubuf, refused);
+  EXPECT_EQ(refused.result_int(), 404u) << refused.body();
+  (void)call("POST", "/v1/sandboxes/" + sb + "/terminate");
+}
+
 }  // namespace
 }  // namespace corral
