@@ -97,11 +97,16 @@ int init_event_loop::run() {
         case target::in: {
           auto it = processes_.find(t.id);
           if (it == processes_.end() || it->second.reaped) break;
+          const wire::Stream stream =
+              t.what == target::out ? wire::Stream::stdout : wire::Stream::stderr;
           if (t.what == target::in) {
             write_stdin(it->second);
+          } else if (watches[i].hung_up && !it->second.pty) {
+            // An output pipe at its end and empty (every writer gone): closed without the
+            // read that would only say so (one trapped system call less per stream).
+            (stream == wire::Stream::stdout ? it->second.stdout_fd : it->second.stderr_fd).reset();
           } else if (!output_paused_) {
-            (void)read_output(it->second,
-                              t.what == target::out ? wire::Stream::stdout : wire::Stream::stderr);
+            (void)read_output(it->second, stream);
           }
           break;
         }

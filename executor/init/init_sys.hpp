@@ -74,6 +74,9 @@ struct fd_watch {
   bool want_write = false;
   // Results: ready for what was asked, or hung up / in error (a read or write will tell which).
   bool ready = false;
+  // The other end is closed and nothing is left to read (POLLHUP without POLLIN): for a pipe,
+  // its end of file, known without a read.
+  bool hung_up = false;
 };
 // Waits until at least one watch is ready, or timeout_ms passes (-1: no timeout), or a signal
 // interrupts: returns true with none ready in the last two cases. Returns false with errno's

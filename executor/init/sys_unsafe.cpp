@@ -187,6 +187,7 @@ bool wait_for_fds(std::vector<fd_watch>& watches, int timeout_ms, int& error_num
     fds[i].events = static_cast<short>((watches[i].want_read ? POLLIN : 0) |
                                        (watches[i].want_write ? POLLOUT : 0));
     watches[i].ready = false;
+    watches[i].hung_up = false;
   }
   const int n = ::poll(fds.data(), fds.size(), timeout_ms < 0 ? -1 : timeout_ms);
   if (n < 0) {
@@ -196,6 +197,7 @@ bool wait_for_fds(std::vector<fd_watch>& watches, int timeout_ms, int& error_num
   }
   for (std::size_t i = 0; i < watches.size(); ++i) {
     watches[i].ready = (fds[i].revents & (POLLIN | POLLOUT | POLLHUP | POLLERR | POLLNVAL)) != 0;
+    watches[i].hung_up = (fds[i].revents & POLLHUP) != 0 && (fds[i].revents & POLLIN) == 0;
   }
   return true;
 }
