@@ -9,6 +9,8 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <linux/magic.h>
+#include <sys/statfs.h>
 #include <sys/wait.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -421,6 +423,15 @@ TEST_F(GvisorRuntimeTest, DestroyLeavesNothingBehind) {
   EXPECT_FALSE(cgroup_dirs_of(s.id).empty());
   EXPECT_TRUE(corral::gvisor_detail::is_mount_point(data_dir_ + "/sandboxes/" + s.id +
                                                     "/bundle/rootfs"));
+  // The link's FIFOs are on a tmpfs of the sandbox's own (their times never reach a journal).
+  const std::string link = data_dir_ + "/sandboxes/" + s.id + "/link";
+  EXPECT_TRUE(corral::gvisor_detail::is_mount_point(link));
+  struct statfs fs {};
+  ASSERT_EQ(statfs((link + "/stdin.fifo").c_str(), &fs), 0);
+  EXPECT_EQ(fs.f_type, static_cast<decltype(fs.f_type)>(TMPFS_MAGIC));
+  struct stat fifo {};
+  ASSERT_EQ(lstat((link + "/stdout.fifo").c_str(), &fifo), 0);
+  EXPECT_TRUE(S_ISFIFO(fifo.st_mode));
   rt_->destroy(s.id);
   EXPECT_TRUE(s.events->wait_closed());
   EXPECT_EQ(s.events->reason(), "sandbox destroyed");
@@ -503,7 +514,7 @@ TEST_F(GvisorRuntimeTest, OutputWrittenWhileDisconnectedWaitsForTheNextExecutor)
   ASSERT_TRUE(s.events->wait_started(7));
   s.link->close();
   // Wait (without reading) until init has written something into its stdout FIFO.
-  const std::string fifo = data_dir_ + "/sandboxes/" + s.id + "/stdout.fifo";
+  const std::string fifo = data_dir_ + "/sandboxes/" + s.id + "/link/stdout.fifo";
   const int peek = open(fifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   ASSERT_GE(peek, 0);
   pollfd p{peek, POLLIN, 0};
@@ -793,7 +804,9 @@ TEST_F(GvisorRuntimeTest, MemoryBackedWritableLayerLeavesTheImageUntouched) {
   const std::string image = read_text(data_dir_ + "/sandboxes/" + s.id + "/image");
   EXPECT_FALSE(exists(image + "/root/in-memory"));
   EXPECT_NE(read_text(image + "/etc/passwd"), "y\n");
-  EXPECT_TRUE(corral::gvisor_detail::mounts_under(data_dir_).empty());
+  // No host overlay: the only mount is the tmpfs of the link's FIFOs.
+  EXPECT_EQ(corral::gvisor_detail::mounts_under(data_dir_),
+            std::vector<std::string>{data_dir_ + "/sandboxes/" + s.id + "/link"});
   rt_->destroy(s.id);
   expect_gone(s.id);
 }

@@ -72,6 +72,8 @@ namespace {
 using clock_type = std::chrono::steady_clock;
 
 constexpr const char* sandbox_id_prefix = "sb-";
+// Files a sandbox's link tmpfs may hold: its two FIFOs, and room to spare.
+constexpr uint32_t link_fs_inodes = 8;
 // Largest `runsc state` / `runsc list` output accepted.
 constexpr std::size_t max_runsc_json_bytes = 4u * 1024 * 1024;
 
@@ -361,7 +363,10 @@ runtime::started gvisor_runtime::start(const sandbox_spec& spec,
 
   // init's stdio. The sandbox gets both FIFOs opened O_RDWR (it then always holds a reader and
   // a writer of each); the executor keeps its own ends for the link.
-  const std::string stdin_fifo = dir + "/stdin.fifo", stdout_fifo = dir + "/stdout.fifo";
+  const std::string link_dir = dir + "/link";
+  if (auto e = make_dir(link_dir, 0700); !e.empty()) return fail(e);
+  if (auto e = mount_fifo_tmpfs(link_dir, link_fs_inodes); !e.empty()) return fail(e);
+  const std::string stdin_fifo = link_dir + "/stdin.fifo", stdout_fifo = link_dir + "/stdout.fifo";
   if (mkfifo(stdin_fifo.c_str(), 0600) != 0 || mkfifo(stdout_fifo.c_str(), 0600) != 0)
     return fail(std::string("mkfifo: ") + std::strerror(errno));
   unique_fd sandbox_in(open(stdin_fifo.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW));
@@ -433,11 +438,13 @@ runtime::started gvisor_runtime::adopt(const std::string& id,
   unique_fd death = sandbox_pidfd(id, st, err);
   if (!death) return fail("sandbox " + id + " cannot be adopted: " + err);
   // The sandbox holds the read end of stdin.fifo: O_WRONLY|O_NONBLOCK fails with ENXIO only if
-  // nothing does, i.e. when it is gone.
+  // nothing does, i.e. when it is gone. (A sandbox started before link/ existed has its FIFOs
+  // in its directory.)
+  const std::string fifo_dir = path_exists(dir + "/link/stdin.fifo") ? dir + "/link" : dir;
   unique_fd to_init(
-      open((dir + "/stdin.fifo").c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW));
+      open((fifo_dir + "/stdin.fifo").c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW));
   unique_fd from_init(
-      open((dir + "/stdout.fifo").c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW));
+      open((fifo_dir + "/stdout.fifo").c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW));
   if (!to_init || !from_init)
     return fail("sandbox " + id + " cannot be adopted: opening its FIFOs: " + std::strerror(errno));
   std::vector<uint8_t> preamble(cfg_.adopt_resync_bytes, 0);
@@ -475,10 +482,12 @@ std::string gvisor_runtime::teardown(const std::string& id) {
   if (path_exists(dir)) {
     const std::string rootfs = dir + "/bundle/rootfs";
     const std::string layer = dir + "/layer";
+    const std::string link = dir + "/link";
     note(unmount(rootfs));
     if (!is_mount_point(rootfs)) note(unmount(layer));
-    if (is_mount_point(rootfs) || is_mount_point(layer)) {
-      note("still mounted: " + rootfs + " or " + layer);
+    note(unmount(link));
+    if (is_mount_point(rootfs) || is_mount_point(layer) || is_mount_point(link)) {
+      note("still mounted: " + rootfs + ", " + layer + " or " + link);
     } else {
       note(remove_tree(dir));
     }

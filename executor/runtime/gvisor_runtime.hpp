@@ -3,7 +3,7 @@
 // is corral-init, its root a per-sandbox writable overlay over a read-only image.
 //
 // Layout under data_dir (everything of the runtime lives there; nothing else on the host is
-// written but the sandbox cgroups and the overlay mounts):
+// written but the sandbox cgroups and the mounts):
 //   images/host/<hash>/rootfs   the host default image (immutable; content-hashed)
 //   runsc/                      runsc --root (container state)
 //   sandboxes/<id>/             one per sandbox:
@@ -11,7 +11,8 @@
 //     bundle/rootfs/            overlay mount point (lower = image, upper/work below)
 //     layer.img layer/          ext4 image of disk_limit_mib, loop-mounted on layer/, holding
 //     layer/upper layer/work    the sandbox's writable layer (upper/ work/ when no quota)
-//     stdin.fifo stdout.fifo    corral-init's stdin/stdout (see "Link" below)
+//     link/                     a tmpfs of its own holding stdin.fifo and stdout.fifo,
+//                               corral-init's stdin/stdout (see "Link" below)
 //     init.stderr runsc.log     corral-init's stderr; runsc's error log
 //     sandbox.pid               the runsc sandbox process (runsc run --pid-file)
 //     image                     path of the image the sandbox was started from
@@ -19,7 +20,11 @@
 // Link: init's stdin and stdout are two named FIFOs that runsc hands to the sandbox opened
 // O_RDWR, so the sandbox always holds both ends of both: init never sees EOF or SIGPIPE while
 // no executor is connected, and its output waits in the pipe. The executor opens its own ends
-// (O_WRONLY on stdin.fifo, O_RDONLY on stdout.fifo); adopt() after a restart just reopens them.
+// (O_WRONLY on stdin.fifo, O_RDONLY on stdout.fifo); adopt() after a restart just reopens them
+// (those of a sandbox started before link/ existed are in its directory itself). The FIFOs are
+// on a tmpfs because every frame through a FIFO updates its inode's times: on the data dir's
+// disk file system each one was a journaled inode update beside the exec (4 per exec), which
+// also lengthened the store's synced writes (measured: exec round trip p50 -0.45 ms on tmpfs).
 // Because the FIFOs never reach EOF while the sandbox lives, death is detected with a pidfd on
 // the runsc sandbox process (from `runsc run --pid-file` at start, `runsc state` at adopt; the
 // pid is checked against /proc/<pid>/cmdline once the pidfd pins it). When it becomes readable

@@ -61,6 +61,14 @@ std::string mount_overlay(const std::string& lower, const std::string& upper,
   return {};
 }
 
+std::string mount_fifo_tmpfs(const std::string& target, uint32_t inodes) {
+  // size=4k: the smallest a tmpfs takes (a FIFO's buffer is pipe memory, not tmpfs pages).
+  const std::string options = "size=4k,mode=0700,nr_inodes=" + std::to_string(inodes);
+  if (mount("tmpfs", target.c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, options.c_str()) != 0)
+    return "mount tmpfs on " + target + ": " + std::strerror(errno);
+  return {};
+}
+
 std::string mount_loop_ext4(const std::string& image, const std::string& target) {
   const int control = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
   if (control < 0) return std::string("open /dev/loop-control: ") + std::strerror(errno);
