@@ -18,6 +18,12 @@
 # left) and removes everything the job user could have written: the job directory and new
 # entries of /tmp, /var/tmp and /dev/shm (the only places the job user may write in the image;
 # a test checks that). Environment: each job gets only the env of its request.
+# Every system call in a sandbox traps into gVisor (tens of microseconds on its ptrace platform),
+# so the per-job bookkeeping is kept to few of them: the /proc scan does not read the status of
+# init, the manager or the template, a scratch directory is listed only when
+# its change time moved, job directories live in a directory of their own (so /tmp itself does
+# not change for them), and the template prepares what every job process would otherwise redo
+# (signal dispositions, the standard streams' Python objects).
 #
 # "completed": the program ran to its end and raised nothing. The job process signals it on a
 # private pipe after the program returns; exiting early (even with status 0), raising, or being
@@ -47,6 +53,7 @@ LIBC = ctypes.CDLL(None, use_errno=True)
 
 JOB_UID = 30000
 WRITABLE = ["/tmp", "/var/tmp", "/dev/shm"]
+JOBS_DIR = "/tmp/.corral-jobs"  # root's, 0711: the job user reaches its own directory only
 CLONE_NEWUSER, CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWNET = 0x10000000, 0x08000000, 0x04000000, 0x40000000
 HARD_OUTPUT_FACTOR = 16  # past output_limit * this (and at least 8 MiB) the job is killed
 
@@ -118,8 +125,6 @@ def job_main(spec_fd, done_fd):
     env.update(spec.get("env", {}))
     os.environ.clear()
     os.environ.update(env)
-    for s in (signal.SIGPIPE, signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
-        signal.signal(s, signal.SIG_DFL)
     mode = spec["mode"]
     if mode == "python":
         run_python(spec["source"], workdir, done_fd)
@@ -143,9 +148,6 @@ def run_python(source, workdir, done_fd):
     main = os.path.join(workdir, "main.py")
     sys.argv = [main]
     sys.path.insert(0, workdir)
-    sys.stdin = open(0, "r", closefd=False)
-    sys.stdout = open(1, "w", closefd=False)
-    sys.stderr = open(2, "w", closefd=False, buffering=1)
     random.seed()
     # Tracebacks show the program's own lines.
     import linecache
@@ -184,6 +186,14 @@ def template_main(sock):
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
     os.close(devnull)
+    # Set up once here what every job process inherits: default signal dispositions, and the
+    # Python objects of its standard streams (on fds 0-2, which each job process points at its
+    # own pipes before it runs anything; nothing is ever buffered in them here).
+    for s in (signal.SIGPIPE, signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
+        signal.signal(s, signal.SIG_DFL)
+    sys.stdin = open(0, "r", closefd=False)
+    sys.stdout = open(1, "w", closefd=False)
+    sys.stderr = open(2, "w", closefd=False, buffering=1)
     while True:
         try:
             msg, fds, _, _ = socket.recv_fds(sock, 16, 5)
@@ -215,10 +225,10 @@ def template_main(sock):
 
 # -- the manager ------------------------------------------------------------------------------
 
-def job_pids():
+def job_pids(known):
     pids = []
     for name in os.listdir("/proc"):
-        if not name.isdigit():
+        if not name.isdigit() or name in known:
             continue
         try:
             with open("/proc/%s/status" % name) as f:
@@ -236,9 +246,9 @@ def job_pids():
     return pids
 
 
-def kill_job_processes(deadline):
+def kill_job_processes(known, deadline):
     while time.monotonic() < deadline:
-        pids = job_pids()
+        pids = job_pids(known)
         if not pids:
             return True
         for p in pids:
@@ -249,34 +259,59 @@ def kill_job_processes(deadline):
     return False
 
 
-def wipe(baseline):
+def dir_stamp(d):
+    try:
+        st = os.stat(d)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_ctime_ns)
+
+
+def remove(path):
+    try:
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            os.unlink(path)
+    except OSError:
+        pass
+
+
+def wipe(baseline, stamps, workdir):
+    try:
+        os.rmdir(workdir)  # the common case: the job wrote nothing there
+    except OSError:
+        remove(workdir)
     for d in WRITABLE:
+        if stamps.get(d) is not None and dir_stamp(d) == stamps[d]:
+            continue  # no entry of d was added, removed or renamed
         try:
             names = os.listdir(d)
         except OSError:
             continue
         for name in names:
-            if (d, name) in baseline:
-                continue
-            path = os.path.join(d, name)
-            try:
-                if os.path.isdir(path) and not os.path.islink(path):
-                    shutil.rmtree(path, ignore_errors=True)
-                else:
-                    os.unlink(path)
-            except OSError:
-                pass
+            if (d, name) not in baseline:
+                remove(os.path.join(d, name))
+        stamps[d] = dir_stamp(d)
 
 
 class Manager:
     def __init__(self):
         self.sock, tsock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        remove(JOBS_DIR)
+        os.mkdir(JOBS_DIR, 0o711)
+        os.chmod(JOBS_DIR, 0o711)
         self.baseline = {(d, n) for d in WRITABLE if os.path.isdir(d) for n in os.listdir(d)}
+        self.stamps = {d: dir_stamp(d) for d in WRITABLE}
         self.template = os.fork()
         if self.template == 0:
             self.sock.close()
             template_main(tsock)
         tsock.close()
+        # init, the manager and the template live as long as the runner and are never the job
+        # user's: the scan does not read them. (Other processes are read each time: pids are
+        # reused in a long run, so one that has gone could come back as a job's.)
+        self.known = {"1", str(os.getpid()), str(self.template)}
         self.seq = 0
 
     def run(self, req):
@@ -286,7 +321,7 @@ class Manager:
         hard = max(8 << 20, limit * HARD_OUTPUT_FACTOR)
         timeout = max(1, int(req.get("timeout_ms") or 60000)) / 1000.0
         self.seq += 1
-        workdir = "/tmp/job-%d" % self.seq
+        workdir = "%s/job-%d" % (JOBS_DIR, self.seq)
         os.mkdir(workdir, 0o700)
         os.chown(workdir, JOB_UID, JOB_UID)
         mode = req.get("mode", "python")
@@ -349,7 +384,7 @@ class Manager:
                     end = struct.unpack("<4siqq", self._recv(24))
                     readers.remove(fd)
                     # The program is over: whatever it left running goes now, so its pipes close.
-                    kill_job_processes(time.monotonic() + 5)
+                    kill_job_processes(self.known, time.monotonic() + 5)
                     drain_deadline = time.monotonic() + 5
                     continue
                 data = os.read(fd, 65536)
@@ -368,7 +403,10 @@ class Manager:
             if outcome:
                 break
         wall_ms = int((time.monotonic() - started) * 1000)
-        kill_job_processes(time.monotonic() + 5)
+        if end is None or any(fd in readers for fd in (out_r, err_r, done_r)):
+            # Ended by the manager (timeout, output cap), or a pipe still open after the scan
+            # that followed the job process's end.
+            kill_job_processes(self.known, time.monotonic() + 5)
         if end is None:
             end = struct.unpack("<4siqq", self._recv(24))
         for fd in list(writers) + [out_r, err_r, done_r]:
@@ -377,7 +415,7 @@ class Manager:
             except OSError:
                 pass
         _, status, cpu_ms, maxrss = end
-        wipe(self.baseline)
+        wipe(self.baseline, self.stamps, workdir)
         res = {"id": req.get("id", ""), "completed": completed and outcome is None,
                "stdout": base64.b64encode(bytes(bufs[out_r])).decode(),
                "stderr": base64.b64encode(bytes(bufs[err_r])).decode(),
