@@ -79,18 +79,36 @@ def read_exact(fd, n):
     return bytes(out)
 
 
-def read_frame(fd):
-    line = bytearray()
-    while not line.endswith(b"\n"):
-        c = os.read(fd, 1)
-        if not c:
-            raise EOFError
-        line += c
-        if len(line) > 32:
+class FrameReader:
+    """Reads frames from fd through a buffer (one read per frame, not one per header byte)."""
+
+    def __init__(self, fd):
+        self.fd = fd
+        self.buf = bytearray()
+
+    def _fill(self, need):
+        while len(self.buf) < need:
+            chunk = os.read(self.fd, max(65536, need - len(self.buf)))
+            if not chunk:
+                raise EOFError
+            self.buf += chunk
+
+    def read(self):
+        while True:
+            nl = self.buf.find(b"\n", 0, 33)
+            if nl >= 0:
+                break
+            if len(self.buf) > 32:
+                raise ValueError("bad frame header")
+            self._fill(len(self.buf) + 1)
+        line = bytes(self.buf[:nl + 1])
+        if not line.startswith(b"CRZ1 "):
             raise ValueError("bad frame header")
-    if not line.startswith(b"CRZ1 "):
-        raise ValueError("bad frame header")
-    return json.loads(read_exact(fd, int(line[5:-1])))
+        n = int(line[5:-1])
+        self._fill(nl + 1 + n)
+        body = bytes(self.buf[nl + 1:nl + 1 + n])
+        del self.buf[:nl + 1 + n]
+        return json.loads(body)
 
 
 def write_frame(fd, obj):
@@ -456,9 +474,10 @@ def main():
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     manager = Manager()
     write_frame(1, {"ready": True, "pid": os.getpid()})
+    requests = FrameReader(0)
     while True:
         try:
-            req = read_frame(0)
+            req = requests.read()
         except EOFError:
             break
         try:
