@@ -179,6 +179,14 @@ TEST_F(Jobs, PythonRunsAndReportsItsEnd) {
   auto files = run({.id = "py-files", .source = "print(open('data/in.txt').read().upper())",
                     .files = {{"data/in.txt", "abc"}}});
   EXPECT_EQ(files.out, "ABC\n") << files.err;
+
+  // Every job process is forked from one template, yet none repeats another's random numbers.
+  const std::string draw = "import random, os\nprint(random.getrandbits(64), os.urandom(8).hex())\n";
+  auto d1 = run({.id = "py-rand-1", .source = draw});
+  auto d2 = run({.id = "py-rand-2", .source = draw});
+  ASSERT_TRUE(d1.completed && d2.completed) << d1.err << d2.err;
+  EXPECT_NE(d1.out.substr(0, d1.out.find(' ')), d2.out.substr(0, d2.out.find(' ')))
+      << d1.out << d2.out;
 }
 
 TEST_F(Jobs, JavascriptAndArgv) {

@@ -166,7 +166,7 @@ def run_python(source, workdir, done_fd):
     main = os.path.join(workdir, "main.py")
     sys.argv = [main]
     sys.path.insert(0, workdir)
-    random.seed()
+    # (random reseeds itself in every forked process: it registers os.register_at_fork.)
     # Tracebacks show the program's own lines.
     import linecache
     linecache.cache[main] = (len(source), None, source.splitlines(True), main)
@@ -249,10 +249,15 @@ def job_pids(known):
         if not name.isdigit() or name in known:
             continue
         try:
-            with open("/proc/%s/status" % name) as f:
-                st = f.read()
+            fd = os.open("/proc/%s/status" % name, os.O_RDONLY | os.O_CLOEXEC)
         except OSError:
             continue
+        try:
+            st = os.read(fd, 4096).decode("ascii", "replace")
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
         uid = state = None
         for line in st.splitlines():
             if line.startswith("Uid:"):
