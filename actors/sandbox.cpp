@@ -434,6 +434,26 @@ void on_exec(sandbox_self self, bus_request& req) {
     reply_error(self, req.reply, wire::ErrorCode::malformed, "not an ExecRequest");
     return;
   }
+  if (msg->attach_only()) {
+    // A status check or a resume: the exec's state if it is known, and never a process (P1).
+    std::string exec_id(wire::str(msg->exec_id()));
+    if (exec_id.empty()) {
+      reply_error(self, req.reply, wire::ErrorCode::invalid_argument,
+                  "attach_only needs an exec_id", "exec_id");
+      return;
+    }
+    if (auto it = st.processes.find(exec_id); it != st.processes.end()) {
+      self->send(it->second, op_atom::value, std::move(req));
+      return;
+    }
+    if (auto old = st.ctx->store->get_process(st.rec.id, exec_id)) {
+      reply(self, req.reply, make_exec_reply(*old, /*reattached=*/true));
+      return;
+    }
+    reply_error(self, req.reply, wire::ErrorCode::not_found, "no such exec: " + exec_id,
+                "exec_id");
+    return;
+  }
   if (auto e = check_exec(st.ctx->config, *msg)) {
     reply_error(self, req.reply, e.code, e.message(), e.field);
     return;

@@ -330,6 +330,15 @@ outcome<exec_result> client::exec(const std::string& sandbox_id, const exec_opti
                                      o.rows, o.cols),
              wire::ExecRequestIdentifier());
   const auto exec_payload = wire::release(fbb);
+  // What the silence check sends: a re-attach that can never start the process again, even if
+  // the exec's record is gone by then.
+  flatbuffers::FlatBufferBuilder afb(128);
+  auto aid = afb.CreateString(exec_id);
+  wire::ExecRequestBuilder ab(afb);
+  ab.add_exec_id(aid);
+  ab.add_attach_only(true);
+  afb.Finish(ab.Finish(), wire::ExecRequestIdentifier());
+  const auto attach_payload = wire::release(afb);
   const auto exec_subject = wire::subjects::sandbox_op(cfg_.tenant, sandbox_id, "exec");
   auto first = call(exec_subject, exec_payload, cfg_.request_timeout_ms);
   if (!first) {
@@ -474,15 +483,16 @@ outcome<exec_result> client::exec(const std::string& sandbox_id, const exec_opti
       continue;
     }
     if (now - last_heard > std::chrono::seconds(5)) {
-      // Silence: ask for the exec's state by re-attaching with the same id (never a second
-      // process, P1), and replay what is stored past the last frame we have: chunks published
+      // Silence: ask for the exec's state by re-attaching with the same id, attach-only (never
+      // a process, P1), and replay what is stored past the last frame we have: chunks published
       // while the connection was down are not re-sent, and a live exec may send nothing more
       // that would reveal the gap.
       last_heard = now;
-      auto r = call(exec_subject, exec_payload, cfg_.request_timeout_ms);
+      auto r = call(exec_subject, attach_payload, cfg_.request_timeout_ms);
       if (!r) {
         if (r.error.code == wire::ErrorCode::not_found) {
-          out.error = err(wire::ErrorCode::unavailable, "the sandbox is gone: " + r.error.message);
+          out.error = err(wire::ErrorCode::unavailable,
+                          "the sandbox or the exec is gone: " + r.error.message);
           break;
         }
         continue;

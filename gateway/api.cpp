@@ -640,14 +640,20 @@ void api::dispatch(const std::shared_ptr<call>& cp) {
       if (p.size() == 4 && method == http::verb::get) {
         c.route = "/v1/sandboxes/{id}/execs/{eid}";
         // Existence first (a replay past the end answers not_found, or the exit when finished),
-        // then a re-attach with the same id for the counts: never a second process.
+        // then an attach-only re-attach with the same id for the counts: never a process.
         auto info = cl.info(sb);
         if (!info) return c.fail(info.error);
         std::optional<api_error> gone;
         auto rr = replay_once(cl.conn(), c.tenant, sb, eid, std::numeric_limits<uint64_t>::max() - 1,
                               [](bus::message&&) {}, req_timeout);
         if (rr.error) return c.fail(rr.error->code, rr.error->message);
-        auto payload = exec_request(eid, {"true"}, {}, "", 0, false, false, 0, 0);
+        flatbuffers::FlatBufferBuilder afb(128);
+        auto aid = afb.CreateString(eid);
+        wire::ExecRequestBuilder ab(afb);
+        ab.add_exec_id(aid);
+        ab.add_attach_only(true);
+        afb.Finish(ab.Finish(), wire::ExecRequestIdentifier());
+        auto payload = wire::release(afb);
         auto r = cl.conn().request(wire::subjects::sandbox_op(c.tenant, sb, "exec"), payload.data(),
                                    payload.size(), req_timeout);
         if (!r) return c.fail(wire::ErrorCode::unavailable, "NATS: " + r.detail);

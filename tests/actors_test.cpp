@@ -159,6 +159,37 @@ TEST_F(ActorsTest, SameExecIdReattachesAndNeverStartsTwice) {
   EXPECT_EQ(rt_.spawn_count(id), 1u);
 }
 
+// attach_only re-attaches to a known exec (live or finished) and answers NOT_FOUND for an
+// unknown one: a status check or a resume can never start a process.
+TEST_F(ActorsTest, AttachOnlyNeverStartsAProcess) {
+  const auto id = create_ok();
+  auto attach = [&](const std::string& eid) {
+    flatbuffers::FlatBufferBuilder fbb;
+    auto e = fbb.CreateString(eid);
+    auto argv = fbb.CreateVectorOfStrings({"hang"});
+    wire::ExecRequestBuilder b(fbb);
+    b.add_exec_id(e);
+    b.add_argv(argv);
+    b.add_attach_only(true);
+    fbb.Finish(b.Finish(), wire::ExecRequestIdentifier());
+    return call(wire::subjects::sandbox_op(tenant, id, "exec"), wire::release(fbb));
+  };
+  auto unknown = attach("ex-never");
+  EXPECT_EQ(wire::verify<wire::ExecReply>(unknown.payload.data(), unknown.payload.size()), nullptr);
+  EXPECT_EQ(error_code(unknown), wire::ErrorCode::not_found) << error_text(unknown);
+  EXPECT_EQ(rt_.spawn_count(id), 0u);
+  auto no_id = attach("");
+  EXPECT_EQ(error_code(no_id), wire::ErrorCode::invalid_argument) << error_text(no_id);
+
+  call(wire::subjects::sandbox_op(tenant, id, "exec"), make_exec({"hang"}, "ex-live"));
+  auto live = attach("ex-live");
+  const auto* rep = wire::verify<wire::ExecReply>(live.payload.data(), live.payload.size());
+  ASSERT_NE(rep, nullptr) << error_text(live);
+  EXPECT_TRUE(rep->reattached());
+  EXPECT_FALSE(rep->finished());
+  EXPECT_EQ(rt_.spawn_count(id), 1u);
+}
+
 TEST_F(ActorsTest, ExitCodesAndMissingExecutable) {
   const auto id = create_ok();
   call(wire::subjects::sandbox_op(tenant, id, "exec"), make_exec({"fail", "3"}, "ex-3"));
