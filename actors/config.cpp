@@ -15,8 +15,10 @@ std::string node_config::validate() const {
     return "warm_retry_min_ms, warm_retry_max_ms: must be >= 10 and min <= max";
   if (default_timeout_ms <= 0 || default_timeout_ms > max_timeout_ms)
     return "default_timeout_ms: must be in (0, max_timeout_ms]";
-  if (default_cpu_millis == 0 || default_cpu_millis > max_cpu_millis)
-    return "default_cpu_millis: must be in (0, max_cpu_millis]";
+  if (min_cpu_millis == 0 || min_cpu_millis > max_cpu_millis)
+    return "min_cpu_millis: must be in (0, max_cpu_millis]";
+  if (default_cpu_millis < min_cpu_millis || default_cpu_millis > max_cpu_millis)
+    return "default_cpu_millis: must be in [min_cpu_millis, max_cpu_millis]";
   if (default_memory_mib < 16 || default_memory_mib > max_memory_mib)
     return "default_memory_mib: must be in [16, max_memory_mib]";
   if (pids_limit < 8) return "pids_limit: must be at least 8";

@@ -28,6 +28,10 @@ struct node_config {
   int64_t max_timeout_ms = 24LL * 3600 * 1000; // longest lifetime a client may ask for
   uint32_t default_cpu_millis = 1000;          // cgroup cpu limit when the client gives none
   uint32_t max_cpu_millis = 2000;
+  // Smallest cpu limit a client may ask for: a gVisor sandbox's sentry runs inside the same
+  // limit, and below a tenth of a core a `python3 -c pass` takes seconds (at 2 millicores an exec
+  // never seemed to end).
+  uint32_t min_cpu_millis = 100;
   uint32_t default_memory_mib = 1024;          // cgroup memory limit when the client gives none
   uint32_t max_memory_mib = 16384;
   uint32_t pids_limit = 1024;                  // processes per sandbox

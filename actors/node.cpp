@@ -305,6 +305,10 @@ void on_create(node_self self, bus_request& req) {
   if (auto e = check_abs_path(cfg, workdir, "workdir")) return fail(e.code, e.field, e.why);
   if (msg->cpu_millis() > cfg.max_cpu_millis)
     return fail(wire::ErrorCode::resource_exhausted, "cpu_millis", "over this node's maximum");
+  if (msg->cpu_millis() != 0 && msg->cpu_millis() < cfg.min_cpu_millis)
+    return fail(wire::ErrorCode::invalid_argument, "cpu_millis",
+                "must be 0 (default) or at least " + std::to_string(cfg.min_cpu_millis) +
+                    " (millicores; 1000 = one core)");
   if (msg->memory_mib() > cfg.max_memory_mib)
     return fail(wire::ErrorCode::resource_exhausted, "memory_mib", "over this node's maximum");
   if (msg->idle_timeout_ms() < 0 || msg->idle_timeout_ms() > cfg.max_timeout_ms)

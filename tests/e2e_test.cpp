@@ -310,6 +310,7 @@ TEST_F(E2E, CreateOptionsAreValidatedNamingTheField) {
   bad({"--timeout", "100000"}, "timeout_ms");
   bad({"--workdir", "relative/dir"}, "workdir");
   bad({"--cpu", "100000"}, "cpu_millis");
+  bad({"--cpu", "2"}, "cpu_millis");  // millicores: 2 would be 0.2% of a core
   bad({"--memory", "10000000"}, "memory_mib");
   bad({"--cpu", "500", "--cpu-request", "1000"}, "cpu_request_millis");
   bad({"--idle-timeout", "100000"}, "idle_timeout_ms");
