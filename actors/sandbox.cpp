@@ -434,33 +434,18 @@ void on_exec(sandbox_self self, bus_request& req) {
     reply_error(self, req.reply, wire::ErrorCode::malformed, "not an ExecRequest");
     return;
   }
-  if (msg->attach_only()) {
-    // A status check or a resume: the exec's state if it is known, and never a process (P1).
-    std::string exec_id(wire::str(msg->exec_id()));
-    if (exec_id.empty()) {
-      reply_error(self, req.reply, wire::ErrorCode::invalid_argument,
-                  "attach_only needs an exec_id", "exec_id");
+  // attach_only (a status check, a resume) carries nothing to start: the rest is not checked.
+  const bool attach_only = msg->attach_only();
+  if (!attach_only) {
+    if (auto e = check_exec(st.ctx->config, *msg)) {
+      reply_error(self, req.reply, e.code, e.message(), e.field);
       return;
     }
-    if (auto it = st.processes.find(exec_id); it != st.processes.end()) {
-      self->send(it->second, op_atom::value, std::move(req));
-      return;
-    }
-    if (auto old = st.ctx->store->get_process(st.rec.id, exec_id)) {
-      reply(self, req.reply, make_exec_reply(*old, /*reattached=*/true));
-      return;
-    }
-    reply_error(self, req.reply, wire::ErrorCode::not_found, "no such exec: " + exec_id,
-                "exec_id");
-    return;
-  }
-  if (auto e = check_exec(st.ctx->config, *msg)) {
-    reply_error(self, req.reply, e.code, e.message(), e.field);
-    return;
   }
   std::string exec_id(wire::str(msg->exec_id()));
   if (!exec_id.empty()) {
-    // A known exec id re-attaches and never starts a second process (P1).
+    // A known exec id re-attaches and never starts a second process (P1); attach_only never
+    // starts one at all.
     if (auto it = st.processes.find(exec_id); it != st.processes.end()) {
       self->send(it->second, op_atom::value, std::move(req));
       return;
@@ -469,6 +454,15 @@ void on_exec(sandbox_self self, bus_request& req) {
       reply(self, req.reply, make_exec_reply(*old, /*reattached=*/true));
       return;
     }
+    if (attach_only) {
+      reply_error(self, req.reply, wire::ErrorCode::not_found, "no such exec: " + exec_id,
+                  "exec_id");
+      return;
+    }
+  } else if (attach_only) {
+    reply_error(self, req.reply, wire::ErrorCode::invalid_argument, "attach_only needs an exec_id",
+                "exec_id");
+    return;
   } else {
     exec_id = wire::new_id("ex-");
   }

@@ -58,6 +58,7 @@
 #include <boost/beast/websocket.hpp>
 #include <nlohmann/json.hpp>
 
+#include "bench/bench_support.hpp"
 #include "bus/connection.hpp"
 #include "cli/client.hpp"
 #include "schemas/codec.hpp"
@@ -69,6 +70,11 @@
 
 namespace {
 
+using corral::bench::load_average;
+using corral::bench::ms_since;
+using corral::bench::stats;
+using corral::bench::summarize;
+
 namespace fs = std::filesystem;
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -79,42 +85,14 @@ using json = nlohmann::json;
 using clk = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
-double ms_since(clk::time_point t0) {
-  return std::chrono::duration<double, std::milli>(clk::now() - t0).count();
-}
-
 int64_t realtime_ns() {
   timespec ts{};
   clock_gettime(CLOCK_REALTIME, &ts);
   return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
-struct stats {
-  double p50 = 0, p95 = 0, p99 = 0, min = 0, max = 0;
-  std::size_t n = 0;
-};
-stats summarize(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  stats s;
-  s.n = v.size();
-  if (v.empty()) return s;
-  auto at = [&](double q) { return v[std::min(v.size() - 1, static_cast<std::size_t>(q * v.size()))]; };
-  s.min = v.front();
-  s.max = v.back();
-  s.p50 = at(0.50);
-  s.p95 = at(0.95);
-  s.p99 = at(0.99);
-  return s;
-}
 void print(const char* what, const stats& s) {
   std::printf("  %-46s p50 %7.2f ms   p95 %7.2f ms   min %7.2f ms\n", what, s.p50, s.p95, s.min);
-}
-
-std::string load_average() {
-  std::ifstream f("/proc/loadavg");
-  std::string a, b, c;
-  f >> a >> b >> c;
-  return a + " " + b + " " + c;
 }
 
 // CPU seconds (user + system) a process used so far, from /proc/PID/stat.

@@ -30,14 +30,23 @@
 #include <vector>
 
 #include "actors/config.hpp"
+#include "bench/bench_support.hpp"
 #include "bus/connection.hpp"
 #include "cli/client.hpp"
 #include "schemas/codec.hpp"
 #include "schemas/subjects.hpp"
 #include "tests/support/child_process.hpp"
+#include "tests/support/heartbeat_watch.hpp"
 #include "tests/support/nats_server.hpp"
 
 namespace {
+
+using corral::bench::load_average;
+using corral::bench::ms_since;
+using corral::bench::stats;
+using corral::bench::summarize;
+using corral::bench::wall_ms;
+using corral::test::heartbeat_watch;
 
 namespace fs = std::filesystem;
 using clk = std::chrono::steady_clock;
@@ -45,22 +54,6 @@ using namespace std::chrono_literals;
 
 std::string bin(const std::string& name) { return std::string(CORRAL_BIN_DIR) + "/" + name; }
 
-double ms_since(clk::time_point t0) {
-  return std::chrono::duration<double, std::milli>(clk::now() - t0).count();
-}
-
-struct stats {
-  double p50 = 0, p95 = 0, min = 0;
-};
-stats summarize(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  stats s;
-  if (v.empty()) return s;
-  s.min = v.front();
-  s.p50 = v[v.size() / 2];
-  s.p95 = v[std::min(v.size() - 1, (v.size() * 95) / 100)];
-  return s;
-}
 void print(const char* what, const stats& s) {
   std::printf("  %-44s p50 %8.2f ms   p95 %8.2f ms   min %8.2f ms\n", what, s.p50, s.p95, s.min);
 }
@@ -87,62 +80,6 @@ int main(int argc, char** argv) {
   return 0;
 }
 )";
-
-int64_t wall_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-// The heartbeats of one node: waits for one, sent at or after a time, that reports at least a
-// number of booted warm-pool sandboxes (the node publishes one each time its pool refills).
-class heartbeat_watch {
- public:
-  bool start(const std::string& url, const std::string& node) {
-    corral::bus::options o;
-    o.urls = {url};
-    std::string error;
-    conn_ = corral::bus::connection::connect(o, &error);
-    if (!conn_) return false;
-    auto sub = conn_->subscribe(corral::wire::subjects::heartbeat(node), "",
-                                [this](corral::bus::message&& m) {
-                                  const auto* h = corral::wire::verify<corral::wire::Heartbeat>(
-                                      m.data.data(), m.data.size());
-                                  if (h == nullptr) return;
-                                  {
-                                    std::lock_guard<std::mutex> lock(mu_);
-                                    seen_.emplace_back(h->time_ms(), h->warm());
-                                  }
-                                  cv_.notify_all();
-                                });
-    if (!sub) return false;
-    sub_ = std::move(sub.value);
-    return static_cast<bool>(conn_->flush(5000));
-  }
-  bool wait_warm(uint32_t warm, int64_t since_ms, std::chrono::milliseconds timeout) {
-    std::unique_lock<std::mutex> lock(mu_);
-    return cv_.wait_for(lock, timeout, [&] {
-      for (const auto& [at, n] : seen_)
-        if (at >= since_ms && n >= warm) return true;
-      return false;
-    });
-  }
-
- private:
-  std::unique_ptr<corral::bus::connection> conn_;
-  std::unique_ptr<corral::bus::subscription> sub_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<std::pair<int64_t, uint32_t>> seen_;
-};
-
-// The 1-minute load average (/proc/loadavg): the figures are only comparable at similar load.
-std::string load_average() {
-  std::ifstream f("/proc/loadavg");
-  std::string one;
-  f >> one;
-  return one.empty() ? "?" : one;
-}
 
 }  // namespace
 
@@ -338,7 +275,7 @@ int main(int argc, char** argv) {
   for (const auto& a : executor_args) flags += " " + a;
   std::printf("spine_bench (%d runs; 2-core VM, runsc ptrace platform; executor flags:%s)\n", runs,
               flags.empty() ? " (defaults)" : flags.c_str());
-  std::printf("load average (1 min) %s at the start, %s at the end\n", load_before.c_str(),
+  std::printf("load average (1, 5, 15 min) %s at the start, %s at the end\n", load_before.c_str(),
               load_average().c_str());
   std::printf("exec round trip, request to exit status of `true` in a warm sandbox:\n");
   print("corral exec (client library over NATS)", ce);

@@ -29,11 +29,14 @@
 #include <thread>
 #include <vector>
 
+#include "bench/bench_support.hpp"
 #include "tests/support/deployment.hpp"
 
 extern char** environ;
 
 namespace {
+
+using corral::bench::load_average;
 
 using clk = std::chrono::steady_clock;
 using namespace std::chrono_literals;
@@ -188,18 +191,6 @@ corral_run run_sweep(corral::test::deployment& d, const std::string& dir,
   return out;
 }
 
-std::string load() {
-  char buf[128] = {0};
-  FILE* f = std::fopen("/proc/loadavg", "r");
-  if (f) {
-    if (std::fgets(buf, sizeof buf, f) == nullptr) buf[0] = 0;
-    std::fclose(f);
-  }
-  std::string s(buf);
-  while (!s.empty() && s.back() == '\n') s.pop_back();
-  return s;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -226,7 +217,7 @@ int main(int argc, char** argv) {
   }
   if (conc <= 0) conc = slots;
   const auto programs = make_programs(n);
-  std::printf("sweep_bench: %d programs, load %s\n", n, load().c_str());
+  std::printf("sweep_bench: %d programs, load %s\n", n, load_average().c_str());
 
   // Bare first (nothing else runs yet), at 2 and 4 at once: the better is the baseline.
   auto bare2 = run_bare(programs, 2);
@@ -263,6 +254,6 @@ int main(int argc, char** argv) {
               strict.rate, sn, strict.passed, strict.lines, strict.failure.empty() ? "" : "  INVALID: ",
               strict.failure.c_str());
   std::printf("  fresh / bare = %.2f (goal >= 0.5); again %.2f; strict / bare = %.3f; load %s\n",
-              fresh.rate / bare, fresh2.rate / bare, strict.rate / bare, load().c_str());
+              fresh.rate / bare, fresh2.rate / bare, strict.rate / bare, load_average().c_str());
   return fresh.failure.empty() && fresh2.failure.empty() && strict.failure.empty() ? 0 : 1;
 }

@@ -33,94 +33,29 @@
 #include <thread>
 #include <vector>
 
+#include "bench/bench_support.hpp"
 #include "bus/connection.hpp"
 #include "cli/client.hpp"
 #include "schemas/codec.hpp"
 #include "schemas/subjects.hpp"
 #include "tests/support/child_process.hpp"
+#include "tests/support/heartbeat_watch.hpp"
 #include "tests/support/nats_server.hpp"
 
 namespace {
+
+using corral::bench::load_average;
+using corral::bench::ms_since;
+using corral::bench::stats;
+using corral::bench::summarize;
+using corral::bench::wall_ms;
+using corral::test::heartbeat_watch;
 
 namespace fs = std::filesystem;
 using clk = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
 std::string bin(const std::string& name) { return std::string(CORRAL_BIN_DIR) + "/" + name; }
-
-double ms_since(clk::time_point t0) {
-  return std::chrono::duration<double, std::milli>(clk::now() - t0).count();
-}
-
-int64_t wall_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-std::string loadavg() {
-  std::ifstream in("/proc/loadavg");
-  std::string one, five, fifteen;
-  in >> one >> five >> fifteen;
-  return one + " " + five + " " + fifteen;
-}
-
-struct stats {
-  double p50 = 0, p95 = 0, p99 = 0, min = 0, max = 0;
-};
-stats summarize(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  stats s;
-  if (v.empty()) return s;
-  auto at = [&](double q) { return v[std::min(v.size() - 1, static_cast<std::size_t>(v.size() * q))]; };
-  s.min = v.front();
-  s.max = v.back();
-  s.p50 = at(0.50);
-  s.p95 = at(0.95);
-  s.p99 = at(0.99);
-  return s;
-}
-
-// Heartbeats of one node: waits for one, sent at or after a time, that reports a full pool.
-class heartbeat_watch {
- public:
-  bool start(const std::string& url, const std::string& node) {
-    corral::bus::options o;
-    o.urls = {url};
-    std::string error;
-    conn_ = corral::bus::connection::connect(o, &error);
-    if (!conn_) return false;
-    auto sub = conn_->subscribe(corral::wire::subjects::heartbeat(node), "",
-                                [this](corral::bus::message&& m) {
-                                  const auto* h = corral::wire::verify<corral::wire::Heartbeat>(
-                                      m.data.data(), m.data.size());
-                                  if (h == nullptr) return;
-                                  {
-                                    std::lock_guard<std::mutex> lock(mu_);
-                                    last_.emplace_back(h->time_ms(), h->warm());
-                                  }
-                                  cv_.notify_all();
-                                });
-    if (!sub) return false;
-    sub_ = std::move(sub.value);
-    return static_cast<bool>(conn_->flush(5000));
-  }
-  bool wait_warm(uint32_t warm, int64_t since_ms, std::chrono::milliseconds timeout = 60s) {
-    std::unique_lock<std::mutex> lock(mu_);
-    return cv_.wait_for(lock, timeout, [&] {
-      for (const auto& [at, n] : last_)
-        if (at >= since_ms && n == warm) return true;
-      return false;
-    });
-  }
-
- private:
-  std::unique_ptr<corral::bus::connection> conn_;
-  std::unique_ptr<corral::bus::subscription> sub_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<std::pair<int64_t, uint32_t>> last_;
-};
 
 // One executor on its own data dir, and a client of it.
 struct executor_under_test {
@@ -294,9 +229,9 @@ int main(int argc, char** argv) {
       std::cerr << "cannot watch heartbeats\n";
       return 1;
     }
-    load_warm = loadavg();
+    load_warm = load_average();
     if (!create_to_first_exec(warm, &hb, 2, runs, warm_ms, warm_hits)) return 1;
-    load_warm += " -> " + loadavg();
+    load_warm += " -> " + load_average();
     warm.proc.stop(60s);
   }
   // -- a. cold ----------------------------------------------------------------------------------
@@ -305,9 +240,9 @@ int main(int argc, char** argv) {
     auto args = executor_args;
     args.insert(args.end(), {"--warm-pool", "0"});
     if (!cold.start(dir, "cold", nats.url(), args)) return 1;
-    load_cold = loadavg();
+    load_cold = load_average();
     if (!create_to_first_exec(cold, nullptr, 0, runs, cold_ms, cold_hits)) return 1;
-    load_cold += " -> " + loadavg();
+    load_cold += " -> " + load_average();
     cold.proc.stop(60s);
   }
   // -- b. sustained, on a warm executor of its own ------------------------------------------------
@@ -321,9 +256,9 @@ int main(int argc, char** argv) {
       std::cerr << "the pool did not fill\n";
       return 1;
     }
-    load_sustained = loadavg();
+    load_sustained = load_average();
     sus = sustained(nats.url(), "sustained", concurrency, seconds);
-    load_sustained += " -> " + loadavg();
+    load_sustained += " -> " + load_average();
     warm.proc.stop(60s);
   }
 

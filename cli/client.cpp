@@ -332,13 +332,7 @@ outcome<exec_result> client::exec(const std::string& sandbox_id, const exec_opti
   const auto exec_payload = wire::release(fbb);
   // What the silence check sends: a re-attach that can never start the process again, even if
   // the exec's record is gone by then.
-  flatbuffers::FlatBufferBuilder afb(128);
-  auto aid = afb.CreateString(exec_id);
-  wire::ExecRequestBuilder ab(afb);
-  ab.add_exec_id(aid);
-  ab.add_attach_only(true);
-  afb.Finish(ab.Finish(), wire::ExecRequestIdentifier());
-  const auto attach_payload = wire::release(afb);
+  const auto attach_payload = wire::make_attach_request(exec_id);
   const auto exec_subject = wire::subjects::sandbox_op(cfg_.tenant, sandbox_id, "exec");
   auto first = call(exec_subject, exec_payload, cfg_.request_timeout_ms);
   if (!first) {

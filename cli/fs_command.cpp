@@ -1,4 +1,5 @@
 #include "cli/fs_command.hpp"
+#include "cli/write_all.hpp"
 
 #include <unistd.h>
 
@@ -29,19 +30,6 @@ int fail(const call_error& e) {
   return 1;
 }
 
-// False when stdout is gone (EPIPE): the caller stops reading.
-bool write_stdout(const uint8_t* p, std::size_t n) {
-  while (n > 0) {
-    const ssize_t w = ::write(STDOUT_FILENO, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    p += w;
-    n -= static_cast<std::size_t>(w);
-  }
-  return true;
-}
 
 char type_letter(wire::FsFileType t) {
   switch (t) {
@@ -97,7 +85,7 @@ int run_fs_command(client& c, const std::vector<std::string>& all) {
     bool stdout_ok = true;
     auto r = c.fs_read(sb, path,
                        [&](const uint8_t* p, std::size_t n) {
-                         if (stdout_ok) stdout_ok = write_stdout(p, n);
+                         if (stdout_ok) stdout_ok = write_all(STDOUT_FILENO, p, n);  // false: stdout is gone
                        },
                        max_bytes);
     return r ? 0 : fail(r.error);

@@ -20,6 +20,7 @@
 #include "cli/sweep.hpp"
 #include "cli/token.hpp"
 #include "cli/up.hpp"
+#include "cli/write_all.hpp"
 #include "schemas/ids.hpp"
 
 namespace {
@@ -88,17 +89,6 @@ bool parse_uint(const std::string& s, uint32_t& out) {
   return true;
 }
 
-void write_all(int fd, const uint8_t* p, std::size_t n) {
-  while (n > 0) {
-    ssize_t w = ::write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return;  // the reader went away (EPIPE): drop, the exec goes on
-    }
-    p += w;
-    n -= static_cast<std::size_t>(w);
-  }
-}
 
 void print_sandbox_line(const cli::sandbox_view& v, int64_t now_ms) {
   std::printf("%-25s  %-16s  %-11s  %7s  %s\n", v.id.c_str(), v.name.empty() ? "-" : v.name.c_str(),
@@ -184,7 +174,9 @@ int run_exec(cli::client& c, const std::string& sandbox, cli::exec_options opts,
   }
   auto r = c.exec(sandbox, opts,
                   [](wire::Stream s, const uint8_t* p, std::size_t n) {
-                    write_all(s == wire::Stream::stderr ? STDERR_FILENO : STDOUT_FILENO, p, n);
+                    // A reader that went away (EPIPE): drop, the exec goes on.
+                    const int fd = s == wire::Stream::stderr ? STDERR_FILENO : STDOUT_FILENO;
+                    (void)cli::write_all(fd, p, n);
                   },
                   source);
   if (!r) return fail(r.error);

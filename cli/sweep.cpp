@@ -1,4 +1,5 @@
 #include "cli/sweep.hpp"
+#include "cli/write_all.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -499,18 +500,7 @@ class out_file {
   }
   bool append(const std::string& line) {
     std::lock_guard<std::mutex> lock(mu_);
-    const char* p = line.data();
-    std::size_t n = line.size();
-    while (n > 0) {
-      const ssize_t w = ::write(fd_, p, n);
-      if (w < 0) {
-        if (errno == EINTR) continue;
-        return false;
-      }
-      p += w;
-      n -= static_cast<std::size_t>(w);
-    }
-    return true;
+    return write_all(fd_, line.data(), line.size());
   }
 
  private:

@@ -647,13 +647,7 @@ void api::dispatch(const std::shared_ptr<call>& cp) {
         auto rr = replay_once(cl.conn(), c.tenant, sb, eid, std::numeric_limits<uint64_t>::max() - 1,
                               [](bus::message&&) {}, req_timeout);
         if (rr.error) return c.fail(rr.error->code, rr.error->message);
-        flatbuffers::FlatBufferBuilder afb(128);
-        auto aid = afb.CreateString(eid);
-        wire::ExecRequestBuilder ab(afb);
-        ab.add_exec_id(aid);
-        ab.add_attach_only(true);
-        afb.Finish(ab.Finish(), wire::ExecRequestIdentifier());
-        auto payload = wire::release(afb);
+        auto payload = wire::make_attach_request(eid);
         auto r = cl.conn().request(wire::subjects::sandbox_op(c.tenant, sb, "exec"), payload.data(),
                                    payload.size(), req_timeout);
         if (!r) return c.fail(wire::ErrorCode::unavailable, "NATS: " + r.detail);
@@ -791,6 +785,19 @@ void api::dispatch(const std::shared_ptr<call>& cp) {
   }
 }
 
+// What both kinds of output stream share: the sink's end, its queue and the stream count, and
+// the pump started on the connection's executor.
+void api::run_pump(const std::shared_ptr<call>& c,
+                   const std::shared_ptr<std::shared_ptr<stream_channel>>& ch, pump_target target,
+                   output_pump::sink s) {
+  s.end = [ch] { (*ch)->finish(); };
+  s.queued_bytes = [ch] { return *ch ? (*ch)->queued_bytes() : std::size_t{0}; };
+  s.closed = [this] { --metrics_.open_streams; };
+  auto p = output_pump::create(c->res->executor(), *c->streams, *c->router, std::move(target),
+                               limits(), std::move(s));
+  boost::asio::post(c->res->executor(), [p] { p->start(); });
+}
+
 void api::stream_output(const std::shared_ptr<call>& c, pump_target target) {
   if (!reserve_stream(c)) return;
   // The response begins with the executor's first answer: an unknown sandbox or exec still
@@ -829,12 +836,7 @@ void api::stream_output(const std::shared_ptr<call>& c, pump_target target) {
     line(error_json(e.code, e.message));
     (*ch)->finish();
   };
-  s.end = [ch] { (*ch)->finish(); };
-  s.queued_bytes = [ch] { return *ch ? (*ch)->queued_bytes() : std::size_t{0}; };
-  s.closed = [this] { --metrics_.open_streams; };
-  auto p = output_pump::create(c->res->executor(), *c->streams, *c->router, std::move(target),
-                               limits(), std::move(s));
-  boost::asio::post(c->res->executor(), [p] { p->start(); });
+  run_pump(c, ch, std::move(target), std::move(s));
 }
 
 namespace {
@@ -969,12 +971,7 @@ void api::stream_websocket(const std::shared_ptr<call>& c, pump_target target) {
     (*ch)->send(false, error_json(e.code, e.message).dump(-1, ' ', false, json::error_handler_t::replace));
     (*ch)->finish();
   };
-  s.end = [ch] { (*ch)->finish(); };
-  s.queued_bytes = [ch] { return *ch ? (*ch)->queued_bytes() : std::size_t{0}; };
-  s.closed = [this] { --metrics_.open_streams; };
-  auto p = output_pump::create(c->res->executor(), *c->streams, *c->router, std::move(target),
-                               limits(), std::move(s));
-  boost::asio::post(c->res->executor(), [p] { p->start(); });
+  run_pump(c, ch, std::move(target), std::move(s));
 }
 
 }  // namespace corral::gateway

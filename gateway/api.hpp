@@ -43,6 +43,9 @@ class api {
   bool reserve_stream(const std::shared_ptr<call>& c);
   void stream_output(const std::shared_ptr<call>& c, pump_target target);
   void stream_websocket(const std::shared_ptr<call>& c, pump_target target);
+  void run_pump(const std::shared_ptr<call>& c,
+                const std::shared_ptr<std::shared_ptr<stream_channel>>& ch, pump_target target,
+                output_pump::sink s);
   void start_long(const std::shared_ptr<call>& c, std::function<void(call&)> fn);
   [[nodiscard]] pump_limits limits() const;
 

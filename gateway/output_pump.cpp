@@ -175,15 +175,7 @@ void output_pump::opened() {
   }
   if (stopped_) return;
   // Frames the replay brought while the sink was opening, in order.
-  while (!held_.empty() && !stopped_ && !ended_) {
-    auto it = held_.begin();
-    if (it->first > next_) break;
-    auto m = std::move(it->second);
-    held_bytes_ -= m.data.size();
-    const auto seq = it->first;
-    held_.erase(it);
-    if (seq == next_) apply(m);
-  }
+  send_held();
   if (stopped_ || ended_ || !replay_more_) return;
   const bool more = *replay_more_;
   replay_more_.reset();
@@ -197,15 +189,7 @@ void output_pump::drained() {
 
 // The store has been read to its end: send the live frames held meanwhile, then wait for more.
 void output_pump::settle() {
-  while (!held_.empty() && !stopped_ && !ended_) {
-    auto it = held_.begin();
-    if (it->first > next_) break;
-    auto m = std::move(it->second);
-    held_bytes_ -= m.data.size();
-    const auto seq = it->first;
-    held_.erase(it);
-    if (seq == next_) apply(m);
-  }
+  send_held();
   if (stopped_ || ended_) return;
   if (!target_.follow) {
     if (sink_.end) sink_.end();
@@ -286,6 +270,19 @@ void output_pump::arm_quiet_timer() {
     }
     p->arm_quiet_timer();
   });
+}
+
+// Sends the held frames that continue the stream (up to a gap), dropping those already sent.
+void output_pump::send_held() {
+  while (!held_.empty() && !stopped_ && !ended_) {
+    auto it = held_.begin();
+    if (it->first > next_) break;
+    auto m = std::move(it->second);
+    held_bytes_ -= m.data.size();
+    const auto seq = it->first;
+    held_.erase(it);
+    if (seq == next_) apply(m);
+  }
 }
 
 void output_pump::release() {

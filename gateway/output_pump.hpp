@@ -100,6 +100,7 @@ class output_pump : public std::enable_shared_from_this<output_pump> {
   void on_live(bus::message&& m);
   void on_live_dropped();
   void settle();
+  void send_held();
   void apply(const bus::message& m);
   void arm_quiet_timer();
   void fail(pump_error e);

@@ -21,6 +21,16 @@ bytes make_ack(std::string_view message) {
   return release(fbb);
 }
 
+bytes make_attach_request(std::string_view exec_id) {
+  flatbuffers::FlatBufferBuilder fbb(64 + exec_id.size());
+  auto id = fbb.CreateString(exec_id.data(), exec_id.size());
+  ExecRequestBuilder b(fbb);
+  b.add_exec_id(id);
+  b.add_attach_only(true);
+  fbb.Finish(b.Finish(), ExecRequestIdentifier());
+  return release(fbb);
+}
+
 flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<KeyValue>>> build_pairs(
     flatbuffers::FlatBufferBuilder& fbb, const string_pairs& pairs) {
   std::vector<flatbuffers::Offset<KeyValue>> kvs;

@@ -112,6 +112,8 @@ using bytes = std::vector<uint8_t>;
 [[nodiscard]] bytes make_error_reply(ErrorCode code, std::string_view message,
                                      std::string_view field = {});
 [[nodiscard]] bytes make_ack(std::string_view message = {});
+// ExecRequest{exec_id, attach_only}: the state of a known exec, never a new process.
+[[nodiscard]] bytes make_attach_request(std::string_view exec_id);
 
 // Reads an optional string field as a string_view (empty when absent).
 inline std::string_view str(const flatbuffers::String* s) {

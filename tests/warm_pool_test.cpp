@@ -23,6 +23,7 @@
 #include "schemas/subjects.hpp"
 #include "tests/support/child_process.hpp"
 #include "tests/support/deployment.hpp"
+#include "tests/support/heartbeat_watch.hpp"
 
 namespace corral {
 namespace {
@@ -32,6 +33,7 @@ using namespace std::chrono_literals;
 using test::background_process;
 using test::bin;
 using test::deployment;
+using test::heartbeat_watch;
 using test::trim;
 
 int64_t now_ms() {
@@ -39,49 +41,6 @@ int64_t now_ms() {
              std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
-
-// Heartbeats of one node, kept in arrival order.
-class heartbeat_watch {
- public:
-  bool start(const std::string& url, const std::string& node, std::string* why) {
-    bus::options o;
-    o.urls = {url};
-    conn_ = bus::connection::connect(o, why);
-    if (!conn_) return false;
-    auto sub = conn_->subscribe(wire::subjects::heartbeat(node), "", [this](bus::message&& m) {
-      const auto* h = wire::verify<wire::Heartbeat>(m.data.data(), m.data.size());
-      if (h == nullptr) return;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        seen_.emplace_back(h->time_ms(), h->warm());
-      }
-      cv_.notify_all();
-    });
-    if (!sub) {
-      *why = sub.detail;
-      return false;
-    }
-    sub_ = std::move(sub.value);
-    return static_cast<bool>(conn_->flush(5000));
-  }
-  // Waits for a heartbeat sent at or after since_ms saying the pool holds `warm` booted sandboxes.
-  bool wait_warm(uint32_t warm, int64_t since_ms, std::chrono::milliseconds timeout = 60s) {
-    std::unique_lock<std::mutex> lock(mu_);
-    return cv_.wait_for(lock, timeout, [&] {
-      for (const auto& [at, n] : seen_)
-        if (at >= since_ms && n == warm) return true;
-      return false;
-    });
-  }
-  bus::connection& conn() { return *conn_; }
-
- private:
-  std::unique_ptr<bus::connection> conn_;
-  std::unique_ptr<bus::subscription> sub_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<std::pair<int64_t, uint32_t>> seen_;
-};
 
 // Ids of the runsc containers of a deployment (running or not).
 std::set<std::string> host_sandboxes(deployment& d) {
