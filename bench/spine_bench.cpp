@@ -36,6 +36,7 @@
 #include "schemas/codec.hpp"
 #include "schemas/subjects.hpp"
 #include "tests/support/child_process.hpp"
+#include "tests/support/deployment.hpp"
 #include "tests/support/heartbeat_watch.hpp"
 #include "tests/support/nats_server.hpp"
 
@@ -46,13 +47,12 @@ using corral::bench::ms_since;
 using corral::bench::stats;
 using corral::bench::summarize;
 using corral::bench::wall_ms;
+using corral::test::bin;
 using corral::test::heartbeat_watch;
 
 namespace fs = std::filesystem;
 using clk = std::chrono::steady_clock;
 using namespace std::chrono_literals;
-
-std::string bin(const std::string& name) { return std::string(CORRAL_BIN_DIR) + "/" + name; }
 
 void print(const char* what, const stats& s) {
   std::printf("  %-44s p50 %8.2f ms   p95 %8.2f ms   min %8.2f ms\n", what, s.p50, s.p95, s.min);

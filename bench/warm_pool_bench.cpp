@@ -39,6 +39,7 @@
 #include "schemas/codec.hpp"
 #include "schemas/subjects.hpp"
 #include "tests/support/child_process.hpp"
+#include "tests/support/deployment.hpp"
 #include "tests/support/heartbeat_watch.hpp"
 #include "tests/support/nats_server.hpp"
 
@@ -49,13 +50,12 @@ using corral::bench::ms_since;
 using corral::bench::stats;
 using corral::bench::summarize;
 using corral::bench::wall_ms;
+using corral::test::bin;
 using corral::test::heartbeat_watch;
 
 namespace fs = std::filesystem;
 using clk = std::chrono::steady_clock;
 using namespace std::chrono_literals;
-
-std::string bin(const std::string& name) { return std::string(CORRAL_BIN_DIR) + "/" + name; }
 
 // One executor on its own data dir, and a client of it.
 struct executor_under_test {
