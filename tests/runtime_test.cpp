@@ -415,6 +415,100 @@ TEST_F(GvisorRuntimeTest, HostSecretsAreInvisible) {
   rmdir(home.c_str());
 }
 
+// A forked process sees its parent's memory as it was at the fork, and neither sees the
+// other's later writes: heap and anonymous mappings of many sizes, the parent writing between
+// forks, a fork of a fork from a second thread, a MAP_SHARED page the children report through.
+// Exercises what deploy/runsc patches 0004 and 0005 change: a forked child maps everything it
+// inherited in one batch at its start, and writes break copy-on-write without a read fault first.
+TEST_F(GvisorRuntimeTest, ForkedProcessesSeeTheirParentsMemoryAndNotEachOthersWrites) {
+  auto s = start();
+  ASSERT_TRUE(s.link);
+  ASSERT_TRUE(s.hello(1));
+  const auto r = s.run({"python3", "-c", R"PY(
+import mmap, os, threading
+# Regions of different kinds and sizes, each filled with its own byte.
+heap = [bytearray([i % 251]) * ((16 << 10) + i * 6000) for i in range(300)]
+anon = []
+for i in range(40):
+    m = mmap.mmap(-1, (i + 1) * 12288)
+    m.write(bytes([i + 1]) * len(m))
+    anon.append(m)
+shared = mmap.mmap(-1, 4096)  # MAP_SHARED: the children report through it
+def intact(expect):
+    return (all(r[0] == v and r[-1] == v and r[len(r) // 2] == v for r, v in zip(heap, expect)) and
+            all(m[0] == i + 1 and m[len(m) - 1] == i + 1 for i, m in enumerate(anon)))
+expect = [i % 251 for i in range(300)]
+for rnd in range(12):
+    # The parent writes after each fork: the next child must see the new values.
+    heap[rnd * 7][0] = heap[rnd * 7][-1] = heap[rnd * 7][len(heap[rnd * 7]) // 2] = 200 + rnd
+    expect[rnd * 7] = 200 + rnd
+    pid = os.fork()
+    if pid == 0:
+        ok = intact(expect)
+        for r in heap[rnd % 3::3]:  # copy-on-write breaks in the child ...
+            r[0] = r[-1] = r[len(r) // 2] = 255
+        mine = all(r[0] == 255 and r[-1] == 255 for r in heap[rnd % 3::3])
+        def grandchild():  # ... and a fork of a fork, from a second thread
+            g = os.fork()
+            if g == 0:
+                os._exit(0 if all(r[0] == 255 for r in heap[rnd % 3::3]) and anon[3][5] == 4 else 1)
+            _, st = os.waitpid(g, 0)
+            shared[rnd] = 1 if st == 0 else 2
+        t = threading.Thread(target=grandchild); t.start(); t.join()
+        os._exit(0 if ok and mine else 1)
+    _, st = os.waitpid(pid, 0)
+    if st != 0 or shared[rnd] != 1 or not intact(expect):
+        print("round", rnd, "child status", st, "grandchild", shared[rnd], "parent intact", intact(expect))
+        raise SystemExit(1)
+print("forks ok")
+)PY"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "forks ok\n") << r.err;
+}
+
+// No page above the application's own mappings (where runsc's ptrace platform keeps its stub
+// code and, with patch 0005, each stub's table of mmap calls) can be written from inside: a
+// table the application could write would let it map any memory of the sandbox into itself.
+// Each readable page of the top 31 pages is written by a forked probe, which must die of SIGSEGV.
+TEST_F(GvisorRuntimeTest, NothingAboveTheApplicationsMappingsIsWritable) {
+  auto s = start();
+  ASSERT_TRUE(s.link);
+  ASSERT_TRUE(s.hello(1));
+  const auto r = s.run({"python3", "-c", R"PY(
+import ctypes, os, signal
+top = 0x7ffffffff000  # the highest user address on x86-64 (4-level paging)
+end = 0x7fffffff0000 - 16 * 4096
+for line in open("/proc/self/maps"):
+    lo, hi = (int(x, 16) for x in line.split()[0].split("-"))
+    if lo < top and hi > end:
+        end = hi
+def probe(addr, write):
+    pid = os.fork()
+    if pid == 0:
+        if write:
+            ctypes.memmove(addr, b"\x00", 1)
+        else:
+            ctypes.string_at(addr, 1)
+        os._exit(0)
+    _, st = os.waitpid(pid, 0)
+    return st
+readable = writable = 0
+for addr in range(end, top, 4096):
+    if probe(addr, False) != 0:
+        continue
+    readable += 1
+    st = probe(addr, True)
+    if not (os.WIFSIGNALED(st) and os.WTERMSIG(st) == signal.SIGSEGV):
+        writable += 1
+        print("writable page above the process's mappings: %#x (status %d)" % (addr, st))
+print("pages above the mappings: %d, readable %d, writable %d" % ((top - end) // 4096, readable, writable))
+)PY"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  // The stub's code page is there (readable): the probe looked at the right place.
+  EXPECT_NE(r.out.find("writable 0\n"), std::string::npos) << r.out << r.err;
+  EXPECT_EQ(r.out.find("readable 0,"), std::string::npos) << r.out;
+}
+
 TEST_F(GvisorRuntimeTest, DestroyLeavesNothingBehind) {
   auto s = start();
   ASSERT_TRUE(s.link);
