@@ -189,6 +189,31 @@ TEST_F(Jobs, PythonRunsAndReportsItsEnd) {
       << d1.out << d2.out;
 }
 
+// Stdin larger than a pipe holds reaches the program whole; a program that exits without
+// reading its stdin ends normally, and the runner goes on to the next job (it used to die of
+// SIGPIPE writing the rest).
+TEST_F(Jobs, StdinLargerThanAPipe) {
+  std::string big;
+  for (int i = 0; i < 40'000; ++i) big += std::to_string(i % 97) + "\n";  // ~110 KiB
+  long long sum = 0;
+  for (int i = 0; i < 40'000; ++i) sum += i % 97;
+  auto read_all = run({.id = "stdin-big", .source = "import sys\nprint(sum(int(l) for l in sys.stdin))\n",
+                       .stdin_data = big});
+  EXPECT_EQ(read_all.outcome, wire::Outcome::exited) << read_all.message << read_all.err;
+  EXPECT_EQ(read_all.out, std::to_string(sum) + "\n") << read_all.err;
+  EXPECT_TRUE(read_all.completed);
+  for (int round = 0; round < 3; ++round) {
+    auto unread = run({.id = "stdin-unread-" + std::to_string(round), .source = "print('early')\n",
+                       .stdin_data = std::string(512 << 10, 'x')});
+    EXPECT_EQ(unread.outcome, wire::Outcome::exited) << unread.message << unread.err;
+    EXPECT_EQ(unread.out, "early\n");
+    EXPECT_TRUE(unread.completed);
+    auto next = run({.id = "stdin-next-" + std::to_string(round), .source = "print('next')\n"});
+    EXPECT_EQ(next.out, "next\n") << next.message << next.err;
+    EXPECT_TRUE(next.completed);
+  }
+}
+
 TEST_F(Jobs, JavascriptAndArgv) {
   auto js = run({.id = "js-ok", .language = "javascript",
                  .source = "console.log([1, 2, 3].map(x => x * 2).join(','))"});

@@ -11,9 +11,10 @@
 #            when the manager asks (over a socketpair, passing the job's pipes as SCM_RIGHTS), waits
 #            for it and reports its status and rusage. Its memory never holds job data.
 #   job      (forked from the template): becomes the unprivileged job user in its own user, IPC,
-#            UTS and network namespaces, reads its spec from a pipe, writes its files into a fresh
-#            directory, then runs the program: Python source in the pre-imported interpreter it
-#            was forked from, or execs node / an argv.
+#            UTS and network namespaces, reads its spec from its stdin (ahead of the program's
+#            input, on the same pipe), writes its files into a fresh directory, then runs the
+#            program: Python source in the pre-imported interpreter it was forked from, or execs
+#            node / an argv.
 # After each job the manager kills every process of the job user (scanning /proc until none is
 # left) and removes everything the job user could have written: the job directory and new
 # entries of /tmp, /var/tmp and /dev/shm (the only places the job user may write in the image;
@@ -22,8 +23,9 @@
 # so the per-job bookkeeping is kept to few of them: the /proc scan does not read the status of
 # init, the manager or the template, a scratch directory is listed only when
 # its change time moved, job directories live in a directory of their own (so /tmp itself does
-# not change for them), and the template prepares what every job process would otherwise redo
-# (signal dispositions, the standard streams' Python objects).
+# not change for them), the template prepares what every job process would otherwise redo
+# (signal dispositions, the standard streams' Python objects; the job's pipes arrive in fds 0-2),
+# and the spec shares the stdin pipe, written at once when it fits.
 #
 # "completed": the program ran to its end and raised nothing. The job process signals it on a
 # private pipe after the program returns; exiting early (even with status 0), raising, or being
@@ -56,6 +58,7 @@ WRITABLE = ["/tmp", "/var/tmp", "/dev/shm"]
 JOBS_DIR = "/tmp/.corral-jobs"  # root's, 0711: the job user reaches its own directory only
 CLONE_NEWUSER, CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWNET = 0x10000000, 0x08000000, 0x04000000, 0x40000000
 HARD_OUTPUT_FACTOR = 16  # past output_limit * this (and at least 8 MiB) the job is killed
+PIPE_CAPACITY = 65536  # what an empty pipe takes without blocking (Linux's and gVisor's default)
 
 JS_HARNESS = r"""
 const fs = require('fs');
@@ -120,9 +123,8 @@ def write_frame(fd, obj):
 
 # -- the job process (forked from the template) -----------------------------------------------
 
-def job_main(spec_fd, done_fd):
-    spec = json.loads(read_exact(spec_fd, struct.unpack("<I", read_exact(spec_fd, 4))[0]))
-    os.close(spec_fd)
+def job_main(done_fd):
+    spec = json.loads(read_exact(0, struct.unpack("<I", read_exact(0, 4))[0]))
     workdir = spec["workdir"]
     os.setsid()
     os.setgroups([])
@@ -212,6 +214,10 @@ def template_main(sock):
     sys.stdin = open(0, "r", closefd=False)
     sys.stdout = open(1, "w", closefd=False)
     sys.stderr = open(2, "w", closefd=False, buffering=1)
+    # Then fds 0-2 are closed here: a job's stdin, stdout and stderr arrive in them (received
+    # fds take the lowest free numbers, in order), so the job process finds them in place.
+    for fd in (0, 1, 2):
+        os.close(fd)
     while True:
         try:
             msg, fds, _, _ = socket.recv_fds(sock, 16, 5)
@@ -219,23 +225,21 @@ def template_main(sock):
             os._exit(0)
         if not msg:
             os._exit(0)
-        stdin_fd, out_fd, err_fd, spec_fd, done_fd = fds
+        done_fd = fds[3]
         pid = os.fork()
         if pid == 0:
             sock.close()
-            os.dup2(stdin_fd, 0)
-            os.dup2(out_fd, 1)
-            os.dup2(err_fd, 2)
-            for fd in (stdin_fd, out_fd, err_fd):
-                os.close(fd)
+            for want, fd in enumerate(fds[:3]):
+                if fd != want:  # not in place (not expected): move it there
+                    os.dup2(fd, want)
+                    os.close(fd)
             try:
-                job_main(spec_fd, done_fd)
+                job_main(done_fd)
             except BaseException:
                 traceback.print_exc()
             os._exit(125)
         for fd in fds:
             os.close(fd)
-        sock.sendall(struct.pack("<4sI", b"PID ", pid))
         _, status, ru = os.wait4(pid, 0)
         cpu_ms = int((ru.ru_utime + ru.ru_stime) * 1000)
         sock.sendall(struct.pack("<4siqq", b"END ", status, cpu_ms, ru.ru_maxrss))
@@ -355,17 +359,21 @@ class Manager:
         in_r, in_w = os.pipe()
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
-        spec_r, spec_w = os.pipe()
         done_r, done_w = os.pipe()
-        socket.send_fds(self.sock, [b"RUN"], [in_r, out_w, err_w, spec_r, done_w])
-        for fd in (in_r, out_w, err_w, spec_r, done_w):
+        socket.send_fds(self.sock, [b"RUN"], [in_r, out_w, err_w, done_w])
+        for fd in (in_r, out_w, err_w, done_w):
             os.close(fd)
-        pid = struct.unpack("<4sI", self._recv(8))[1]
-        # The spec goes first, whole; then stdin is fed as the job reads it.
-        os.set_blocking(spec_w, False)
-        os.set_blocking(in_w, False)
-        pending_spec = struct.pack("<I", len(spec_bytes)) + spec_bytes
-        pending_in = stdin_data
+        # The job reads its spec from its stdin first, then the program reads the rest. What fits
+        # in the (empty) pipe is written at once, without blocking; the rest as the job reads it.
+        pending_in = struct.pack("<I", len(spec_bytes)) + spec_bytes + stdin_data
+        if len(pending_in) <= PIPE_CAPACITY:
+            try:
+                os.write(in_w, pending_in)
+            except BrokenPipeError:
+                pass  # the job is over already
+            pending_in = b""
+        else:
+            os.set_blocking(in_w, False)
         bufs = {out_r: bytearray(), err_r: bytearray()}
         counts = {out_r: 0, err_r: 0}
         completed = False
@@ -374,7 +382,7 @@ class Manager:
         deadline = started + timeout
         drain_deadline = None
         readers = [out_r, err_r, done_r, self.sock.fileno()]
-        writers = {spec_w: "spec", in_w: "in"}
+        writers = {in_w: "in"}
         if not pending_in:
             os.close(in_w)
             del writers[in_w]
@@ -389,14 +397,9 @@ class Manager:
             r, w, _ = select.select(readers, list(writers), [], max(0.0, limit_at - now))
             for fd in w:
                 try:
-                    if writers[fd] == "spec":
-                        n = os.write(fd, pending_spec[:65536])
-                        pending_spec = pending_spec[n:]
-                        rest = pending_spec
-                    else:
-                        n = os.write(fd, pending_in[:65536])
-                        pending_in = pending_in[n:]
-                        rest = pending_in
+                    n = os.write(fd, pending_in[:65536])
+                    pending_in = pending_in[n:]
+                    rest = pending_in
                 except BrokenPipeError:
                     rest = b""
                 if not rest:
@@ -476,7 +479,9 @@ class Manager:
 
 
 def main():
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    # SIGPIPE stays ignored here (Python's default): a job that exits without reading all of
+    # its stdin makes the manager's next write to it fail with EPIPE, which is handled; the
+    # signal would kill the manager. (The template gives its jobs the default disposition.)
     manager = Manager()
     write_frame(1, {"ready": True, "pid": os.getpid()})
     requests = FrameReader(0)

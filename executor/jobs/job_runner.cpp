@@ -558,12 +558,18 @@ job_outcome job_runner::run(const task& t) {
   ++l->jobs;
   const uint64_t disconnects_before = disconnects_.load();
   auto frame = encode_frame(req);
-  auto w = c->stdin_write(l->sandbox, l->exec_id, frame.data(), frame.size(), false);
-  if (!w) {
-    retire(l);
-    out.retry = true;  // nothing ran: the lease broke before the job reached it
-    out.why = "the guest runner did not take the job: " + w.error.message;
-    return out;
+  // In pieces: a job with files and stdin near NATS's payload cap makes a frame larger than one
+  // StdinWrite may carry. The guest reads a frame only once it is whole.
+  for (std::size_t at = 0; at < frame.size();) {
+    const std::size_t n = std::min(cfg_.stdin_chunk_bytes, frame.size() - at);
+    auto w = c->stdin_write(l->sandbox, l->exec_id, frame.data() + at, n, false);
+    if (!w) {
+      retire(l);
+      out.retry = true;  // nothing ran: the lease broke before the job reached it
+      out.why = "the guest runner did not take the job: " + w.error.message;
+      return out;
+    }
+    at += n;
   }
   bool gone = false;
   auto answer = l->next_frame(deadline, &gone);

@@ -49,6 +49,8 @@ struct runner_config {
   int64_t guest_grace_ms = 10'000;             // past a job's timeout: the sandbox is destroyed
   int64_t guest_start_timeout_ms = 60'000;     // the guest runner's ready frame
   int64_t request_timeout_ms = 30'000;         // one protocol request
+  std::size_t stdin_chunk_bytes = 256 * 1024;  // a job's frame goes to the guest in StdinWrites
+                                               // of this much (<= the sandbox's max write)
 };
 
 // What became of one job.
