@@ -430,10 +430,10 @@ import mmap, os, threading
 heap = [bytearray([i % 251]) * ((16 << 10) + i * 6000) for i in range(300)]
 anon = []
 for i in range(40):
-    m = mmap.mmap(-1, (i + 1) * 12288)
+    m = mmap.mmap(-1, (i + 1) * 12288, flags=mmap.MAP_PRIVATE)
     m.write(bytes([i + 1]) * len(m))
     anon.append(m)
-shared = mmap.mmap(-1, 4096)  # MAP_SHARED: the children report through it
+shared = mmap.mmap(-1, 4096, flags=mmap.MAP_SHARED)  # the children report through it
 def intact(expect):
     return (all(r[0] == v and r[-1] == v and r[len(r) // 2] == v for r, v in zip(heap, expect)) and
             all(m[0] == i + 1 and m[len(m) - 1] == i + 1 for i, m in enumerate(anon)))
@@ -442,8 +442,11 @@ for rnd in range(12):
     # The parent writes after each fork: the next child must see the new values.
     heap[rnd * 7][0] = heap[rnd * 7][-1] = heap[rnd * 7][len(heap[rnd * 7]) // 2] = 200 + rnd
     expect[rnd * 7] = 200 + rnd
+    r_fd, w_fd = os.pipe()
     pid = os.fork()
     if pid == 0:
+        os.close(w_fd)
+        os.read(r_fd, 1)  # the parent has written heap[1] and anon[1] since the fork
         ok = intact(expect)
         for r in heap[rnd % 3::3]:  # copy-on-write breaks in the child ...
             r[0] = r[-1] = r[len(r) // 2] = 255
@@ -456,7 +459,12 @@ for rnd in range(12):
             shared[rnd] = 1 if st == 0 else 2
         t = threading.Thread(target=grandchild); t.start(); t.join()
         os._exit(0 if ok and mine else 1)
+    os.close(r_fd)
+    heap[1][0], anon[1][0] = 77, 77  # after the fork: for the parent only
+    os.write(w_fd, b"x")
+    os.close(w_fd)
     _, st = os.waitpid(pid, 0)
+    heap[1][0], anon[1][0] = expect[1], 2
     if st != 0 or shared[rnd] != 1 or not intact(expect):
         print("round", rnd, "child status", st, "grandchild", shared[rnd], "parent intact", intact(expect))
         raise SystemExit(1)
