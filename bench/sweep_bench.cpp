@@ -4,8 +4,9 @@
 //
 //   bare:   /usr/bin/python3 -c <program>, `--bare-concurrency` at once (default: 2 and 4, the better one)
 //   fresh:  `corral sweep FILE --direct --concurrency S --isolation fresh` against a real
-//           corral-executor (--job-slots S): the runner recycles one sandbox per slot between
-//           programs; run twice (the second time its leases are up, as in a long sweep)
+//           corral-executor (--job-slots S) whose warm pool is full: the runner recycles one
+//           sandbox per slot between programs; run twice (the first time the leases start
+//           during the sweep; the second time they are up, as in a long sweep)
 //   strict: the same with --isolation strict (a new gVisor sandbox per program, from the warm
 //           pool), on the first --strict-programs programs
 // Every program must pass in every mode (its tests ran to their end): a run with a failure is
@@ -29,14 +30,17 @@
 #include <thread>
 #include <vector>
 
+#include "actors/config.hpp"
 #include "bench/bench_support.hpp"
 #include "tests/support/deployment.hpp"
+#include "tests/support/heartbeat_watch.hpp"
 
 extern char** environ;
 
 namespace {
 
 using corral::bench::load_average;
+using corral::bench::wall_ms;
 
 using clk = std::chrono::steady_clock;
 using namespace std::chrono_literals;
@@ -237,6 +241,21 @@ int main(int argc, char** argv) {
   std::string why;
   if (!d.start(&why)) {
     std::fprintf(stderr, "deployment: %s\n", why.c_str());
+    return 1;
+  }
+  // A running executor, as on a machine where corral has been up for a while: its warm pool is
+  // full before the first sweep (the sweep's leases then start from pooled sandboxes). Without
+  // this wait the first sweep also measured the executor's own start (sandboxes booting).
+  uint32_t warm_pool = node_config{}.warm_pool;
+  for (std::size_t i = 0; i + 1 < executor_flags.size(); ++i)
+    if (executor_flags[i] == "--warm-pool") warm_pool = static_cast<uint32_t>(std::stoul(executor_flags[i + 1]));
+  test::heartbeat_watch heartbeats;
+  if (!heartbeats.start(d.nats().url(), dopts.node, &why)) {
+    std::fprintf(stderr, "cannot watch the executor's heartbeats: %s\n", why.c_str());
+    return 1;
+  }
+  if (warm_pool > 0 && !heartbeats.wait_warm(warm_pool, wall_ms(), std::chrono::seconds(60))) {
+    std::fprintf(stderr, "the warm pool did not fill to %u within 60 s\n", warm_pool);
     return 1;
   }
   const std::string dir = d.dir();
