@@ -30,7 +30,6 @@ int fail(const call_error& e) {
   return 1;
 }
 
-
 char type_letter(wire::FsFileType t) {
   switch (t) {
     case wire::FsFileType::regular: return '-';

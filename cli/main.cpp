@@ -89,7 +89,6 @@ bool parse_uint(const std::string& s, uint32_t& out) {
   return true;
 }
 
-
 void print_sandbox_line(const cli::sandbox_view& v, int64_t now_ms) {
   std::printf("%-25s  %-16s  %-11s  %7s  %s\n", v.id.c_str(), v.name.empty() ? "-" : v.name.c_str(),
               wire::to_string(v.state), cli::format_age(now_ms - v.created_at_ms).c_str(),

@@ -366,14 +366,16 @@ class Manager:
         # The job reads its spec from its stdin first, then the program reads the rest. What fits
         # in the (empty) pipe is written at once, without blocking; the rest as the job reads it.
         pending_in = struct.pack("<I", len(spec_bytes)) + spec_bytes + stdin_data
+        writers = []  # in_w while stdin remains to be fed
         if len(pending_in) <= PIPE_CAPACITY:
             try:
                 os.write(in_w, pending_in)
             except BrokenPipeError:
                 pass  # the job is over already
-            pending_in = b""
+            os.close(in_w)
         else:
             os.set_blocking(in_w, False)
+            writers.append(in_w)
         bufs = {out_r: bytearray(), err_r: bytearray()}
         counts = {out_r: 0, err_r: 0}
         completed = False
@@ -382,10 +384,6 @@ class Manager:
         deadline = started + timeout
         drain_deadline = None
         readers = [out_r, err_r, done_r, self.sock.fileno()]
-        writers = {in_w: "in"}
-        if not pending_in:
-            os.close(in_w)
-            del writers[in_w]
         while any(fd in readers for fd in (out_r, err_r, done_r)) or end is None:
             now = time.monotonic()
             if end is None and now >= deadline:
@@ -394,17 +392,15 @@ class Manager:
             if drain_deadline is not None and now >= drain_deadline:
                 break  # a pipe still open after every job process was killed: give up on it
             limit_at = deadline if end is None else drain_deadline
-            r, w, _ = select.select(readers, list(writers), [], max(0.0, limit_at - now))
+            r, w, _ = select.select(readers, writers, [], max(0.0, limit_at - now))
             for fd in w:
                 try:
-                    n = os.write(fd, pending_in[:65536])
-                    pending_in = pending_in[n:]
-                    rest = pending_in
+                    pending_in = pending_in[os.write(fd, pending_in[:65536]):]
                 except BrokenPipeError:
-                    rest = b""
-                if not rest:
+                    pending_in = b""  # the job stopped reading
+                if not pending_in:
                     os.close(fd)
-                    del writers[fd]
+                    writers.remove(fd)
             for fd in r:
                 if fd == self.sock.fileno():
                     end = struct.unpack("<4siqq", self._recv(24))
@@ -435,7 +431,7 @@ class Manager:
             kill_job_processes(self.known, time.monotonic() + 5)
         if end is None:
             end = struct.unpack("<4siqq", self._recv(24))
-        for fd in list(writers) + [out_r, err_r, done_r]:
+        for fd in writers + [out_r, err_r, done_r]:
             try:
                 os.close(fd)
             except OSError:
