@@ -11,6 +11,12 @@ std::string node_config::validate() const {
     if (!wire::valid_token(k) || v.size() > 256) return "tags: keys are tokens, values at most 256 bytes";
   if (max_sandboxes == 0) return "max_sandboxes: must be at least 1";
   if (warm_pool > max_warm_pool) return "warm_pool: must be at most 256";
+  if (!warm_prestart.empty()) {
+    if (warm_prestart.front().empty()) return "warm_prestart: the program name is empty";
+    for (const auto& a : warm_prestart)
+      if (a.find('\0') != std::string::npos) return "warm_prestart: an argument holds a NUL byte";
+    if (warm_prestart_tag.empty()) return "warm_prestart_tag: must not be empty";
+  }
   if (warm_retry_min_ms < 10 || warm_retry_max_ms < warm_retry_min_ms)
     return "warm_retry_min_ms, warm_retry_max_ms: must be >= 10 and min <= max";
   if (default_timeout_ms <= 0 || default_timeout_ms > max_timeout_ms)

@@ -20,6 +20,14 @@ struct node_config {
   // the pool never grows past it. 0 disables the pool.
   uint32_t warm_pool = 2;
   static constexpr uint32_t max_warm_pool = 256;
+  // A command every warm sandbox starts once booted, before any tenant has it (the executor's
+  // job runner puts its guest runner here: a lease then finds it up). init holds it: it runs,
+  // nothing of it is reported and its output waits, until the sandbox's first exec asks for
+  // exactly this command (argv, environment, workdir, stdin open, no pty) and takes it over. A
+  // claim by a create without the tag key warm_prestart_tag kills it first, so an ordinary
+  // sandbox never sees it. Empty: nothing is started.
+  std::vector<std::string> warm_prestart;
+  std::string warm_prestart_tag = "corral.job-runner";
   // After a warm sandbox fails to boot, the pool waits this long before the next boot, doubling
   // on every further failure up to the maximum (a broken runtime is not retried in a hot loop).
   int64_t warm_retry_min_ms = 500;

@@ -29,14 +29,6 @@ struct process_state {
 
 using process_self = process_actor::stateful_pointer<process_state>;
 
-bytes make_command_signal(uint64_t handle, int32_t sig) {
-  flatbuffers::FlatBufferBuilder fbb(64);
-  auto s = wire::CreateSignal(fbb, handle, sig);
-  fbb.Finish(wire::CreateInitCommand(fbb, wire::Command::Signal, s.Union()),
-             wire::InitCommandIdentifier());
-  return wire::release(fbb);
-}
-
 bytes make_command_stdin(uint64_t handle, const uint8_t* data, std::size_t n, bool eof) {
   flatbuffers::FlatBufferBuilder fbb(n + 64);
   auto d = fbb.CreateVector(data, n);

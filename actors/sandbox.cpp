@@ -1,8 +1,10 @@
 #include "actors/sandbox.hpp"
 
+#include <algorithm>
 #include <csignal>
 #include <map>
 #include <unordered_map>
+#include <utility>
 
 #include "actors/blocking.hpp"
 #include "actors/files.hpp"
@@ -56,6 +58,9 @@ struct sandbox_state {
   // The cpu and memory limits the runtime started it with (a claim applies others).
   uint32_t booted_cpu_millis = 0;
   uint32_t booted_memory_mib = 0;
+  // A warm sandbox's pre-started command (node_config::warm_prestart), held by init until the
+  // first exec adopts it; 0 when there is none (any more).
+  uint64_t held_handle = 0;
   static inline const char* name = "sandbox";
 };
 
@@ -110,6 +115,7 @@ std::string start_process(sandbox_self self, storage::process_record& proc,
                           const pty_options& pty);
 storage::string_pairs merged_env(const storage::string_pairs& sandbox_env,
                                  const storage::string_pairs& exec_env);
+void prestart(sandbox_self self);
 
 void start_probe(sandbox_self self);
 void arm_idle_timer(sandbox_self self);
@@ -291,6 +297,7 @@ void on_frame(sandbox_self self, const bytes& payload) {
       if (st.ready) return;
       st.ready = true;
       if (st.mode == sandbox_start_mode::warm) {
+        prestart(self);
         notify_node(self);  // booted: the node may hand it out now
         break;
       }
@@ -358,7 +365,10 @@ field_error check_exec(const node_config& cfg, const wire::ExecRequest& req) {
   return {};
 }
 
-bytes make_spawn(const storage::process_record& rec, const pty_options& pty) {
+// hold: init starts it and holds it (a warm sandbox's pre-started command); adopt: the handle
+// of a held process this exec may take over (0: none).
+bytes make_spawn(const storage::process_record& rec, const pty_options& pty, bool hold = false,
+                 uint64_t adopt = 0) {
   flatbuffers::FlatBufferBuilder fbb(1024);
   std::vector<flatbuffers::Offset<flatbuffers::String>> argv;
   for (const auto& a : rec.argv) argv.push_back(fbb.CreateString(a));
@@ -369,7 +379,7 @@ bytes make_spawn(const storage::process_record& rec, const pty_options& pty) {
   auto e = fbb.CreateVector(env);
   auto wd = fbb.CreateString(rec.workdir);
   auto s = wire::CreateSpawn(fbb, rec.handle, a, e, wd, rec.stdin_open, pty.pty, pty.rows,
-                             pty.cols);
+                             pty.cols, hold, adopt);
   fbb.Finish(wire::CreateInitCommand(fbb, wire::Command::Spawn, s.Union()),
              wire::InitCommandIdentifier());
   return wire::release(fbb);
@@ -400,6 +410,23 @@ storage::string_pairs merged_env(const storage::string_pairs& sandbox_env,
   return out;
 }
 
+// A booted warm sandbox starts the node's pre-started command (node_config::warm_prestart), held
+// by init: as an exec with no env, workdir or pty of its own and stdin open would be started
+// once the sandbox is claimed, so that such an exec can take it over.
+void prestart(sandbox_self self) {
+  auto& st = self->state;
+  const auto& argv = st.ctx->config.warm_prestart;
+  if (argv.empty() || !st.link || st.held_handle != 0) return;
+  storage::process_record proc;
+  proc.argv = argv;
+  proc.env = merged_env(st.rec.env, {});
+  proc.workdir = st.rec.workdir.empty() ? "/" : st.rec.workdir;
+  proc.stdin_open = true;
+  if (st.rec.next_exec_handle == 0) st.rec.next_exec_handle = 1;  // Spawn.adopt: 0 is "none"
+  proc.handle = st.rec.next_exec_handle++;  // (a warm sandbox has no record to store it in)
+  if (st.link->send(make_spawn(proc, pty_options{}, /*hold=*/true))) st.held_handle = proc.handle;
+}
+
 // Starts a process: gives it the next handle, stores its record and the sandbox's handle
 // counter in one synced batch (the exec is accepted once durable, P2), spawns its actor and
 // sends Spawn to init. Returns an error text, empty on success.
@@ -415,7 +442,8 @@ std::string start_process(sandbox_self self, storage::process_record& proc,
     --st.rec.next_exec_handle;
     return "could not store the exec: " + status.message;
   }
-  auto spawn_frame = make_spawn(proc, pty);
+  // The first exec may take over the pre-started command, if it asks for exactly that.
+  auto spawn_frame = make_spawn(proc, pty, false, std::exchange(st.held_handle, 0));
   auto actor = spawn_process(self, st.ctx, st.rec.tenant, proc, st.link,
                              caf::actor_cast<caf::actor>(self));
   st.processes.emplace(proc.exec_id, actor);
@@ -604,9 +632,10 @@ void arm_idle_timer(sandbox_self self) {
 }
 
 // Hands an unclaimed warm sandbox (booted, link up) to a create: it takes the create's record
-// and goes on as a created sandbox. Limits other than those it booted with are applied off the
-// actor's thread first (limits_atom); then it becomes running: the record is stored, the creator
-// answered, the lifetime timer started.
+// and goes on as a created sandbox. The normal cpu weight (it booted in the background) and
+// limits other than those it booted with are applied off the actor's thread first (limits_atom);
+// then it becomes running: the record is stored, the creator answered, the lifetime timer
+// started.
 void claim(sandbox_self self, sandbox_claim& c) {
   auto& st = self->state;
   const auto next_handle = st.rec.next_exec_handle;
@@ -617,15 +646,22 @@ void claim(sandbox_self self, sandbox_claim& c) {
   st.rec.state = wire::SandboxState::starting;
   st.mode = sandbox_start_mode::create;
   st.create_reply = std::move(c.create_reply);
-  if (st.rec.cpu_millis == st.booted_cpu_millis && st.rec.memory_mib == st.booted_memory_mib) {
-    become_running(self);
-    return;
+  if (st.held_handle != 0) {
+    const auto& tag = st.ctx->config.warm_prestart_tag;
+    const bool wanted = std::any_of(st.rec.tags.begin(), st.rec.tags.end(),
+                                    [&](const auto& kv) { return kv.first == tag; });
+    // Not for this create: gone before anything of the tenant's reaches init.
+    if (!wanted) st.link->send(make_command_signal(std::exchange(st.held_handle, 0), SIGKILL));
   }
+  // It booted in the background (the lowest cpu weight): the tenant's sandbox gets the normal
+  // weight, and its own limits when they differ from the defaults it booted with.
   auto rt = st.ctx->rt;
   auto target = caf::actor_cast<caf::actor>(self);
   const uint32_t cpu = st.rec.cpu_millis, memory = st.rec.memory_mib;
-  self->spawn<caf::detached>(run_job, std::function<void()>([rt, target, id, cpu, memory] {
-    caf::anon_send(target, limits_atom::value, rt->update_limits(id, cpu, memory));
+  const bool same = cpu == st.booted_cpu_millis && memory == st.booted_memory_mib;
+  self->spawn<caf::detached>(run_job, std::function<void()>([rt, target, id, cpu, memory, same] {
+    caf::anon_send(target, limits_atom::value,
+                   same ? rt->foreground(id) : rt->update_limits(id, cpu, memory));
   }));
 }
 
@@ -736,6 +772,7 @@ sandbox_actor::behavior_type sandbox_impl(sandbox_self self, context_ptr ctx,
     spec.cpu_millis = st.rec.cpu_millis;
     spec.memory_mib = st.rec.memory_mib;
     spec.pids_limit = st.ctx->config.pids_limit;
+    spec.background = mode == sandbox_start_mode::warm;
     st.booted_cpu_millis = spec.cpu_millis;
     st.booted_memory_mib = spec.memory_mib;
     if (mode == sandbox_start_mode::create || mode == sandbox_start_mode::warm) {

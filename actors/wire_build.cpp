@@ -1,5 +1,8 @@
 #include "actors/wire_build.hpp"
 
+#include "corral/wire/init_command_generated.h"
+#include "schemas/codec.hpp"
+
 namespace corral {
 
 flatbuffers::Offset<wire::SandboxInfo> build_sandbox_info(flatbuffers::FlatBufferBuilder& fbb,
@@ -96,6 +99,14 @@ bytes make_exec_exit(const storage::process_record& rec) {
   // The exit frame's seq is the one after the last chunk (next_seq - 1 after finish bumps it).
   fbb.Finish(wire::CreateExecExit(fbb, id, rec.next_seq == 0 ? 0 : rec.next_seq - 1, status),
              wire::ExecExitIdentifier());
+  return wire::release(fbb);
+}
+
+bytes make_command_signal(uint64_t handle, int32_t sig) {
+  flatbuffers::FlatBufferBuilder fbb(64);
+  auto s = wire::CreateSignal(fbb, handle, sig);
+  fbb.Finish(wire::CreateInitCommand(fbb, wire::Command::Signal, s.Union()),
+             wire::InitCommandIdentifier());
   return wire::release(fbb);
 }
 

@@ -21,4 +21,7 @@ namespace corral {
 // timeout, 137 for oom_killed, 127/126 for rejected (not found / not executable), 255 otherwise.
 [[nodiscard]] int32_t shell_exit_code(wire::Outcome outcome, int32_t exit_code, int32_t signal);
 
+// InitCommand Signal: `sig` to the process group of init's process `handle`.
+[[nodiscard]] bytes make_command_signal(uint64_t handle, int32_t sig);
+
 }  // namespace corral

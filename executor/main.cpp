@@ -15,6 +15,7 @@
 #include <caf/all.hpp>
 
 #include "actors/node.hpp"
+#include "executor/jobs/guest.hpp"
 #include "executor/jobs/job_runner.hpp"
 #include "executor/jobs/job_service.hpp"
 #include "executor/nats_bridge.hpp"
@@ -59,6 +60,7 @@ struct flags {
   int64_t disk_limit_mib = -1;
   // Jobs (executor/jobs/).
   int job_slots = 2;
+  bool warm_runners = true;  // warm sandboxes start the job runner's guest runner ahead of leases
   int64_t job_ack_wait_ms = 30'000;
   uint32_t job_max_attempts = 3;
   int64_t job_dedup_window_s = 3600;
@@ -74,7 +76,8 @@ const char* usage_text =
     "                       [--price-gib-second USD] [--disk-limit-mib MIB (0 = none)]\n"
     "                       [--max-output-mib MIB] [--tag K=V]...   (e.g. --tag gpu=H100)\n"
     "                       [--job-slots N (0 = take no jobs)] [--job-ack-wait-ms MS]\n"
-    "                       [--job-max-attempts N] [--job-dedup-window SECONDS]\n";
+    "                       [--job-max-attempts N] [--job-dedup-window SECONDS]\n"
+    "                       [--warm-runners 1|0 (warm sandboxes pre-start the job runner)]\n";
 
 bool parse(int argc, char** argv, flags& f) {
   for (int i = 1; i < argc; ++i) {
@@ -109,6 +112,10 @@ bool parse(int argc, char** argv, flags& f) {
     else if (a == "--job-slots") {
       f.job_slots = std::stoi(v);
       if (f.job_slots < 0) return false;
+    }
+    else if (a == "--warm-runners") {
+      if (v != "0" && v != "1") return false;
+      f.warm_runners = v == "1";
     }
     else if (a == "--job-ack-wait-ms") f.job_ack_wait_ms = std::stoll(v);
     else if (a == "--job-max-attempts") f.job_max_attempts = static_cast<uint32_t>(std::stoul(v));
@@ -195,6 +202,9 @@ int main(int argc, char** argv) {
   if (f.usage_sample_ms > 0) ctx.config.usage_sample_interval_ms = f.usage_sample_ms;
   if (f.price_core_second >= 0) ctx.config.price_per_core_second = f.price_core_second;
   if (f.price_gib_second >= 0) ctx.config.price_per_gib_second = f.price_gib_second;
+  // Leases of the job runner then find their guest runner up (it is started in every warm
+  // sandbox and killed at a claim by anything else).
+  if (f.job_slots > 0 && f.warm_runners) ctx.config.warm_prestart = jobs::guest_runner_argv();
   if (auto why = ctx.config.validate(); !why.empty()) {
     std::cerr << "corral-executor: invalid configuration: " << why << "\n";
     return 2;

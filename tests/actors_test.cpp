@@ -771,6 +771,78 @@ TEST_F(WarmPoolTest, PoolableCreateIsServedWarmStoredFirstAndThePoolRefills) {
   EXPECT_EQ(ended->sandbox()->state(), wire::SandboxState::timed_out);
 }
 
+// A node whose warm sandboxes pre-start a command (as the executor's job runner has them start
+// its guest runner): fake init's "cat".
+class WarmPrestartTest : public WarmPoolTest {
+ protected:
+  void configure(node_config& c) override {
+    WarmPoolTest::configure(c);
+    c.warm_prestart = {"cat"};
+  }
+
+  void write_stdin(const std::string& id, const std::string& ex, const std::string& text) {
+    flatbuffers::FlatBufferBuilder fbb;
+    auto eid = fbb.CreateString(ex);
+    auto data = fbb.CreateVector(reinterpret_cast<const uint8_t*>(text.data()), text.size());
+    fbb.Finish(wire::CreateStdinWrite(fbb, eid, data, true), wire::StdinWriteIdentifier());
+    auto r = call(wire::subjects::sandbox_op(tenant, id, "stdin"), wire::release(fbb));
+    EXPECT_NE(wire::verify<wire::Ack>(r.payload.data(), r.payload.size()), nullptr) << error_text(r);
+  }
+};
+
+TEST_F(WarmPrestartTest, WarmSandboxesBootInTheBackgroundAndHoldTheCommand) {
+  ASSERT_TRUE(wait_pool(2));
+  for (const auto& spec : rt_.starts()) {
+    EXPECT_TRUE(spec.background) << spec.id;
+    const auto log = rt_.init_log(spec.id);
+    ASSERT_EQ(log.size(), 1u) << spec.id;
+    EXPECT_EQ(log[0].rfind("hold ", 0), 0u) << log[0];
+    EXPECT_NE(log[0].find(" cat"), std::string::npos) << log[0];
+  }
+  // A create that cannot be served from the pool boots cold, in the foreground, holding nothing.
+  const auto cold = create_ok(make_create("cold", 0, {}, {"hang"}));
+  for (const auto& spec : rt_.starts())
+    if (spec.id == cold) EXPECT_FALSE(spec.background);
+  EXPECT_TRUE(rt_.init_log(cold).empty());
+}
+
+TEST_F(WarmPrestartTest, AJobRunnerCreateAdoptsTheHeldCommandWithItsFirstExec) {
+  ASSERT_TRUE(wait_pool(2));
+  const auto warm = started_ids();
+  const auto id = create_ok(make_create("lease", 0, {{"corral.job-runner", "fresh"}}));
+  ASSERT_EQ(warm.count(id), 1u);
+  ASSERT_EQ(rt_.init_log(id).size(), 1u);  // still held, nothing else
+  call(wire::subjects::sandbox_op(tenant, id, "exec"), make_exec({"cat"}, "ex-runner", 0, true));
+  const auto log = rt_.init_log(id);
+  ASSERT_EQ(log.size(), 2u);
+  EXPECT_EQ(log[1].rfind("adopt ", 0), 0u) << log[1];
+  EXPECT_EQ(rt_.spawn_count(id), 2u);  // the held one and its adoption: nothing else started
+  write_stdin(id, "ex-runner", "job");
+  EXPECT_EQ(run(id, {"echo", "after"}, "ex-2"), std::make_pair(wire::Outcome::exited, 0));
+  auto frames = out_.on(wire::subjects::output(tenant, id, "ex-runner"));
+  ASSERT_FALSE(frames.empty());
+  const auto* c = wire::verify<wire::OutputChunk>(frames.at(0).payload.data(), frames.at(0).payload.size());
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(std::string(c->data()->begin(), c->data()->end()), "job");
+  EXPECT_EQ(rt_.init_log(id).size(), 2u) << "a later exec never adopts";
+}
+
+TEST_F(WarmPrestartTest, AnyOtherCreateHasTheHeldCommandKilledBeforeItRuns) {
+  ASSERT_TRUE(wait_pool(2));
+  const auto id = create_ok(make_create("plain"));
+  const auto log = rt_.init_log(id);
+  ASSERT_EQ(log.size(), 2u);
+  EXPECT_EQ(log[1].rfind("discard ", 0), 0u) << log[1];
+  // Its first exec, even the very same command, starts a process of its own.
+  call(wire::subjects::sandbox_op(tenant, id, "exec"), make_exec({"cat"}, "ex-own", 0, true));
+  write_stdin(id, "ex-own", "");
+  auto exited = out_.wait_for(wire::subjects::output(tenant, id, "ex-own"), [](const published& p) {
+    return wire::verify<wire::ExecExit>(p.payload.data(), p.payload.size()) != nullptr;
+  });
+  EXPECT_TRUE(exited.has_value());
+  EXPECT_EQ(rt_.init_log(id).size(), 2u);
+}
+
 TEST_F(WarmPoolTest, EntrypointOrProbeCreatesBootCold) {
   ASSERT_TRUE(wait_pool(2));
   const auto warm = started_ids();

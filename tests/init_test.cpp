@@ -1,6 +1,7 @@
 // corral-init, black box: the real static binary run as a child of the test, spoken to over its
 // stdin/stdout with the frames and FlatBuffers of schemas/init_command.fbs and init_event.fbs.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <algorithm>
@@ -47,7 +48,7 @@ bytes hello(uint64_t session) {
 
 bytes spawn(uint64_t id, const std::vector<std::string>& argv, const env_list& env = default_env,
             const std::string& workdir = "", bool with_stdin = false, bool pty = false,
-            uint16_t rows = 0, uint16_t cols = 0) {
+            uint16_t rows = 0, uint16_t cols = 0, bool hold = false, uint64_t adopt = 0) {
   flatbuffers::FlatBufferBuilder fbb;
   std::vector<flatbuffers::Offset<flatbuffers::String>> args;
   for (const auto& a : argv) args.push_back(fbb.CreateString(a));
@@ -61,7 +62,8 @@ bytes spawn(uint64_t id, const std::vector<std::string>& argv, const env_list& e
   const auto env_vec = fbb.CreateVector(kvs);
   const auto dir = fbb.CreateString(workdir);
   return finish(fbb, wire::Command::Spawn,
-                wire::CreateSpawn(fbb, id, argv_vec, env_vec, dir, with_stdin, pty, rows, cols)
+                wire::CreateSpawn(fbb, id, argv_vec, env_vec, dir, with_stdin, pty, rows, cols,
+                                  hold, adopt)
                     .Union());
 }
 
@@ -675,6 +677,103 @@ TEST(init, new_session_kills_the_processes_of_older_sessions) {
   EXPECT_FALSE(c.outcome(3).ended());
   c.send(signal_cmd(3, SIGKILL));
   ASSERT_TRUE(c.wait_ended(3));
+}
+
+// A held process (the warm pool's pre-started command) is invisible until a Spawn asking for
+// exactly it adopts it; then it is that Spawn's process, with everything it wrote before.
+TEST(init, a_held_process_says_nothing_until_adopted_then_everything) {
+  const std::string dir = make_temp_dir();
+  const std::string fifo = dir + "/fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  init_client c;
+  c.handshake(1);
+  const std::vector<std::string> argv = {
+      "sh", "-c", "echo early; echo $$ > " + fifo + "; read line; echo got:$line"};
+  c.send(spawn(1, argv, default_env, "", /*with_stdin=*/true, false, 0, 0, /*hold=*/true));
+  // Process 2 ends once the held one has written "early" and its pid.
+  const exec_outcome reader = c.run(2, {"cat", fifo});
+  ASSERT_EQ(reader.exit_code, 0);
+  const pid_t held_pid = std::stoi(reader.out);
+  c.handshake(1);  // one more round trip: init has nothing of process 1 to say
+  EXPECT_EQ(c.outcome(1).started, 0);
+  EXPECT_TRUE(c.outcome(1).out.empty());
+  EXPECT_FALSE(c.outcome(1).ended());
+  EXPECT_TRUE(process_alive(held_pid));
+
+  c.send(spawn(3, argv, default_env, "", true, false, 0, 0, false, /*adopt=*/1));
+  ASSERT_TRUE(c.wait_until([&] { return c.outcome(3).started == 1; }));
+  EXPECT_EQ(c.outcome(3).pid, held_pid);
+  c.send(stdin_data(3, "hello\n", true));
+  ASSERT_TRUE(c.wait_ended(3));
+  EXPECT_EQ(c.outcome(3).out, "early\ngot:hello\n");
+  EXPECT_EQ(c.outcome(3).exit_code, 0);
+  EXPECT_FALSE(c.outcome(3).output_before_start);
+  EXPECT_EQ(c.outcome(1).started + c.outcome(1).exited + c.outcome(1).spawn_failed, 0);
+  std::filesystem::remove_all(dir);
+}
+
+// A Spawn that names a held process but asks for anything else, and a Signal to a held process,
+// kill it and its group, and init reaps them; no event ever names it. (init reaps them before it
+// reads its next command, which a test cannot tell from reaping them a moment later.)
+TEST(init, a_held_process_is_discarded_by_a_different_spawn_and_by_a_signal) {
+  const std::string dir = make_temp_dir();
+  const std::string fifo = dir + "/fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  init_client c;
+  c.handshake(1);
+  const std::vector<std::string> argv = {"sh", "-c", "sleep 100 & echo $$ $! > " + fifo + "; wait"};
+  auto held_pids = [&](uint64_t id) {
+    c.send(spawn(id, argv, default_env, "", true, false, 0, 0, /*hold=*/true));
+    const exec_outcome reader = c.run(id + 100, {"cat", fifo});
+    std::istringstream in(reader.out);
+    std::pair<pid_t, pid_t> pids{0, 0};
+    in >> pids.first >> pids.second;
+    return pids;
+  };
+
+  const auto [leader, background] = held_pids(1);
+  ASSERT_TRUE(process_alive(leader));
+  ASSERT_TRUE(process_alive(background));
+  // The same argv with a different environment is not the held process.
+  c.send(spawn(2, argv, {{"PATH", "/usr/bin:/bin"}, {"X", "1"}}, "", true, false, 0, 0, false, 1));
+  ASSERT_TRUE(c.wait_until([&] { return c.outcome(2).started == 1; }));
+  EXPECT_NE(c.outcome(2).pid, leader);
+  EXPECT_TRUE(wait_reaped(c, leader, 1));
+  EXPECT_TRUE(wait_reaped(c, background, 1));
+  c.send(signal_cmd(2, SIGKILL));
+  ASSERT_TRUE(c.wait_ended(2));
+
+  const auto [leader2, background2] = held_pids(3);
+  ASSERT_TRUE(process_alive(leader2));
+  c.send(signal_cmd(3, SIGTERM));
+  EXPECT_TRUE(wait_reaped(c, leader2, 1));
+  EXPECT_TRUE(wait_reaped(c, background2, 1));
+  // Adopting what is gone starts a new process.
+  const exec_outcome late = [&] {
+    c.send(spawn(4, {"echo", "mine"}, default_env, "", false, false, 0, 0, false, 3));
+    EXPECT_TRUE(c.wait_ended(4));
+    return c.outcome(4);
+  }();
+  EXPECT_EQ(late.out, "mine\n");
+  for (uint64_t id : {1, 3})
+    EXPECT_EQ(c.outcome(id).started + c.outcome(id).exited + c.outcome(id).spawn_failed, 0) << id;
+  std::filesystem::remove_all(dir);
+}
+
+// A held process that ends on its own is forgotten: an adopting Spawn runs as if there were none
+// (or, if it comes before init noticed the end, reports that end as its own).
+TEST(init, a_held_process_that_ends_is_forgotten) {
+  init_client c;
+  c.handshake(1);
+  const std::vector<std::string> argv = {"sh", "-c", "exit 3"};
+  c.send(spawn(1, argv, default_env, "", false, false, 0, 0, /*hold=*/true));
+  const exec_outcome other = c.run(2, {"true"});
+  EXPECT_EQ(other.exit_code, 0);
+  c.send(spawn(3, argv, default_env, "", false, false, 0, 0, false, /*adopt=*/1));
+  ASSERT_TRUE(c.wait_ended(3));
+  EXPECT_EQ(c.outcome(3).started, 1);
+  EXPECT_EQ(c.outcome(3).exit_code, 3);
+  EXPECT_EQ(c.outcome(1).started + c.outcome(1).exited + c.outcome(1).spawn_failed, 0);
 }
 
 TEST(init, many_processes_at_once) {

@@ -110,10 +110,16 @@ class WarmPool : public test::deployment_test<warm_options> {
   }
   // Waits until the pool holds 2 booted sandboxes again (as of now) and returns their ids: what
   // runs on the host minus the tenants' sandboxes.
+  // A sandbox an earlier test removed may still be on its way out (teardown is off the request
+  // path): each next heartbeat is a new look, until the deadline.
   std::set<std::string> full_pool() {
-    EXPECT_TRUE(hb_.wait_warm(2, now_ms())) << "the pool did not refill";
-    auto ids = host_sandboxes(*d_);
-    for (const auto& id : claimed_) ids.erase(id);
+    const auto deadline = std::chrono::steady_clock::now() + 60s;
+    std::set<std::string> ids;
+    do {
+      EXPECT_TRUE(hb_.wait_warm(2, now_ms())) << "the pool did not refill";
+      ids = host_sandboxes(*d_);
+      for (const auto& id : claimed_) ids.erase(id);
+    } while (ids.size() > 2 && std::chrono::steady_clock::now() < deadline);
     return ids;
   }
   std::string create_warm(const std::vector<std::string>& extra = {}) {
@@ -153,6 +159,27 @@ TEST_F(WarmPool, ACreateIsServedFromThePoolAndTheSandboxWorks) {
   const auto warm = full_pool();
   auto ls = d_->corral({"sandbox", "ls", "--all"});
   for (const auto& id : warm) EXPECT_EQ(ls.out.find(id), std::string::npos) << ls.out;
+  remove(sb);
+}
+
+// Warm sandboxes wait at the lowest cpu weight, with the job runner's guest runner pre-started
+// (the executor takes jobs): a claim gives the normal weight, and an ordinary create finds no
+// process but its own.
+TEST_F(WarmPool, WarmSandboxesWaitInTheBackgroundAndAPlainCreateSeesNoPrestartedRunner) {
+  for (const auto& id : full_pool())
+    EXPECT_EQ(read_text("/sys/fs/cgroup/cpu/corral/" + id + "/cpu.shares"), "2") << id;
+  const auto sb = create_warm();
+  EXPECT_EQ(read_text("/sys/fs/cgroup/cpu/corral/" + sb + "/cpu.shares"), "1024");
+  auto procs = d_->corral(
+      {"exec", sb, "--", "sh", "-c", "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline; echo; done"});
+  ASSERT_EQ(procs.exit_code, 0) << procs.err;
+  std::istringstream lines(procs.out);
+  std::vector<std::string> seen;
+  for (std::string line; std::getline(lines, line);)
+    if (!line.empty()) seen.push_back(line);
+  // init and this exec's sh (the glob is expanded before its first tr runs): nothing else.
+  EXPECT_EQ(seen.size(), 2u) << procs.out;
+  EXPECT_EQ(procs.out.find("python3"), std::string::npos) << procs.out;
   remove(sb);
 }
 

@@ -62,7 +62,7 @@ int init_event_loop::run() {
     if (!holding && pending_events() > 0) add(event_fd_, false, true, target::events, 0);
     add(child_signal_fd_.get(), true, false, target::child_signal, 0);
     for (auto& [id, p] : processes_) {
-      if (p.reaped) continue;
+      if (p.reaped || p.held) continue;
       if (!output_paused_) {
         if (p.stdout_fd.valid()) add(p.stdout_fd.get(), true, false, target::out, id);
         if (p.stderr_fd.valid()) add(p.stderr_fd.get(), true, false, target::err, id);
@@ -264,6 +264,23 @@ void init_event_loop::on_spawn(const wire::Spawn& spawn) {
   request.rows = spawn.rows();
   request.cols = spawn.cols();
 
+  // What a held process was started with, in one string (NUL never occurs in its parts).
+  std::string signature;
+  if (spawn.hold() || spawn.adopt() != 0) {
+    auto put = [&](std::string_view part) {
+      signature.append(part);
+      signature += '\0';
+    };
+    put(std::to_string(request.argv.size()));
+    for (const auto& a : request.argv) put(a);
+    put(std::to_string(request.env.size()));
+    for (const auto& e : request.env) put(e);
+    put(request.workdir);
+    put(request.pipe_stdin ? "stdin" : "-");
+    put(request.pty ? std::to_string(request.rows) + "x" + std::to_string(request.cols) : "-");
+  }
+  if (spawn.adopt() != 0 && !spawn.hold() && adopt_held(spawn.adopt(), id, signature)) return;
+
   spawn_result started = spawn_process(request);
   if (started.error_number != 0) {
     log_line("spawn %llu failed: %s", ull(id), started.message.c_str());
@@ -278,8 +295,33 @@ void init_event_loop::on_spawn(const wire::Spawn& spawn) {
   p.stderr_fd = std::move(started.stderr_fd);
   p.pty = request.pty;
   live_pids_[p.pid] = id;
+  if (spawn.hold()) {
+    p.held = true;
+    p.signature = std::move(signature);
+  } else {
+    emit_started(id, p.pid);
+  }
+  processes_.emplace(id, std::move(p));
+}
+
+bool init_event_loop::adopt_held(uint64_t held, uint64_t id, const std::string& signature) {
+  auto it = processes_.find(held);
+  if (it == processes_.end() || !it->second.held || it->second.reaped) return false;
+  if (it->second.signature != signature) {
+    log_line("spawn %llu does not match held process %llu: killing it", ull(id), ull(held));
+    discard_held(it);
+    return false;
+  }
+  process p = std::move(it->second);
+  processes_.erase(it);
+  p.id = id;
+  p.held = false;
+  p.signature.clear();
+  p.session = session_;
+  live_pids_[p.pid] = id;
   emit_started(id, p.pid);
   processes_.emplace(id, std::move(p));
+  return true;
 }
 
 void init_event_loop::on_stdin(const wire::StdinData& data) {
@@ -308,10 +350,20 @@ void init_event_loop::on_stdin(const wire::StdinData& data) {
   write_stdin(p);
 }
 
+void init_event_loop::discard_held(std::map<uint64_t, process>::iterator it) {
+  const pid_t pid = it->second.pid;
+  (void)signal_group(pid, SIGKILL);
+  (void)signal_process(pid, SIGKILL);
+  reap_group_now(pid);
+  live_pids_.erase(pid);
+  processes_.erase(it);
+}
+
 void init_event_loop::on_signal(const wire::Signal& sig) {
   const uint64_t id = sig.id();
   const int signal = sig.signal();
   auto it = processes_.find(id);
+  if (it != processes_.end() && it->second.held) return discard_held(it);
   if (it != processes_.end() && !it->second.reaped) {
     const int e = signal_group(it->second.pid, signal);
     (void)signal_process(it->second.pid, signal);
@@ -338,8 +390,15 @@ void init_event_loop::reap_children() {
   while (reap_one(child)) {
     auto live = live_pids_.find(child.pid);
     if (live == live_pids_.end()) continue;  // an orphan, or a child whose exec failed
-    process& p = processes_.at(live->second);
+    auto it = processes_.find(live->second);
     live_pids_.erase(live);
+    if (it->second.held) {
+      // Never reported, never adopted: it goes without a word, and what it started with it.
+      signal_ended_group(it->second.pid, SIGKILL);
+      processes_.erase(it);
+      continue;
+    }
+    process& p = it->second;
     p.reaped = true;
     p.exit_code = child.exit_code;
     p.signal = child.signal;

@@ -23,6 +23,11 @@
 // - A Hello with a session different from the previous Hello's SIGKILLs the process groups of
 //   every process started under another session (including the leftovers of processes that
 //   already exited); their Exited events follow as usual.
+// - A held process (Spawn.hold) produces no event at all. A Spawn that adopts it (Spawn.adopt,
+//   with the same argv, env, workdir, stdin and pty) gets Started with its pid and then all of
+//   its output from the first byte; a Spawn that names it but asks for anything else, or a
+//   Signal to it, kills it and its process group, reaped before the next command is read. A
+//   held process that ends before it is adopted is forgotten (its process group is killed).
 // - Every FsCall is answered by exactly one FsResult with its call_id, in the order received,
 //   carried out at once inside the sandbox (init_fs.hpp) and bounded by init_limits' fs_* caps.
 //   A path that is not absolute or holds a NUL byte, or an unknown op, is invalid_argument.
@@ -74,6 +79,9 @@ class init_event_loop {
     int signal = 0;
     std::size_t owed_output[2] = {0, 0};  // stdout, stderr bytes in the pipes when reaped
     std::size_t drained_after_exit = 0;   // bytes read beyond owed_output
+    // Held (Spawn.hold): started, not reported, its pipes not read, until a Spawn adopts it.
+    bool held = false;
+    std::string signature;  // of a held one: what an adopting Spawn must ask for exactly
   };
   // The process group of a process that has exited, kept while members remain (daemons), so a
   // Signal or a session change can still reach them.
@@ -86,6 +94,12 @@ class init_event_loop {
   void handle_command(const std::vector<uint8_t>& payload);
   void on_hello(const wire::Hello& hello);
   void on_spawn(const wire::Spawn& spawn);
+  // Spawn.adopt: the held process `held` becomes process `id` if its signature matches (true);
+  // otherwise it is killed (false).
+  [[nodiscard]] bool adopt_held(uint64_t held, uint64_t id, const std::string& signature);
+  // Kills a held process and what it started, and reaps them before returning: nothing of it
+  // is left for the next command to see.
+  void discard_held(std::map<uint64_t, process>::iterator it);
   void on_stdin(const wire::StdinData& data);
   void on_signal(const wire::Signal& sig);
   void on_fs_call(const wire::FsCall& call);  // init_fs_call.cpp

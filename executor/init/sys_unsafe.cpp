@@ -222,6 +222,18 @@ bool reap_one(reaped_child& out) {
   return true;
 }
 
+void reap_group_now(pid_t pid) {
+  if (pid <= 1) return;
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  // Its children were handed to init when it ended.
+  for (;;) {
+    const pid_t r = ::waitpid(-pid, &status, 0);
+    if (r < 0 && errno != EINTR) return;  // ECHILD: none left
+  }
+}
+
 int signal_group(pid_t pgid, int sig) {
   if (pgid <= 1) return ESRCH;  // never kill(-1) or kill(0)
   return ::kill(-pgid, sig) == 0 ? 0 : errno;

@@ -178,6 +178,7 @@ class gvisor_runtime final : public runtime {
   void destroy(const std::string& id) override;
   std::vector<std::string> list_host_sandboxes() override;
   sandbox_usage usage(const std::string& id) override;
+  std::string foreground(const std::string& id) override;
   std::string update_limits(const std::string& id, uint32_t cpu_millis,
                             uint32_t memory_mib) override;
 
@@ -355,6 +356,7 @@ runtime::started gvisor_runtime::start(const sandbox_spec& spec,
   oci.init_host_path = init_path_;
   oci.cgroups_path = cgroups.cgroups_path();
   oci.memory_limit_bytes = static_cast<uint64_t>(memory_mib) << 20;
+  if (spec.background) oci.cpu_shares = cfg_.background_cpu_shares;
   oci.nproc_limit = pids;
   oci.host_pids_max = pids * cfg_.host_pids_per_sandbox_task + cfg_.host_pids_headroom;
   oci.open_files_limit = cfg_.open_files_limit;
@@ -544,6 +546,18 @@ std::string gvisor_runtime::update_limits(const std::string& id, uint32_t cpu_mi
   }
   auto e = cpu > 0 ? cgroups.set_cpu_limit(cpu, cfg_.cpu_period_us) : cgroups.clear_cpu_limit();
   if (!e.empty()) return "setting the cpu limit: " + e;
+  if (auto e2 = cgroups.set_cpu_shares(cfg_.normal_cpu_shares); !e2.empty())
+    return "setting the cpu weight: " + e2;
+  return {};
+}
+
+std::string gvisor_runtime::foreground(const std::string& id) {
+  if (!wire::valid_id(id, sandbox_id_prefix)) return "invalid sandbox id";
+  id_lock_table::guard lock(id_locks_, id);
+  if (!path_exists(sandbox_dir(id))) return "sandbox " + id + " is not on this host";
+  if (auto e = sandbox_cgroups(cfg_.cgroup_parent, id).set_cpu_shares(cfg_.normal_cpu_shares);
+      !e.empty())
+    return "setting the cpu weight: " + e;
   return {};
 }
 

@@ -51,6 +51,9 @@
 // update_limits() rewrites the memory limit and the cpu quota of a running sandbox in the same
 // cgroup files (the warm pool boots with the defaults). The sentry keeps the memory size it
 // booted with for what it reports (/proc/meminfo); the host cgroup is what enforces the limit.
+// A background start (the warm pool's) sets cpu.shares to background_cpu_shares, so booting
+// ahead of demand takes the CPU running sandboxes leave idle; foreground() and update_limits()
+// set it back to the normal weight.
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -101,6 +104,10 @@ struct gvisor_config {
   uint32_t default_cpu_millis = 0;
   // CFS period used for cpu limits (cpu.cfs_period_us), 1000..1000000.
   uint32_t cpu_period_us = 100000;
+  // cpu.shares of a sandbox started in the background, and of every other one (the kernel's
+  // default weight).
+  uint32_t background_cpu_shares = 2;
+  uint32_t normal_cpu_shares = 1024;
   // RLIMIT_NOFILE inside the sandbox.
   uint32_t open_files_limit = 65536;
 

@@ -92,6 +92,14 @@ std::string sandbox_cgroups::set_cpu_limit(uint32_t millis, uint32_t period_us) 
   return {};
 }
 
+std::string sandbox_cgroups::set_cpu_shares(uint64_t shares) const {
+  const std::string dir = dir_of("cpu");
+  if (dir.empty()) return "no cpu cgroup controller mounted";
+  if (!write_text(dir + "/cpu.shares", std::to_string(shares)))
+    return "write " + dir + "/cpu.shares: " + std::strerror(errno);
+  return {};
+}
+
 std::string sandbox_cgroups::clear_cpu_limit() const {
   const std::string dir = dir_of("cpu");
   if (dir.empty()) return "no cpu cgroup controller mounted";

@@ -23,6 +23,8 @@ class sandbox_cgroups {
   // Writes cpu.cfs_period_us and cpu.cfs_quota_us (quota = millis * period / 1000, at least
   // 1 ms). Empty on success.
   [[nodiscard]] std::string set_cpu_limit(uint32_t millis, uint32_t period_us) const;
+  // Writes cpu.shares (the cgroup's relative cpu weight). Empty on success.
+  [[nodiscard]] std::string set_cpu_shares(uint64_t shares) const;
   // Removes the cpu quota (cpu.cfs_quota_us = -1). Empty on success.
   [[nodiscard]] std::string clear_cpu_limit() const;
 

@@ -130,6 +130,8 @@ struct fake_runtime::sandbox final : init_link {
   std::mutex mu;
   std::shared_ptr<init_listener> listener;
   std::map<uint64_t, std::string> running;  // handle -> argv[0]
+  std::map<uint64_t, std::string> held;     // Spawn.hold: handle -> argv[0], no events
+  std::vector<std::string> log;             // "hold H P", "adopt H<-K", "discard H"
   std::size_t spawns = 0;
   bool closed = false;
 
@@ -150,6 +152,25 @@ struct fake_runtime::sandbox final : init_link {
         for (const auto* a : *s->argv()) argv.emplace_back(wire::str(a));
         const auto id = s->id();
         const auto& prog = argv.at(0);
+        if (s->hold()) {
+          held[id] = prog;
+          log.push_back("hold " + std::to_string(id) + " " + prog);
+          break;
+        }
+        if (s->adopt() != 0) {
+          auto h = held.find(s->adopt());
+          if (h != held.end() && h->second == prog) {
+            log.push_back("adopt " + std::to_string(id) + "<-" + std::to_string(h->first));
+            held.erase(h);
+            emit(event_started(id));
+            running[id] = prog;
+            break;
+          }
+          if (h != held.end()) {
+            log.push_back("discard " + std::to_string(h->first));
+            held.erase(h);
+          }
+        }
         if (prog == "echo") {
           std::string text;
           for (std::size_t i = 1; i < argv.size(); ++i) text += (i > 1 ? " " : "") + argv[i];
@@ -193,6 +214,10 @@ struct fake_runtime::sandbox final : init_link {
       }
       case wire::Command::Signal: {
         const auto* s = cmd->command_as_Signal();
+        if (held.erase(s->id()) > 0) {
+          log.push_back("discard " + std::to_string(s->id()));
+          break;
+        }
         auto it = running.find(s->id());
         if (it == running.end()) break;
         emit(event_exited(s->id(), 0, s->signal()));
@@ -361,6 +386,14 @@ std::size_t fake_runtime::spawn_count(const std::string& id) {
   if (it == live_.end()) return 0;
   std::lock_guard<std::mutex> l2(it->second->mu);
   return it->second->spawns;
+}
+
+std::vector<std::string> fake_runtime::init_log(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = live_.find(id);
+  if (it == live_.end()) return {};
+  std::lock_guard<std::mutex> l2(it->second->mu);
+  return it->second->log;
 }
 
 std::set<std::string> fake_runtime::destroyed() {

@@ -77,6 +77,8 @@ class fake_clock final : public clock {
 //   "chatty"        -> Started, Output on stdout "hello\n"; then like "hang"
 //   "cat"           -> Started; echoes stdin data on stdout; Exited 0 at stdin EOF
 //   anything else   -> SpawnFailed ENOENT
+// Spawn.hold keeps the process silent until a Spawn with the same argv[0] adopts it (another
+// Spawn naming it, or a Signal, discards it); init_log() records these.
 class fake_runtime final : public runtime {
  public:
   started start(const sandbox_spec& spec, std::shared_ptr<init_listener> listener) override;
@@ -115,6 +117,8 @@ class fake_runtime final : public runtime {
   void hold_starts();
   void release_starts();
   std::size_t spawn_count(const std::string& id);
+  // "hold H PROG", "adopt H<-HELD", "discard H", in order, for one live sandbox.
+  std::vector<std::string> init_log(const std::string& id);
   std::set<std::string> destroyed();
   bool wait_destroyed(const std::string& id, std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
