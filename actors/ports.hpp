@@ -17,8 +17,9 @@ struct sandbox_spec {
   uint32_t memory_mib = 0;   // cgroup memory limit; 0 = no limit
   uint32_t pids_limit = 0;   // cgroup pids limit; 0 = runtime default
   bool network = false;      // false: no network at all
-  // A warm-pool boot: the sandbox gets the lowest cpu weight, so that booting ahead of demand
-  // takes only CPU that running sandboxes leave idle, until foreground() or update_limits().
+  // A warm-pool boot: once booted, the sandbox waits at the lowest cpu weight, so that what it
+  // runs ahead of demand takes only CPU that running sandboxes leave idle, until foreground()
+  // or update_limits().
   bool background = false;
 };
 

@@ -632,7 +632,7 @@ void arm_idle_timer(sandbox_self self) {
 }
 
 // Hands an unclaimed warm sandbox (booted, link up) to a create: it takes the create's record
-// and goes on as a created sandbox. The normal cpu weight (it booted in the background) and
+// and goes on as a created sandbox. The normal cpu weight (it waited at the lowest) and
 // limits other than those it booted with are applied off the actor's thread first (limits_atom);
 // then it becomes running: the record is stored, the creator answered, the lifetime timer
 // started.
@@ -653,8 +653,8 @@ void claim(sandbox_self self, sandbox_claim& c) {
     // Not for this create: gone before anything of the tenant's reaches init.
     if (!wanted) st.link->send(make_command_signal(std::exchange(st.held_handle, 0), SIGKILL));
   }
-  // It booted in the background (the lowest cpu weight): the tenant's sandbox gets the normal
-  // weight, and its own limits when they differ from the defaults it booted with.
+  // It waited at the lowest cpu weight: the tenant's sandbox gets the normal weight, and its own
+  // limits when they differ from the defaults it booted with.
   auto rt = st.ctx->rt;
   auto target = caf::actor_cast<caf::actor>(self);
   const uint32_t cpu = st.rec.cpu_millis, memory = st.rec.memory_mib;

@@ -356,7 +356,6 @@ runtime::started gvisor_runtime::start(const sandbox_spec& spec,
   oci.init_host_path = init_path_;
   oci.cgroups_path = cgroups.cgroups_path();
   oci.memory_limit_bytes = static_cast<uint64_t>(memory_mib) << 20;
-  if (spec.background) oci.cpu_shares = cfg_.background_cpu_shares;
   oci.nproc_limit = pids;
   oci.host_pids_max = pids * cfg_.host_pids_per_sandbox_task + cfg_.host_pids_headroom;
   oci.open_files_limit = cfg_.open_files_limit;
@@ -417,6 +416,10 @@ runtime::started gvisor_runtime::start(const sandbox_spec& spec,
   if (cpu_millis > 0) {
     if (auto e = cgroups.set_cpu_limit(cpu_millis, cfg_.cpu_period_us); !e.empty())
       return fail("setting the cpu limit: " + e);
+  }
+  if (spec.background) {
+    if (auto e = cgroups.set_cpu_shares(cfg_.background_cpu_shares); !e.empty())
+      return fail("setting the cpu weight: " + e);
   }
 
   auto link = reactor_->attach(id, std::move(to_init), std::move(from_init), std::move(death),

@@ -51,9 +51,10 @@
 // update_limits() rewrites the memory limit and the cpu quota of a running sandbox in the same
 // cgroup files (the warm pool boots with the defaults). The sentry keeps the memory size it
 // booted with for what it reports (/proc/meminfo); the host cgroup is what enforces the limit.
-// A background start (the warm pool's) sets cpu.shares to background_cpu_shares, so booting
-// ahead of demand takes the CPU running sandboxes leave idle; foreground() and update_limits()
-// set it back to the normal weight.
+// A background start (the warm pool's) boots at the normal cpu weight (the pool refills as fast
+// as it can) and then waits at background_cpu_shares, so that what it runs before it is handed
+// out (a pre-started command) takes only CPU the running sandboxes leave idle; foreground() and
+// update_limits() set it back to the normal weight.
 #include <cstddef>
 #include <cstdint>
 #include <memory>

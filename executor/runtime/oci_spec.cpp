@@ -99,8 +99,6 @@ std::string make_oci_config(const oci_inputs& in) {
     w.key("swap").value(static_cast<int64_t>(in.memory_limit_bytes));  // no swap on top
     w.end_object();
   }
-  if (in.cpu_shares > 0)
-    w.key("cpu").begin_object().key("shares").value(static_cast<int64_t>(in.cpu_shares)).end_object();
   if (in.host_pids_max > 0)
     w.key("pids").begin_object().key("limit").value(static_cast<int64_t>(in.host_pids_max)).end_object();
   w.end_object();

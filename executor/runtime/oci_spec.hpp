@@ -34,7 +34,6 @@ struct oci_inputs {
   std::string hostname = "sandbox";
   std::string cgroups_path;        // "/corral/<id>"
   uint64_t memory_limit_bytes = 0; // 0: none
-  uint64_t cpu_shares = 0;         // cgroup cpu.shares (relative weight); 0: the default
   uint32_t nproc_limit = 0;        // RLIMIT_NPROC inside (soft = hard)
   uint32_t host_pids_max = 0;      // cgroup pids.max (host side); 0: none
   uint32_t open_files_limit = 0;   // RLIMIT_NOFILE inside (soft = hard); 0: runsc default
