@@ -18,8 +18,7 @@ struct sandbox_spec {
   uint32_t pids_limit = 0;   // cgroup pids limit; 0 = runtime default
   bool network = false;      // false: no network at all
   // A warm-pool boot: once booted, the sandbox waits at the lowest cpu weight, so that what it
-  // runs ahead of demand takes only CPU that running sandboxes leave idle, until foreground()
-  // or update_limits().
+  // runs ahead of demand takes only CPU that running sandboxes leave idle, until foreground().
   bool background = false;
 };
 
@@ -87,13 +86,13 @@ class runtime {
   // unspecified: the caller ends the sandbox). Blocks briefly (a few cgroup file writes): callers
   // run it off the actor scheduler's threads. A memory limit below what the sandbox already
   // uses fails. This default implementation supports nothing.
-  // It also gives a sandbox started in the background the normal cpu weight.
   [[nodiscard]] virtual std::string update_limits(const std::string& id, uint32_t cpu_millis,
                                                   uint32_t memory_mib) {
     (void)id, (void)cpu_millis, (void)memory_mib;
     return "this runtime cannot change the limits of a started sandbox";
   }
-  // Gives a sandbox started in the background (sandbox_spec::background) the normal cpu weight.
+  // Hands a sandbox started in the background (sandbox_spec::background) to a tenant: the normal
+  // cpu weight, and its cpu usage counted from zero (what it used while warm is nobody's).
   // Empty on success. Blocks briefly, like update_limits. This default has nothing to change.
   [[nodiscard]] virtual std::string foreground(const std::string& id) {
     (void)id;

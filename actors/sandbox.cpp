@@ -632,8 +632,9 @@ void arm_idle_timer(sandbox_self self) {
 }
 
 // Hands an unclaimed warm sandbox (booted, link up) to a create: it takes the create's record
-// and goes on as a created sandbox. The normal cpu weight (it waited at the lowest) and
-// limits other than those it booted with are applied off the actor's thread first (limits_atom);
+// and goes on as a created sandbox. The normal cpu weight (it waited at the lowest), a fresh
+// cpu usage counter and limits other than those it booted with are applied off the actor's
+// thread first (limits_atom);
 // then it becomes running: the record is stored, the creator answered, the lifetime timer
 // started.
 void claim(sandbox_self self, sandbox_claim& c) {
@@ -653,15 +654,16 @@ void claim(sandbox_self self, sandbox_claim& c) {
     // Not for this create: gone before anything of the tenant's reaches init.
     if (!wanted) st.link->send(make_command_signal(std::exchange(st.held_handle, 0), SIGKILL));
   }
-  // It waited at the lowest cpu weight: the tenant's sandbox gets the normal weight, and its own
-  // limits when they differ from the defaults it booted with.
+  // It waited at the lowest cpu weight: the tenant's sandbox gets the normal weight, its cpu
+  // usage counted from now, and its own limits when they differ from the defaults it booted with.
   auto rt = st.ctx->rt;
   auto target = caf::actor_cast<caf::actor>(self);
   const uint32_t cpu = st.rec.cpu_millis, memory = st.rec.memory_mib;
   const bool same = cpu == st.booted_cpu_millis && memory == st.booted_memory_mib;
   self->spawn<caf::detached>(run_job, std::function<void()>([rt, target, id, cpu, memory, same] {
-    caf::anon_send(target, limits_atom::value,
-                   same ? rt->foreground(id) : rt->update_limits(id, cpu, memory));
+    auto error = rt->foreground(id);
+    if (error.empty() && !same) error = rt->update_limits(id, cpu, memory);
+    caf::anon_send(target, limits_atom::value, std::move(error));
   }));
 }
 

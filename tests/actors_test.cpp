@@ -817,7 +817,11 @@ TEST_F(WarmPrestartTest, AJobRunnerCreateAdoptsTheHeldCommandWithItsFirstExec) {
   ASSERT_EQ(log.size(), 2u);
   EXPECT_EQ(log[1].rfind("adopt ", 0), 0u) << log[1];
   EXPECT_EQ(rt_.spawn_count(id), 2u);  // the held one and its adoption: nothing else started
-  write_stdin(id, "ex-runner", "job");
+  write_stdin(id, "ex-runner", "job");  // with EOF: the adopted "cat" echoes it and exits
+  auto exited = out_.wait_for(wire::subjects::output(tenant, id, "ex-runner"), [](const published& p) {
+    return wire::verify<wire::ExecExit>(p.payload.data(), p.payload.size()) != nullptr;
+  });
+  ASSERT_TRUE(exited.has_value());
   EXPECT_EQ(run(id, {"echo", "after"}, "ex-2"), std::make_pair(wire::Outcome::exited, 0));
   auto frames = out_.on(wire::subjects::output(tenant, id, "ex-runner"));
   ASSERT_FALSE(frames.empty());

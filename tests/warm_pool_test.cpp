@@ -1,16 +1,19 @@
 // The warm pool and the per-node create subject against the real path: a real nats-server, a
 // real corral-executor with --warm-pool 2 (CAF actors, RocksDB), runsc sandboxes, the corral CLI.
 // A create is handed a sandbox booted ahead of time (its id is one the host already ran before
-// the create) and that sandbox works; two claimed sandboxes are isolated; limits asked at create
-// are in the cgroups; an executor killed with -9 leaves no unclaimed warm sandbox on the host
+// the create) and that sandbox works; warm sandboxes wait at the lowest cpu weight and a plain
+// create sees none of the job runner they pre-start; two claimed sandboxes are isolated; limits
+// asked at create are in the cgroups; an executor killed with -9 leaves no unclaimed warm sandbox on the host
 // once restarted; corral.v1.{t}.node.{node}.create is answered and respects capacity.
 //
 // "The pool is full again" is observed on the node's heartbeats: each carries the number of
 // booted warm sandboxes, and the node publishes one as soon as its pool has refilled.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -163,13 +166,22 @@ TEST_F(WarmPool, ACreateIsServedFromThePoolAndTheSandboxWorks) {
 }
 
 // Warm sandboxes wait at the lowest cpu weight, with the job runner's guest runner pre-started
-// (the executor takes jobs): a claim gives the normal weight, and an ordinary create finds no
-// process but its own.
+// (the executor takes jobs): a claim gives the normal weight and a cpu counter from zero, and an
+// ordinary create finds no process but its own.
 TEST_F(WarmPool, WarmSandboxesWaitInTheBackgroundAndAPlainCreateSeesNoPrestartedRunner) {
-  for (const auto& id : full_pool())
+  // What booting and starting the runner cost (each warm sandbox's cpu counter so far).
+  uint64_t boot_ns = UINT64_MAX;
+  for (const auto& id : full_pool()) {
     EXPECT_EQ(read_text("/sys/fs/cgroup/cpu/corral/" + id + "/cpu.shares"), "2") << id;
+    boot_ns = std::min<uint64_t>(
+        boot_ns, std::stoull(read_text("/sys/fs/cgroup/cpuacct/corral/" + id + "/cpuacct.usage")));
+  }
   const auto sb = create_warm();
   EXPECT_EQ(read_text("/sys/fs/cgroup/cpu/corral/" + sb + "/cpu.shares"), "1024");
+  // Its cpu counter restarted at the hand-out: the tenant is not billed for the boot.
+  const uint64_t since_claim_ns =
+      std::stoull(read_text("/sys/fs/cgroup/cpuacct/corral/" + sb + "/cpuacct.usage"));
+  EXPECT_LT(since_claim_ns, boot_ns / 2) << "boot " << boot_ns << " ns";
   auto procs = d_->corral(
       {"exec", sb, "--", "sh", "-c", "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline; echo; done"});
   ASSERT_EQ(procs.exit_code, 0) << procs.err;

@@ -26,8 +26,9 @@
 // - A held process (Spawn.hold) produces no event at all. A Spawn that adopts it (Spawn.adopt,
 //   with the same argv, env, workdir, stdin and pty) gets Started with its pid and then all of
 //   its output from the first byte; a Spawn that names it but asks for anything else, or a
-//   Signal to it, kills it and its process group, reaped before the next command is read. A
-//   held process that ends before it is adopted is forgotten (its process group is killed).
+//   Signal to it, kills it and its process group: init reaps it, and the members of its group
+//   that are then its children, before it reads the next command. A held process that ends
+//   before it is adopted is forgotten (its process group is killed).
 // - Every FsCall is answered by exactly one FsResult with its call_id, in the order received,
 //   carried out at once inside the sandbox (init_fs.hpp) and bounded by init_limits' fs_* caps.
 //   A path that is not absolute or holds a NUL byte, or an unknown op, is invalid_argument.
@@ -97,8 +98,8 @@ class init_event_loop {
   // Spawn.adopt: the held process `held` becomes process `id` if its signature matches (true);
   // otherwise it is killed (false).
   [[nodiscard]] bool adopt_held(uint64_t held, uint64_t id, const std::string& signature);
-  // Kills a held process and what it started, and reaps them before returning: nothing of it
-  // is left for the next command to see.
+  // Kills a held process and its process group, and reaps it and the members of the group that
+  // are then init's children before returning.
   void discard_held(std::map<uint64_t, process>::iterator it);
   void on_stdin(const wire::StdinData& data);
   void on_signal(const wire::Signal& sig);

@@ -98,8 +98,9 @@ struct reaped_child {
 
 // kill(-pgid, sig): the whole process group. Returns 0 or the errno.
 int signal_group(pid_t pgid, int sig);
-// Blocks until the child `pid` and then every child of init in process group `pid` has ended
-// and is reaped (for processes that were sent SIGKILL: it cannot take long).
+// Blocks until the child `pid` has ended and is reaped, then reaps the children of init in
+// process group `pid` until none is left (for processes that were sent SIGKILL: it cannot take
+// long).
 void reap_group_now(pid_t pid);
 // kill(pid, sig). Returns 0 or the errno.
 int signal_process(pid_t pid, int sig);

@@ -549,8 +549,6 @@ std::string gvisor_runtime::update_limits(const std::string& id, uint32_t cpu_mi
   }
   auto e = cpu > 0 ? cgroups.set_cpu_limit(cpu, cfg_.cpu_period_us) : cgroups.clear_cpu_limit();
   if (!e.empty()) return "setting the cpu limit: " + e;
-  if (auto e2 = cgroups.set_cpu_shares(cfg_.normal_cpu_shares); !e2.empty())
-    return "setting the cpu weight: " + e2;
   return {};
 }
 
@@ -558,9 +556,10 @@ std::string gvisor_runtime::foreground(const std::string& id) {
   if (!wire::valid_id(id, sandbox_id_prefix)) return "invalid sandbox id";
   id_lock_table::guard lock(id_locks_, id);
   if (!path_exists(sandbox_dir(id))) return "sandbox " + id + " is not on this host";
-  if (auto e = sandbox_cgroups(cfg_.cgroup_parent, id).set_cpu_shares(cfg_.normal_cpu_shares);
-      !e.empty())
+  sandbox_cgroups cgroups(cfg_.cgroup_parent, id);
+  if (auto e = cgroups.set_cpu_shares(cfg_.normal_cpu_shares); !e.empty())
     return "setting the cpu weight: " + e;
+  if (auto e = cgroups.reset_cpu_usage(); !e.empty()) return "resetting the cpu usage: " + e;
   return {};
 }
 

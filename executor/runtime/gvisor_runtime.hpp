@@ -53,8 +53,9 @@
 // booted with for what it reports (/proc/meminfo); the host cgroup is what enforces the limit.
 // A background start (the warm pool's) boots at the normal cpu weight (the pool refills as fast
 // as it can) and then waits at background_cpu_shares, so that what it runs before it is handed
-// out (a pre-started command) takes only CPU the running sandboxes leave idle; foreground() and
-// update_limits() set it back to the normal weight.
+// out (a pre-started command) takes only CPU the running sandboxes leave idle; foreground() sets
+// it back to the normal weight and restarts its cpu usage counter (cpuacct.usage) from zero, so
+// that the tenant is billed from the hand-out on.
 #include <cstddef>
 #include <cstdint>
 #include <memory>

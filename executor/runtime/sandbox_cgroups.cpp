@@ -100,6 +100,14 @@ std::string sandbox_cgroups::set_cpu_shares(uint64_t shares) const {
   return {};
 }
 
+std::string sandbox_cgroups::reset_cpu_usage() const {
+  const std::string dir = dir_of("cpuacct");
+  if (dir.empty()) return "no cpuacct cgroup controller mounted";
+  if (!write_text(dir + "/cpuacct.usage", "0"))
+    return "write " + dir + "/cpuacct.usage: " + std::strerror(errno);
+  return {};
+}
+
 std::string sandbox_cgroups::clear_cpu_limit() const {
   const std::string dir = dir_of("cpu");
   if (dir.empty()) return "no cpu cgroup controller mounted";

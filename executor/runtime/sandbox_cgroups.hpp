@@ -25,6 +25,8 @@ class sandbox_cgroups {
   [[nodiscard]] std::string set_cpu_limit(uint32_t millis, uint32_t period_us) const;
   // Writes cpu.shares (the cgroup's relative cpu weight). Empty on success.
   [[nodiscard]] std::string set_cpu_shares(uint64_t shares) const;
+  // Restarts cpuacct.usage from zero. Empty on success.
+  [[nodiscard]] std::string reset_cpu_usage() const;
   // Removes the cpu quota (cpu.cfs_quota_us = -1). Empty on success.
   [[nodiscard]] std::string clear_cpu_limit() const;
 
