@@ -679,12 +679,19 @@ TEST(init, new_session_kills_the_processes_of_older_sessions) {
   ASSERT_TRUE(c.wait_ended(3));
 }
 
+// A FIFO in a temporary directory of its own, removed with it.
+struct temp_fifo {
+  std::string dir = make_temp_dir();
+  std::string path = dir + "/fifo";
+  temp_fifo() { EXPECT_EQ(::mkfifo(path.c_str(), 0600), 0); }
+  ~temp_fifo() { std::filesystem::remove_all(dir); }
+};
+
 // A held process (the warm pool's pre-started command) is invisible until a Spawn asking for
 // exactly it adopts it; then it is that Spawn's process, with everything it wrote before.
 TEST(init, a_held_process_says_nothing_until_adopted_then_everything) {
-  const std::string dir = make_temp_dir();
-  const std::string fifo = dir + "/fifo";
-  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  const temp_fifo f;
+  const std::string& fifo = f.path;
   init_client c;
   c.handshake(1);
   const std::vector<std::string> argv = {
@@ -709,16 +716,14 @@ TEST(init, a_held_process_says_nothing_until_adopted_then_everything) {
   EXPECT_EQ(c.outcome(3).exit_code, 0);
   EXPECT_FALSE(c.outcome(3).output_before_start);
   EXPECT_EQ(c.outcome(1).started + c.outcome(1).exited + c.outcome(1).spawn_failed, 0);
-  std::filesystem::remove_all(dir);
 }
 
 // A Spawn that names a held process but asks for anything else, and a Signal to a held process,
 // kill it and its group, and init reaps them; no event ever names it. (init reaps them before it
 // reads its next command, which a test cannot tell from reaping them a moment later.)
 TEST(init, a_held_process_is_discarded_by_a_different_spawn_and_by_a_signal) {
-  const std::string dir = make_temp_dir();
-  const std::string fifo = dir + "/fifo";
-  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  const temp_fifo f;
+  const std::string& fifo = f.path;
   init_client c;
   c.handshake(1);
   const std::vector<std::string> argv = {"sh", "-c", "sleep 100 & echo $$ $! > " + fifo + "; wait"};
@@ -757,7 +762,6 @@ TEST(init, a_held_process_is_discarded_by_a_different_spawn_and_by_a_signal) {
   EXPECT_EQ(late.out, "mine\n");
   for (uint64_t id : {1, 3})
     EXPECT_EQ(c.outcome(id).started + c.outcome(id).exited + c.outcome(id).spawn_failed, 0) << id;
-  std::filesystem::remove_all(dir);
 }
 
 // A held process that ends on its own is forgotten: an adopting Spawn runs as if there were none

@@ -92,28 +92,25 @@ std::string sandbox_cgroups::set_cpu_limit(uint32_t millis, uint32_t period_us) 
   return {};
 }
 
-std::string sandbox_cgroups::set_cpu_shares(uint64_t shares) const {
-  const std::string dir = dir_of("cpu");
-  if (dir.empty()) return "no cpu cgroup controller mounted";
-  if (!write_text(dir + "/cpu.shares", std::to_string(shares)))
-    return "write " + dir + "/cpu.shares: " + std::strerror(errno);
+std::string sandbox_cgroups::write_file(const std::string& controller, const std::string& file,
+                                        const std::string& value) const {
+  const std::string dir = dir_of(controller);
+  if (dir.empty()) return "no " + controller + " cgroup controller mounted";
+  if (!write_text(dir + "/" + file, value))
+    return "write " + dir + "/" + file + ": " + std::strerror(errno);
   return {};
+}
+
+std::string sandbox_cgroups::set_cpu_shares(uint64_t shares) const {
+  return write_file("cpu", "cpu.shares", std::to_string(shares));
 }
 
 std::string sandbox_cgroups::reset_cpu_usage() const {
-  const std::string dir = dir_of("cpuacct");
-  if (dir.empty()) return "no cpuacct cgroup controller mounted";
-  if (!write_text(dir + "/cpuacct.usage", "0"))
-    return "write " + dir + "/cpuacct.usage: " + std::strerror(errno);
-  return {};
+  return write_file("cpuacct", "cpuacct.usage", "0");
 }
 
 std::string sandbox_cgroups::clear_cpu_limit() const {
-  const std::string dir = dir_of("cpu");
-  if (dir.empty()) return "no cpu cgroup controller mounted";
-  if (!write_text(dir + "/cpu.cfs_quota_us", "-1"))
-    return "write " + dir + "/cpu.cfs_quota_us: " + std::strerror(errno);
-  return {};
+  return write_file("cpu", "cpu.cfs_quota_us", "-1");
 }
 
 std::string sandbox_cgroups::set_memory_limit(uint64_t bytes) const {

@@ -51,6 +51,9 @@ class sandbox_cgroups {
 
  private:
   [[nodiscard]] std::string dir_of(const std::string& controller) const;
+  // Writes value into file of this sandbox's cgroup of controller. Empty on success.
+  [[nodiscard]] std::string write_file(const std::string& controller, const std::string& file,
+                                       const std::string& value) const;
   std::string parent_;
   std::string id_;
 };
