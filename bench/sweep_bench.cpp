@@ -10,7 +10,9 @@
 //   strict: the same with --isolation strict (a new gVisor sandbox per program, from the warm
 //           pool), on the first --strict-programs programs
 // Every program must pass in every mode (its tests ran to their end): a run with a failure is
-// reported as invalid, not as a figure. Goal: fresh >= 0.5 x bare.
+// reported as invalid, not as a figure. Goal: fresh >= 0.5 x bare. For both fresh runs it also
+// prints the mean wall time inside the sandbox of the first 50 results and of the rest (a new
+// lease's first jobs run slower: docs/jobs.md).
 //
 // Usage: sweep_bench [--programs N] [--slots S] [--concurrency C] [--strict-programs M]
 //                    [-- EXECUTOR FLAGS...]   (C: requests in flight, default S)
@@ -23,6 +25,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <mutex>
@@ -135,6 +138,22 @@ struct corral_run {
   double rate = 0;
   int passed = 0, lines = 0;
   std::string failure;  // why the run is not a valid figure
+  std::vector<long> wall_ms;  // each result's wall_ms inside the sandbox, in the order they came
+
+  // "first 50: X ms, rest: Y ms" of wall_ms: a lease's first jobs run slower (docs/jobs.md).
+  [[nodiscard]] std::string warmup() const {
+    const std::size_t head = std::min<std::size_t>(50, wall_ms.size() / 2);
+    if (head == 0) return {};
+    auto mean = [&](std::size_t from, std::size_t to) {
+      double sum = 0;
+      for (std::size_t i = from; i < to; ++i) sum += static_cast<double>(wall_ms[i]);
+      return sum / static_cast<double>(to - from);
+    };
+    char buf[128];
+    std::snprintf(buf, sizeof buf, "first %zu: %.1f ms, rest: %.1f ms", head, mean(0, head),
+                  mean(head, wall_ms.size()));
+    return buf;
+  }
 };
 
 std::string json_escape(const std::string& in) {
@@ -183,6 +202,7 @@ corral_run run_sweep(corral::test::deployment& d, const std::string& dir,
     char line[65536];
     while (std::fgets(line, sizeof line, f) != nullptr) {
       ++out.lines;
+      if (const char* w = std::strstr(line, "\"wall_ms\":")) out.wall_ms.push_back(std::strtol(w + 10, nullptr, 10));
       if (std::strstr(line, "\"passed\":true") != nullptr || std::strstr(line, "\"passed\": true") != nullptr)
         ++out.passed;
       else if (out.failure.empty())
@@ -267,6 +287,8 @@ int main(int argc, char** argv) {
   std::printf("  corral fresh again %7.1f programs/s (leases up, %d/%d passed)%s%s\n", fresh2.rate,
               fresh2.passed, fresh2.lines, fresh2.failure.empty() ? "" : "  INVALID: ",
               fresh2.failure.c_str());
+  std::printf("    guest wall per job, fresh: %s; again: %s\n", fresh.warmup().c_str(),
+              fresh2.warmup().c_str());
   const size_t sn = std::min<size_t>(static_cast<size_t>(strict_n), programs.size());
   auto strict = run_sweep(d, dir, programs, sn, conc, "strict", "strict");
   std::printf("  corral strict      %7.1f programs/s (%zu programs, a new sandbox each, %d/%d passed)%s%s\n",
