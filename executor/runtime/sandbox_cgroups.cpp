@@ -14,32 +14,6 @@
 namespace corral::gvisor_detail {
 namespace {
 
-struct cgroup_mount {
-  std::string path;
-  std::vector<std::string> options;  // super options: "rw", "cpu", "name=systemd", ...
-};
-
-std::vector<cgroup_mount> read_cgroup_mounts() {
-  std::vector<cgroup_mount> out;
-  std::ifstream in("/proc/self/mountinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    const auto sep = line.find(" - ");
-    if (sep == std::string::npos) continue;
-    std::istringstream pre(line.substr(0, sep)), post(line.substr(sep + 3));
-    std::string id, parent, devno, root, mount_point, fstype, source, super_opts;
-    if (!(pre >> id >> parent >> devno >> root >> mount_point)) continue;
-    if (!(post >> fstype >> source >> super_opts) || fstype != "cgroup") continue;
-    cgroup_mount m;
-    m.path = mount_point;
-    std::istringstream opts(super_opts);
-    std::string o;
-    while (std::getline(opts, o, ',')) m.options.push_back(o);
-    out.push_back(std::move(m));
-  }
-  return out;
-}
-
 bool read_u64(const std::string& path, uint64_t& value) {
   std::ifstream in(path);
   return static_cast<bool>(in >> value);
@@ -65,16 +39,42 @@ constexpr auto rmdir_retry_interval = std::chrono::milliseconds(10);
 sandbox_cgroups::sandbox_cgroups(std::string parent, std::string id)
     : parent_(std::move(parent)), id_(std::move(id)) {}
 
+std::vector<sandbox_cgroups::mount> sandbox_cgroups::read_mounts() {
+  std::vector<mount> out;
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    const auto sep = line.find(" - ");
+    if (sep == std::string::npos) continue;
+    std::istringstream pre(line.substr(0, sep)), post(line.substr(sep + 3));
+    std::string id, parent, devno, root, mount_point, fstype, source, super_opts;
+    if (!(pre >> id >> parent >> devno >> root >> mount_point)) continue;
+    if (!(post >> fstype >> source >> super_opts) || fstype != "cgroup") continue;
+    mount m;
+    m.path = mount_point;
+    std::istringstream opts(super_opts);
+    std::string o;
+    while (std::getline(opts, o, ',')) m.options.push_back(o);
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+const std::vector<sandbox_cgroups::mount>& sandbox_cgroups::mounts() const {
+  if (!mounts_) mounts_ = read_mounts();
+  return *mounts_;
+}
+
 std::string sandbox_cgroups::cgroups_path() const { return "/" + parent_ + "/" + id_; }
 
 std::vector<std::string> sandbox_cgroups::v1_mounts() {
   std::vector<std::string> out;
-  for (const auto& m : read_cgroup_mounts()) out.push_back(m.path);
+  for (const auto& m : read_mounts()) out.push_back(m.path);
   return out;
 }
 
 std::string sandbox_cgroups::dir_of(const std::string& controller) const {
-  for (const auto& m : read_cgroup_mounts())
+  for (const auto& m : mounts())
     for (const auto& o : m.options)
       if (o == controller) return m.path + cgroups_path();
   return {};
@@ -151,7 +151,7 @@ sandbox_usage sandbox_cgroups::usage() const {
 
 std::vector<std::string> sandbox_cgroups::existing_dirs() const {
   std::vector<std::string> out;
-  for (const auto& m : read_cgroup_mounts()) {
+  for (const auto& m : mounts()) {
     const std::string d = m.path + cgroups_path();
     if (dir_exists(d)) out.push_back(d);
   }

@@ -2,9 +2,11 @@
 // A sandbox's cgroups (cgroup v1, one directory <parent>/<id> under every mounted controller).
 // runsc creates them from linux.cgroupsPath and removes them on `runsc delete`; this class sets
 // what must be set after start (the cpu quota), reads usage, and removes whatever a failed or
-// interrupted delete left behind.
+// interrupted delete left behind. An object reads /proc/self/mountinfo once, at its first use
+// (each call used to read it again); it is not for use from two threads at once.
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -50,12 +52,19 @@ class sandbox_cgroups {
   [[nodiscard]] static std::vector<std::string> v1_mounts();
 
  private:
+  struct mount {
+    std::string path;
+    std::vector<std::string> options;  // super options: "rw", "cpu", "name=systemd", ...
+  };
+  [[nodiscard]] static std::vector<mount> read_mounts();
+  [[nodiscard]] const std::vector<mount>& mounts() const;  // read_mounts(), once
   [[nodiscard]] std::string dir_of(const std::string& controller) const;
   // Writes value into file of this sandbox's cgroup of controller. Empty on success.
   [[nodiscard]] std::string write_file(const std::string& controller, const std::string& file,
                                        const std::string& value) const;
   std::string parent_;
   std::string id_;
+  mutable std::optional<std::vector<mount>> mounts_;
 };
 
 }  // namespace corral::gvisor_detail
