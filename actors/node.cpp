@@ -49,6 +49,8 @@ struct node_state {
   bool draining = false;
   bool pool_settled = true;      // every live warm sandbox booted (when last looked)
   bool refill_paused = false;    // after a failed warm boot, until refill_atom
+  // Claimed by creates with warm_loan_tag and not ended: the pool does not replace them yet.
+  std::unordered_set<std::string> on_loan;
   int64_t warm_retry_ms = 0;     // the current delay after a failed warm boot; 0 after a success
   usage_actor meter;  // metering: receives every sandbox_summary of tenants' sandboxes
   static inline const char* name = "node";
@@ -75,6 +77,26 @@ pool_counts count_pool(const node_state& st) {
     c.ready += !w.ended && w.ready ? 1 : 0;
   }
   return c;
+}
+
+// A create that borrows the warm sandbox it is handed (config warm_loan_tag).
+bool borrows(const node_config& cfg, const storage::sandbox_record& rec) {
+  const auto& [key, value] = cfg.warm_loan_tag;
+  return !key.empty() && std::any_of(rec.tags.begin(), rec.tags.end(), [&](const auto& kv) {
+           return kv.first == key && kv.second == value;
+         });
+}
+
+// Loans still outstanding: forgets those whose sandbox has ended (or was never handed out).
+uint32_t outstanding_loans(node_state& st) {
+  for (auto it = st.on_loan.begin(); it != st.on_loan.end();) {
+    auto e = st.sandboxes.find(*it);
+    if (e == st.sandboxes.end() || wire::is_terminal(e->second.summary.rec.state))
+      it = st.on_loan.erase(it);
+    else
+      ++it;
+  }
+  return static_cast<uint32_t>(st.on_loan.size());
 }
 
 // Live warm sandboxes not yet promised to a waiting poolable create.
@@ -179,6 +201,7 @@ void claim(node_self self, const std::string& id, pending_create c) {
   c.rec.id = id;
   c.rec.state = wire::SandboxState::starting;
   c.rec.created_at_ms = st.ctx->clk->now_ms();
+  if (borrows(st.ctx->config, c.rec)) st.on_loan.insert(id);
   st.sandboxes[id] = entry{actor, sandbox_summary{c.rec, true}};
   ++st.held;
   st.ctx->router->attach_sandbox(c.rec.tenant, id, caf::actor_cast<caf::actor>(actor));
@@ -191,8 +214,9 @@ void claim(node_self self, const std::string& id, pending_create c) {
 }
 
 // After any change of the sandboxes, the pool or the room: serves waiting creates (in order),
-// refills the pool within capacity (unless a cold create waits for room), updates the queue
-// group, and publishes a heartbeat when the pool has just settled.
+// refills the pool within capacity (unless a cold create waits for room; sandboxes on loan
+// still count as the pool's), updates the queue group, and publishes a heartbeat when the pool
+// has just settled.
 void pump(node_self self) {
   auto& st = self->state;
   const auto& cfg = st.ctx->config;
@@ -210,7 +234,8 @@ void pump(node_self self) {
   const bool cold_waiting = std::any_of(st.waiting.begin(), st.waiting.end(),
                                         [](const pending_create& c) { return !c.poolable; });
   if (!st.draining && !st.refill_paused && !cold_waiting) {
-    while (count_pool(st).live < cfg.warm_pool && holding(st) < cfg.max_sandboxes)
+    const uint32_t loans = outstanding_loans(st);
+    while (count_pool(st).live + loans < cfg.warm_pool && holding(st) < cfg.max_sandboxes)
       spawn_warm(self);
   }
   update_accepting(self);
@@ -226,6 +251,8 @@ void pump(node_self self) {
 // Otherwise resource_exhausted.
 void place(node_self self, pending_create c) {
   auto& st = self->state;
+  // Someone other than a borrower uses the pool: what is on loan is replaced now.
+  if (!borrows(st.ctx->config, c.rec)) st.on_loan.clear();
   if (c.poolable) {
     if (auto id = ready_warm(st); !id.empty()) {
       claim(self, id, std::move(c));

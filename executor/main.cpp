@@ -61,6 +61,7 @@ struct flags {
   // Jobs (executor/jobs/).
   int job_slots = 2;
   bool warm_runners = true;  // warm sandboxes start the job runner's guest runner ahead of leases
+  bool warm_loans = true;    // fresh leases borrow their warm sandbox (replaced when they end)
   int64_t job_ack_wait_ms = 30'000;
   uint32_t job_max_attempts = 3;
   int64_t job_dedup_window_s = 3600;
@@ -77,7 +78,9 @@ const char* usage_text =
     "                       [--max-output-mib MIB] [--tag K=V]...   (e.g. --tag gpu=H100)\n"
     "                       [--job-slots N (0 = take no jobs)] [--job-ack-wait-ms MS]\n"
     "                       [--job-max-attempts N] [--job-dedup-window SECONDS]\n"
-    "                       [--warm-runners 1|0 (warm sandboxes pre-start the job runner)]\n";
+    "                       [--warm-runners 1|0 (warm sandboxes pre-start the job runner)]\n"
+    "                       [--warm-loans 1|0 (a fresh lease's warm sandbox is replaced when the\n"
+    "                        lease ends, or when another create arrives; 0: at once)]\n";
 
 bool parse(int argc, char** argv, flags& f) {
   for (int i = 1; i < argc; ++i) {
@@ -116,6 +119,10 @@ bool parse(int argc, char** argv, flags& f) {
     else if (a == "--warm-runners") {
       if (v != "0" && v != "1") return false;
       f.warm_runners = v == "1";
+    }
+    else if (a == "--warm-loans") {
+      if (v != "0" && v != "1") return false;
+      f.warm_loans = v == "1";
     }
     else if (a == "--job-ack-wait-ms") f.job_ack_wait_ms = std::stoll(v);
     else if (a == "--job-max-attempts") f.job_max_attempts = static_cast<uint32_t>(std::stoul(v));
@@ -205,6 +212,10 @@ int main(int argc, char** argv) {
   // Leases of the job runner then find their guest runner up (it is started in every warm
   // sandbox and killed at a claim by anything else).
   if (f.job_slots > 0 && f.warm_runners) ctx.config.warm_prestart = jobs::guest_runner_argv();
+  ctx.config.warm_prestart_tag = jobs::sandbox_tag;
+  // A sweep's leases live as long as it runs: their replacements are booted when they end (or
+  // when anyone else creates), not at the sweep's start, where they took ~10% of its CPU.
+  if (f.job_slots > 0 && f.warm_loans) ctx.config.warm_loan_tag = {jobs::sandbox_tag, jobs::fresh_lease};
   if (auto why = ctx.config.validate(); !why.empty()) {
     std::cerr << "corral-executor: invalid configuration: " << why << "\n";
     return 2;

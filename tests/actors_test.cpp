@@ -847,6 +847,61 @@ TEST_F(WarmPrestartTest, AnyOtherCreateHasTheHeldCommandKilledBeforeItRuns) {
   EXPECT_EQ(rt_.init_log(id).size(), 2u);
 }
 
+// A node whose pool lends its sandboxes to fresh leases (as the executor's job runner has it).
+class WarmLoanTest : public WarmPoolTest {
+ protected:
+  WarmLoanTest() { max_sandboxes_ = 6; }
+  void configure(node_config& c) override {
+    WarmPoolTest::configure(c);
+    c.warm_loan_tag = {"corral.job-runner", "fresh"};
+  }
+  std::string lease(const std::string& name) {
+    return create_ok(make_create(name, 0, {{"corral.job-runner", "fresh"}}));
+  }
+};
+
+TEST_F(WarmLoanTest, ALeasesWarmSandboxIsReplacedWhenTheLeaseEnds) {
+  ASSERT_TRUE(wait_pool(2));
+  const auto warm = started_ids();
+  const auto a = lease("lease-a");
+  EXPECT_EQ(warm.count(a), 1u) << "served cold: " << a;
+  // On loan: the pool does not boot a replacement (an ordinary claim refills at once).
+  EXPECT_EQ(stats().warm, 1u);
+  const auto b = lease("lease-b");
+  EXPECT_EQ(warm.count(b), 1u) << "served cold: " << b;
+  auto s = stats();
+  EXPECT_EQ(s.warm, 0u);
+  EXPECT_EQ(s.holding, 2u);
+  // A third lease finds the pool empty and boots cold: that is no loan.
+  const auto c = lease("lease-c");
+  EXPECT_EQ(warm.count(c), 0u);
+  EXPECT_EQ(stats().warm, 0u);
+  // The lease ends: its replacement boots; the other stays on loan.
+  const auto before = heartbeats();
+  call(wire::subjects::sandbox_op(tenant, a, "terminate"), {});
+  ASSERT_TRUE(wait_pool(1, before));
+  s = stats();
+  EXPECT_EQ(s.warm, 1u);
+  EXPECT_EQ(rt_.starts().size(), 4u);  // 2 warm, 1 cold, 1 replacement
+}
+
+TEST_F(WarmLoanTest, ACreateWithoutTheTagHasEveryLoanReplacedAtOnce) {
+  ASSERT_TRUE(wait_pool(2));
+  lease("lease-a");
+  lease("lease-b");
+  ASSERT_EQ(stats().warm, 0u);
+  // A strict job's sandbox (or any other create) uses the pool: it boots cold (the pool is
+  // empty) and both loans are replaced now.
+  const auto before = heartbeats();
+  const auto strict = create_ok(make_create("strict", 0, {{"corral.job-runner", "strict"}}));
+  ASSERT_FALSE(strict.empty());
+  EXPECT_EQ(stats().warm, 2u);
+  ASSERT_TRUE(wait_pool(2, before));
+  // Later leases borrow again.
+  lease("lease-c");
+  EXPECT_EQ(stats().warm, 1u);
+}
+
 TEST_F(WarmPoolTest, EntrypointOrProbeCreatesBootCold) {
   ASSERT_TRUE(wait_pool(2));
   const auto warm = started_ids();

@@ -342,7 +342,7 @@ std::shared_ptr<job_runner::lease> job_runner::acquire(const std::string& tenant
   co.memory_mib = memory_mib;
   co.timeout_ms = (single_use ? 0 : cfg_.lease_max_age_ms) + cfg_.max_timeout_ms +
                   cfg_.guest_start_timeout_ms + cfg_.guest_grace_ms;
-  co.tags = {{"corral.job-runner", single_use ? "strict" : "fresh"}};
+  co.tags = {{sandbox_tag, single_use ? strict_sandbox : fresh_lease}};
   auto created = c->create(co);
   if (!created) {
     const auto code = created.error.code;

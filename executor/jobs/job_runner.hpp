@@ -32,6 +32,11 @@ class client;
 
 namespace corral::jobs {
 
+// The tag on every sandbox the runner creates: its value says which kind.
+inline constexpr const char* sandbox_tag = "corral.job-runner";
+inline constexpr const char* fresh_lease = "fresh";   // a lease, kept between a tenant's jobs
+inline constexpr const char* strict_sandbox = "strict";  // one job's, ended after it
+
 struct runner_config {
   std::string node_id;                         // this executor: sandboxes are created on it
   std::string pool = "default";
