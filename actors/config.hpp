@@ -33,7 +33,8 @@ struct node_config {
   // arrives (then every outstanding loan is refilled). The executor's job runner tags its fresh
   // leases so: a sweep holds its leases for its whole run, and booting their replacements at its
   // start took ~10% of a 500-program sweep on 2 cores, for sandboxes nobody had asked for yet.
-  // An empty key: every claim is refilled at once.
+  // Tags are the tenant's to set: a tenant that sets this one only delays refills until the
+  // next create of anyone else. An empty key: every claim is refilled at once.
   std::pair<std::string, std::string> warm_loan_tag;
   // After a warm sandbox fails to boot, the pool waits this long before the next boot, doubling
   // on every further failure up to the maximum (a broken runtime is not retried in a hot loop).
