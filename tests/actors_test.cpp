@@ -801,8 +801,13 @@ TEST_F(WarmPrestartTest, WarmSandboxesBootInTheBackgroundAndHoldTheCommand) {
   }
   // A create that cannot be served from the pool boots cold, in the foreground, holding nothing.
   const auto cold = create_ok(make_create("cold", 0, {}, {"hang"}));
-  for (const auto& spec : rt_.starts())
-    if (spec.id == cold) EXPECT_FALSE(spec.background);
+  int seen = 0;
+  for (const auto& spec : rt_.starts()) {
+    if (spec.id != cold) continue;
+    ++seen;
+    EXPECT_FALSE(spec.background);
+  }
+  EXPECT_EQ(seen, 1);
   EXPECT_TRUE(rt_.init_log(cold).empty());
 }
 
