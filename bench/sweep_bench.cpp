@@ -8,7 +8,9 @@
 //           sandbox per slot between programs; run twice (the first time the leases start
 //           during the sweep; the second time they are up, as in a long sweep)
 //   strict: the same with --isolation strict (a new gVisor sandbox per program, from the warm
-//           pool), on the first --strict-programs programs
+//           pool), on the first --strict-programs programs, after the fresh runs: their leases
+//           are still up, so (executor default --warm-loans 1) the pool boots their two
+//           replacements when the strict sweep's first create arrives, and strict pays for them
 // Every program must pass in every mode (its tests ran to their end): a run with a failure is
 // reported as invalid, not as a figure. Goal: fresh >= 0.5 x bare. For both fresh runs it also
 // prints the mean wall time inside the sandbox of the first 50 results and of the rest (a new
@@ -241,7 +243,11 @@ int main(int argc, char** argv) {
   }
   if (conc <= 0) conc = slots;
   const auto programs = make_programs(n);
-  std::printf("sweep_bench: %d programs, load %s\n", n, load_average().c_str());
+  const int max_sandboxes = slots * 3 + 4;  // the leases, the strict sandboxes and the pool
+  std::string shown;
+  for (const auto& f : executor_flags) shown += " " + f;
+  std::printf("sweep_bench: %d programs, executor flags: --job-slots %d --max-sandboxes %d%s; load %s\n",
+              n, slots, max_sandboxes, shown.c_str(), load_average().c_str());
 
   // Bare first (nothing else runs yet), at 2 and 4 at once: the better is the baseline.
   auto bare2 = run_bare(programs, 2);
@@ -255,7 +261,7 @@ int main(int argc, char** argv) {
   dopts.node = "bench";
   dopts.tenant = "bench";
   dopts.executor_args = {"--job-slots", std::to_string(slots), "--max-sandboxes",
-                         std::to_string(slots * 3 + 4)};
+                         std::to_string(max_sandboxes)};
   dopts.executor_args.insert(dopts.executor_args.end(), executor_flags.begin(), executor_flags.end());
   test::deployment d(dopts);
   std::string why;
