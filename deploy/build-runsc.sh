@@ -54,8 +54,16 @@
 #         free but dirty (MemoryFile.dirty); Allocate zeroes what it hands
 #         out of them, except to AllocateAndCopy (the copy-on-write break),
 #         whose reader writes every byte it keeps.
+#   0009: a stub thread runs on the CPU of the sentry thread that traces it.
+#         Each application system call or fault is a round trip between the
+#         two; on two CPUs it also cost a cross-CPU wake-up (an IPI, a halted
+#         vCPU to wake) and the tracer spinning in wait_task_inactive until
+#         the tracee was off the other CPU. The sentry's threads still move
+#         freely; before resuming a stub thread, its tracer binds it to its
+#         own CPU when that changed (getcpu, sched_setaffinity). New stub
+#         threads were what made a sandbox's first ~50 jobs slow.
 #   Together (sweep_bench, 2 cores): fresh-sandbox sweeps ~+50% (0004+0005
-#   ~+25%, 0006 and 0007 ~+3-4% each).
+#   ~+25%, 0006 and 0007 ~+3-4% each) before 0009, which adds ~+8-10%.
 #
 # How (mirrors Debian's dh-golang build of src:golang-gvisor-gvisor):
 #   * the gvisor.dev/gvisor tree from golang-gvisor-gvisor-dev is copied into

@@ -579,6 +579,53 @@ print("pages above the mappings: %d, readable %d, writable %d" % ((top - end) //
   EXPECT_EQ(r.out.find("readable 0,"), std::string::npos) << r.out;
 }
 
+// runsc patch 0009: each stub thread is bound to the CPU of the sentry thread that traces it (an
+// application's system calls and faults are round trips between the two), so a stub thread
+// the sentry has used allows exactly one CPU, while the sentry's own threads stay unbound.
+TEST_F(GvisorRuntimeTest, StubThreadsRunOnTheCpuOfTheirTracer) {
+  const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  if (cpus < 2) GTEST_SKIP() << "one CPU: every thread runs on it";
+  auto s = start();
+  ASSERT_TRUE(s.link);
+  ASSERT_TRUE(s.hello(1));
+  // System calls, faults and forks: stub threads of several processes are used.
+  const auto r = s.run({"python3", "-c",
+                        "import os\n"
+                        "for i in range(8):\n"
+                        "    pid = os.fork()\n"
+                        "    if pid == 0:\n"
+                        "        bytearray(1 << 20); [os.getppid() for _ in range(200)]; os._exit(0)\n"
+                        "    os.waitpid(pid, 0)\n"
+                        "print('ok')\n"});
+  ASSERT_EQ(r.out, "ok\n") << r.err;
+  auto field = [](const std::string& status, const std::string& key) {
+    const auto at = status.find("\n" + key + ":");
+    if (at == std::string::npos) return std::string();
+    const auto from = status.find_first_not_of(" \t", at + key.size() + 2);
+    return status.substr(from, status.find('\n', from) - from);
+  };
+  std::istringstream tasks(read_text("/sys/fs/cgroup/cpu/corral/" + s.id + "/tasks"));
+  int sentry_threads = 0, stub_threads = 0, bound_stub_threads = 0;
+  for (std::string tid; tasks >> tid;) {
+    const auto status = read_text("/proc/" + tid + "/status");
+    const auto tgid = field(status, "Tgid");
+    const auto allowed = field(status, "Cpus_allowed_list");
+    if (tgid.empty() || allowed.empty()) continue;  // gone meanwhile
+    const auto cmdline = read_text("/proc/" + tgid + "/cmdline");
+    const bool single = allowed.find_first_of(",-") == std::string::npos;
+    if (cmdline.find("runsc-sandbox") != std::string::npos) {
+      ++sentry_threads;
+      EXPECT_FALSE(single) << "sentry thread " << tid << " bound to CPU " << allowed;
+    } else if (cmdline.empty()) {  // a stub: it unmapped everything, its argv too
+      ++stub_threads;
+      bound_stub_threads += single ? 1 : 0;
+    }
+  }
+  EXPECT_GT(sentry_threads, 0);
+  EXPECT_GT(stub_threads, 0);
+  EXPECT_GT(bound_stub_threads, 0) << "of " << stub_threads << " stub threads";
+}
+
 TEST_F(GvisorRuntimeTest, DestroyLeavesNothingBehind) {
   auto s = start();
   ASSERT_TRUE(s.link);
