@@ -583,8 +583,18 @@ print("pages above the mappings: %d, readable %d, writable %d" % ((top - end) //
 // application's system calls and faults are round trips between the two), so a stub thread
 // the sentry has used allows exactly one CPU, while the sentry's own threads stay unbound.
 TEST_F(GvisorRuntimeTest, StubThreadsRunOnTheCpuOfTheirTracer) {
-  const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-  if (cpus < 2) GTEST_SKIP() << "one CPU: every thread runs on it";
+  auto field = [](const std::string& status, const std::string& key) {
+    const auto at = status.find("\n" + key + ":");
+    if (at == std::string::npos) return std::string();
+    const auto from = status.find_first_not_of(" \t", at + key.size() + 2);
+    if (from == std::string::npos) return std::string();
+    return status.substr(from, status.find('\n', from) - from);
+  };
+  auto one_cpu = [](const std::string& list) { return list.find_first_of(",-") == std::string::npos; };
+  // The CPUs this test may use; the sandbox starts with the same.
+  const auto ours = field(read_text("/proc/self/status"), "Cpus_allowed_list");
+  ASSERT_FALSE(ours.empty());
+  if (one_cpu(ours)) GTEST_SKIP() << "one CPU (" << ours << "): every thread runs on it";
   auto s = start();
   ASSERT_TRUE(s.link);
   ASSERT_TRUE(s.hello(1));
@@ -598,12 +608,6 @@ TEST_F(GvisorRuntimeTest, StubThreadsRunOnTheCpuOfTheirTracer) {
                         "    os.waitpid(pid, 0)\n"
                         "print('ok')\n"});
   ASSERT_EQ(r.out, "ok\n") << r.err;
-  auto field = [](const std::string& status, const std::string& key) {
-    const auto at = status.find("\n" + key + ":");
-    if (at == std::string::npos) return std::string();
-    const auto from = status.find_first_not_of(" \t", at + key.size() + 2);
-    return status.substr(from, status.find('\n', from) - from);
-  };
   std::istringstream tasks(read_text("/sys/fs/cgroup/cpu/corral/" + s.id + "/tasks"));
   int sentry_threads = 0, stub_threads = 0, bound_stub_threads = 0;
   for (std::string tid; tasks >> tid;) {
@@ -612,13 +616,12 @@ TEST_F(GvisorRuntimeTest, StubThreadsRunOnTheCpuOfTheirTracer) {
     const auto allowed = field(status, "Cpus_allowed_list");
     if (tgid.empty() || allowed.empty()) continue;  // gone meanwhile
     const auto cmdline = read_text("/proc/" + tgid + "/cmdline");
-    const bool single = allowed.find_first_of(",-") == std::string::npos;
     if (cmdline.find("runsc-sandbox") != std::string::npos) {
       ++sentry_threads;
-      EXPECT_FALSE(single) << "sentry thread " << tid << " bound to CPU " << allowed;
+      EXPECT_EQ(allowed, ours) << "sentry thread " << tid;
     } else if (cmdline.empty()) {  // a stub: it unmapped everything, its argv too
       ++stub_threads;
-      bound_stub_threads += single ? 1 : 0;
+      bound_stub_threads += one_cpu(allowed) ? 1 : 0;
     }
   }
   EXPECT_GT(sentry_threads, 0);
