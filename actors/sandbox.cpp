@@ -634,9 +634,8 @@ void arm_idle_timer(sandbox_self self) {
 // Hands an unclaimed warm sandbox (booted, link up) to a create: it takes the create's record
 // and goes on as a created sandbox. The normal cpu weight (it waited at the lowest), a fresh
 // cpu usage counter and limits other than those it booted with are applied off the actor's
-// thread first (limits_atom);
-// then it becomes running: the record is stored, the creator answered, the lifetime timer
-// started.
+// thread first (limits_atom); then it becomes running: the record is stored, the creator
+// answered, the lifetime timer started.
 void claim(sandbox_self self, sandbox_claim& c) {
   auto& st = self->state;
   const auto next_handle = st.rec.next_exec_handle;
