@@ -15,6 +15,8 @@
 
 #include <nats/nats.h>
 
+#include "bus/nkey.hpp"
+
 namespace corral::bus {
 
 namespace {
@@ -98,6 +100,13 @@ message to_message(natsMsg* m) {
 }
 
 bool bad_byte(unsigned char c) { return c <= 0x20 || c == 0x7f; }
+
+// Signs the server's nonce with the connection's nkey seed (at the first connect and at every
+// reconnect). nats.c frees the signature.
+natsStatus sign_nonce_cb(char** /*custom_error*/, unsigned char** signature, int* length,
+                         const char* nonce, void* closure) {
+  return nats_Sign(static_cast<const std::string*>(closure)->c_str(), nonce, signature, length);
+}
 
 // --- deferred destruction of nats.c subscriptions --------------------------------------------
 
@@ -380,6 +389,8 @@ std::string validate(const options& o) {
   if (!o.inbox_prefix.empty() &&
       (!valid_subject(o.inbox_prefix, false, static_cast<std::size_t>(o.max_subject_bytes) / 2)))
     return "options.inbox_prefix is not a valid subject without wildcards";
+  if (o.tls_cert_file.empty() != o.tls_key_file.empty())
+    return "options.tls_cert_file and options.tls_key_file go together";
   if (o.name.size() > 256) return "options.name is longer than 256 bytes";
   for (unsigned char c : o.name) {
     if (c < 0x20 || c == 0x7f) return "options.name has a control byte";
@@ -479,6 +490,8 @@ struct connection::impl {
   std::shared_ptr<event_hub>* hub_closure = nullptr;
   std::string inbox_prefix;  // "_INBOX" unless options::inbox_prefix
   std::size_t max_subject = 1024;
+  // The nkey seed the signature callback signs with (options::nkey_seed_file); outlives nc.
+  std::unique_ptr<std::string> nkey_seed;
 
   status check_subject(const std::string& s, bool wildcards, const char* what) const {
     if (valid_subject(s, wildcards, max_subject)) return ok();
@@ -557,6 +570,25 @@ std::unique_ptr<connection> connection::connect(const options& opts, std::string
   if (s == NATS_OK) s = natsOptions_UseGlobalMessageDelivery(no, opts.delivery_pool_threads > 0);
   if (s == NATS_OK && !opts.inbox_prefix.empty())
     s = natsOptions_SetCustomInboxPrefix(no, opts.inbox_prefix.c_str());
+  if (s == NATS_OK && !opts.nkey_seed_file.empty()) {
+    std::string why;
+    auto key = read_user_nkey_file(opts.nkey_seed_file, &why);
+    if (!key) {
+      set_error("NATS credentials: " + why);
+      natsOptions_Destroy(no);
+      delete i->hub_closure;
+      return nullptr;
+    }
+    i->nkey_seed = std::make_unique<std::string>(key->seed);
+    s = natsOptions_SetNKey(no, key->public_key.c_str(), sign_nonce_cb, i->nkey_seed.get());
+  }
+  bool secure = !opts.tls_ca_file.empty() || !opts.tls_cert_file.empty();
+  for (const auto& u : opts.urls) secure = secure || u.rfind("tls://", 0) == 0;
+  if (s == NATS_OK && secure) s = natsOptions_SetSecure(no, true);
+  if (s == NATS_OK && !opts.tls_ca_file.empty())
+    s = natsOptions_LoadCATrustedCertificates(no, opts.tls_ca_file.c_str());
+  if (s == NATS_OK && !opts.tls_cert_file.empty())
+    s = natsOptions_LoadCertificatesChain(no, opts.tls_cert_file.c_str(), opts.tls_key_file.c_str());
   if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(no, on_disconnected_cb, closure);
   if (s == NATS_OK) s = natsOptions_SetReconnectedCB(no, on_reconnected_cb, closure);
   if (s == NATS_OK) s = natsOptions_SetClosedCB(no, on_closed_cb, closure);

@@ -126,8 +126,20 @@ struct options {
   int delivery_pool_threads = 4;
 
   // Prefix of reply subjects (new_inbox(), request(), request_many()); empty = "_INBOX".
-  // A tenant whose NATS permissions only allow its own reply subjects sets e.g. "_INBOX.t1".
+  // A tenant's NATS permissions allow only its own reply subjects: it sets
+  // wire::subjects::tenant_inbox_prefix (docs/security.md, "NATS identities").
   std::string inbox_prefix;
+
+  // Authentication: a file holding this client's NATS user nkey seed (bus/nkey.hpp; mode 0600).
+  // Empty: connect without credentials (refused by a server that requires them). The seed is
+  // read at connect() and kept in memory to sign the server's nonce at every reconnect.
+  std::string nkey_seed_file;
+  // TLS (docs/operations.md, "TLS between hosts"). A CA file (PEM) to verify the server with:
+  // set, the connection requires TLS ("tls://" urls require it too). A client certificate and
+  // key (PEM), for servers that verify clients; both or neither.
+  std::string tls_ca_file;
+  std::string tls_cert_file;
+  std::string tls_key_file;
 
   // Longest subject, reply subject or queue group accepted. The server's control line is 4 KiB
   // by default and a longer one makes it close the whole connection, so subjects that come from

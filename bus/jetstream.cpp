@@ -326,6 +326,15 @@ pull_consumer::~pull_consumer() {
 }
 
 result<std::vector<js_message>> pull_consumer::fetch(int batch, int64_t timeout_ms) {
+  return fetch_some(batch, timeout_ms, false);
+}
+
+result<std::vector<js_message>> pull_consumer::fetch_now(int batch, int64_t timeout_ms) {
+  return fetch_some(batch, timeout_ms, true);
+}
+
+result<std::vector<js_message>> pull_consumer::fetch_some(int batch, int64_t timeout_ms,
+                                                          bool no_wait) {
   using out = std::vector<js_message>;
   if (batch <= 0 || batch > max_fetch_batch)
     return fail_as<out>(
@@ -344,7 +353,18 @@ result<std::vector<js_message>> pull_consumer::fetch(int batch, int64_t timeout_
 
   natsMsgList list{nullptr, 0};
   jsErrCode jerr = static_cast<jsErrCode>(0);
-  natsStatus s = natsSubscription_Fetch(&list, impl_->core->sub, batch, timeout_ms, &jerr);
+  natsStatus s;
+  if (no_wait) {
+    jsFetchRequest req;
+    jsFetchRequest_Init(&req);
+    req.Batch = batch;
+    req.NoWait = true;
+    req.Expires = nanos(timeout_ms);
+    s = natsSubscription_FetchRequest(&list, impl_->core->sub, &req);
+    if (s == NATS_NOT_FOUND) s = NATS_TIMEOUT;  // the server's "no messages" to a no-wait pull
+  } else {
+    s = natsSubscription_Fetch(&list, impl_->core->sub, batch, timeout_ms, &jerr);
+  }
   result<out> r;
   if (s != NATS_OK && s != NATS_TIMEOUT) {
     status st = js_fail(s, jerr, "fetch from " + impl_->stream + "/" + impl_->consumer);
@@ -465,7 +485,7 @@ jetstream::jetstream(std::unique_ptr<impl> i) : impl_(std::move(i)) {}
 jetstream::~jetstream() = default;
 
 std::unique_ptr<jetstream> jetstream::open(connection& conn, std::string* error,
-                                           int64_t timeout_ms) {
+                                           int64_t timeout_ms, const std::string& probe_stream) {
   auto set_error = [error](std::string e) {
     if (error != nullptr) *error = std::move(e);
   };
@@ -483,12 +503,19 @@ std::unique_ptr<jetstream> jetstream::open(connection& conn, std::string* error,
     return nullptr;
   }
   // A context is local state: ask the server whether it has JetStream at all.
-  jsAccountInfo* ai = nullptr;
   jsErrCode jerr = static_cast<jsErrCode>(0);
-  s = js_GetAccountInfo(&ai, ctx->js, &o, &jerr);
-  if (ai != nullptr) jsAccountInfo_Destroy(ai);
+  if (probe_stream.empty()) {
+    jsAccountInfo* ai = nullptr;
+    s = js_GetAccountInfo(&ai, ctx->js, &o, &jerr);
+    if (ai != nullptr) jsAccountInfo_Destroy(ai);
+  } else {
+    jsStreamInfo* si = nullptr;
+    s = js_GetStreamInfo(&si, ctx->js, probe_stream.c_str(), &o, &jerr);
+    if (si != nullptr) jsStreamInfo_Destroy(si);
+  }
   if (s != NATS_OK) {
-    status st = js_fail(s, jerr, "JetStream account info");
+    status st = js_fail(s, jerr, probe_stream.empty() ? "JetStream account info"
+                                                      : "JetStream stream " + probe_stream);
     if (st.error == bus_error::no_responders) st.detail += " (is JetStream enabled on the server?)";
     set_error(std::move(st.detail));
     return nullptr;
@@ -537,6 +564,7 @@ status jetstream::ensure_stream(const stream_config& cfg, int64_t timeout_ms) {
   sc.MaxMsgs = cfg.max_msgs;
   sc.MaxMsgSize = cfg.max_msg_size;
   sc.Replicas = cfg.replicas;
+  sc.Discard = cfg.discard_new ? js_DiscardNew : js_DiscardOld;
   jsOptions o = api_options(timeout_ms);
 
   // Create, else update: the server answers a create of an existing stream with the same
@@ -598,6 +626,32 @@ status jetstream::delete_stream(const std::string& stream, int64_t timeout_ms) {
   jsErrCode jerr = static_cast<jsErrCode>(0);
   natsStatus s = js_DeleteStream(impl_->ctx->js, stream.c_str(), &o, &jerr);
   return js_fail(s, jerr, "delete stream " + stream);
+}
+
+result<std::vector<std::string>> jetstream::stream_names(const std::string& subject_filter,
+                                                         int64_t timeout_ms) {
+  using out = std::vector<std::string>;
+  if (status s = check_timeout(timeout_ms); !s) return fail_as<out>(s);
+  if (!subject_filter.empty() &&
+      !valid_subject(subject_filter, true, connection_access::max_subject_bytes(*impl_->ctx->conn)))
+    return fail_as<out>(fail(bus_error::invalid, "invalid subject filter " + quoted(subject_filter)));
+  jsOptions o = api_options(timeout_ms);
+  if (!subject_filter.empty()) o.Stream.Info.SubjectsFilter = subject_filter.c_str();
+  jsStreamNamesList* list = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  natsStatus s = js_StreamNames(&list, impl_->ctx->js, &o, &jerr);
+  result<out> r;
+  if (s == NATS_NOT_FOUND) return r;  // nats.c's answer for "no stream matches"
+  if (s != NATS_OK) {
+    status st = js_fail(s, jerr, "list streams");
+    r.error = st.error;
+    r.detail = std::move(st.detail);
+    return r;
+  }
+  for (int k = 0; list != nullptr && k < list->Count; ++k)
+    if (list->List[k] != nullptr) r.value.emplace_back(list->List[k]);
+  if (list != nullptr) jsStreamNamesList_Destroy(list);
+  return r;
 }
 
 result<publish_ack> jetstream::publish(const std::string& subject, const void* data, std::size_t n,

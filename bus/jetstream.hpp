@@ -59,6 +59,9 @@ struct stream_config {
   int64_t max_bytes = -1;     // -1 = unlimited
   int64_t max_msgs = -1;      // -1 = unlimited
   int32_t max_msg_size = -1;  // -1 = the server's max_payload
+  // When max_bytes or max_msgs is reached: false drops the oldest messages; true refuses new
+  // publishes (the publisher gets an error: backpressure, nothing accepted is lost).
+  bool discard_new = false;
   int replicas = 1;           // 1..5; more than 1 needs a cluster
   bool file_storage = true;   // false = memory (tests only; corral's streams are file-backed)
 };
@@ -155,6 +158,9 @@ class pull_consumer {
   // threshold), found out within consumer_options::existence_check_ms of fetching nothing
   // (a reader: within min(5 s, inactive_threshold_ms / 2)).
   [[nodiscard]] result<std::vector<js_message>> fetch(int batch, int64_t timeout_ms);
+  // As fetch(), but the server answers at once with what it has now (possibly nothing): one
+  // round trip, bounded by timeout_ms. For a fetcher that polls many consumers in turn.
+  [[nodiscard]] result<std::vector<js_message>> fetch_now(int batch, int64_t timeout_ms);
   // {messages not yet delivered to anyone, delivered but not yet acked} (consumer info).
   [[nodiscard]] result<std::pair<uint64_t, uint64_t>> pending(int64_t timeout_ms);
 
@@ -163,14 +169,19 @@ class pull_consumer {
  private:
   friend class jetstream;
   explicit pull_consumer(std::unique_ptr<impl> i);
+  [[nodiscard]] result<std::vector<js_message>> fetch_some(int batch, int64_t timeout_ms,
+                                                           bool no_wait);
   std::unique_ptr<impl> impl_;
 };
 
 class jetstream {
  public:
-  // A JetStream context on `conn`; fails when the server has no JetStream.
+  // A JetStream context on `conn`; fails when the server has no JetStream. It asks the server
+  // for the account's JetStream information, or, when probe_stream is set, for that stream's
+  // (a tenant may read only its own streams: docs/security.md).
   [[nodiscard]] static std::unique_ptr<jetstream> open(connection& conn, std::string* error,
-                                                       int64_t timeout_ms = 5000);
+                                                       int64_t timeout_ms = 5000,
+                                                       const std::string& probe_stream = {});
   ~jetstream();
   jetstream(const jetstream&) = delete;
   jetstream& operator=(const jetstream&) = delete;
@@ -184,6 +195,9 @@ class jetstream {
   [[nodiscard]] result<stream_state> stream_info(const std::string& stream,
                                                  int64_t timeout_ms = 5000);
   [[nodiscard]] status delete_stream(const std::string& stream, int64_t timeout_ms = 5000);
+  // The names of the streams that hold subjects matching subject_filter (empty: all streams).
+  [[nodiscard]] result<std::vector<std::string>> stream_names(const std::string& subject_filter,
+                                                              int64_t timeout_ms = 5000);
 
   // Publishes and waits for the stream's acknowledgement (stored, and synced as the server is
   // configured to). msg_id, when not empty, goes in the Nats-Msg-Id header: a second publish

@@ -119,6 +119,19 @@ std::unique_ptr<client> client::over(std::shared_ptr<bus::connection> conn, cons
   return std::unique_ptr<client>(new client(cfg, std::move(conn)));
 }
 
+outcome<bool> client::setup_jobs() {
+  outcome<bool> out;
+  auto r = call(wire::subjects::jobs_setup(cfg_.tenant), {}, cfg_.request_timeout_ms);
+  if (!r) {
+    out.error = r.error;
+    if (r.error.code == wire::ErrorCode::not_found)
+      out.error.message = "no executor with JetStream answers";
+    return out;
+  }
+  out.value = true;
+  return out;
+}
+
 std::unique_ptr<client> client::connect(const config& cfg, std::string* error) {
   if (!wire::valid_token(cfg.tenant)) {
     if (error) *error = "invalid tenant: " + cfg.tenant;
@@ -127,6 +140,10 @@ std::unique_ptr<client> client::connect(const config& cfg, std::string* error) {
   bus::options opts;
   opts.urls = {cfg.nats_url};
   opts.name = "corral-cli";
+  opts.nkey_seed_file = cfg.nats_creds;
+  opts.tls_ca_file = cfg.nats_ca;
+  opts.inbox_prefix = cfg.inbox_prefix.empty() ? wire::subjects::tenant_inbox_prefix(cfg.tenant)
+                                               : cfg.inbox_prefix;
   opts.max_reconnect = 60;
   opts.delivery_pool_threads = 0;
   auto conn = bus::connection::connect(opts, error);

@@ -121,6 +121,12 @@ class client {
  public:
   struct config {
     std::string nats_url = "nats://127.0.0.1:4222";
+    // The tenant's NATS nkey seed file (docs/security.md); empty: no credentials (a server
+    // that requires them refuses the connection). Replies come to the tenant's own inbox
+    // (wire::subjects::tenant_inbox_prefix), the only one its permissions let it read.
+    std::string nats_creds;
+    std::string nats_ca;       // TLS: the CA (PEM) that verifies the server; empty: plain TCP
+    std::string inbox_prefix;  // empty: the tenant's own; a service sets its own (the gateway)
     std::string tenant = "default";
     std::string pool = "default";
     int64_t request_timeout_ms = 30000;
@@ -179,6 +185,10 @@ class client {
   // Returns the number of entries removed.
   outcome<uint64_t> fs_remove(const std::string& sandbox_id, const std::string& path,
                               bool recursive);
+
+  // Asks every executor to set up this tenant's job streams (corral.v1.{t}.setup.jobs) and
+  // waits for the first answer: the queue can be published to once it returns true.
+  outcome<bool> setup_jobs();
 
   bus::connection& conn() { return *conn_; }
   const config& cfg() const { return cfg_; }

@@ -863,21 +863,23 @@ int sweep_run::run_queue(client& c) {
   const std::string hint =
       ": --queue needs the job streams that a corral-executor with JetStream creates (start one, "
       "or `corral up`), or run with --direct";
-  std::string why;
-  auto js = bus::jetstream::open(c.conn(), &why);
-  if (!js) {
-    console_->note("corral sweep: the NATS server has no JetStream (" + why + ")" + hint);
+  // The tenant's own two streams (docs/jobs.md): every executor answers the setup once they
+  // exist and it consumes the queue.
+  auto setup = c.setup_jobs();
+  if (!setup) {
+    console_->note("corral sweep: cannot set up the job streams (" +
+                   std::string(wire::to_string(setup.error.code)) + ": " + setup.error.message +
+                   ")" + hint);
     return 1;
   }
-  for (auto stream : {wire::subjects::jobs_stream, wire::subjects::results_stream}) {
-    auto info = js->stream_info(std::string(stream));
-    if (!info) {
-      console_->note("corral sweep: no stream " + std::string(stream) + " (" +
-                     bus::to_string(info.error) + ": " + info.detail + ")" + hint);
-      return 1;
-    }
+  const std::string results_stream = wire::subjects::results_stream(cfg_.tenant);
+  std::string why;
+  auto js = bus::jetstream::open(c.conn(), &why, 5000, results_stream);
+  if (!js) {
+    console_->note("corral sweep: cannot reach the results stream (" + why + ")" + hint);
+    return 1;
   }
-  auto reader = js->reader(std::string(wire::subjects::results_stream), results_subject);
+  auto reader = js->reader(results_stream, results_subject);
   if (!reader) {
     console_->note("corral sweep: cannot read " + results_subject + ": " + reader.detail);
     return 1;

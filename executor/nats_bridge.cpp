@@ -1,5 +1,6 @@
 #include "executor/nats_bridge.hpp"
 
+#include <atomic>
 #include <iostream>
 
 #include "actors/messages.hpp"
@@ -23,6 +24,19 @@ uint64_t nats_outbox::failures() const {
 }
 
 namespace {
+// A request whose reply subject is not an inbox is dropped: answering it would publish the
+// executor's bytes (e.g. a replay of stored output frames) onto a subject the requester chose,
+// such as another tenant's output subject (docs/security.md, "Replies").
+std::atomic<uint64_t> dropped_requests{0};
+
+bool acceptable(const bus::message& m) {
+  if (m.reply.empty() || wire::subjects::valid_reply(m.reply)) return true;
+  if (dropped_requests++ % 1000 == 0)
+    std::cerr << "corral-executor: dropped a request on " << m.subject
+              << " whose reply subject is not an inbox\n";
+  return false;
+}
+
 bus_request to_request(bus::message&& m) {
   return bus_request{std::move(m.subject), std::move(m.reply), std::move(m.data)};
 }
@@ -36,7 +50,7 @@ nats_router::~nats_router() { stop(); }
 bool nats_router::start(caf::actor node, std::string* error) {
   node_ = node;
   auto sub = conn_.subscribe(wire::subjects::list_any_tenant(), "", [node](bus::message&& m) {
-    caf::anon_send(node, list_atom::value, to_request(std::move(m)));
+    if (acceptable(m)) caf::anon_send(node, list_atom::value, to_request(std::move(m)));
   });
   if (!sub) {
     if (error) *error = "subscribe list: " + sub.detail;
@@ -45,7 +59,9 @@ bool nats_router::start(caf::actor node, std::string* error) {
   // Creates placed on this node by name: answered like pool creates, never left.
   auto direct = conn_.subscribe(wire::subjects::node_create_any_tenant(node_id_), "",
                                 [node](bus::message&& m) {
-                                  caf::anon_send(node, create_atom::value, to_request(std::move(m)));
+                                  if (acceptable(m))
+                                    if (acceptable(m))
+                                   caf::anon_send(node, create_atom::value, to_request(std::move(m)));
                                 });
   if (!direct) {
     if (error) *error = "subscribe node create: " + direct.detail;
@@ -60,7 +76,7 @@ bool nats_router::start(caf::actor node, std::string* error) {
 void nats_router::attach_sandbox(const std::string& tenant, const std::string& id,
                                  caf::actor sandbox) {
   auto handler = [sandbox](bus::message&& m) {
-    caf::anon_send(sandbox, op_atom::value, to_request(std::move(m)));
+    if (acceptable(m)) caf::anon_send(sandbox, op_atom::value, to_request(std::move(m)));
   };
   auto ops = conn_.subscribe(wire::subjects::sandbox_ops(tenant, id), "", handler);
   auto fs = conn_.subscribe(wire::subjects::sandbox_fs_ops(tenant, id), "", handler);
@@ -102,7 +118,8 @@ void nats_router::accept_creates(bool on) {
     auto sub = conn_.subscribe(wire::subjects::create_any_tenant(pool_),
                                wire::subjects::create_queue_group(pool_),
                                [node](bus::message&& m) {
-                                 caf::anon_send(node, create_atom::value, to_request(std::move(m)));
+                                 if (acceptable(m))
+                                   caf::anon_send(node, create_atom::value, to_request(std::move(m)));
                                });
     if (!sub) {
       std::cerr << "corral-executor: cannot join the create queue group: " << sub.detail << "\n";
@@ -121,7 +138,7 @@ void nats_router::accept_creates(bool on) {
 // Metering: the usage meter answers corral.v1.{t}.usage for every tenant.
 void nats_router::serve_usage(caf::actor meter) {
   auto sub = conn_.subscribe(wire::subjects::usage_any_tenant(), "", [meter](bus::message&& m) {
-    caf::anon_send(meter, usage_atom::value, to_request(std::move(m)));
+    if (acceptable(m)) caf::anon_send(meter, usage_atom::value, to_request(std::move(m)));
   });
   if (!sub) {
     std::cerr << "corral-executor: cannot subscribe to usage requests: " << sub.detail << "\n";

@@ -54,8 +54,32 @@ std::string jobs_any_tenant(std::string_view pool) { return join({prefix, "*", "
 std::string results(std::string_view tenant, std::string_view batch) {
   return join({prefix, tenant, "results", batch});
 }
-std::string jobs_stream_subjects() { return join({prefix, "*", "jobs", "*"}); }
-std::string results_stream_subjects() { return join({prefix, "*", "results", "*"}); }
+std::string jobs_stream(std::string_view tenant) {
+  return std::string(jobs_stream_prefix) + std::string(tenant);
+}
+std::string results_stream(std::string_view tenant) {
+  return std::string(results_stream_prefix) + std::string(tenant);
+}
+std::string jobs_stream_subjects(std::string_view tenant) {
+  return join({prefix, tenant, "jobs", "*"});
+}
+std::string results_stream_subjects(std::string_view tenant) {
+  return join({prefix, tenant, "results", "*"});
+}
+std::string_view tenant_of_jobs_stream(std::string_view stream) {
+  if (stream.size() <= jobs_stream_prefix.size() ||
+      stream.substr(0, jobs_stream_prefix.size()) != jobs_stream_prefix)
+    return {};
+  return stream.substr(jobs_stream_prefix.size());
+}
+std::string jobs_setup(std::string_view tenant) { return join({prefix, tenant, "setup", "jobs"}); }
+std::string jobs_setup_any_tenant() { return join({prefix, "*", "setup", "jobs"}); }
+std::string tenant_inbox_prefix(std::string_view tenant) { return join({"_INBOX", tenant}); }
+bool valid_reply(std::string_view reply) {
+  return reply.size() > 7 && reply.substr(0, 6) == "_INBOX" &&
+         reply.find_first_of("*> \t\r\n") == std::string_view::npos;
+}
+bool reserved_tenant(std::string_view tenant) { return tenant == "node"; }
 std::string heartbeat(std::string_view node) { return join({prefix, "node", node, "heartbeat"}); }
 
 std::string_view tenant_of(std::string_view subject) {

@@ -42,15 +42,38 @@ inline constexpr std::string_view prefix = "corral.v1";
 // the executors of a pool consume.
 [[nodiscard]] std::string jobs(std::string_view tenant, std::string_view pool);
 [[nodiscard]] std::string jobs_any_tenant(std::string_view pool);
-// corral.v1.{t}.results.{batch} — one JobResult per job, in the results stream.
+// corral.v1.{t}.results.{batch} — one JobResult per job, in the tenant's results stream.
 [[nodiscard]] std::string results(std::string_view tenant, std::string_view batch);
-// The JetStream streams (file-backed) and what they hold.
-inline constexpr std::string_view jobs_stream = "CORRAL_JOBS";        // corral.v1.*.jobs.*
-inline constexpr std::string_view results_stream = "CORRAL_RESULTS";  // corral.v1.*.results.*
-[[nodiscard]] std::string jobs_stream_subjects();
-[[nodiscard]] std::string results_stream_subjects();
+// The JetStream streams (file-backed), one pair per tenant so that a tenant's NATS permissions
+// can name exactly its own (docs/security.md): CORRAL_JOBS_{t} holds corral.v1.{t}.jobs.* (the
+// work queue of every pool), CORRAL_RESULTS_{t} holds corral.v1.{t}.results.*.
+inline constexpr std::string_view jobs_stream_prefix = "CORRAL_JOBS_";
+inline constexpr std::string_view results_stream_prefix = "CORRAL_RESULTS_";
+[[nodiscard]] std::string jobs_stream(std::string_view tenant);
+[[nodiscard]] std::string results_stream(std::string_view tenant);
+[[nodiscard]] std::string jobs_stream_subjects(std::string_view tenant);
+[[nodiscard]] std::string results_stream_subjects(std::string_view tenant);
+// The tenant of a jobs stream's name; empty when `stream` is not one.
+[[nodiscard]] std::string_view tenant_of_jobs_stream(std::string_view stream);
+// corral.v1.{t}.setup.jobs — request, answered by every executor (scatter/gather): the tenant's
+// two streams exist, and the executor consumes its jobs stream.
+[[nodiscard]] std::string jobs_setup(std::string_view tenant);
+[[nodiscard]] std::string jobs_setup_any_tenant();
 // corral.v1.node.{node}.heartbeat
 [[nodiscard]] std::string heartbeat(std::string_view node);
+
+// Reply subjects. Every party's inbox begins with "_INBOX": a tenant's is
+// tenant_inbox_prefix(t) ("_INBOX.{t}", the only reply subjects its NATS permissions let it
+// subscribe to), the gateway's "_INBOX_GW", the executors' "_INBOX_EX". An executor answers only
+// replies that are inboxes (valid_reply): a request naming another party's subject as its reply
+// cannot make an executor publish there (docs/security.md).
+[[nodiscard]] std::string tenant_inbox_prefix(std::string_view tenant);
+inline constexpr std::string_view gateway_inbox_prefix = "_INBOX_GW";
+inline constexpr std::string_view executor_inbox_prefix = "_INBOX_EX";
+[[nodiscard]] bool valid_reply(std::string_view reply);
+// Tenant names that are tokens of the protocol itself and may not name a tenant with NATS
+// credentials ("node": corral.v1.node.{node}.heartbeat is the executors').
+[[nodiscard]] bool reserved_tenant(std::string_view tenant);
 
 // Splits "corral.v1.{t}.sbx.{sb}.{op}" (also ".pool.{p}.create", ".list"): returns the tenant
 // token, or empty when the subject is not of this protocol.

@@ -350,7 +350,7 @@ std::map<std::string, std::vector<result_view>> collect(bus::jetstream& js, cons
   std::unique_ptr<bus::pull_consumer> reader;
   while (std::chrono::steady_clock::now() < deadline && got.size() < want) {
     if (!reader) {
-      auto r = js.reader(std::string(wire::subjects::results_stream),
+      auto r = js.reader(wire::subjects::results_stream(tenant),
                          wire::subjects::results(tenant, batch));
       if (!r) continue;  // e.g. the server is restarting
       reader = std::move(r.value);
@@ -367,7 +367,18 @@ std::map<std::string, std::vector<result_view>> collect(bus::jetstream& js, cons
   return got;
 }
 
-std::unique_ptr<bus::jetstream> open_js(bus::connection& c) {
+// A JetStream context; first, unless `setup` is false, the tenant's job streams set up by the
+// executors (corral.v1.{t}.setup.jobs).
+std::unique_ptr<bus::jetstream> open_js(bus::connection& c, const std::string& tenant,
+                                        bool setup = true) {
+  if (setup) {
+    auto r = c.request(wire::subjects::jobs_setup(tenant), nullptr, 0, 30'000);
+    EXPECT_TRUE(r) << r.detail;
+    if (r) {
+      EXPECT_EQ(wire::verify<wire::ErrorReply>(r.value.data.data(), r.value.data.size()),
+                nullptr);
+    }
+  }
   std::string why;
   auto js = bus::jetstream::open(c, &why);
   EXPECT_TRUE(js) << why;
@@ -375,7 +386,7 @@ std::unique_ptr<bus::jetstream> open_js(bus::connection& c) {
 }
 
 TEST_F(Jobs, QueueGivesEveryJobOneResultAndDeduplicates) {
-  auto js = open_js(*conn_);
+  auto js = open_js(*conn_, d_->tenant());
   ASSERT_TRUE(js);
   std::vector<job_spec> jobs;
   for (int i = 0; i < 12; ++i)
@@ -436,7 +447,7 @@ TEST(JobsChaos, ExecutorKilledMidBatchLosesNothing) {
   ASSERT_TRUE(d.start(&why)) << why;
   auto conn = connect(d.nats().url());
   ASSERT_TRUE(conn);
-  auto js = open_js(*conn);
+  auto js = open_js(*conn, d.tenant());
   ASSERT_TRUE(js);
   const int n = 24;
   auto jobs = slow_batch("kx", n);
@@ -467,7 +478,7 @@ TEST(JobsChaos, NatsServerKilledMidBatchLosesNothing) {
   {
     auto conn = connect(d.nats().url());
     ASSERT_TRUE(conn);
-    auto js = open_js(*conn);
+    auto js = open_js(*conn, d.tenant());
     ASSERT_TRUE(js);
     publish_jobs(*js, d.tenant(), slow_batch("nx", n));
     auto some = collect(*js, d.tenant(), "nx", 4, 120s);
@@ -477,7 +488,7 @@ TEST(JobsChaos, NatsServerKilledMidBatchLosesNothing) {
   ASSERT_TRUE(d.nats().restart()) << d.nats().error();
   auto conn = connect(d.nats().url());
   ASSERT_TRUE(conn);
-  auto js = open_js(*conn);
+  auto js = open_js(*conn, d.tenant(), /*setup=*/false);  // the streams survived the restart
   ASSERT_TRUE(js);
   auto got = collect(*js, d.tenant(), "nx", n, 180s);
   auto c = count(got);

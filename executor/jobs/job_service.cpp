@@ -1,5 +1,7 @@
 #include "executor/jobs/job_service.hpp"
 
+#include <algorithm>
+#include <deque>
 #include <iostream>
 
 #include "schemas/codec.hpp"
@@ -8,24 +10,27 @@
 
 namespace corral::jobs {
 
-bus::stream_config jobs_stream(const service_config& cfg) {
+bus::stream_config jobs_stream(const service_config& cfg, const std::string& tenant) {
   bus::stream_config s;
-  s.name = std::string(wire::subjects::jobs_stream);
-  s.subjects = {wire::subjects::jobs_stream_subjects()};
+  s.name = wire::subjects::jobs_stream(tenant);
+  s.subjects = {wire::subjects::jobs_stream_subjects(tenant)};
   s.work_queue = true;
   s.duplicate_window_ms = cfg.dedup_window_ms;
   s.max_msg_size = static_cast<int32_t>(wire::max_message_bytes);
+  s.max_bytes = cfg.jobs_max_bytes;
+  s.discard_new = true;
   return s;
 }
 
-bus::stream_config results_stream(const service_config& cfg) {
+bus::stream_config results_stream(const service_config& cfg, const std::string& tenant) {
   bus::stream_config s;
-  s.name = std::string(wire::subjects::results_stream);
-  s.subjects = {wire::subjects::results_stream_subjects()};
+  s.name = wire::subjects::results_stream(tenant);
+  s.subjects = {wire::subjects::results_stream_subjects(tenant)};
   s.work_queue = false;
   s.duplicate_window_ms = cfg.dedup_window_ms;
   s.max_age_ms = cfg.results_max_age_ms;
   s.max_msg_size = static_cast<int32_t>(wire::max_message_bytes);
+  s.max_bytes = cfg.results_max_bytes;
   return s;
 }
 
@@ -47,10 +52,17 @@ job_service::job_service(std::shared_ptr<bus::connection> conn, job_runner& runn
 
 job_service::~job_service() { stop(); }
 
+namespace {
+std::string inflight_key(const std::string& tenant, uint64_t sequence) {
+  return tenant + ":" + std::to_string(sequence);
+}
+}  // namespace
+
 bool job_service::start(std::string* why) {
   auto sub = conn_->subscribe(
       wire::subjects::run_any_tenant(cfg_.pool), wire::subjects::run_queue_group(cfg_.pool),
       [this](bus::message&& m) {
+        if (!wire::subjects::valid_reply(m.reply)) return;  // docs/security.md, "Replies"
         const std::string tenant(wire::subjects::tenant_of(m.subject));
         auto req = std::make_shared<bus::message>(std::move(m));
         if (!wire::valid_token(tenant)) {
@@ -85,50 +97,160 @@ bool job_service::start(std::string* why) {
               << "): jobs are taken as run requests only\n";
     return true;
   }
-  for (const auto& s : {jobs_stream(cfg_), results_stream(cfg_)}) {
-    if (auto st = js_->ensure_stream(s); !st) {
-      std::cerr << "corral-executor: cannot set up stream " << s.name << ": " << st.detail
-                << ": jobs are taken as run requests only\n";
-      return true;
-    }
-  }
-  bus::consumer_options co;
-  co.ack_wait_ms = cfg_.ack_wait_ms;
-  co.max_deliver = -1;  // the executor decides when a job has been tried enough (max_attempts)
-  auto c = js_->pull(std::string(wire::subjects::jobs_stream), "corral-" + cfg_.pool,
-                     wire::subjects::jobs_any_tenant(cfg_.pool), co);
-  if (!c) {
-    std::cerr << "corral-executor: cannot bind the job queue consumer: " << c.detail
-              << ": jobs are taken as run requests only\n";
+  drop_legacy_streams();
+  // Setups are JetStream API calls: made on the ticker's thread, never on a delivery thread.
+  auto setup = conn_->subscribe(wire::subjects::jobs_setup_any_tenant(), "", [this](bus::message&& m) {
+    if (m.reply.empty() || !wire::subjects::valid_reply(m.reply)) return;
+    std::lock_guard<std::mutex> lock(mu_);
+    if (setups_.size() < max_pending_setups) setups_.push_back(std::move(m));
+    cv_.notify_all();
+  });
+  // A doorbell: a job published on any tenant's queue is seen here too (core NATS delivers it
+  // besides storing it), so an idle puller asks that queue at once instead of at its next poll.
+  auto doorbell = conn_->subscribe(wire::subjects::jobs_any_tenant(cfg_.pool), "",
+                                   [this](bus::message&& m) {
+                                     std::string tenant(wire::subjects::tenant_of(m.subject));
+                                     std::lock_guard<std::mutex> lock(mu_);
+                                     rung_.insert(std::move(tenant));
+                                     cv_.notify_all();
+                                   });
+  if (!setup || !doorbell) {
+    std::cerr << "corral-executor: cannot subscribe to job setups (" << setup.detail
+              << doorbell.detail << "): jobs are taken as run requests only\n";
+    js_.reset();
     return true;
   }
-  consumer_ = std::move(c.value);
+  setup_sub_ = std::move(setup.value);
+  doorbell_sub_ = std::move(doorbell.value);
+  rescan();
   puller_ = std::thread([this] { pull_loop(); });
   ticker_ = std::thread([this] { ticker_loop(); });
   return true;
 }
 
+bus::status job_service::setup_tenant(const std::string& tenant) {
+  if (!js_) return bus::status{bus::bus_error::not_connected, "no JetStream"};
+  std::lock_guard<std::mutex> setup_lock(setup_mu_);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (queues_.count(tenant) != 0) return {};
+  }
+  for (const auto& s : {jobs_stream(cfg_, tenant), results_stream(cfg_, tenant)}) {
+    if (auto st = js_->ensure_stream(s); !st) return st;
+  }
+  bus::consumer_options co;
+  co.ack_wait_ms = cfg_.ack_wait_ms;
+  co.max_deliver = -1;  // the executor decides when a job has been tried enough (max_attempts)
+  auto c = js_->pull(wire::subjects::jobs_stream(tenant), "corral-" + cfg_.pool,
+                     wire::subjects::jobs(tenant, cfg_.pool), co);
+  if (!c) return bus::status{c.error, c.detail};
+  std::lock_guard<std::mutex> lock(mu_);
+  queues_[tenant] = std::shared_ptr<bus::pull_consumer>(std::move(c.value));
+  rung_.insert(tenant);  // jobs may be waiting already
+  cv_.notify_all();
+  return {};
+}
+
+void job_service::rescan() {
+  auto names = js_->stream_names(wire::subjects::jobs_any_tenant(cfg_.pool));
+  if (!names) {
+    std::cerr << "corral-executor: cannot list the job streams: " << names.detail << "\n";
+    return;
+  }
+  for (const auto& name : names.value) {
+    const std::string tenant(wire::subjects::tenant_of_jobs_stream(name));
+    if (!wire::valid_token(tenant)) continue;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (queues_.count(tenant) != 0) continue;
+    }
+    if (auto st = setup_tenant(tenant); !st)
+      std::cerr << "corral-executor: jobs of tenant " << tenant << ": " << st.detail << "\n";
+  }
+}
+
+// Streams of corral before per-tenant streams hold every tenant's subjects: the server refuses
+// a tenant's stream beside them. An empty legacy queue is removed; one still holding jobs is
+// left for an older executor to drain (and said so); the legacy results go.
+void job_service::drop_legacy_streams() {
+  if (auto info = js_->stream_info("CORRAL_JOBS"); info) {
+    if (info.value.messages == 0) {
+      (void)js_->delete_stream("CORRAL_JOBS");
+    } else {
+      std::cerr << "corral-executor: the legacy stream CORRAL_JOBS still holds "
+                << info.value.messages << " jobs: drain it with the previous corral, or delete "
+                   "it; tenants' job streams cannot be set up beside it\n";
+      return;
+    }
+  }
+  if (auto info = js_->stream_info("CORRAL_RESULTS"); info) {
+    std::cerr << "corral-executor: deleting the legacy stream CORRAL_RESULTS ("
+              << info.value.messages << " results)\n";
+    (void)js_->delete_stream("CORRAL_RESULTS");
+  }
+}
+
 void job_service::stop() {
   if (stopping_.exchange(true)) return;
   if (run_sub_) run_sub_->unsubscribe();
+  if (setup_sub_) setup_sub_->unsubscribe();
+  if (doorbell_sub_) doorbell_sub_->unsubscribe();
   cv_.notify_all();
   if (puller_.joinable()) puller_.join();
   if (ticker_.joinable()) ticker_.join();
 }
 
 void job_service::pull_loop() {
+  // The tenants to ask, in turn: those that rang, those whose last fetch was full (they may have
+  // more), and every tenant at least every idle_poll_ms.
+  std::deque<std::string> turn;
+  std::set<std::string> queued;
+  auto last_full_round = std::chrono::steady_clock::now();
+  const auto idle_poll = std::chrono::milliseconds(cfg_.idle_poll_ms);
   while (!stopping_) {
     runner_.wait_for_slot(std::chrono::milliseconds(500));
     const int free = runner_.free_slots();
     if (free <= 0 || stopping_) continue;
-    auto got = consumer_->fetch(free, 1000);
+    std::shared_ptr<bus::pull_consumer> queue;
+    std::string tenant;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      auto enqueue = [&](const std::string& t) {
+        if (queued.insert(t).second) turn.push_back(t);
+      };
+      for (const auto& t : rung_) enqueue(t);
+      rung_.clear();
+      const auto now = std::chrono::steady_clock::now();
+      if (now - last_full_round >= idle_poll) {
+        for (const auto& [t, q] : queues_) enqueue(t);
+        last_full_round = now;
+      }
+      if (turn.empty()) {
+        cv_.wait_for(lock, idle_poll, [&] { return stopping_.load() || !rung_.empty(); });
+        continue;
+      }
+      tenant = turn.front();
+      turn.pop_front();
+      queued.erase(tenant);
+      auto it = queues_.find(tenant);
+      if (it == queues_.end()) continue;
+      queue = it->second;
+    }
+    const int want = std::min(free, bus::max_fetch_batch);
+    auto got = queue->fetch_now(want, 2000);
     if (!got) {
-      if (got.error != bus::bus_error::timeout) {
+      if (got.error == bus::bus_error::invalid) {
+        // The consumer (or the stream) is gone: set up again at the next rescan.
+        std::lock_guard<std::mutex> lock(mu_);
+        queues_.erase(tenant);
+      } else {
         std::unique_lock<std::mutex> lock(mu_);
         cv_.wait_for(lock, std::chrono::milliseconds(500), [&] { return stopping_.load(); });
       }
       continue;
     }
+    if (static_cast<int>(got.value.size()) == want && queued.insert(tenant).second)
+      turn.push_back(tenant);
     for (auto& m : got.value) {
       if (stopping_) {
         (void)m.nak();  // handed back: another executor (or this one restarted) takes it
@@ -141,15 +263,40 @@ void job_service::pull_loop() {
 
 void job_service::ticker_loop() {
   const auto every = std::chrono::milliseconds(std::max<int64_t>(100, cfg_.ack_wait_ms / 3));
+  auto next_rescan = std::chrono::steady_clock::now() + std::chrono::milliseconds(cfg_.rescan_ms);
+  auto next_progress = std::chrono::steady_clock::now() + every;
   std::unique_lock<std::mutex> lock(mu_);
   while (!stopping_) {
-    cv_.wait_for(lock, every, [&] { return stopping_.load(); });
+    cv_.wait_until(lock, next_progress, [&] { return stopping_.load() || !setups_.empty(); });
+    std::deque<bus::message> setups;
+    setups.swap(setups_);
+    lock.unlock();
+    for (auto& m : setups) {
+      const std::string tenant(wire::subjects::tenant_of(m.subject));
+      std::vector<uint8_t> answer;
+      if (!wire::valid_token(tenant) || wire::subjects::reserved_tenant(tenant)) {
+        answer = wire::make_error_reply(wire::ErrorCode::invalid_argument, "invalid tenant");
+      } else if (auto st = setup_tenant(tenant); !st) {
+        answer = wire::make_error_reply(wire::ErrorCode::unavailable,
+                                        "cannot set up the job streams: " + st.detail);
+      } else {
+        answer = wire::make_ack("ok");
+      }
+      (void)conn_->respond(m, answer.data(), answer.size());
+    }
+    lock.lock();
+    if (std::chrono::steady_clock::now() < next_progress) continue;
+    next_progress = std::chrono::steady_clock::now() + every;
     std::vector<std::shared_ptr<inflight>> now;
-    for (auto& [seq, f] : inflight_) now.push_back(f);
+    for (auto& [key, f] : inflight_) now.push_back(f);
     lock.unlock();
     for (auto& f : now) {
       std::lock_guard<std::mutex> g(f->mu);
       if (!f->done) (void)f->msg.in_progress();
+    }
+    if (!stopping_ && std::chrono::steady_clock::now() >= next_rescan) {
+      rescan();
+      next_rescan = std::chrono::steady_clock::now() + std::chrono::milliseconds(cfg_.rescan_ms);
     }
     lock.lock();
   }
@@ -184,7 +331,7 @@ void job_service::take(bus::js_message&& m) {
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
-    inflight_[f->msg.stream_sequence()] = f;
+    inflight_[inflight_key(f->tenant, f->msg.stream_sequence())] = f;
   }
   auto data = f->msg.data();
   const bool taken = runner_.submit(f->tenant, std::move(data), f->attempt,
@@ -192,7 +339,7 @@ void job_service::take(bus::js_message&& m) {
   if (!taken) {
     {
       std::lock_guard<std::mutex> lock(mu_);
-      inflight_.erase(f->msg.stream_sequence());
+      inflight_.erase(inflight_key(f->tenant, f->msg.stream_sequence()));
     }
     std::lock_guard<std::mutex> g(f->mu);
     f->done = true;
@@ -203,7 +350,7 @@ void job_service::take(bus::js_message&& m) {
 void job_service::finish(const std::shared_ptr<inflight>& f, job_outcome o) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    inflight_.erase(f->msg.stream_sequence());
+    inflight_.erase(inflight_key(f->tenant, f->msg.stream_sequence()));
   }
   std::lock_guard<std::mutex> g(f->mu);
   f->done = true;

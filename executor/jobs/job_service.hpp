@@ -1,18 +1,28 @@
 #pragma once
-// Feeds the job runner from NATS (issue #5, DESIGN.md §3):
+// Feeds the job runner from NATS (docs/jobs.md):
 //   - corral.v1.{t}.pool.{pool}.run: request/reply in a queue group; a Job answered with its
 //     JobResult (or an ErrorReply: resource_exhausted when every slot is busy, unavailable when
 //     no sandbox can be had now). For producers that hold the line open (corral sweep --direct).
-//   - corral.v1.{t}.jobs.{pool}: the pool's JetStream work queue (file-backed, deduplicated by
-//     Nats-Msg-Id). Pulled as slots free up; in-progress acks while a job runs; the result is
-//     published to corral.v1.{t}.results.{batch} (Nats-Msg-Id "{t}.{job_id}": a re-run after a
-//     lost ack is dropped as a duplicate) and only then is the job acked. A job delivered more
-//     than max_attempts times gets an executor_lost result instead of a further run (P3: every
-//     accepted job gets exactly one result; none is lost).
+//   - corral.v1.{t}.jobs.{pool}: the pool's work queue in the tenant's own JetStream stream
+//     CORRAL_JOBS_{t} (file-backed, deduplicated by Nats-Msg-Id within the tenant). Pulled as
+//     slots free up, the tenants in turn; in-progress acks while a job runs; the result is
+//     published to corral.v1.{t}.results.{batch} (stream CORRAL_RESULTS_{t}; Nats-Msg-Id
+//     "{t}.{job_id}": a re-run after a lost ack is dropped as a duplicate) and only then is the
+//     job acked. A job delivered more than max_attempts times gets an executor_lost result
+//     instead of a further run (P3: every accepted job gets exactly one result; none is lost).
+//   - corral.v1.{t}.setup.jobs: a tenant's producer asks once (every executor answers) for its
+//     two streams; each executor creates or updates them and consumes the jobs stream. Streams
+//     set up earlier are found at start and every rescan_ms (executors that missed a setup).
+// Every stream is the tenant's own so that its NATS permissions can name exactly its own
+// (docs/security.md): one tenant's job ids, queue and results never meet another's.
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -31,11 +41,17 @@ struct service_config {
   int64_t dedup_window_ms = 3'600'000;        // a job id published again inside it runs once
   int64_t results_max_age_ms = 7LL * 24 * 3600 * 1000;
   int64_t publish_timeout_ms = 5'000;
+  // Per tenant: queued jobs beyond this are refused to their producer (nothing accepted is
+  // lost); results beyond this push out the oldest (as their age limit does).
+  int64_t jobs_max_bytes = 1LL << 30;
+  int64_t results_max_bytes = 1LL << 30;
+  int64_t rescan_ms = 30'000;     // look for streams other executors set up
+  int64_t idle_poll_ms = 2'000;   // every queue is asked at least this often (besides doorbells)
 };
 
-// The streams (created or updated by every executor at start).
-bus::stream_config jobs_stream(const service_config& cfg);
-bus::stream_config results_stream(const service_config& cfg);
+// A tenant's two streams.
+bus::stream_config jobs_stream(const service_config& cfg, const std::string& tenant);
+bus::stream_config results_stream(const service_config& cfg, const std::string& tenant);
 // Nats-Msg-Id of a job and of its result.
 std::string job_msg_id(const std::string& tenant, const std::string& job_id);
 
@@ -52,12 +68,16 @@ class job_service {
   // Stops taking work (running jobs still finish and are acked by the runner's callbacks; the
   // runner must outlive them: stop the runner after this). Idempotent.
   void stop();
-  [[nodiscard]] bool has_jetstream() const { return consumer_ != nullptr; }
+  [[nodiscard]] bool has_jetstream() const { return js_ != nullptr; }
+  // Sets up the tenant's streams and consumes its jobs (idempotent). Thread-safe.
+  [[nodiscard]] bus::status setup_tenant(const std::string& tenant);
 
  private:
   struct inflight;
   void pull_loop();
   void ticker_loop();
+  void rescan();
+  void drop_legacy_streams();
   void take(bus::js_message&& m);
   void finish(const std::shared_ptr<inflight>& f, job_outcome o);
 
@@ -65,12 +85,18 @@ class job_service {
   job_runner& runner_;
   const service_config cfg_;
   std::unique_ptr<bus::jetstream> js_;
-  std::unique_ptr<bus::pull_consumer> consumer_;
-  std::unique_ptr<bus::subscription> run_sub_;
+  std::unique_ptr<bus::subscription> run_sub_, setup_sub_, doorbell_sub_;
   std::atomic<bool> stopping_{false};
+  std::mutex setup_mu_;  // one setup_tenant at a time
   std::mutex mu_;
   std::condition_variable cv_;
-  std::unordered_map<uint64_t, std::shared_ptr<inflight>> inflight_;  // by stream sequence
+  // The tenants' job queues (one pull consumer each; only the puller fetches), and the tenants
+  // whose queue just got a job (a doorbell: the published job seen on core NATS).
+  std::map<std::string, std::shared_ptr<bus::pull_consumer>> queues_;
+  std::set<std::string> rung_;
+  std::deque<bus::message> setups_;  // setup requests waiting for the ticker's thread
+  static constexpr std::size_t max_pending_setups = 1024;
+  std::unordered_map<std::string, std::shared_ptr<inflight>> inflight_;  // by tenant + sequence
   std::thread puller_, ticker_;
 };
 

@@ -1,0 +1,299 @@
+#include "bus/nats_auth.hpp"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <sstream>
+
+#include "bus/nkey.hpp"
+#include "schemas/ids.hpp"
+#include "schemas/subjects.hpp"
+
+namespace corral::bus {
+namespace {
+
+namespace subjects = wire::subjects;
+
+std::string cat(std::initializer_list<std::string> parts) {
+  std::string out;
+  for (const auto& p : parts) out += p;
+  return out;
+}
+
+// nats-server's configuration syntax: a double-quoted string (no escapes are needed for what
+// corral writes: subjects, nkeys and names have neither quotes nor backslashes).
+std::string quoted(const std::string& s) { return "\"" + s + "\""; }
+
+void list(std::ostringstream& out, const char* key, const std::vector<std::string>& items) {
+  if (items.empty()) return;
+  out << key << ": [";
+  for (std::size_t i = 0; i < items.size(); ++i) out << (i ? ", " : "") << quoted(items[i]);
+  out << "]";
+}
+
+// Writes `text` to `path` atomically (temporary file, fsync, rename) with mode 0600.
+bool write_file_atomically(const std::string& path, const std::string& text, std::string* error) {
+  const std::string tmp = path + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) {
+    if (error) *error = tmp + ": " + std::strerror(errno);
+    return false;
+  }
+  bool ok = ::fchmod(fd, 0600) == 0;
+  std::size_t done = 0;
+  while (ok && done < text.size()) {
+    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    ok = n > 0;
+    if (ok) done += static_cast<std::size_t>(n);
+  }
+  ok = ok && ::fsync(fd) == 0;
+  const int e = errno;
+  ::close(fd);
+  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
+    if (error) *error = path + ": " + std::strerror(ok ? errno : e);
+    ::unlink(tmp.c_str());
+    return false;
+  }
+  return true;
+}
+
+// Holds an exclusive flock on DIR/identities.lock for its lifetime.
+class registry_lock {
+ public:
+  explicit registry_lock(const std::string& dir) {
+    fd_ = ::open((dir + "/identities.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd_ >= 0 && ::flock(fd_, LOCK_EX) != 0) {
+      ::close(fd_);
+      fd_ = -1;
+    }
+  }
+  ~registry_lock() {
+    if (fd_ >= 0) ::close(fd_);  // releases the lock
+  }
+  registry_lock(const registry_lock&) = delete;
+  registry_lock& operator=(const registry_lock&) = delete;
+  [[nodiscard]] bool held() const { return fd_ >= 0; }
+
+ private:
+  int fd_ = -1;
+};
+
+bool ensure_private_dir(const std::string& dir, std::string* error) {
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    if (error) *error = dir + ": " + std::strerror(errno);
+    return false;
+  }
+  struct stat st {};
+  if (::lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    if (error) *error = dir + ": not a directory";
+    return false;
+  }
+  if ((st.st_mode & 077) != 0 && ::chmod(dir.c_str(), 0700) != 0) {
+    if (error) *error = dir + ": chmod 0700: " + std::strerror(errno);
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+const char* to_string(nats_role r) noexcept {
+  switch (r) {
+    case nats_role::admin: return "admin";
+    case nats_role::executor: return "executor";
+    case nats_role::gateway: return "gateway";
+    case nats_role::tenant: return "tenant";
+  }
+  return "unknown";
+}
+
+std::optional<nats_role> nats_role_from(const std::string& s) {
+  for (auto r : {nats_role::admin, nats_role::executor, nats_role::gateway, nats_role::tenant})
+    if (s == to_string(r)) return r;
+  return std::nullopt;
+}
+
+std::string invalid_identity_name(nats_role role, const std::string& name) {
+  if (!wire::valid_token(name)) return "a name is 1..64 characters of [A-Za-z0-9_-]: " + name;
+  if (role == nats_role::tenant && subjects::reserved_tenant(name))
+    return "'" + name + "' is reserved by the protocol and cannot name a tenant";
+  return {};
+}
+
+subject_permissions permissions_of(const nats_identity& id) {
+  subject_permissions p;
+  const std::string v1(subjects::prefix);
+  switch (id.role) {
+    case nats_role::admin:
+    case nats_role::executor:
+      p.publish_allow = {">"};
+      p.subscribe_allow = {">"};
+      break;
+    case nats_role::gateway:
+      p.publish_allow = {v1 + ".>"};
+      p.publish_deny = {v1 + ".*.sbx.*.out.>", v1 + ".*.results.>", v1 + ".node.>"};
+      p.subscribe_allow = {std::string(subjects::gateway_inbox_prefix) + ".>",
+                           v1 + ".*.sbx.*.out.>"};
+      break;
+    case nats_role::tenant: {
+      const std::string& t = id.name;
+      const std::string results = subjects::results_stream(t);
+      const std::string api = "$JS.API.";
+      p.publish_allow = {
+          cat({v1, ".", t, ".>"}),
+          // Reading its own results (an ephemeral pull consumer on its own stream), and the
+          // information of its own two streams: nothing else of JetStream's API.
+          api + "STREAM.INFO." + subjects::jobs_stream(t),
+          api + "STREAM.INFO." + results,
+          api + "STREAM.MSG.GET." + results,
+          api + "CONSUMER.CREATE." + results,
+          api + "CONSUMER.CREATE." + results + ".>",
+          api + "CONSUMER.DURABLE.CREATE." + results + ".*",
+          api + "CONSUMER.INFO." + results + ".*",
+          api + "CONSUMER.DELETE." + results + ".*",
+          api + "CONSUMER.NAMES." + results,
+          api + "CONSUMER.LIST." + results,
+          api + "CONSUMER.MSG.NEXT." + results + ".*",
+          "$JS.ACK." + results + ".>",
+      };
+      // Only executors speak for sandboxes and jobs: output, exits and results.
+      p.publish_deny = {cat({v1, ".", t, ".sbx.*.out.>"}), cat({v1, ".", t, ".results.>"})};
+      p.subscribe_allow = {subjects::tenant_inbox_prefix(t) + ".>",
+                           cat({v1, ".", t, ".sbx.*.out.>"})};
+      break;
+    }
+  }
+  return p;
+}
+
+std::string authorization_config(const std::vector<nats_identity>& ids) {
+  std::ostringstream out;
+  out << "# Written by corral (bus/nats_auth.cpp) from the registry beside it: do not edit.\n"
+      << "authorization {\n  timeout: 2\n  users = [\n";
+  for (const auto& id : ids) {
+    const auto p = permissions_of(id);
+    out << "    # " << to_string(id.role) << " " << id.name << "\n"
+        << "    {nkey: " << quoted(id.public_key) << ", permissions: {publish: {";
+    list(out, "allow", p.publish_allow);
+    if (!p.publish_deny.empty()) out << ", ";
+    list(out, "deny", p.publish_deny);
+    out << "}, subscribe: {";
+    list(out, "allow", p.subscribe_allow);
+    if (!p.subscribe_deny.empty()) out << ", ";
+    list(out, "deny", p.subscribe_deny);
+    out << "}}}\n";
+  }
+  out << "  ]\n}\n";
+  return out.str();
+}
+
+std::string nats_auth_dir::seed_file(nats_role role, const std::string& name) const {
+  return dir_ + "/" + to_string(role) + "-" + name + ".nk";
+}
+
+std::optional<std::vector<nats_identity>> nats_auth_dir::identities(std::string* error) const {
+  std::vector<nats_identity> out;
+  const std::string path = dir_ + "/identities";
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return out;
+    if (error) *error = path + ": " + std::strerror(errno);
+    return std::nullopt;
+  }
+  std::string text;
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    text.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  std::istringstream lines(text);
+  std::string line;
+  int number = 0;
+  while (std::getline(lines, line)) {
+    ++number;
+    if (line.empty() || line[0] == '#') continue;
+    std::istringstream fields(line);
+    std::string role, name, key;
+    fields >> role >> name >> key;
+    auto r = nats_role_from(role);
+    if (!r || !invalid_identity_name(*r, name).empty() || !valid_user_public_key(key)) {
+      if (error) *error = path + ":" + std::to_string(number) + ": not \"role name public_key\"";
+      return std::nullopt;
+    }
+    out.push_back({*r, name, key});
+  }
+  return out;
+}
+
+bool nats_auth_dir::render_locked(const std::vector<nats_identity>& ids, std::string* error) {
+  std::ostringstream registry;
+  registry << "# corral's NATS identities: role name public_key (see bus/nats_auth.hpp)\n";
+  for (const auto& id : ids)
+    registry << to_string(id.role) << " " << id.name << " " << id.public_key << "\n";
+  return write_file_atomically(dir_ + "/identities", registry.str(), error) &&
+         write_file_atomically(auth_conf(), authorization_config(ids), error);
+}
+
+bool nats_auth_dir::render(std::string* error) {
+  if (!ensure_private_dir(dir_, error)) return false;
+  registry_lock lock(dir_);
+  if (!lock.held()) {
+    if (error) *error = dir_ + "/identities.lock: " + std::strerror(errno);
+    return false;
+  }
+  auto ids = identities(error);
+  return ids && render_locked(*ids, error);
+}
+
+std::optional<std::string> nats_auth_dir::ensure(nats_role role, const std::string& name,
+                                                 bool* created, std::string* error) {
+  if (created) *created = false;
+  if (std::string why = invalid_identity_name(role, name); !why.empty()) {
+    if (error) *error = why;
+    return std::nullopt;
+  }
+  if (!ensure_private_dir(dir_, error)) return std::nullopt;
+  registry_lock lock(dir_);
+  if (!lock.held()) {
+    if (error) *error = dir_ + "/identities.lock: " + std::strerror(errno);
+    return std::nullopt;
+  }
+  auto ids = identities(error);
+  if (!ids) return std::nullopt;
+  const std::string file = seed_file(role, name);
+  for (const auto& id : *ids) {
+    if (id.role != role || id.name != name) continue;
+    // Known: its seed file must be there and match (a lost seed file is an operator's problem to
+    // solve knowingly, e.g. by removing the line; never silently replaced).
+    auto key = read_user_nkey_file(file, error);
+    if (!key) return std::nullopt;
+    if (key->public_key != id.public_key) {
+      if (error) *error = file + ": does not match the registry's key for this identity";
+      return std::nullopt;
+    }
+    return file;
+  }
+  // A seed file without its registry line (a writer stopped between the two) is adopted.
+  std::optional<user_nkey> key;
+  if (::access(file.c_str(), F_OK) == 0) {
+    key = read_user_nkey_file(file, error);
+    if (!key) return std::nullopt;
+  } else {
+    key = generate_user_nkey(error);
+    if (!key || !write_user_nkey_file(file, *key, error)) return std::nullopt;
+  }
+  ids->push_back({role, name, key->public_key});
+  if (!render_locked(*ids, error)) return std::nullopt;
+  if (created) *created = true;
+  return file;
+}
+
+}  // namespace corral::bus
