@@ -22,13 +22,15 @@
 #include "cli/up.hpp"
 #include "cli/write_all.hpp"
 #include "schemas/ids.hpp"
+#include "schemas/subjects.hpp"
 
 namespace {
 
 using namespace corral;
 
 const char* usage_text =
-    "usage: corral [--nats URL] [--tenant T] [--pool P] COMMAND ...\n"
+    "usage: corral [--nats URL] [--nats-creds FILE] [--nats-ca PEM] [--tenant T] [--pool P]\n"
+    "              COMMAND ...\n"
     "\n"
     "commands:\n"
     "  up [--data DIR] [--port N] [--gateway-port N] [--max-sandboxes N]\n"
@@ -44,12 +46,15 @@ const char* usage_text =
     "  sandbox info|wait|rm (ID | --name NAME) [--timeout S] [--ready]\n"
     "  exec [-t] [--timeout S] [--workdir DIR] [--env K=V]... [--id EXEC_ID] SANDBOX -- ARGV...\n"
     "  usage [SANDBOX]                                    CPU core-s, GiB-s and cost billed\n"
-    "  token create --tenant T [--tokens FILE]            a gateway token (its hash appended)\n"
+    "  token create --tenant T [--data DIR] [--tokens FILE]\n"
+    "                                 the tenant's NATS identity (DIR/auth/tenant-T.nk, made\n"
+    "                                 once) and a new gateway token (its hash in DIR/tokens)\n"
     "%s"
     "%s"
     "\n"
-    "environment: CORRAL_NATS_URL (default nats://127.0.0.1:4222), CORRAL_TENANT (default\n"
-    "'default'), CORRAL_POOL (default 'default').\n"
+    "environment: CORRAL_NATS_URL (default nats://127.0.0.1:4222), CORRAL_NATS_CREDS (the\n"
+    "tenant's NATS nkey seed file; default ./var/auth/tenant-T.nk when it exists),\n"
+    "CORRAL_NATS_CA (TLS), CORRAL_TENANT (default 'default'), CORRAL_POOL (default 'default').\n"
     "exit status: exec and run exit with the process's status (124 timeout, 137 killed);\n"
     "sweep exits 0 when every program has a result; 1 for a failed request, 2 for a usage error.\n";
 
@@ -340,24 +345,40 @@ int parse_exec_args(const std::vector<std::string>& args, bool want_sandbox, std
 }
 
 
-// `corral token create --tenant T [--tokens FILE]`: appends sha256(token) and the tenant to the
-// gateway's tokens file (created 0600) and prints the new token; only its hash is stored.
+// `corral token create --tenant T [--data DIR] [--tokens FILE]`: the tenant's NATS identity in
+// the deployment under DIR (default ./var; made once, and the running nats-server reloads its
+// users), and a new gateway token: sha256(token) and the tenant appended to the tokens file
+// (default DIR/tokens, created 0600). Prints the token; only its hash is stored.
 int cmd_token(const std::vector<std::string>& args, const std::string& default_tenant) {
   if (args.empty() || args[0] != "create") return usage("token: only 'token create' exists");
-  std::string tenant = default_tenant, file = "var/tokens";
+  std::string tenant = default_tenant, data = "var", file;
   if (const char* e = std::getenv("CORRAL_TOKENS"); e && *e) file = e;
   for (std::size_t i = 1; i < args.size(); ++i) {
     if (args[i] == "--tenant" && i + 1 < args.size()) tenant = args[++i];
+    else if (args[i] == "--data" && i + 1 < args.size()) data = args[++i];
     else if (args[i] == "--tokens" && i + 1 < args.size()) file = args[++i];
     else return usage("token create: unknown argument " + args[i]);
   }
   if (!wire::valid_token(tenant)) return usage("token create: bad tenant " + tenant);
+  if (wire::subjects::reserved_tenant(tenant))
+    return usage("token create: '" + tenant + "' is reserved by the protocol");
+  if (file.empty()) file = cli::up_layout{data}.tokens_file();
   std::string error;
+  bool created = false;
+  auto seed = cli::ensure_tenant_identity(data, tenant, &created, &error);
+  if (!seed) {
+    std::cerr << "corral: " << error << "\n";
+    return 1;
+  }
   auto token = cli::create_token(tenant, file, &error);
   if (!token) {
     std::cerr << "corral: " << error << "\n";
     return 1;
   }
+  std::cerr << "corral: tenant '" << tenant << "': NATS credentials " << *seed
+            << (created ? " (new)" : "") << "; reply subjects under "
+            << wire::subjects::tenant_inbox_prefix(tenant)
+            << ". The HTTP token, printed once:\n";
   std::cout << *token << "\n";
   return 0;
 }
@@ -368,6 +389,8 @@ int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
   cli::client::config cfg;
   if (const char* e = std::getenv("CORRAL_NATS_URL"); e && *e) cfg.nats_url = e;
+  if (const char* e = std::getenv("CORRAL_NATS_CREDS"); e && *e) cfg.nats_creds = e;
+  if (const char* e = std::getenv("CORRAL_NATS_CA"); e && *e) cfg.nats_ca = e;
   if (const char* e = std::getenv("CORRAL_TENANT"); e && *e) cfg.tenant = e;
   if (const char* e = std::getenv("CORRAL_POOL"); e && *e) cfg.pool = e;
   std::vector<std::string> args(argv + 1, argv + argc);
@@ -375,6 +398,8 @@ int main(int argc, char** argv) {
     if (args.size() < 2 && args[0] != "--help") return usage("missing value for " + args[0]);
     if (args[0] == "--help") return usage(), 0;
     if (args[0] == "--nats") cfg.nats_url = args[1];
+    else if (args[0] == "--nats-creds") cfg.nats_creds = args[1];
+    else if (args[0] == "--nats-ca") cfg.nats_ca = args[1];
     else if (args[0] == "--tenant") cfg.tenant = args[1];
     else if (args[0] == "--pool") cfg.pool = args[1];
     else return usage("unknown option " + args[0]);
@@ -384,6 +409,11 @@ int main(int argc, char** argv) {
   const auto cmd = args[0];
   args.erase(args.begin());
   if (cmd == "help" || cmd == "-h") return usage(), 0;
+  if (cfg.nats_creds.empty()) {
+    // `corral up`'s own layout, from the directory it was started in.
+    const std::string local = cli::up_layout{"var"}.tenant_seed_file(cfg.tenant);
+    if (::access(local.c_str(), F_OK) == 0) cfg.nats_creds = local;
+  }
   if (cmd == "up") return cli::run_up(args, argv[0]);
   if (cmd == "token") return cmd_token(args, cfg.tenant);
   if (cmd == "sweep") return cli::sweep::run_command(args, cfg);  // connects when it has work

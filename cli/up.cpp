@@ -5,22 +5,25 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <climits>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <thread>
+#include <tuple>
 
-extern char** environ;
-
+#include "bus/connection.hpp"
+#include "bus/nats_auth.hpp"
 #include "cli/token.hpp"
 
 namespace corral::cli {
@@ -39,13 +42,98 @@ std::string self_dir(const char* argv0) {
   return fs::absolute(fs::path(argv0)).parent_path().string();
 }
 
-pid_t spawn(const std::vector<std::string>& argv) {
+// Starts argv[0] (searched in PATH) as a child that dies with this process: it gets SIGTERM
+// when the thread that forked it exits, even when `corral up` is killed with SIGKILL (so a
+// nats-server never outlives an interrupted start). `mask` is the child's signal mask (the
+// parent keeps its own blocked set); child_umask >= 0 is set in the child.
+pid_t spawn(const std::vector<std::string>& argv, const sigset_t& mask, int child_umask = -1) {
   std::vector<char*> cargv;
   for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
   cargv.push_back(nullptr);
-  pid_t pid = -1;
-  if (::posix_spawnp(&pid, cargv[0], nullptr, nullptr, cargv.data(), environ) != 0) return -1;
-  return pid;
+  const pid_t parent = ::getpid();
+  const pid_t pid = ::fork();
+  if (pid != 0) return pid;
+  // The child: only async-signal-safe calls until exec.
+  if (::prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || ::getppid() != parent) ::_exit(127);
+  if (child_umask >= 0) ::umask(static_cast<mode_t>(child_umask));
+  ::sigprocmask(SIG_SETMASK, &mask, nullptr);
+  ::execvp(cargv[0], cargv.data());
+  ::_exit(127);
+}
+
+// A private directory: created 0700, or made 0700 when it exists.
+bool private_dir(const std::string& path, std::string* why) {
+  std::error_code ec;
+  fs::create_directories(path, ec);
+  if (ec) {
+    *why = "cannot create " + path + ": " + ec.message();
+    return false;
+  }
+  if (::chmod(path.c_str(), 0700) != 0) {
+    *why = "cannot chmod 0700 " + path + ": " + std::strerror(errno);
+    return false;
+  }
+  return true;
+}
+
+bool write_text_file(const std::string& path, const std::string& text, std::string* why) {
+  const std::string tmp = path + ".tmp";
+  std::ofstream out(tmp, std::ios::trunc);
+  out << text;
+  out.close();
+  if (!out || ::chmod(tmp.c_str(), 0600) != 0 || std::rename(tmp.c_str(), path.c_str()) != 0) {
+    *why = "cannot write " + path;
+    return false;
+  }
+  return true;
+}
+
+// Asks the nats-server whose pid is in pid_file (if it runs) to reload its configuration.
+void reload_nats(const std::string& pid_file) {
+  std::ifstream in(pid_file);
+  long pid = 0;
+  if (!(in >> pid) || pid <= 1) return;
+  std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
+  std::string name;
+  std::getline(comm, name);
+  if (name.find("nats-server") == std::string::npos) return;  // a stale pid file
+  ::kill(static_cast<pid_t>(pid), SIGHUP);
+}
+
+// After a reload for a new identity: waits (up to 10 s) until the deployment's running server
+// accepts that identity, so that credentials are usable when `corral token create` returns.
+// False when no server runs (it reads the identity at its next start) or it never does.
+bool wait_until_accepted(const up_layout& layout, const std::string& seed_file) {
+  std::ifstream conf(layout.nats_dir() + "/nats.conf");
+  std::string line, listen;
+  while (std::getline(conf, line)) {
+    if (line.rfind("listen: \"", 0) == 0) listen = line.substr(9, line.size() - 10);
+  }
+  if (listen.empty()) return false;
+  bus::options o;
+  o.urls = {"nats://" + listen};
+  o.name = "corral token create";
+  o.nkey_seed_file = seed_file;
+  o.connect_timeout_ms = 1000;
+  o.max_reconnect = 0;
+  o.delivery_pool_threads = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::string why;
+    if (bus::connection::connect(o, &why)) return true;
+    if (why.find("Authorization") == std::string::npos &&
+        why.find("Authentication") == std::string::npos)
+      return false;  // not running (or not reachable): nothing to wait for
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the server's reload
+  }
+  return false;
+}
+
+// The NATS server binary: corral's own build (deploy/build-nats-server.sh) beside this program
+// when there is one, else Debian's.
+std::string nats_server_binary(const std::string& self) {
+  const std::string own = self + "/corral-nats-server";
+  return ::access(own.c_str(), X_OK) == 0 ? own : std::string("nats-server");
 }
 
 bool port_accepts(int port) {
@@ -73,6 +161,24 @@ bool wait_exit(pid_t pid, int ms, int* status) {
 
 }  // namespace
 
+std::string up_layout::tenant_seed_file(const std::string& tenant) const {
+  return bus::nats_auth_dir(auth_dir()).seed_file(bus::nats_role::tenant, tenant);
+}
+
+std::optional<std::string> ensure_tenant_identity(const std::string& data,
+                                                  const std::string& tenant, bool* created,
+                                                  std::string* error) {
+  const up_layout layout{data};
+  if (!private_dir(data, error)) return std::nullopt;
+  bus::nats_auth_dir auth(layout.auth_dir());
+  auto seed = auth.ensure(bus::nats_role::tenant, tenant, created, error);
+  if (seed && *created) {
+    reload_nats(layout.nats_pid_file());
+    (void)wait_until_accepted(layout, *seed);
+  }
+  return seed;
+}
+
 int run_up(const std::vector<std::string>& args, const char* argv0) {
   std::string data = "./var";
   int port = 4222;
@@ -99,19 +205,67 @@ int run_up(const std::vector<std::string>& args, const char* argv0) {
     std::cerr << "corral up: bad --port or --gateway-port\n";
     return 2;
   }
-  std::error_code ec;
-  fs::create_directories(fs::path(data) / "nats", ec);
-  fs::create_directories(fs::path(data) / "executor", ec);
-  if (ec) {
-    std::cerr << "corral up: cannot create " << data << ": " << ec.message() << "\n";
+  std::string why;
+  if (!private_dir(data, &why)) {
+    std::cerr << "corral up: " << why << "\n";
     return 1;
   }
-  data = fs::absolute(data).string();
+  data = fs::absolute(data).lexically_normal().string();
+  if (!data.empty() && data.back() == '/') data.pop_back();
+  const up_layout layout{data};
+  for (const auto& dir : {layout.nats_dir(), data + "/executor"}) {
+    if (!private_dir(dir, &why)) {
+      std::cerr << "corral up: " << why << "\n";
+      return 1;
+    }
+  }
   if (port_accepts(port)) {
     std::cerr << "corral up: port " << port << " is already in use (another corral up?)\n";
     return 1;
   }
-  // Signals are taken synchronously below; children start with the default disposition.
+
+  // Identities: the executor, the gateway, the operator and the default tenant. Kept across
+  // starts (DIR/auth); auth.conf is rendered again so that a newer corral's permissions apply.
+  bus::nats_auth_dir auth(layout.auth_dir());
+  std::string executor_seed, gateway_seed, tenant_seed;
+  for (auto [role, name, out] :
+       {std::tuple{bus::nats_role::admin, "operator", static_cast<std::string*>(nullptr)},
+        std::tuple{bus::nats_role::executor, "local", &executor_seed},
+        std::tuple{bus::nats_role::gateway, "local", &gateway_seed},
+        std::tuple{bus::nats_role::tenant, "default", &tenant_seed}}) {
+    bool created = false;
+    auto seed = auth.ensure(role, name, &created, &why);
+    if (!seed) {
+      std::cerr << "corral up: NATS identity " << bus::to_string(role) << " " << name << ": "
+                << why << "\n";
+      return 1;
+    }
+    if (out != nullptr) *out = *seed;
+  }
+  if (!auth.render(&why)) {
+    std::cerr << "corral up: " << why << "\n";
+    return 1;
+  }
+  const std::string self = self_dir(argv0);
+  const std::string nats_binary = nats_server_binary(self);
+  const std::string nats_conf = layout.nats_dir() + "/nats.conf";
+  // (nats-server resolves an include against the including file's directory.)
+  std::string conf =
+      "# Written by corral up at every start. Users and their permissions: the included file,\n"
+      "# rendered from " + layout.auth_dir() + "/identities (docs/security.md).\n"
+      "listen: \"127.0.0.1:" + std::to_string(port) + "\"\n"
+      "server_name: \"corral-up\"\n"
+      "pid_file: \"" + layout.nats_pid_file() + "\"\n"
+      "log_file: \"" + layout.nats_dir() + "/nats-server.log\"\n"
+      "jetstream {\n  store_dir: \"" + layout.nats_dir() + "\"\n}\n"
+      "include \"" + fs::relative(auth.auth_conf(), layout.nats_dir()).string() + "\"\n";
+  if (!write_text_file(nats_conf, conf, &why)) {
+    std::cerr << "corral up: " << why << "\n";
+    return 1;
+  }
+
+  // Signals are taken synchronously below; children start with the default disposition and
+  // an empty mask.
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
@@ -122,35 +276,54 @@ int run_up(const std::vector<std::string>& args, const char* argv0) {
   sigemptyset(&none);
 
   const std::string url = "nats://127.0.0.1:" + std::to_string(port);
-  auto spawn_unblocked = [&](const std::vector<std::string>& argv) {
-    pthread_sigmask(SIG_SETMASK, &none, nullptr);
-    pid_t p = spawn(argv);
-    pthread_sigmask(SIG_BLOCK, &set, nullptr);
-    return p;
-  };
-  pid_t nats = spawn_unblocked({"nats-server", "-a", "127.0.0.1", "-p", std::to_string(port), "-js",
-                                "-sd", data + "/nats", "--server_name", "corral-up", "-l",
-                                data + "/nats/nats-server.log"});
+  // nats-server writes its store and log with umask 077: readable by root only.
+  // Everything is in the configuration file (so that a reload, for a new tenant, re-reads the
+  // same settings).
+  pid_t nats = spawn({nats_binary, "-c", nats_conf}, none, 077);
   if (nats < 0) {
-    std::cerr << "corral up: cannot start nats-server (is it installed?)\n";
+    std::cerr << "corral up: cannot start " << nats_binary << "\n";
     return 1;
   }
+  // Stops what was started when the start is interrupted or fails.
+  auto abandon = [&](pid_t executor_pid) {
+    int st = 0;
+    if (executor_pid > 0) {
+      ::kill(executor_pid, SIGTERM);
+      if (!wait_exit(executor_pid, 30000, &st)) ::kill(executor_pid, SIGKILL);
+      wait_exit(executor_pid, 5000, &st);
+    }
+    ::kill(nats, SIGTERM);
+    if (!wait_exit(nats, 10000, &st)) ::kill(nats, SIGKILL);
+    wait_exit(nats, 5000, &st);
+  };
+  auto interrupted = [&]() {
+    sigset_t pending;
+    sigemptyset(&pending);
+    return sigpending(&pending) == 0 &&
+           (sigismember(&pending, SIGINT) == 1 || sigismember(&pending, SIGTERM) == 1);
+  };
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
   while (!port_accepts(port)) {
     int st = 0;
     if (::waitpid(nats, &st, WNOHANG) == nats) {
-      std::cerr << "corral up: nats-server exited at start\n";
+      std::cerr << "corral up: nats-server exited at start (see " << layout.nats_dir()
+                << "/nats-server.log)\n";
+      return 1;
+    }
+    if (interrupted()) {
+      std::cerr << "corral up: interrupted while starting\n";
+      abandon(-1);
       return 1;
     }
     if (std::chrono::steady_clock::now() > deadline) {
       std::cerr << "corral up: nats-server did not start listening\n";
-      ::kill(nats, SIGKILL);
+      abandon(-1);
       return 1;
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling a child, not a test
   }
-  std::vector<std::string> exec_argv = {self_dir(argv0) + "/corral-executor", "--data",
-                                        data + "/executor", "--nats", url};
+  std::vector<std::string> exec_argv = {self + "/corral-executor", "--data", data + "/executor",
+                                        "--nats", url, "--nats-creds", executor_seed};
   if (!max_sandboxes.empty()) {
     exec_argv.push_back("--max-sandboxes");
     exec_argv.push_back(max_sandboxes);
@@ -159,10 +332,10 @@ int run_up(const std::vector<std::string>& args, const char* argv0) {
     exec_argv.push_back("--runsc");
     exec_argv.push_back(runsc);
   }
-  pid_t executor = spawn_unblocked(exec_argv);
+  pid_t executor = spawn(exec_argv, none);
   if (executor < 0) {
     std::cerr << "corral up: cannot start " << exec_argv[0] << "\n";
-    ::kill(nats, SIGTERM);
+    abandon(-1);
     return 1;
   }
   // The HTTP gateway, with a development token for the tenant "default" (kept in DATA/dev-token,
@@ -174,7 +347,7 @@ int run_up(const std::vector<std::string>& args, const char* argv0) {
     if (std::ifstream in(dev_token_file); in) std::getline(in, dev_token);
     if (dev_token.empty()) {
       std::string error;
-      auto made = create_token("default", data + "/tokens", &error);
+      auto made = create_token("default", layout.tokens_file(), &error);
       if (!made) {
         std::cerr << "corral up: " << error << "\n";
       } else {
@@ -187,9 +360,10 @@ int run_up(const std::vector<std::string>& args, const char* argv0) {
         }
       }
     }
-    gateway = spawn_unblocked({self_dir(argv0) + "/corral-gateway", "--listen",
-                               "127.0.0.1:" + std::to_string(gateway_port), "--nats", url,
-                               "--tokens", data + "/tokens"});
+    gateway = spawn({self + "/corral-gateway", "--listen",
+                     "127.0.0.1:" + std::to_string(gateway_port), "--nats", url, "--nats-creds",
+                     gateway_seed, "--tokens", layout.tokens_file()},
+                    none);
     if (gateway < 0) {
       std::cerr << "corral up: cannot start corral-gateway\n";
     } else {
@@ -197,8 +371,11 @@ int run_up(const std::vector<std::string>& args, const char* argv0) {
                 << "  (development token for tenant 'default': " << dev_token << ")\n";
     }
   }
-  std::cerr << "corral up: nats-server on " << url << " (log in " << data
-            << "/nats/nats-server.log), data under " << data << "\n"
+  std::cerr << "corral up: nats-server on " << url << " (log in " << layout.nats_dir()
+            << "/nats-server.log), data under " << data << "\n"
+            << "corral up: NATS requires credentials; tenant 'default' has " << tenant_seed
+            << " (the CLI finds ./var/auth/tenant-T.nk itself; `corral token create --tenant T`"
+               " adds tenants)\n"
             << "corral up: try   corral run -- python3 -c 'print(6*7)'\n";
 
   int exit_code = 0;
@@ -218,6 +395,10 @@ int run_up(const std::vector<std::string>& args, const char* argv0) {
         nats = -1;
         exit_code = 1;
         ended = true;
+      }
+      if (gateway > 0 && ::waitpid(gateway, &st, WNOHANG) == gateway) {
+        std::cerr << "corral up: the gateway exited (status " << st << ")\n";
+        gateway = -1;
       }
       if (!ended) continue;
       if (::waitpid(executor, &st, WNOHANG) == 0) {

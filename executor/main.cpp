@@ -22,6 +22,7 @@
 #include "executor/runtime/gvisor_runtime.hpp"
 #include "executor/runtime/orphan_reaper.hpp"
 #include "schemas/ids.hpp"
+#include "schemas/subjects.hpp"
 
 namespace {
 
@@ -40,6 +41,8 @@ class system_clock final : public corral::clock {
 struct flags {
   std::string data = "./var/executor";
   std::string nats = "nats://127.0.0.1:4222";
+  std::string nats_creds;                      // the executor's nkey seed file (docs/security.md)
+  std::string nats_ca, nats_cert, nats_key;    // TLS (docs/operations.md)
   std::string node_id;
   std::string pool = "default";
   std::string runsc;
@@ -68,7 +71,8 @@ struct flags {
 };
 
 const char* usage_text =
-    "usage: corral-executor [--data DIR] [--nats URL] [--node ID] [--pool P]\n"
+    "usage: corral-executor [--data DIR] [--nats URL] [--nats-creds FILE] [--node ID] [--pool P]\n"
+    "                       [--nats-ca PEM] [--nats-cert PEM --nats-key PEM]\n"
     "                       [--max-sandboxes N] [--warm-pool N (0 = none)]\n"
     "                       [--runsc PATH] [--init PATH]\n"
     "                       [--default-timeout SECONDS] [--heartbeat-ms MS] [--retention SECONDS]\n"
@@ -89,6 +93,10 @@ bool parse(int argc, char** argv, flags& f) {
     std::string v = argv[++i];
     if (a == "--data") f.data = v;
     else if (a == "--nats") f.nats = v;
+    else if (a == "--nats-creds") f.nats_creds = v;
+    else if (a == "--nats-ca") f.nats_ca = v;
+    else if (a == "--nats-cert") f.nats_cert = v;
+    else if (a == "--nats-key") f.nats_key = v;
     else if (a == "--node") f.node_id = v;
     else if (a == "--pool") f.pool = v;
     else if (a == "--runsc") f.runsc = v;
@@ -249,6 +257,11 @@ int main(int argc, char** argv) {
   bus::options bopts;
   bopts.urls = {f.nats};
   bopts.name = "corral-executor " + ctx.config.node_id;
+  bopts.nkey_seed_file = f.nats_creds;
+  bopts.tls_ca_file = f.nats_ca;
+  bopts.tls_cert_file = f.nats_cert;
+  bopts.tls_key_file = f.nats_key;
+  bopts.inbox_prefix = std::string(wire::subjects::executor_inbox_prefix);
   bopts.on_disconnected = [] { std::cerr << "corral-executor: NATS disconnected\n"; };
   bopts.on_reconnected = [] { std::cerr << "corral-executor: NATS reconnected\n"; };
   std::string error;

@@ -211,6 +211,9 @@ api::tenant_link* api::link_for(const std::string& tenant, std::string* why) {
   if (!l.client) {
     cli::client::config cc;
     cc.nats_url = cfg_.nats_url;
+    cc.nats_creds = cfg_.nats_creds;
+    cc.nats_ca = cfg_.nats_ca;
+    cc.inbox_prefix = std::string(wire::subjects::gateway_inbox_prefix);
     cc.tenant = tenant;
     cc.pool = cfg_.pool;
     cc.request_timeout_ms = cfg_.request_timeout_ms;
@@ -218,6 +221,9 @@ api::tenant_link* api::link_for(const std::string& tenant, std::string* why) {
     bus::options o;
     o.urls = {cfg_.nats_url};
     o.name = "corral-gateway";
+    o.nkey_seed_file = cfg_.nats_creds;
+    o.tls_ca_file = cfg_.nats_ca;
+    o.inbox_prefix = std::string(wire::subjects::gateway_inbox_prefix);
     o.delivery_pool_threads = cfg_.nats_delivery_threads;
     std::unique_ptr<bus::connection> streams;
     if (c) streams = bus::connection::connect(o, why);

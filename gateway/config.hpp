@@ -11,6 +11,8 @@ struct gateway_config {
   std::string listen_host = "127.0.0.1";
   uint16_t listen_port = 8080;  // 0: pick a free port
   std::string nats_url = "nats://127.0.0.1:4222";
+  std::string nats_creds;  // the gateway's NATS nkey seed file (docs/security.md)
+  std::string nats_ca;     // TLS: the CA that verifies the NATS server (docs/operations.md)
   std::string tokens_file;      // lines "SHA256HEX TENANT"; reloaded when it changes
   std::string pool = "default";
 

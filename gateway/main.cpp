@@ -20,6 +20,7 @@ namespace {
 int usage(const std::string& why = {}) {
   if (!why.empty()) std::cerr << "corral-gateway: " << why << "\n";
   std::cerr << "usage: corral-gateway --listen HOST:PORT --nats URL --tokens FILE [--pool P]\n"
+               "                      [--nats-creds FILE] [--nats-ca PEM]\n"
                "                      [--workers N] [--max-body-mib N] [--max-streams N]\n"
                "PORT 0 picks a free port; the bound port is printed as "
                "'corral-gateway: listening on PORT'.\n";
@@ -51,6 +52,8 @@ int main(int argc, char** argv) {
         if (port > 65535) return usage("bad port");
         cfg.listen_port = static_cast<uint16_t>(port);
       } else if (a == "--nats") cfg.nats_url = v;
+      else if (a == "--nats-creds") cfg.nats_creds = v;
+      else if (a == "--nats-ca") cfg.nats_ca = v;
       else if (a == "--tokens") cfg.tokens_file = v;
       else if (a == "--pool") cfg.pool = v;
       else if (a == "--workers") cfg.worker_threads = std::stoi(v);
