@@ -8,6 +8,9 @@
 
 #include <gtest/gtest.h>
 
+#include "bus/connection.hpp"
+#include "bus/nats_auth.hpp"
+
 namespace corral::test {
 
 namespace fs = std::filesystem;
@@ -31,17 +34,77 @@ bool deployment::start(std::string* why) {
     *why = "missing " + bin("corral-runsc") + ": build with deploy/build.sh";
     return false;
   }
-  if (!nats_.start()) {
-    *why = "nats-server: " + nats_.error();
+  if (opts_.nats_auth) {
+    std::string e;
+    if (creds(opts_.tenant).empty() ||
+        !bus::nats_auth_dir(dir_ + "/auth").ensure(bus::nats_role::executor, "test", nullptr, &e)) {
+      *why = "NATS identities: " + e;
+      return false;
+    }
+    unsigned char raw[16];
+    std::ifstream urandom("/dev/urandom", std::ios::binary);
+    urandom.read(reinterpret_cast<char*>(raw), sizeof raw);
+    for (unsigned char b : raw) harness_password_ += "0123456789abcdef"[b & 15];
+    nats_server_process::options o;
+    o.config = nats_config();
+    nats_ = std::make_unique<nats_server_process>(o);
+  }
+  if (!nats_->start()) {
+    *why = "nats-server: " + nats_->error();
     return false;
   }
   return start_executor(why);
 }
 
+// The deployment's identities, and an anonymous "harness" user with every permission (the
+// test's own bus connections).
+std::string deployment::nats_config() const {
+  std::string e;
+  auto ids = bus::nats_auth_dir(dir_ + "/auth").identities(&e);
+  std::string text = bus::authorization_config(ids ? *ids : std::vector<bus::nats_identity>{});
+  const std::string end = "  ]\n}\n";
+  const auto at = text.rfind(end);
+  text.insert(at, "    {user: \"harness\", password: \"" + harness_password_ +
+                      "\", permissions: {publish: \">\", subscribe: \">\"}}\n");
+  return text + "no_auth_user: \"harness\"\n";
+}
+
+std::string deployment::creds(const std::string& tenant) {
+  if (!opts_.nats_auth || dir_.empty()) return {};
+  bus::nats_auth_dir auth(dir_ + "/auth");
+  bool created = false;
+  std::string e;
+  auto seed = auth.ensure(bus::nats_role::tenant, tenant, &created, &e);
+  if (!seed) {
+    ADD_FAILURE() << "NATS identity of tenant " << tenant << ": " << e;
+    return {};
+  }
+  if (created && nats_->running()) {
+    // The server applies a reload asynchronously: wait until it accepts the new identity.
+    EXPECT_TRUE(nats_->reload(nats_config())) << nats_->error();
+    bus::options o;
+    o.urls = {nats_->url()};
+    o.nkey_seed_file = *seed;
+    o.max_reconnect = 0;
+    o.delivery_pool_threads = 0;
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    std::string why;
+    while (!bus::connection::connect(o, &why) && std::chrono::steady_clock::now() < deadline) {
+    }
+    EXPECT_TRUE(bus::connection::connect(o, &why)) << "the server never accepted " << tenant
+                                                   << "'s identity: " << why;
+  }
+  return *seed;
+}
+
 bool deployment::start_executor(std::string* why) {
   executor_ = std::make_unique<background_process>();
   std::vector<std::string> argv = {bin("corral-executor"), "--data", dir_ + "/executor", "--nats",
-                                   nats_.url(), "--node", opts_.node, "--runsc", bin("corral-runsc")};
+                                   nats_->url(), "--node", opts_.node, "--runsc", bin("corral-runsc")};
+  if (opts_.nats_auth) {
+    argv.push_back("--nats-creds");
+    argv.push_back(bus::nats_auth_dir(dir_ + "/auth").seed_file(bus::nats_role::executor, "test"));
+  }
   argv.insert(argv.end(), opts_.executor_args.begin(), opts_.executor_args.end());
   if (!executor_->start(argv)) {
     *why = "cannot start the executor";
@@ -84,7 +147,11 @@ deployment::~deployment() {
 }
 
 std::vector<std::string> deployment::cli(const std::vector<std::string>& args) const {
-  std::vector<std::string> argv = {bin("corral"), "--nats", nats_.url(), "--tenant", opts_.tenant};
+  std::vector<std::string> argv = {bin("corral"), "--nats", nats_->url(), "--tenant", opts_.tenant};
+  if (opts_.nats_auth) {
+    argv.push_back("--nats-creds");
+    argv.push_back(bus::nats_auth_dir(dir_ + "/auth").seed_file(bus::nats_role::tenant, opts_.tenant));
+  }
   argv.insert(argv.end(), args.begin(), args.end());
   return argv;
 }
@@ -92,7 +159,10 @@ std::vector<std::string> deployment::cli(const std::vector<std::string>& args) c
 run_result deployment::corral(const std::vector<std::string>& args, const std::string& input,
                               std::chrono::milliseconds timeout, const std::string& tenant) {
   auto argv = cli(args);
-  if (!tenant.empty()) argv[4] = tenant;
+  if (!tenant.empty()) {
+    argv[4] = tenant;
+    if (opts_.nats_auth) argv[6] = creds(tenant);
+  }
   return run(argv, input, timeout);
 }
 

@@ -29,6 +29,10 @@ class deployment {
     std::string node = "test-node";
     std::string tenant = "test";
     std::vector<std::string> executor_args;  // extra flags for corral-executor
+    // NATS with identities (docs/security.md): the executor and every tenant the CLI is run as
+    // connect with their own nkey and permissions, as under `corral up`. Connections without
+    // credentials (a test's own bus connections) get every permission: they are the test.
+    bool nats_auth = true;
   };
   deployment() = default;
   explicit deployment(options opts) : opts_(std::move(opts)) {}
@@ -41,6 +45,10 @@ class deployment {
   // (Re)starts the executor on the same data dir and waits for its ready line.
   bool start_executor(std::string* why);
 
+  // The seed file of `tenant`'s NATS identity (created, and the server reloaded, when new);
+  // empty without nats_auth.
+  std::string creds(const std::string& tenant);
+
   // Runs `corral --nats URL --tenant T args...` (tenant: the deployment's by default).
   run_result corral(const std::vector<std::string>& args, const std::string& input = {},
                     std::chrono::milliseconds timeout = std::chrono::seconds(120),
@@ -50,7 +58,7 @@ class deployment {
   // The argv prefix of the CLI, for running it as a background_process.
   std::vector<std::string> cli(const std::vector<std::string>& args) const;
 
-  nats_server_process& nats() { return nats_; }
+  nats_server_process& nats() { return *nats_; }
   background_process& executor() { return *executor_; }
   const std::string& dir() const { return dir_; }
   const std::string& tenant() const { return opts_.tenant; }
@@ -59,8 +67,10 @@ class deployment {
 
  private:
   options opts_;
+  std::string nats_config() const;
   std::string dir_;
-  nats_server_process nats_;
+  std::string harness_password_;
+  std::unique_ptr<nats_server_process> nats_ = std::make_unique<nats_server_process>();
   std::unique_ptr<background_process> executor_;
 };
 

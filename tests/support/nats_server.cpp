@@ -130,6 +130,21 @@ nats_server_process::~nats_server_process() {
   }
 }
 
+bool nats_server_process::reload(const std::string& config) {
+  if (opts_.config.empty() || work_dir_.empty()) return fail("reload: started without a config");
+  opts_.config = config;
+  {
+    std::ofstream conf(work_dir_ + "/server.conf.new");
+    conf << config;
+    if (!conf) return fail("write server.conf");
+  }
+  std::error_code ec;
+  fs::rename(work_dir_ + "/server.conf.new", work_dir_ + "/server.conf", ec);
+  if (ec) return fail("rename server.conf: " + ec.message());
+  if (pid_ > 0 && ::kill(pid_, SIGHUP) != 0) return fail(std::string("SIGHUP: ") + std::strerror(errno));
+  return true;
+}
+
 std::string nats_server_process::url() const {
   return "nats://127.0.0.1:" + std::to_string(port_);
 }

@@ -57,6 +57,10 @@ class nats_server_process {
   bool stop();
   // SIGKILL and reap: a crash. No-op when not running.
   void kill9();
+  // Replaces server.conf with `config` (kept for later restarts) and has the running server
+  // reload it (SIGHUP). Returns once the signal is sent: the server applies it asynchronously.
+  // Requires a start() with a non-empty options::config.
+  bool reload(const std::string& config);
 
   [[nodiscard]] bool running() const noexcept { return pid_ > 0; }
   [[nodiscard]] pid_t pid() const noexcept { return pid_; }
