@@ -58,7 +58,8 @@ std::string patched_server() {
 
 std::string stock_server() { return CORRAL_STOCK_NATS_SERVER; }
 
-// The payload of publish k: unique in the trace (zero-padded, so no payload is a prefix of another).
+// The payload of publish k: unique in the trace (zero-padded, so no payload is a prefix of
+// another).
 std::string payload(int k) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "sync-proof-%06d-end", k);
@@ -67,7 +68,8 @@ std::string payload(int k) {
 
 // A nats-server of `binary` with `config`. The harness picks its binary from CORRAL_NATS_SERVER
 // when it is constructed; it is set for that moment only.
-std::unique_ptr<nats_server_process> server_of(const std::string& binary, const std::string& config) {
+std::unique_ptr<nats_server_process> server_of(const std::string& binary,
+                                               const std::string& config) {
   const char* old = std::getenv("CORRAL_NATS_SERVER");
   const std::optional<std::string> saved = old ? std::optional<std::string>(old) : std::nullopt;
   ::setenv("CORRAL_NATS_SERVER", binary.c_str(), 1);
@@ -104,8 +106,8 @@ struct traced_call {
   std::string text;  // arguments and result
   std::size_t entry = 0;
   std::optional<std::size_t> exit;
-  // The path or endpoint of the first argument's fd ("8</a/b/1.blk>" -> "/a/b/1.blk").
-  // The decoration ends the first argument: "8</a/b/1.blk>, ..." or "8</a/b/1.blk>)".
+  // The path or endpoint of the first argument's fd: "8</a/b/1.blk>, ..." or "8</a/b/1.blk>)"
+  // -> "/a/b/1.blk".
   std::string fd_path() const {
     auto lt = text.find('<');
     if (lt == std::string::npos || lt > text.find_first_of(",)")) return {};
@@ -113,9 +115,7 @@ struct traced_call {
     if (gt == std::string::npos) return {};
     return text.substr(lt + 1, gt - lt - 1);
   }
-  bool succeeded() const {
-    return exit.has_value() && text.find(") = -1") == std::string::npos;
-  }
+  bool succeeded() const { return exit.has_value() && text.find(") = -1") == std::string::npos; }
 };
 
 std::vector<traced_call> parse_trace(const std::string& trace) {
@@ -180,8 +180,8 @@ bool is_socket_write(const traced_call& c) {
 
 // What the trace shows about publish k.
 struct publish_trace {
-  const traced_call* block_write = nullptr;  // the message's bytes into its block file
-  const traced_call* ack = nullptr;          // the ack written to the client
+  const traced_call* block_write = nullptr;    // the message's bytes into its block file
+  const traced_call* ack = nullptr;            // the ack written to the client
   const traced_call* fsync_between = nullptr;  // an fsync of that block file, after the write ended
                                                // and ended before the ack began
 };
@@ -191,16 +191,16 @@ publish_trace find_publish(const std::vector<traced_call>& calls, int k, uint64_
   const std::string blocks = "/streams/" + stream_name + "/msgs/";
   for (const auto& c : calls) {
     if ((c.name == "pwrite64" || c.name == "write" || c.name == "pwritev") &&
-        c.text.find(payload(k)) != std::string::npos && c.fd_path().find(blocks) != std::string::npos &&
-        c.succeeded()) {
+        c.text.find(payload(k)) != std::string::npos &&
+        c.fd_path().find(blocks) != std::string::npos && c.succeeded()) {
       p.block_write = &c;
       break;
     }
   }
   // The ack: {"stream":"SYNC_PROOF", "seq":N} in the server's MSG to the publisher's inbox
   // (strace shows the quotes escaped).
-  const std::string ack_text = R"(\"stream\":\")" + stream_name + R"(\", \"seq\":)" +
-                               std::to_string(seq) + "}";
+  const std::string ack_text =
+      R"(\"stream\":\")" + stream_name + R"(\", \"seq\":)" + std::to_string(seq) + "}";
   for (const auto& c : calls) {
     if (is_socket_write(c) && c.text.find(ack_text) != std::string::npos) {
       p.ack = &c;
@@ -235,7 +235,9 @@ class traced {
     }
     return true;
   }
-  bool wait_for(const std::string& needle) { return strace_.wait_for_output(needle, event_deadline); }
+  bool wait_for(const std::string& needle) {
+    return strace_.wait_for_output(needle, event_deadline);
+  }
   // Detaches (the server goes on) and returns the whole trace.
   std::string detach() {
     strace_.stop(event_deadline);
@@ -296,7 +298,9 @@ std::string require_patched_binary() {
 }
 
 std::string excerpt(const std::string& trace) {
-  return trace.size() <= 6000 ? trace : trace.substr(0, 3000) + "\n...\n" + trace.substr(trace.size() - 3000);
+  return trace.size() <= 6000
+             ? trace
+             : trace.substr(0, 3000) + "\n...\n" + trace.substr(trace.size() - 3000);
 }
 
 }  // namespace
@@ -311,8 +315,9 @@ TEST(jetstream_sync, OnlyThePatchedServerTakesSyncInterval) {
 
   const std::string missing = require_patched_binary();
   ASSERT_TRUE(missing.empty()) << missing;
-  for (const char* good : {"  sync_interval: always", "  sync_interval: ALWAYS", "  sync_interval: \"30s\"",
-                           "  sync_interval: \"2m\"", "  sync: \"250ms\""}) {
+  for (const char* good :
+       {"  sync_interval: always", "  sync_interval: ALWAYS", "  sync_interval: \"30s\"",
+        "  sync_interval: \"2m\"", "  sync: \"250ms\""}) {
     auto r = check_config(patched_server(), good);
     EXPECT_EQ(r.exit_code, 0) << good << ": " << r.out << r.err;
   }
@@ -350,7 +355,8 @@ TEST(jetstream_sync, AlwaysFsyncsEachMessageBeforeItsAck) {
   int unsynced = 0;
   for (int k = 1; k <= publishes; ++k) {
     auto p = find_publish(calls, k, seqs[k - 1]);
-    ASSERT_NE(p.block_write, nullptr) << "no block write of " << payload(k) << "\n" << excerpt(text);
+    ASSERT_NE(p.block_write, nullptr) << "no block write of " << payload(k) << "\n"
+                                      << excerpt(text);
     ASSERT_NE(p.ack, nullptr) << "no ack of seq " << seqs[k - 1] << "\n" << excerpt(text);
     EXPECT_LT(*p.block_write->exit, p.ack->entry) << payload(k);
     EXPECT_NE(p.fsync_between, nullptr)
@@ -378,7 +384,8 @@ TEST(jetstream_sync, AlwaysFsyncsEachMessageBeforeItsAck) {
         store + "/jetstream", store, stream_dir + "/meta.inf.tmp", stream_dir + "/meta.sum.tmp"}) {
     bool synced = false;
     for (const auto& c : calls)
-      synced = synced || (is_fsync(c) && c.succeeded() && c.fd_path() == path && *c.exit < created->entry);
+      synced = synced ||
+               (is_fsync(c) && c.succeeded() && c.fd_path() == path && *c.exit < created->entry);
     EXPECT_TRUE(synced) << path << " was not fsynced before the stream's creation was answered\n"
                         << excerpt(text);
   }
@@ -405,10 +412,12 @@ TEST(jetstream_sync, StockServerAcksBeforeAnyFsync) {
 
   for (int k = 1; k <= publishes; ++k) {
     auto p = find_publish(calls, k, seqs[k - 1]);
-    ASSERT_NE(p.block_write, nullptr) << "no block write of " << payload(k) << "\n" << excerpt(text);
+    ASSERT_NE(p.block_write, nullptr) << "no block write of " << payload(k) << "\n"
+                                      << excerpt(text);
     ASSERT_NE(p.ack, nullptr) << "no ack of seq " << seqs[k - 1] << "\n" << excerpt(text);
     EXPECT_LT(*p.block_write->exit, p.ack->entry) << payload(k);
-    EXPECT_EQ(p.fsync_between, nullptr) << "publish " << k << ": the stock server fsynced before the ack";
+    EXPECT_EQ(p.fsync_between, nullptr)
+        << "publish " << k << ": the stock server fsynced before the ack";
   }
 }
 
