@@ -19,9 +19,12 @@
 // for connection; io for anything else. The detail carries the server's description and its
 // JetStream error code ("[err_code 10058]") when it gave one.
 //
-// Durability, with the server in use (nats-server 2.9.10, which has no sync_interval setting):
-// - a stored message is written to the store's files before publish() returns, but fsync'ed
-//   only periodically: it survives a kill -9 of the server, not a crash of the machine;
+// Durability, with nats-server 2.9.10 (docs/jobs.md, "Durability of JetStream"):
+// - a stored message is written to the store's files before publish() returns. With corral's
+//   build of the server (corral-nats-server) and `jetstream { sync_interval: always }` it is
+//   also fsync'ed before the ack: it survives a crash of the machine. Otherwise (Debian's
+//   server, or another setting) it is fsync'ed only periodically: it survives a kill -9 of the
+//   server, not a crash of the machine;
 // - acks are persisted lazily (within about 5 s in the tests): after a kill -9 right after an
 //   ack, the acked message may be delivered again, or stay in a work-queue stream without ever
 //   being delivered again (it still counts in stream_info()). A clean server restart keeps

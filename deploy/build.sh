@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds corral into ./build (or $CORRAL_BUILD_DIR) and the patched
-# runsc it runs sandboxes with (cached; see deploy/build-runsc.sh), installed as
-# <build>/bin/corral-runsc beside the other programs.
+# Installs what is missing, builds corral into ./build (or $CORRAL_BUILD_DIR), the patched runsc it
+# runs sandboxes with (cached; see deploy/build-runsc.sh), installed as <build>/bin/corral-runsc,
+# and the patched nats-server whose JetStream can fsync every message before acknowledging it
+# (cached; see deploy/build-nats-server.sh), installed as <build>/bin/corral-nats-server.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${CORRAL_BUILD_DIR:-$ROOT/build}
@@ -12,4 +13,6 @@ cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE="${CORRAL_BUILD_TYPE:-RelWithDeb
 cmake --build "$BUILD" -j "$JOBS" >&2
 RUNSC=$("$ROOT/deploy/build-runsc.sh" | tail -n 1)
 install -m 0755 "$RUNSC" "$BUILD/bin/corral-runsc"
+NATS_SERVER=$("$ROOT/deploy/build-nats-server.sh" | tail -n 1)
+install -m 0755 "$NATS_SERVER" "$BUILD/bin/corral-nats-server"
 echo "$BUILD"

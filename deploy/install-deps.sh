@@ -12,6 +12,8 @@ PACKAGES=(
   libboost-dev nlohmann-json3-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   runsc bubblewrap
+  golang-go golang-github-nats-io-nats-server-dev patch  # corral-nats-server (deploy/build-nats-server.sh)
+  strace  # tests/hostile/jetstream_sync_test.cpp watches the server's fsyncs
   iproute2 procps e2fsprogs util-linux bash
   nodejs ruby php-cli
 )
