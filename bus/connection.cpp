@@ -267,12 +267,20 @@ void on_closed_cb(natsConnection*, void* closure) {
   hub.cv.notify_all();  // under the lock: the waiter may free the hub as soon as it wakes
 }
 
-void on_async_error_cb(natsConnection*, natsSubscription* sub, natsStatus err, void* closure) {
+void on_async_error_cb(natsConnection* nc, natsSubscription* sub, natsStatus err, void* closure) {
   event_hub& hub = hub_of(closure);
   event_scope scope(&hub);
   if (!hub.on_async_error || hub.muted.load()) return;
   std::string detail = natsStatus_GetText(err);
   if (err == NATS_SLOW_CONSUMER) detail = "slow consumer: messages dropped";
+  if (err == NATS_NOT_PERMITTED) {
+    // The server's own words name what was refused ("Permissions Violation for Publish to ...").
+    const char* text = nullptr;
+    if (natsConnection_GetLastError(nc, &text) == err && text != nullptr && *text != '\0') {
+      detail += ": ";
+      detail += text;
+    }
+  }
   if (sub != nullptr && hub.reaper) {
     if (std::string subject = hub.reaper->subject_of(sub); !subject.empty()) {
       detail += " on ";

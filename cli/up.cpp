@@ -93,10 +93,10 @@ void reload_nats(const std::string& pid_file) {
   std::ifstream in(pid_file);
   long pid = 0;
   if (!(in >> pid) || pid <= 1) return;
-  std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
-  std::string name;
-  std::getline(comm, name);
-  if (name.find("nats-server") == std::string::npos) return;  // a stale pid file
+  std::ifstream cmdline("/proc/" + std::to_string(pid) + "/cmdline");
+  std::string program;
+  std::getline(cmdline, program, '\0');
+  if (program.find("nats-server") == std::string::npos) return;  // a stale pid file
   ::kill(static_cast<pid_t>(pid), SIGHUP);
 }
 
@@ -257,7 +257,11 @@ int run_up(const std::vector<std::string>& args, const char* argv0) {
       "server_name: \"corral-up\"\n"
       "pid_file: \"" + layout.nats_pid_file() + "\"\n"
       "log_file: \"" + layout.nats_dir() + "/nats-server.log\"\n"
-      "jetstream {\n  store_dir: \"" + layout.nats_dir() + "\"\n}\n"
+      "jetstream {\n  store_dir: \"" + layout.nats_dir() + "\"\n" +
+      // corral's build fsyncs every message before acknowledging it (RELIABILITY.md P2,
+      // docs/jobs.md "Durability of JetStream"); Debian's server refuses the setting.
+      (nats_binary == "nats-server" ? std::string() : std::string("  sync_interval: always\n")) +
+      "}\n"
       "include \"" + fs::relative(auth.auth_conf(), layout.nats_dir()).string() + "\"\n";
   if (!write_text_file(nats_conf, conf, &why)) {
     std::cerr << "corral up: " << why << "\n";
@@ -284,6 +288,9 @@ int run_up(const std::vector<std::string>& args, const char* argv0) {
     std::cerr << "corral up: cannot start " << nats_binary << "\n";
     return 1;
   }
+  if (nats_binary == "nats-server")
+    std::cerr << "corral up: warning: Debian's nats-server acknowledges jobs before they reach the "
+                 "disk (build corral-nats-server with deploy/build.sh)\n";
   // Stops what was started when the start is interrupted or fails.
   auto abandon = [&](pid_t executor_pid) {
     int st = 0;

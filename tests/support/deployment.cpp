@@ -16,7 +16,11 @@ namespace corral::test {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-std::string bin(const std::string& name) { return std::string(CORRAL_BIN_DIR) + "/" + name; }
+std::string bin(const std::string& name) {
+  // CORRAL_TEST_BIN_DIR runs the tests against other binaries (another build, an older corral).
+  const char* other = std::getenv("CORRAL_TEST_BIN_DIR");
+  return std::string(other != nullptr && *other != '\0' ? other : CORRAL_BIN_DIR) + "/" + name;
+}
 
 std::string trim(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();

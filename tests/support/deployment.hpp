@@ -20,6 +20,7 @@
 
 namespace corral::test {
 
+// A built program: CORRAL_BIN_DIR, or $CORRAL_TEST_BIN_DIR when set (e.g. an older build).
 std::string bin(const std::string& name);
 std::string trim(std::string s);
 
