@@ -191,6 +191,12 @@ int main(int argc, char** argv) {
   std::error_code ec;
   fs::create_directories(f.data, ec);
   const std::string data = fs::absolute(f.data).string();
+  // Nothing under it is for other local users (docs/security.md, "Local users").
+  fs::permissions(data, fs::perms::owner_all, fs::perm_options::replace, ec);
+  if (ec) {
+    std::cerr << "corral-executor: cannot make " << data << " private: " << ec.message() << "\n";
+    return 1;
+  }
 
   auto opened = storage::store::open(data + "/db", storage::store_options{});
   if (!opened) {

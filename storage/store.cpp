@@ -1,6 +1,10 @@
 #include "storage/store.hpp"
 
+#include <sys/stat.h>
+
 #include <rocksdb/db.h>
+#include <rocksdb/env.h>
+#include <rocksdb/file_system.h>
 #include <rocksdb/options.h>
 #include <rocksdb/slice.h>
 #include <rocksdb/status.h>
@@ -8,6 +12,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <mutex>
 #include <set>
@@ -44,14 +50,66 @@ status too_large(std::string_view what, std::size_t size, std::size_t cap) {
 
 std::string_view view(const rocksdb::Slice& s) { return {s.data(), s.size()}; }
 
+// Every file RocksDB creates is made readable by its owner only (0600): the store holds every
+// tenant's argv, env and output (docs/security.md, "Local users"). The directory itself is
+// 0700, so no file is reachable by others even before its chmod.
+class private_file_system final : public rocksdb::FileSystemWrapper {
+ public:
+  explicit private_file_system(const std::shared_ptr<rocksdb::FileSystem>& target)
+      : rocksdb::FileSystemWrapper(target) {}
+  static const char* kClassName() { return "CorralPrivateFileSystem"; }
+  const char* Name() const override { return kClassName(); }
+
+  rocksdb::IOStatus NewWritableFile(const std::string& f, const rocksdb::FileOptions& o,
+                                    std::unique_ptr<rocksdb::FSWritableFile>* r,
+                                    rocksdb::IODebugContext* d) override {
+    return owner_only(f, target()->NewWritableFile(f, o, r, d));
+  }
+  rocksdb::IOStatus ReopenWritableFile(const std::string& f, const rocksdb::FileOptions& o,
+                                       std::unique_ptr<rocksdb::FSWritableFile>* r,
+                                       rocksdb::IODebugContext* d) override {
+    return owner_only(f, target()->ReopenWritableFile(f, o, r, d));
+  }
+  rocksdb::IOStatus ReuseWritableFile(const std::string& f, const std::string& old,
+                                      const rocksdb::FileOptions& o,
+                                      std::unique_ptr<rocksdb::FSWritableFile>* r,
+                                      rocksdb::IODebugContext* d) override {
+    return owner_only(f, target()->ReuseWritableFile(f, old, o, r, d));
+  }
+  rocksdb::IOStatus NewRandomRWFile(const std::string& f, const rocksdb::FileOptions& o,
+                                    std::unique_ptr<rocksdb::FSRandomRWFile>* r,
+                                    rocksdb::IODebugContext* d) override {
+    return owner_only(f, target()->NewRandomRWFile(f, o, r, d));
+  }
+  rocksdb::IOStatus NewLogger(const std::string& f, const rocksdb::IOOptions& o,
+                              std::shared_ptr<rocksdb::Logger>* r,
+                              rocksdb::IODebugContext* d) override {
+    return owner_only(f, target()->NewLogger(f, o, r, d));
+  }
+  rocksdb::IOStatus LockFile(const std::string& f, const rocksdb::IOOptions& o,
+                             rocksdb::FileLock** l, rocksdb::IODebugContext* d) override {
+    return owner_only(f, target()->LockFile(f, o, l, d));
+  }
+
+ private:
+  static rocksdb::IOStatus owner_only(const std::string& f, rocksdb::IOStatus s) {
+    if (s.ok() && ::chmod(f.c_str(), 0600) != 0)
+      return rocksdb::IOStatus::IOError("chmod 0600 " + f + ": " + std::strerror(errno));
+    return s;
+  }
+};
+
 class rocksdb_store final : public store {
  public:
   // Column family handles in the order open() passed their descriptors.
   enum cf_index : std::size_t { default_cf, sandboxes, processes, output, usage, meta, known_cfs };
 
-  rocksdb_store(store_options options, std::unique_ptr<rocksdb::DB> db,
-                std::vector<rocksdb::ColumnFamilyHandle*> handles)
-      : options_(std::move(options)), db_(std::move(db)), handles_(std::move(handles)) {}
+  rocksdb_store(store_options options, std::unique_ptr<rocksdb::Env> env,
+                std::unique_ptr<rocksdb::DB> db, std::vector<rocksdb::ColumnFamilyHandle*> handles)
+      : options_(std::move(options)),
+        env_(std::move(env)),
+        db_(std::move(db)),
+        handles_(std::move(handles)) {}
 
   ~rocksdb_store() override {
     // Ignored: a destructor has nowhere to report; owners that care call close() first.
@@ -433,6 +491,7 @@ class rocksdb_store final : public store {
   // after setting closing_, so it waits for calls in flight and later calls see the store closed.
   mutable std::shared_mutex gate_;
   std::atomic<bool> closing_{false};
+  std::unique_ptr<rocksdb::Env> env_;  // declared before db_: destroyed after it
   std::unique_ptr<rocksdb::DB> db_;
   // Indexed by cf_index for the known families, then any unknown ones found on disk. Read
   // under the gate: close() releases them.
@@ -471,8 +530,14 @@ result<std::unique_ptr<store>> store::open(const std::string& dir, const store_o
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return failure(ErrorCode::internal, "create " + dir + ": " + ec.message());
+  if (::chmod(dir.c_str(), 0700) != 0)
+    return failure(ErrorCode::internal, "chmod 0700 " + dir + ": " + std::strerror(errno));
 
+  // Outlives the database (rocksdb_store destroys it after db_).
+  std::unique_ptr<rocksdb::Env> env = rocksdb::NewCompositeEnv(
+      std::make_shared<private_file_system>(rocksdb::FileSystem::Default()));
   rocksdb::DBOptions db_options;
+  db_options.env = env.get();
   db_options.create_if_missing = true;
   db_options.create_missing_column_families = true;
   db_options.max_background_jobs = options.max_background_jobs;
@@ -512,8 +577,9 @@ result<std::unique_ptr<store>> store::open(const std::string& dir, const store_o
   rocksdb::DB* raw_db = nullptr;
   const auto s = rocksdb::DB::Open(db_options, dir, families, &handles, &raw_db);
   if (!s.ok()) return from_rocksdb(s, "open " + dir);
-  return std::unique_ptr<store>(
-      new rocksdb_store(options, std::unique_ptr<rocksdb::DB>(raw_db), std::move(handles)));
+  return std::unique_ptr<store>(new rocksdb_store(options, std::move(env),
+                                                  std::unique_ptr<rocksdb::DB>(raw_db),
+                                                  std::move(handles)));
 }
 
 }  // namespace corral::storage

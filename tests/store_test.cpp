@@ -1,5 +1,6 @@
 // storage/: record encodings, the store over a real RocksDB in a temp dir, and a kill -9 crash
 // test (RELIABILITY.md P2, P9, P10).
+#include <sys/stat.h>
 #include "storage/store.hpp"
 
 #include <fcntl.h>
@@ -337,6 +338,32 @@ TEST_F(store_test, open_creates_missing_directories) {
   ASSERT_TRUE(is_ok(opened));
   EXPECT_TRUE(std::filesystem::exists(nested + "/CURRENT"));
   EXPECT_TRUE(is_ok((*opened)->close()));
+}
+
+// Every tenant's argv, env and output lives here: readable by the executor's user only.
+TEST_F(store_test, every_file_is_private) {
+  {
+    auto s = open_store();
+    ASSERT_NE(s, nullptr);
+    sandbox_record r;
+    r.id = "sb-private";
+    r.tenant = "t";
+    EXPECT_TRUE(is_ok(s->put_sandbox(r)));
+    EXPECT_TRUE(is_ok(s->close()));
+  }
+  auto reopened = open_store();  // a second open writes a new log, manifest and options file
+  ASSERT_NE(reopened, nullptr);
+  EXPECT_TRUE(is_ok(reopened->close()));
+  struct stat st {};
+  ASSERT_EQ(::stat(dir_.path().c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 077, 0u) << "the store directory";
+  int files = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir_.path())) {
+    ASSERT_EQ(::lstat(e.path().c_str(), &st), 0);
+    ++files;
+    EXPECT_EQ(st.st_mode & 077, 0u) << e.path() << " may be read by others";
+  }
+  EXPECT_GE(files, 5);
 }
 
 TEST_F(store_test, open_rejects_invalid_options) {

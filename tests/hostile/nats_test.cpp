@@ -199,6 +199,16 @@ TEST_F(HostileNats, TheDataDirectoryAndEveryCredentialArePrivate) {
     if (e.path().extension() == ".nk") ++seeds;
   }
   EXPECT_GE(seeds, 5) << "executor, gateway, operator, default, alice, bob";
+  // The executor's store (every tenant's argv, env and output) and the JetStream store.
+  int files = 0;
+  for (const auto& dir : {up_->data() + "/executor/db", up_->data() + "/nats"}) {
+    for (const auto& e : fs::recursive_directory_iterator(dir)) {
+      ASSERT_EQ(::lstat(e.path().c_str(), &st), 0);
+      if (S_ISREG(st.st_mode)) ++files;
+      EXPECT_EQ(st.st_mode & 077, 0u) << e.path() << " may be read by others";
+    }
+  }
+  EXPECT_GT(files, 5);
 }
 
 TEST_F(HostileNats, ATenantSubscribesToNothingButItsOwn) {
