@@ -283,7 +283,7 @@ for d in ('/tmp', '/var/tmp', '/dev/shm'):
 for root, dirs, files in os.walk('/tmp'):
     found += [f for f in files if f.startswith('left')]
 ps = subprocess.run(['ps', '-eo', 'user,args'], capture_output=True, text=True).stdout
-found += [l for l in ps.splitlines() if 'sleep' in l]
+found += [l for l in ps.splitlines() if 'sleep 1000' in l]
 found += [k for k in os.environ if k in ('LEAKED', 'FIRST_JOB_ENV')]
 s = socket.socket()
 if s.connect_ex(('127.0.0.1', 7777)) == 0: found.append('port 7777 answers')

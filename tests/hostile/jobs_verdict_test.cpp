@@ -219,6 +219,20 @@ print(denied)
 )PY"});
   EXPECT_EQ(native.out, "['ctypes', '_ctypes', '_testcapi', 'cffi', 'settrace', 'code', 'gc']\n")
       << native.err << native.message;
+  // Node's process, where the harness keeps the token: its memory, and node's debugging and
+  // native entry points.
+  auto js = run({.id = "js-memory", .language = "javascript", .source = R"JS(
+const fs = require('fs');
+const got = [];
+try { fs.readSync(fs.openSync('/proc/self/mem', 'r'), Buffer.alloc(8), 0, 8, 4096); got.push('read /proc/self/mem'); } catch (e) {}
+try { new (require('inspector').Session)().connect(); got.push('inspector session'); } catch (e) {}
+try { new (require('worker_threads').Worker)('1', { eval: true }); got.push('worker'); } catch (e) {}
+try { process.binding('fs'); got.push('process.binding'); } catch (e) {}
+try { require('v8').getHeapSnapshot(); got.push('heap snapshot'); } catch (e) {}
+try { fs.readSync(4, Buffer.alloc(16)); got.push('read fd 4'); } catch (e) {}
+console.log(JSON.stringify(got));
+)JS"});
+  EXPECT_EQ(js.out, "[]\n") << js.err << js.message;
 }
 
 TEST_F(HostileVerdict, NoProgramForgesItsCompletionFresh) { expect_no_forgery(wire::Isolation::fresh); }
