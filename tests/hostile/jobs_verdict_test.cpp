@@ -235,6 +235,40 @@ console.log(JSON.stringify(got));
   EXPECT_EQ(js.out, "[]\n") << js.err << js.message;
 }
 
+// What the audit hook leaves alone: ordinary programs (modules the template had not imported,
+// from the standard library's .pyc files; logging and traceback, which read frames; threads,
+// subprocesses, multiprocessing; the program's own modules, compiled from source) complete.
+TEST_F(HostileVerdict, OrdinaryProgramsStillComplete) {
+  auto r = run({.id = "py-ordinary", .source = R"PY(
+import dataclasses, fractions, json, logging, multiprocessing, statistics, subprocess, sys
+import threading, traceback
+import helper
+logging.basicConfig(level=logging.INFO, format='%(funcName)s:%(lineno)d %(message)s', stream=sys.stdout)
+@dataclasses.dataclass
+class P:
+    x: int
+def work(q):
+    q.put(sum(range(10)))
+q = multiprocessing.Queue()
+p = multiprocessing.Process(target=work, args=(q,))
+p.start()
+got = q.get()
+p.join()
+t = threading.Thread(target=lambda: None)
+t.start()
+t.join()
+out = subprocess.run(['python3', '-c', 'import ctypes; print(ctypes.sizeof(ctypes.c_int))'],
+                     capture_output=True, text=True).stdout.strip()
+logging.info('x')
+traceback.extract_stack()
+print(P(1).x, fractions.Fraction(1, 3) * 3, statistics.mean([1, 2, 3]), got, out, helper.VALUE,
+      json.dumps({'a': 1}))
+)PY",
+                .files = {{"helper.py", "VALUE = 'helped'\n"}}});
+  EXPECT_TRUE(r.completed) << r.err << r.message;
+  EXPECT_EQ(r.out, "<module>:21 x\n1 1 2 45 4 helped {\"a\": 1}\n") << r.err;
+}
+
 TEST_F(HostileVerdict, NoProgramForgesItsCompletionFresh) { expect_no_forgery(wire::Isolation::fresh); }
 
 TEST_F(HostileVerdict, NoProgramForgesItsCompletionStrict) { expect_no_forgery(wire::Isolation::strict); }
