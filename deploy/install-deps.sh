@@ -5,6 +5,7 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential cmake pkg-config git ca-certificates python3
+  python3-dev  # Python.h: the job runner's native module (executor/jobs/guest_native_unsafe.cpp)
   libcaf-dev
   libnats-dev nats-server
   librocksdb-dev

@@ -4,6 +4,17 @@
 
 namespace corral::jobs {
 
+const std::string& guest_runner_script() {
+  static const std::string script = [] {
+    std::string s = guest_runner_source();
+    const std::string placeholder = "@CORRAL_GUEST_NATIVE@";
+    const auto at = s.find(placeholder);
+    if (at != std::string::npos) s.replace(at, placeholder.size(), guest_native_blob());
+    return s;
+  }();
+  return script;
+}
+
 std::vector<std::string> guest_runner_argv() {
   return {"python3", "-I", "-c", guest_runner_script()};
 }

@@ -11,8 +11,12 @@
 
 namespace corral::jobs {
 
-// The Python source of guest_runner.py, embedded at build time.
+// The Python source of guest_runner.py, embedded at build time, with its native module
+// (guest_native_unsafe.cpp, zlib + base64) in place of its NATIVE_BLOB placeholder.
 const std::string& guest_runner_script();
+// The parts, as built: the script with the placeholder, and the native module.
+const std::string& guest_runner_source();
+const char* guest_native_blob();
 
 // argv that starts the runner in a sandbox; it answers jobs until its stdin ends.
 std::vector<std::string> guest_runner_argv();

@@ -3,38 +3,43 @@
 # and speaks framed JSON with it over stdin/stdout: a request is one job, the answer its result.
 #   frame := b"CRZ1 " <decimal length> b"\n" <that many bytes of UTF-8 JSON>
 #
-# Three processes, so that nothing of one job can be seen by the next:
+# Three processes, so that nothing of one job can be seen by the next (docs/jobs.md):
 #   manager  (this process, root in the sandbox): reads requests, feeds the job's stdin, collects
 #            its output, enforces the timeout and the output cap, kills and wipes after the job.
 #            It holds job data; nobody forks from it after the start.
-#   template (forked at start, before any job data exists, root): forks one job process per job
-#            when the manager asks (over a socketpair, passing the job's pipes as SCM_RIGHTS), waits
-#            for it and reports its status and rusage. Its memory never holds job data.
-#   job      (forked from the template): becomes the unprivileged job user in its own user, IPC,
-#            UTS and network namespaces, reads its spec from its stdin (ahead of the program's
-#            input, on the same pipe), writes its files into a fresh directory, then runs the
+#   template (forked at start, before any job data exists): enters a user namespace of its own
+#            (the manager maps it identically), then forks one job process per job when the
+#            manager asks (over a socketpair, passing the job's pipes as SCM_RIGHTS), each as
+#            PID 1 of new PID, IPC, UTS and network namespaces; waits for it and reports its
+#            status and rusage. Its memory never holds job data.
+#   job      (forked from the template): reads its completion token and spec from its stdin
+#            (ahead of the program's input, on the same pipe), becomes the job's own uid (a new
+#            one per job), writes its files into a fresh directory of its own, then runs the
 #            program: Python source in the pre-imported interpreter it was forked from, or execs
 #            node / an argv.
-# After each job the manager kills every process of the job user (scanning /proc until none is
-# left) and removes everything the job user could have written: the job directory and new
-# entries of /tmp, /var/tmp and /dev/shm (the only places the job user may write in the image;
-# a test checks that). Environment: each job gets only the env of its request.
+# When the job process ends, its PID namespace ends with it: every process of the job is killed
+# by the kernel. The manager then checks /proc until no process of any job uid is left (killing
+# what it finds, whatever its state); one that survives the deadline retires the lease. It also
+# removes everything the job could have written: its directory and new entries of /tmp,
+# /var/tmp and /dev/shm (the only places a job uid may write in the image; a test checks that).
+# Environment: each job gets only the env of its request.
 # Every system call in a sandbox traps into gVisor (tens of microseconds on its ptrace platform),
 # so the per-job bookkeeping is kept to few of them: the /proc scan does not read the status of
 # init, the manager or the template, a scratch directory is listed only when
 # its change time moved, job directories live in a directory of their own (so /tmp itself does
 # not change for them), the template prepares what every job process would otherwise redo
 # (signal dispositions, the standard streams' Python objects; the job's pipes arrive in fds 0-2),
-# and the spec shares the stdin pipe, written at once when it fits.
+# and the token and spec share the stdin pipe, written at once when they fit.
 #
-# "completed": the program ran to its end and raised nothing. The job process signals it on a
-# private pipe after the program returns; exiting early (even with status 0), raising, or being
-# killed leaves it unset. A program that deliberately writes to that pipe can forge it: the flag
-# guards against early exits and crashes, as HumanEval's own harness does, not against forgery.
+# "completed" (docs/jobs.md): the job process's native part (_corral_guest, embedded below)
+# writes the job's token on the completion pipe only after the program's code object returned
+# normally (Python), or node's harness does after the program's top level ran to its end and
+# node ends on its own with 0 (JavaScript). The program never has the token: no output, write,
+# signal or exit status of it makes a job completed.
 import base64
 import builtins
-import ctypes
 import errno
+import hashlib
 import json
 import os
 import select
@@ -44,6 +49,8 @@ import socket
 import struct
 import sys
 import time
+import types
+import zlib
 
 # Warm the interpreter for what evaluation programs import most (forked jobs find them loaded).
 # Only the common small ones: every page of the template is copied-on-write into each job, and a
@@ -51,24 +58,68 @@ import time
 import bisect, collections, copy, functools, hashlib, heapq, io, itertools  # noqa: E401,F401
 import math, operator, random, re, string, threading, traceback, typing  # noqa: E401,F401
 
-LIBC = ctypes.CDLL(None, use_errno=True)
-
-JOB_UID = 30000
+JOB_UID_BASE = 30000   # job n runs as JOB_UID_BASE + 2n (and + 2n + 1: JavaScript's harness)
+JOB_UID_COUNT = 1 << 17  # uids of the range; a lease that would need more is retired first
 WRITABLE = ["/tmp", "/var/tmp", "/dev/shm"]
-JOBS_DIR = "/tmp/.corral-jobs"  # root's, 0711: the job user reaches its own directory only
-CLONE_NEWUSER, CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWNET = 0x10000000, 0x08000000, 0x04000000, 0x40000000
+JOBS_DIR = "/tmp/.corral-jobs"  # root's, 0711: a job reaches its own directory only
+NATIVE_DIR = JOBS_DIR + "/.native"  # root's: the native part, loaded by the manager at start
 HARD_OUTPUT_FACTOR = 16  # past output_limit * this (and at least 8 MiB) the job is killed
 PIPE_CAPACITY = 65536  # what an empty pipe takes without blocking (Linux's and gVisor's default)
+KILL_DEADLINE_S = 5    # every process of a job gone within this after it ends, or the lease goes
+TOKEN_BYTES = 16
+# Native modules load only from the standard library's directory, bytecode only from its files.
+DYNLOAD_DIR = os.path.join(sys.base_prefix, sys.platlibdir,
+                           "python%d.%d" % sys.version_info[:2], "lib-dynload")
+PYC_PREFIX = os.path.join(sys.base_prefix, sys.platlibdir, "python3")
+# executor/jobs/guest_native_unsafe.cpp, built for this interpreter: zlib, then base64.
+NATIVE_BLOB = "@CORRAL_GUEST_NATIVE@"
+# Node's permission model (node >= 20.11): no inspector, workers, native addons or
+# process.binding for the program. Probed once per lease, at its first JavaScript job.
+NODE_PERMISSION = ["--experimental-permission", "--allow-fs-read=*", "--allow-fs-write=*",
+                   "--allow-child-process", "--disable-warning=ExperimentalWarning",
+                   "--disable-warning=SecurityWarning"]
 
 JS_HARNESS = r"""
+'use strict';
 const fs = require('fs');
+const vm = require('vm');
+// The effective uid changes back to the real one: node's process is then not dumpable, so the
+// program cannot read the token from /proc/self/mem (docs/jobs.md).
+process.seteuid(process.getuid());
+const token = Buffer.alloc(16);
+let got = 0;
+try {
+  while (got < 16) { const n = fs.readSync(4, token, got, 16 - got, null); if (n === 0) break; got += n; }
+  fs.closeSync(4);
+} catch (e) {}
+const writeSync = fs.writeSync;
+// What could read this process's memory or debug it, out of the program's reach (the
+// permission model, when node has it, also denies them).
+for (const [name, keys] of [['inspector', ['Session', 'open', 'url', 'waitForDebugger', 'close']],
+                            ['worker_threads', ['Worker']],
+                            ['v8', ['setFlagsFromString', 'getHeapSnapshot', 'writeHeapSnapshot']]]) {
+  try { const m = require(name); for (const k of keys) delete m[k]; } catch (e) {}
+}
+for (const k of ['binding', '_linkedBinding', 'dlopen', '_debugProcess', '_debugEnd']) delete process[k];
+delete require('module')._extensions['.node'];
+process.on('SIGUSR1', () => {});
 let early = false;
+let ran = false;
 const realExit = process.exit;
+const realReallyExit = process.reallyExit;
 process.exit = function (code) { early = true; return realExit.call(process, code); };
+process.reallyExit = function (code) { early = true; return realReallyExit.call(process, code); };
 process.on('exit', (code) => {
-  if (!early && code === 0 && !process.exitCode) { try { fs.writeSync(3, 'C'); } catch (e) {} }
+  if (ran && !early && code === 0 && !process.exitCode && got === 16) {
+    try { writeSync(3, token); } catch (e) {}
+  }
 });
-require(process.argv[1]);
+const main = process.argv[1];
+// Compiled as a script first: a top-level return (which would end a module early without an
+// exception) is a syntax error here.
+new vm.Script(fs.readFileSync(main, 'utf8'), { filename: main });
+require(main);
+ran = true;
 """
 
 
@@ -124,15 +175,18 @@ def write_frame(fd, obj):
 # -- the job process (forked from the template) -----------------------------------------------
 
 def job_main(done_fd):
-    spec = json.loads(read_exact(0, struct.unpack("<I", read_exact(0, 4))[0]))
+    # The token goes to native memory that no Python object refers to; then the spec.
+    spec = json.loads(read_exact(0, NATIVE.arm(0)))
     workdir = spec["workdir"]
+    uid, uid_alt = spec["uid"], spec["uid_alt"]
+    mode = spec["mode"]
     os.setsid()
     os.setgroups([])
-    os.setgid(JOB_UID)
-    os.setuid(JOB_UID)
-    if LIBC.unshare(CLONE_NEWUSER | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET) != 0:
-        os.write(2, b"corral: cannot isolate the job (unshare failed)\n")
-        os._exit(125)
+    os.setresgid(uid, uid, uid)
+    # From root of the template's user namespace to the job's uid, with no capability left: this
+    # also makes the process not dumpable (its memory unreadable through /proc, even to itself).
+    # JavaScript's harness ends up not dumpable by switching its effective uid back from uid_alt.
+    os.setresuid(uid, uid, uid_alt if mode == "javascript" else uid)
     os.umask(0o022)
     os.chdir(workdir)
     for f in spec.get("files", []):
@@ -145,41 +199,55 @@ def job_main(done_fd):
     env.update(spec.get("env", {}))
     os.environ.clear()
     os.environ.update(env)
-    mode = spec["mode"]
     if mode == "python":
         run_python(spec["source"], workdir, done_fd)
     if mode == "javascript":
         main = os.path.join(workdir, "main.js")
         with open(main, "w") as out:
             out.write(spec["source"])
-        os.dup2(done_fd, 3)
-        argv = ["node", "-e", JS_HARNESS, main]
-    else:
-        os.close(done_fd)
-        argv = spec["argv"]
+        # NODE_OPTIONS could run code ahead of the harness (and read the token's pipe).
+        env.pop("NODE_OPTIONS", None)
+        argv = ["node"] + (NODE_PERMISSION if spec.get("node_permission") else []) + \
+            ["-e", JS_HARNESS, main]
+        try:
+            NATIVE.exec_javascript(argv, ["%s=%s" % kv for kv in env.items()], done_fd, uid_alt)
+        except OSError as e:
+            exec_failed(argv[0], e)
+    os.close(done_fd)
+    argv = spec["argv"]
     try:
         os.execvpe(argv[0], argv, env)
     except OSError as e:
-        os.write(2, ("corral: cannot run %s: %s\n" % (argv[0], e.strerror)).encode())
-        os._exit(127 if e.errno in (errno.ENOENT, errno.ENOTDIR) else 126)
+        exec_failed(argv[0], e)
+
+
+def exec_failed(program, e):
+    os.write(2, ("corral: cannot run %s: %s\n" % (program, e.strerror)).encode())
+    os._exit(127 if e.errno in (errno.ENOENT, errno.ENOTDIR) else 126)
 
 
 def run_python(source, workdir, done_fd):
     main = os.path.join(workdir, "main.py")
     sys.argv = [main]
     sys.path.insert(0, workdir)
+    sys.dont_write_bytecode = True
     # (random reseeds itself in every forked process: it registers os.register_at_fork.)
     # Tracebacks show the program's own lines.
     import linecache
     linecache.cache[main] = (len(source), None, source.splitlines(True), main)
+    # The program's module is __main__ (not this runner's), and the native part is out of
+    # sys.modules (its entry points refuse a second use anyway).
+    module = types.ModuleType("__main__")
+    module.__dict__.update({"__file__": main, "__builtins__": builtins})
+    sys.modules["__main__"] = module
+    sys.modules.pop("_corral_guest", None)
     code = 0
-    completed = False
     try:
-        exec(compile(source, main, "exec"), {"__name__": "__main__", "__file__": main,
-                                              "__builtins__": builtins})
-        if "threading" in sys.modules:
-            sys.modules["threading"]._shutdown()
-        completed = True
+        program = compile(source, main, "exec")
+        NATIVE.seal(DYNLOAD_DIR, PYC_PREFIX)
+        # Does not return when the program ran to its end: it writes the token and exits 0.
+        if NATIVE.run(program, module.__dict__, done_fd) is False:
+            code = 120  # its output could not be flushed
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
         if not isinstance(e.code, (int, type(None))):
@@ -193,9 +261,6 @@ def run_python(source, workdir, done_fd):
             stream.flush()
         except Exception:
             code = code or 120
-            completed = False
-    if completed:
-        os.write(done_fd, b"C")
     os._exit(code & 0xFF)
 
 
@@ -218,6 +283,13 @@ def template_main(sock):
     # fds take the lowest free numbers, in order), so the job process finds them in place.
     for fd in (0, 1, 2):
         os.close(fd)
+    # A user namespace of its own, which the manager maps identically (uid_map, gid_map): the
+    # template holds every capability there, enough to give each job its own PID namespace,
+    # and no more than root's in the sandbox.
+    NATIVE.enter_userns()
+    sock.sendall(b"U")
+    if sock.recv(1) != b"M":
+        os._exit(0)
     while True:
         try:
             msg, fds, _, _ = socket.recv_fds(sock, 16, 5)
@@ -226,6 +298,7 @@ def template_main(sock):
         if not msg:
             os._exit(0)
         done_fd = fds[3]
+        NATIVE.job_namespaces()
         pid = os.fork()
         if pid == 0:
             sock.close()
@@ -247,7 +320,35 @@ def template_main(sock):
 
 # -- the manager ------------------------------------------------------------------------------
 
+def load_native():
+    """Writes the native part where only root can change it and imports it (once, at start)."""
+    global NATIVE
+    os.mkdir(NATIVE_DIR, 0o711)
+    path = NATIVE_DIR + "/_corral_guest.so"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o500)
+    try:
+        data = zlib.decompress(base64.b64decode(NATIVE_BLOB))
+        while data:
+            data = data[os.write(fd, data):]
+    finally:
+        os.close(fd)
+    sys.path.insert(0, NATIVE_DIR)
+    try:
+        import _corral_guest
+    finally:
+        sys.path.pop(0)
+    NATIVE = _corral_guest
+
+
+NATIVE = None
+
+
+def job_uid(uid):
+    return JOB_UID_BASE <= uid < JOB_UID_BASE + JOB_UID_COUNT
+
+
 def job_pids(known):
+    """Every process of any job's uid (real uid), whatever its state."""
     pids = []
     for name in os.listdir("/proc"):
         if not name.isdigit() or name in known:
@@ -262,28 +363,32 @@ def job_pids(known):
             continue
         finally:
             os.close(fd)
-        uid = state = None
         for line in st.splitlines():
             if line.startswith("Uid:"):
-                uid = int(line.split()[1])
-            elif line.startswith("State:"):
-                state = line.split()[1]
-        if uid == JOB_UID and state != "Z":
-            pids.append(int(name))
+                if job_uid(int(line.split()[1])):
+                    pids.append(int(name))
+                break
     return pids
 
 
 def kill_job_processes(known, deadline):
-    while time.monotonic() < deadline:
+    """Kills every process of a job uid until none is left; False if some survive the deadline.
+
+    A zombie is killed too: a process whose main thread has exited while others run shows as
+    one. A real zombie disappears once reaped (the job's PID namespace has ended, so nothing of
+    it waits for a parent any more)."""
+    while True:
         pids = job_pids(known)
         if not pids:
             return True
+        if time.monotonic() >= deadline:
+            return False
         for p in pids:
             try:
                 os.kill(p, signal.SIGKILL)
             except OSError:
                 pass
-    return False
+        time.sleep(0.002)
 
 
 def dir_stamp(d):
@@ -328,6 +433,7 @@ class Manager:
         remove(JOBS_DIR)
         os.mkdir(JOBS_DIR, 0o711)
         os.chmod(JOBS_DIR, 0o711)
+        load_native()
         self.baseline = {(d, n) for d in WRITABLE if os.path.isdir(d) for n in os.listdir(d)}
         self.stamps = {d: dir_stamp(d) for d in WRITABLE}
         self.template = os.fork()
@@ -335,11 +441,42 @@ class Manager:
             self.sock.close()
             template_main(tsock)
         tsock.close()
-        # init, the manager and the template live as long as the runner and are never the job
-        # user's: the scan does not read them. (Other processes are read each time: pids are
-        # reused in a long run, so one that has gone could come back as a job's.)
+        # The template's user namespace: identity-mapped (written from here, the parent
+        # namespace, which holds CAP_SETUID and CAP_SETGID).
+        if self._recv(1) != b"U":
+            raise EOFError("the template did not start")
+        for name in ("uid_map", "gid_map"):
+            fd = os.open("/proc/%d/%s" % (self.template, name), os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, b"0 0 4294967295\n")
+            finally:
+                os.close(fd)
+        self.sock.sendall(b"M")
+        # Tokens and directory names of jobs come from a key only this process ever holds
+        # (made after the template was forked: no job process has a copy of it).
+        self.key = os.urandom(32)
+        # init, the manager and the template live as long as the runner and are never a job's:
+        # the scan does not read them. (Other processes are read each time: pids are reused in
+        # a long run, so one that has gone could come back as a job's.)
         self.known = {"1", str(os.getpid()), str(self.template)}
         self.seq = 0
+        self.node_permission = None  # probed at the first JavaScript job
+
+    def probe_node_permission(self):
+        if self.node_permission is None:
+            try:
+                devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+                try:
+                    pid = os.posix_spawnp("node", ["node"] + NODE_PERMISSION + ["-e", "0"], {
+                        "PATH": "/usr/local/bin:/usr/bin:/bin"}, file_actions=[
+                        (os.POSIX_SPAWN_DUP2, devnull, 1), (os.POSIX_SPAWN_DUP2, devnull, 2)])
+                finally:
+                    os.close(devnull)
+                _, status = os.waitpid(pid, 0)
+                self.node_permission = os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+            except OSError:
+                self.node_permission = False
+        return self.node_permission
 
     def run(self, req):
         started = time.monotonic()
@@ -348,12 +485,22 @@ class Manager:
         hard = max(8 << 20, limit * HARD_OUTPUT_FACTOR)
         timeout = max(1, int(req.get("timeout_ms") or 60000)) / 1000.0
         self.seq += 1
-        workdir = "%s/job-%d" % (JOBS_DIR, self.seq)
+        # A uid of its own (none of an earlier job's processes or files has it) and a directory
+        # no earlier job could have named, made here by root.
+        uid = JOB_UID_BASE + 2 * self.seq
+        if uid + 1 >= JOB_UID_BASE + JOB_UID_COUNT:
+            raise RuntimeError("this lease has used every job uid")
+        secret = hashlib.blake2b(b"%d" % self.seq, key=self.key, digest_size=32).digest()
+        token = secret[:TOKEN_BYTES]
+        workdir = "%s/%s" % (JOBS_DIR, secret[TOKEN_BYTES:].hex())
         os.mkdir(workdir, 0o700)
-        os.chown(workdir, JOB_UID, JOB_UID)
+        os.chown(workdir, uid, uid)
         mode = req.get("mode", "python")
         spec = {"mode": mode, "source": req.get("source", ""), "argv": req.get("argv", []),
-                "files": req.get("files", []), "env": req.get("env", {}), "workdir": workdir}
+                "files": req.get("files", []), "env": req.get("env", {}), "workdir": workdir,
+                "uid": uid, "uid_alt": uid + 1}
+        if mode == "javascript":
+            spec["node_permission"] = self.probe_node_permission()
         spec_bytes = json.dumps(spec).encode()
         stdin_data = base64.b64decode(req.get("stdin", ""))
         in_r, in_w = os.pipe()
@@ -363,9 +510,10 @@ class Manager:
         socket.send_fds(self.sock, [b"RUN"], [in_r, out_w, err_w, done_w])
         for fd in (in_r, out_w, err_w, done_w):
             os.close(fd)
-        # The job reads its spec from its stdin first, then the program reads the rest. What fits
-        # in the (empty) pipe is written at once, without blocking; the rest as the job reads it.
-        pending_in = struct.pack("<I", len(spec_bytes)) + spec_bytes + stdin_data
+        # The job reads its token and spec from its stdin first, then the program reads the rest.
+        # What fits in the (empty) pipe is written at once, without blocking; the rest as the job
+        # reads it.
+        pending_in = token + struct.pack("<I", len(spec_bytes)) + spec_bytes + stdin_data
         writers = []  # in_w while stdin remains to be fed
         if len(pending_in) <= PIPE_CAPACITY:
             try:
@@ -378,7 +526,8 @@ class Manager:
             writers.append(in_w)
         bufs = {out_r: bytearray(), err_r: bytearray()}
         counts = {out_r: 0, err_r: 0}
-        completed = False
+        done = bytearray()  # what came on the completion pipe (beyond the token's length: spoiled)
+        survivors = False
         end = None       # (tag, wait status, cpu ms, maxrss KiB) once the job process ended
         outcome = None   # "timeout" | "output_limit" when the manager ended the job
         deadline = started + timeout
@@ -405,16 +554,20 @@ class Manager:
                 if fd == self.sock.fileno():
                     end = struct.unpack("<4siqq", self._recv(24))
                     readers.remove(fd)
-                    # The program is over: whatever it left running goes now, so its pipes close.
-                    kill_job_processes(self.known, time.monotonic() + 5)
-                    drain_deadline = time.monotonic() + 5
+                    # The job process is over, and with it its PID namespace: every process of
+                    # the job is being killed. Checked here (and anything left killed), so that
+                    # its pipes close and nothing of it meets the next job.
+                    survivors = not kill_job_processes(self.known,
+                                                       time.monotonic() + KILL_DEADLINE_S)
+                    drain_deadline = time.monotonic() + KILL_DEADLINE_S
                     continue
                 data = os.read(fd, 65536)
                 if not data:
                     readers.remove(fd)
                     continue
                 if fd == done_r:
-                    completed = completed or b"C" in data
+                    if len(done) <= TOKEN_BYTES:
+                        done += data[:TOKEN_BYTES + 1]
                     continue
                 counts[fd] += len(data)
                 room = limit - len(bufs[fd])
@@ -428,7 +581,8 @@ class Manager:
         if end is None or any(fd in readers for fd in (out_r, err_r, done_r)):
             # Ended by the manager (timeout, output cap), or a pipe still open after the scan
             # that followed the job process's end.
-            kill_job_processes(self.known, time.monotonic() + 5)
+            survivors = not kill_job_processes(self.known, time.monotonic() + KILL_DEADLINE_S) \
+                or survivors
         if end is None:
             end = struct.unpack("<4siqq", self._recv(24))
         for fd in writers + [out_r, err_r, done_r]:
@@ -438,7 +592,11 @@ class Manager:
                 pass
         _, status, cpu_ms, maxrss = end
         wipe(self.baseline, self.stamps, workdir)
-        res = {"id": req.get("id", ""), "completed": completed and outcome is None,
+        # Completed: the job's own token, exactly, and the job process exited with 0. The program
+        # never had the token; whatever else came on the pipe spoils it.
+        completed = (mode != "argv" and outcome is None and bytes(done) == token and
+                     os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0)
+        res = {"id": req.get("id", ""), "completed": completed,
                "stdout": base64.b64encode(bytes(bufs[out_r])).decode(),
                "stderr": base64.b64encode(bytes(bufs[err_r])).decode(),
                "stdout_bytes": counts[out_r], "stderr_bytes": counts[err_r],
@@ -446,6 +604,9 @@ class Manager:
                "stderr_truncated": counts[err_r] > len(bufs[err_r]),
                "wall_ms": wall_ms, "cpu_ms": cpu_ms, "maxrss_kib": maxrss,
                "started_at_ms": started_ms}
+        if survivors:
+            # Something of this job outlived every kill: the sandbox is not used again.
+            res["retire"] = "a process of the job survived %d s of kills" % KILL_DEADLINE_S
         if outcome == "timeout":
             res.update(outcome="timeout", exit_code=124, signal=signal.SIGKILL,
                        message="timed out after %d ms; every process of the job was killed"
@@ -490,7 +651,8 @@ def main():
             res = manager.run(req)
         except Exception as e:  # the runner itself failed: say so, keep serving
             res = {"id": req.get("id", ""), "outcome": "internal", "exit_code": 255, "signal": 0,
-                   "message": "guest runner: %s: %s" % (type(e).__name__, e), "completed": False}
+                   "message": "guest runner: %s: %s" % (type(e).__name__, e), "completed": False,
+                   "retire": "the guest runner failed"}
         write_frame(1, res)
     os._exit(0)
 

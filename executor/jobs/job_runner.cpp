@@ -575,8 +575,16 @@ job_outcome job_runner::run(const task& t) {
   auto answer = l->next_frame(deadline, &gone);
   if (answer && answer->value("id", std::string()) == r.job_id) {
     apply_answer(*answer, r);
+    // The guest asks for its sandbox to go when something of the job outlived every kill
+    // (docs/jobs.md, "Isolation levels"): the next job then gets a new lease.
+    const auto retire_why = answer->find("retire");
+    const bool healthy = retire_why == answer->end();
+    if (!healthy)
+      std::cerr << "corral-executor: job runner: retiring " << l->sandbox << ": "
+                << (retire_why->is_string() ? retire_why->get<std::string>() : std::string("(no reason)"))
+                << "\n";
     if (strict) retire(std::move(l));
-    else release(std::move(l), true);
+    else release(std::move(l), healthy);
   } else {
     // No answer in time (the guest is wedged, or the job broke the sandbox): the sandbox goes.
     wire::Outcome end = wire::Outcome::internal;
