@@ -51,6 +51,11 @@ struct node_config {
   uint32_t default_memory_mib = 1024;          // cgroup memory limit when the client gives none
   uint32_t max_memory_mib = 16384;
   uint32_t pids_limit = 1024;                  // processes per sandbox
+  // Memory the node admits: the sum of its sandboxes' memory requests (warm ones included), and
+  // any one sandbox's limit, stay within it; creates beyond are refused resource_exhausted
+  // (docs/security.md, "Fair share"). The executor sets it from the host's memory less a reserve
+  // for itself and the host's services; 0: not checked.
+  uint64_t memory_capacity_mib = 0;
   uint32_t default_cpu_request_millis = 125;   // billed at least this (Modal's minimum)
   int64_t default_probe_interval_ms = 100;     // readiness probe attempts
   int64_t min_probe_interval_ms = 10;

@@ -5,6 +5,8 @@
 #include <memory>
 
 #include "actors/config.hpp"
+#include "actors/output_ledger.hpp"
+#include "actors/quota.hpp"
 #include "actors/ports.hpp"
 #include "actors/router.hpp"
 #include "storage/store.hpp"
@@ -18,6 +20,10 @@ struct node_context {
   clock* clk = nullptr;
   runtime* rt = nullptr;
   request_router* router = nullptr;
+  // Per-tenant quotas and the stored-output ledger (actors/quota.hpp, actors/output_ledger.hpp).
+  // Null: no quota is enforced (unit tests of other behaviour).
+  const quota_source* quotas = nullptr;
+  output_ledger* ledger = nullptr;
   uint64_t session = 0;  // this executor process's session, sent to every corral-init in Hello
 };
 

@@ -300,6 +300,54 @@ void on_warm_summary(node_self self, const sandbox_summary& s) {
   pump(self);
 }
 
+// What a create would hold against the node's memory and the tenant's quota (actors/quota.hpp):
+// its live sandboxes (and creates waiting for room), their cpu limits and memory requests.
+field_error check_quota(const node_state& st, const std::string& tenant, const wire::CreateSandbox& msg) {
+  const auto& cfg = st.ctx->config;
+  const uint64_t cpu = msg.cpu_millis() == 0 ? cfg.default_cpu_millis : msg.cpu_millis();
+  const uint64_t mem_limit = msg.memory_mib() == 0 ? cfg.default_memory_mib : msg.memory_mib();
+  const uint64_t mem_request = msg.memory_request_mib() == 0 ? cfg.default_memory_request_mib
+                                                              : msg.memory_request_mib();
+  uint64_t node_requests = 0;
+  uint32_t sandboxes = 0;
+  uint64_t cpu_sum = 0, mem_sum = 0;
+  auto count = [&](const storage::sandbox_record& r) {
+    node_requests += r.memory_request_mib;
+    if (r.tenant != tenant) return;
+    ++sandboxes;
+    cpu_sum += r.cpu_millis;
+    mem_sum += r.memory_request_mib;
+  };
+  for (const auto& [id, e] : st.sandboxes)
+    if (!wire::is_terminal(e.summary.rec.state)) count(e.summary.rec);
+  for (const auto& c : st.waiting) count(c.rec);
+  for (const auto& [id, w] : st.warm)
+    if (!w.ended) node_requests += cfg.default_memory_request_mib;
+  if (cfg.memory_capacity_mib > 0) {
+    if (mem_limit > cfg.memory_capacity_mib)
+      return {wire::ErrorCode::resource_exhausted, "memory_mib",
+              "more than this node can hold (" + std::to_string(cfg.memory_capacity_mib) + " MiB)"};
+    if (node_requests + mem_request > cfg.memory_capacity_mib)
+      return {wire::ErrorCode::resource_exhausted, "memory_request_mib",
+              "this node cannot hold it now (" + std::to_string(node_requests) + " of " +
+                  std::to_string(cfg.memory_capacity_mib) + " MiB requested)"};
+  }
+  if (st.ctx->quotas == nullptr) return {};
+  const tenant_quota q = st.ctx->quotas->quota_of(tenant);
+  if (sandboxes + 1 > q.sandboxes)
+    return {wire::ErrorCode::resource_exhausted, "quota",
+            "the tenant's quota of " + std::to_string(q.sandboxes) + " live sandboxes is reached"};
+  if (q.cpu_millis > 0 && cpu_sum + cpu > q.cpu_millis)
+    return {wire::ErrorCode::resource_exhausted, "cpu_millis",
+            "over the tenant's quota of " + std::to_string(q.cpu_millis) + " millicores (" +
+                std::to_string(cpu_sum) + " held)"};
+  if (q.memory_mib > 0 && mem_sum + mem_request > q.memory_mib)
+    return {wire::ErrorCode::resource_exhausted, "memory_request_mib",
+            "over the tenant's quota of " + std::to_string(q.memory_mib) + " MiB (" +
+                std::to_string(mem_sum) + " held)"};
+  return {};
+}
+
 void on_create(node_self self, bus_request& req) {
   auto& st = self->state;
   const auto& cfg = st.ctx->config;
@@ -362,6 +410,7 @@ void on_create(node_self self, bus_request& req) {
                 "must be 0 (default) or " + std::to_string(cfg.min_probe_interval_ms) +
                     "..60000");
   if (auto e = check_tags(cfg, msg->tags())) return fail(e.code, e.field, e.why);
+  if (auto e = check_quota(st, tenant, *msg)) return fail(e.code, e.field, e.why);
   if (st.draining)
     return reply(self, req.reply,
                  wire::make_error_reply(wire::ErrorCode::unavailable, "executor is draining"));
@@ -483,9 +532,10 @@ void expire_ended(node_self self) {
     if (wire::is_terminal(s.rec.state) && s.rec.ended_at_ms + st.ctx->config.output_retention_ms < now &&
         st.output_dropped.count(s.rec.id) == 0) {
       // Output retention: the records stay (info, wait, and replay answers "expired").
-      if (auto status = st.ctx->store->delete_output(s.rec.id); status.ok())
+      if (auto status = st.ctx->store->delete_output(s.rec.id); status.ok()) {
         st.output_dropped.insert(s.rec.id);
-      else
+        if (st.ctx->ledger != nullptr) st.ctx->ledger->forget(s.rec.id);
+      } else
         caf::aout(self) << "retention: cannot drop output of " << s.rec.id << ": " << status.message << "\n";
     }
     if (wire::is_terminal(s.rec.state) && !s.holds_resources &&
@@ -499,11 +549,24 @@ void expire_ended(node_self self) {
       }
       st.ctx->router->detach_sandbox(s.rec.tenant, s.rec.id);
       st.output_dropped.erase(s.rec.id);
+      if (st.ctx->ledger != nullptr) st.ctx->ledger->forget(s.rec.id);
       self->send_exit(it->second.actor, caf::exit_reason::user_shutdown);
       it = st.sandboxes.erase(it);
     } else {
       ++it;
     }
+  }
+}
+
+// A recovered sandbox's stored output counts against its quotas again (oldest first, as stored).
+void count_stored_output(node_state& st, const storage::sandbox_record& rec) {
+  if (st.ctx->ledger == nullptr) return;
+  auto processes = st.ctx->store->list_processes(rec.id);
+  if (!processes) return;
+  for (const auto& p : processes->records) {
+    auto sizes = st.ctx->store->output_sizes(rec.id, p.exec_id);
+    if (!sizes) continue;
+    for (const auto& c : *sizes) st.ctx->ledger->stored(rec.tenant, rec.id, p.exec_id, c.seq, c.bytes);
   }
 }
 
@@ -525,6 +588,7 @@ uint32_t recover(node_self self) {
     st.held += ended ? 0 : 1;
     self->send(st.meter, summary_atom::value, sandbox_summary{rec, !ended});  // metering
     st.ctx->router->attach_sandbox(rec.tenant, rec.id, caf::actor_cast<caf::actor>(actor));
+    count_stored_output(st, rec);
   }
   // What the runtime has on the host: listed off the actor's thread, judged by the node when the
   // list arrives (host_atom), so a sandbox created meanwhile is never taken for an orphan.

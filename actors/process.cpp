@@ -121,10 +121,14 @@ void on_output(process_self self, wire::Stream stream, bytes data) {
   chunk.data = std::move(data);
   std::vector<storage::output_chunk> batch;
   batch.push_back(std::move(chunk));
+  const uint64_t chunk_seq = batch.front().seq, chunk_bytes = batch.front().data.size();
   auto status = st.ctx->store->append_output(st.rec.sandbox_id, st.rec.exec_id, batch);
   if (!status.ok()) {
     caf::aout(self) << "process " << st.rec.exec_id << ": output store failed: " << status.message
                     << "\n";
+  } else if (st.ctx->ledger != nullptr) {
+    st.ctx->ledger->stored(std::string(wire::subjects::tenant_of(st.out_subject)),
+                           st.rec.sandbox_id, st.rec.exec_id, chunk_seq, chunk_bytes);
   }
   st.ctx->out->publish(st.out_subject, wire::release(fbb));
 }

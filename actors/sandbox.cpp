@@ -50,6 +50,9 @@ struct sandbox_state {
   bool ready = false;  // init answered our Hello
   std::unordered_map<std::string, process_actor> processes;  // live execs by exec id
   std::unordered_map<uint64_t, std::string> handles;         // init handle -> exec id
+  // New execs per second (tenant_quota::execs_per_second): a token bucket, full at the start.
+  double exec_tokens = -1;  // < 0: not filled yet
+  int64_t exec_tokens_at_ms = 0;
   std::map<uint64_t, waiter> waiters;
   file_ops files;  // fs.* requests waiting for init
   int64_t last_active_ms = 0;  // last exec start/end or stdin write (idle timeout)
@@ -455,6 +458,23 @@ std::string start_process(sandbox_self self, storage::process_record& proc,
   return {};
 }
 
+// The exec rate quota: one token per new exec, refilled at execs_per_second up to exec_burst.
+bool take_exec_token(sandbox_state& st) {
+  if (st.ctx->quotas == nullptr) return true;
+  const tenant_quota q = st.ctx->quotas->quota_of(st.rec.tenant);
+  const int64_t now = st.ctx->clk->now_ms();
+  if (st.exec_tokens < 0) {
+    st.exec_tokens = q.exec_burst;
+  } else {
+    st.exec_tokens = std::min<double>(
+        q.exec_burst, st.exec_tokens + q.execs_per_second * static_cast<double>(now - st.exec_tokens_at_ms) / 1000.0);
+  }
+  st.exec_tokens_at_ms = now;
+  if (st.exec_tokens < 1) return false;
+  st.exec_tokens -= 1;
+  return true;
+}
+
 void on_exec(sandbox_self self, bus_request& req) {
   auto& st = self->state;
   const auto* msg = wire::verify<wire::ExecRequest>(req.data.data(), req.data.size());
@@ -471,6 +491,12 @@ void on_exec(sandbox_self self, bus_request& req) {
     }
   }
   std::string exec_id(wire::str(msg->exec_id()));
+  if (!attach_only && is_probe(exec_id) && st.processes.count(exec_id) == 0) {
+    // Readiness probes run as execs "probe-N": a client's id must not take one's place.
+    reply_error(self, req.reply, wire::ErrorCode::invalid_argument,
+                "exec ids beginning with probe- are reserved for readiness probes", "exec_id");
+    return;
+  }
   if (!exec_id.empty()) {
     // A known exec id re-attaches and never starts a second process (P1); attach_only never
     // starts one at all.
@@ -497,6 +523,11 @@ void on_exec(sandbox_self self, bus_request& req) {
   if (st.rec.state != wire::SandboxState::running || !st.link) {
     reply_error(self, req.reply, wire::ErrorCode::failed_precondition,
                 std::string("sandbox is ") + wire::to_string(st.rec.state));
+    return;
+  }
+  if (!take_exec_token(st)) {
+    reply_error(self, req.reply, wire::ErrorCode::resource_exhausted,
+                "more new execs per second than the tenant's quota allows; retry shortly", "exec");
     return;
   }
   storage::process_record proc;
@@ -549,6 +580,17 @@ void on_replay(sandbox_self self, const bus_request& req) {
   if (chunks->empty() && proc->finished && msg->from_seq() + 1 < proc->next_seq) {
     reply_error(self, req.reply, wire::ErrorCode::expired,
                 "the output of " + exec_id + " has expired (output retention)", "exec_id");
+    return;
+  }
+  // The oldest chunks were dropped for the stored-output quota (actors/output_ledger.hpp): the
+  // asked-for frames are gone, and skipping them would cut the output silently.
+  if (!chunks->empty() && chunks->front().seq > msg->from_seq()) {
+    reply_error(self, req.reply, wire::ErrorCode::expired,
+                "frames " + std::to_string(msg->from_seq()) + ".." +
+                    std::to_string(chunks->front().seq - 1) + " of " + exec_id +
+                    " were dropped (stored-output quota); stored frames start at " +
+                    std::to_string(chunks->front().seq),
+                "from_seq");
     return;
   }
   for (const auto& c : *chunks) {

@@ -6,6 +6,8 @@
 #include <atomic>
 #include <chrono>
 #include <climits>
+#include <cstdlib>
+#include <cstring>
 #include <condition_variable>
 #include <mutex>
 #include <system_error>
@@ -101,11 +103,32 @@ message to_message(natsMsg* m) {
 
 bool bad_byte(unsigned char c) { return c <= 0x20 || c == 0x7f; }
 
+// What the nonce signer needs: the seed, and whether it refused a signature (below).
+struct nkey_signer {
+  std::string seed;
+  std::atomic<bool> refused_one{false};
+};
+
 // Signs the server's nonce with the connection's nkey seed (at the first connect and at every
-// reconnect). nats.c frees the signature.
+// reconnect). nats.c 3.4 mangles a signature whose first byte is 0 (the server then refuses the
+// connect: about one connect in 256, measured), and Ed25519 signatures are deterministic, so
+// such a signature is refused here instead: that attempt fails, and the next one (a new
+// connection, a new nonce) signs something else. connect() retries such a first connect;
+// nats.c's reconnect loop retries by itself. nats.c frees the signature with free().
 natsStatus sign_nonce_cb(char** /*custom_error*/, unsigned char** signature, int* length,
                          const char* nonce, void* closure) {
-  return nats_Sign(static_cast<const std::string*>(closure)->c_str(), nonce, signature, length);
+  auto* signer = static_cast<nkey_signer*>(closure);
+  std::vector<uint8_t> sig;
+  if (!sign_with_seed(signer->seed, nonce, &sig)) return NATS_ERR;
+  if (sig.front() == 0) {
+    signer->refused_one = true;
+    return NATS_ERR;
+  }
+  *signature = static_cast<unsigned char*>(std::malloc(sig.size()));
+  if (*signature == nullptr) return NATS_NO_MEMORY;
+  std::memcpy(*signature, sig.data(), sig.size());
+  *length = static_cast<int>(sig.size());
+  return NATS_OK;
 }
 
 // --- deferred destruction of nats.c subscriptions --------------------------------------------
@@ -499,7 +522,7 @@ struct connection::impl {
   std::string inbox_prefix;  // "_INBOX" unless options::inbox_prefix
   std::size_t max_subject = 1024;
   // The nkey seed the signature callback signs with (options::nkey_seed_file); outlives nc.
-  std::unique_ptr<std::string> nkey_seed;
+  std::unique_ptr<nkey_signer> signer;
 
   status check_subject(const std::string& s, bool wildcards, const char* what) const {
     if (valid_subject(s, wildcards, max_subject)) return ok();
@@ -587,8 +610,9 @@ std::unique_ptr<connection> connection::connect(const options& opts, std::string
       delete i->hub_closure;
       return nullptr;
     }
-    i->nkey_seed = std::make_unique<std::string>(key->seed);
-    s = natsOptions_SetNKey(no, key->public_key.c_str(), sign_nonce_cb, i->nkey_seed.get());
+    i->signer = std::make_unique<nkey_signer>();
+    i->signer->seed = key->seed;
+    s = natsOptions_SetNKey(no, key->public_key.c_str(), sign_nonce_cb, i->signer.get());
   }
   bool secure = !opts.tls_ca_file.empty() || !opts.tls_cert_file.empty();
   for (const auto& u : opts.urls) secure = secure || u.rfind("tls://", 0) == 0;
@@ -609,6 +633,13 @@ std::unique_ptr<connection> connection::connect(const options& opts, std::string
   }
 
   s = natsConnection_Connect(&i->nc, no);
+  // A signature the signer refused (see sign_nonce_cb) failed that attempt only: try again, a
+  // new connection with a new nonce (eight refusals in a row: one chance in 2^64).
+  for (int attempt = 1; s != NATS_OK && i->signer && i->signer->refused_one.exchange(false) &&
+                        attempt < 8;
+       ++attempt) {
+    s = natsConnection_Connect(&i->nc, no);
+  }
   natsOptions_Destroy(no);  // the connection keeps its own copy
   if (s != NATS_OK) {
     // A connection that never came up delivers no events: the closure is ours to free.

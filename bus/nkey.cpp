@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstdint>
@@ -142,6 +143,25 @@ std::optional<user_nkey> user_nkey_from_seed(std::string_view seed, std::string*
   k.seed = std::string(seed);
   k.public_key = encode_public(pub.data());
   return k;
+}
+
+bool sign_with_seed(std::string_view seed, std::string_view message,
+                    std::vector<uint8_t>* signature) {
+  auto raw = decode_checked(trim(seed));
+  if (!raw || raw->size() != 2 + ed25519_key_bytes) return false;
+  std::unique_ptr<EVP_PKEY, pkey_free> k(EVP_PKEY_new_raw_private_key(
+      EVP_PKEY_ED25519, nullptr, raw->data() + 2, ed25519_key_bytes));
+  std::fill(raw->begin(), raw->end(), 0);
+  if (!k) return false;
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
+  if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr, k.get()) != 1) return false;
+  std::size_t len = 64;
+  signature->assign(len, 0);
+  if (EVP_DigestSign(ctx.get(), signature->data(), &len,
+                     reinterpret_cast<const unsigned char*>(message.data()), message.size()) != 1 ||
+      len != 64)
+    return false;
+  return true;
 }
 
 bool valid_user_public_key(std::string_view key) {

@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace corral::bus {
 
@@ -25,6 +26,11 @@ struct user_nkey {
 // checksum, and derives the public key. Nullopt with *error when it is not a user seed.
 [[nodiscard]] std::optional<user_nkey> user_nkey_from_seed(std::string_view seed,
                                                            std::string* error);
+
+// Signs `message` with the seed's Ed25519 key (the 64-byte signature nats-server verifies
+// against the public key). False when the seed does not decode.
+[[nodiscard]] bool sign_with_seed(std::string_view seed, std::string_view message,
+                                  std::vector<uint8_t>* signature);
 
 // True if `key` is a well-formed user public key ("U...", checksum correct).
 [[nodiscard]] bool valid_user_public_key(std::string_view key);

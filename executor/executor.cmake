@@ -1,4 +1,4 @@
-add_library(corral_executor_lib STATIC nats_bridge.cpp)
+add_library(corral_executor_lib STATIC nats_bridge.cpp tenants_file.cpp)
 target_include_directories(corral_executor_lib PUBLIC ${CMAKE_SOURCE_DIR})
 target_link_libraries(corral_executor_lib PUBLIC corral_actors corral_bus corral_runtime)
 

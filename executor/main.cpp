@@ -8,6 +8,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <limits>
 #include <string>
@@ -19,6 +20,7 @@
 #include "executor/jobs/job_runner.hpp"
 #include "executor/jobs/job_service.hpp"
 #include "executor/nats_bridge.hpp"
+#include "executor/tenants_file.hpp"
 #include "executor/runtime/gvisor_runtime.hpp"
 #include "executor/runtime/orphan_reaper.hpp"
 #include "schemas/ids.hpp"
@@ -68,6 +70,13 @@ struct flags {
   int64_t job_ack_wait_ms = 30'000;
   uint32_t job_max_attempts = 3;
   int64_t job_dedup_window_s = 3600;
+  // Per-tenant quotas (actors/quota.hpp; 0 / negative = the default) and their overrides.
+  std::string tenants_file;
+  int64_t tenant_sandboxes = 0;  // 0: three quarters of --max-sandboxes
+  int64_t tenant_cpu_millis = -1, tenant_memory_mib = -1;
+  int64_t tenant_stored_output_mib = 0, sandbox_stored_output_mib = 0;
+  double tenant_execs_per_second = 0;
+  int64_t memory_reserve_mib = -1;  // -1: max(1 GiB, a tenth of the host's memory)
 };
 
 const char* usage_text =
@@ -84,7 +93,14 @@ const char* usage_text =
     "                       [--job-max-attempts N] [--job-dedup-window SECONDS]\n"
     "                       [--warm-runners 1|0 (warm sandboxes pre-start the job runner)]\n"
     "                       [--warm-loans 1|0 (a fresh lease's warm sandbox is replaced when the\n"
-    "                        lease ends, or when another create arrives; 0: at once)]\n";
+    "                        lease ends, or when another create arrives; 0: at once)]\n"
+    "                       [--tenants FILE (per-tenant quota overrides, docs/operations.md)]\n"
+    "                       [--tenant-sandboxes N (default: 3/4 of --max-sandboxes)]\n"
+    "                       [--tenant-cpu-millis N] [--tenant-memory-mib N] (0 = no quota)\n"
+    "                       [--tenant-stored-output-mib N (1024)] [--sandbox-stored-output-mib N (256)]\n"
+    "                       [--tenant-execs-per-second R (100)]\n"
+    "                       [--memory-reserve-mib N (kept from sandboxes' memory requests;\n"
+    "                        default max(1024, a tenth of the host's memory); 0 = no check)]\n";
 
 bool parse(int argc, char** argv, flags& f) {
   for (int i = 1; i < argc; ++i) {
@@ -136,6 +152,14 @@ bool parse(int argc, char** argv, flags& f) {
     else if (a == "--job-max-attempts") f.job_max_attempts = static_cast<uint32_t>(std::stoul(v));
     else if (a == "--job-dedup-window") f.job_dedup_window_s = std::stoll(v);
     else if (a == "--scheduler-threads") f.scheduler_threads = static_cast<uint32_t>(std::stoul(v));
+    else if (a == "--tenants") f.tenants_file = v;
+    else if (a == "--tenant-sandboxes") f.tenant_sandboxes = std::stoll(v);
+    else if (a == "--tenant-cpu-millis") f.tenant_cpu_millis = std::stoll(v);
+    else if (a == "--tenant-memory-mib") f.tenant_memory_mib = std::stoll(v);
+    else if (a == "--tenant-stored-output-mib") f.tenant_stored_output_mib = std::stoll(v);
+    else if (a == "--sandbox-stored-output-mib") f.sandbox_stored_output_mib = std::stoll(v);
+    else if (a == "--tenant-execs-per-second") f.tenant_execs_per_second = std::stod(v);
+    else if (a == "--memory-reserve-mib") f.memory_reserve_mib = std::stoll(v);
     else return false;
   }
   return true;
@@ -230,6 +254,26 @@ int main(int argc, char** argv) {
   // A sweep's leases live as long as it runs: their replacements are booted when they end (or
   // when anyone else creates), not at the sweep's start, where they took ~10% of its CPU.
   if (f.job_slots > 0 && f.warm_loans) ctx.config.warm_loan_tag = {jobs::sandbox_tag, jobs::fresh_lease};
+  {
+    // The memory the node admits: the host's, less a reserve for the executor, NATS, the
+    // gateway and the host's own services.
+    uint64_t total_kib = 0;
+    std::ifstream meminfo("/proc/meminfo");
+    std::string key;
+    while (meminfo >> key) {
+      if (key == "MemTotal:") {
+        meminfo >> total_kib;
+        break;
+      }
+      std::string rest;
+      std::getline(meminfo, rest);
+    }
+    const int64_t total_mib = static_cast<int64_t>(total_kib / 1024);
+    const int64_t reserve =
+        f.memory_reserve_mib >= 0 ? f.memory_reserve_mib : std::max<int64_t>(1024, total_mib / 10);
+    if (total_mib > 0 && f.memory_reserve_mib != 0)
+      ctx.config.memory_capacity_mib = static_cast<uint64_t>(std::max<int64_t>(total_mib - reserve, 256));
+  }
   if (auto why = ctx.config.validate(); !why.empty()) {
     std::cerr << "corral-executor: invalid configuration: " << why << "\n";
     return 2;
@@ -283,6 +327,30 @@ int main(int argc, char** argv) {
   ctx.out = &out;
   ctx.clk = &clk;
   ctx.router = &router;
+  tenant_quota quota_defaults;
+  quota_defaults.sandboxes =
+      f.tenant_sandboxes > 0 ? static_cast<uint32_t>(f.tenant_sandboxes)
+                             : std::max<uint32_t>(1, ctx.config.max_sandboxes * 3 / 4);
+  if (f.tenant_cpu_millis >= 0) quota_defaults.cpu_millis = static_cast<uint64_t>(f.tenant_cpu_millis);
+  if (f.tenant_memory_mib >= 0) quota_defaults.memory_mib = static_cast<uint64_t>(f.tenant_memory_mib);
+  if (f.tenant_stored_output_mib > 0)
+    quota_defaults.stored_output_bytes = static_cast<uint64_t>(f.tenant_stored_output_mib) << 20;
+  if (f.sandbox_stored_output_mib > 0)
+    quota_defaults.sandbox_stored_output_bytes = static_cast<uint64_t>(f.sandbox_stored_output_mib) << 20;
+  if (quota_defaults.stored_output_bytes < quota_defaults.sandbox_stored_output_bytes)
+    quota_defaults.stored_output_bytes = quota_defaults.sandbox_stored_output_bytes;
+  if (f.tenant_execs_per_second > 0) {
+    quota_defaults.execs_per_second = f.tenant_execs_per_second;
+    quota_defaults.exec_burst = static_cast<uint32_t>(std::max(1.0, 2 * f.tenant_execs_per_second));
+  }
+  if (auto why = quota_defaults.validate(); !why.empty()) {
+    std::cerr << "corral-executor: bad tenant quota: " << why << "\n" << usage_text;
+    return 2;
+  }
+  tenants_file quotas(f.tenants_file, quota_defaults);
+  output_ledger ledger(*store, quotas);
+  ctx.quotas = &quotas;
+  ctx.ledger = &ledger;
   if (getrandom(&ctx.session, sizeof ctx.session, 0) != sizeof ctx.session || ctx.session == 0)
     ctx.session = static_cast<uint64_t>(clk.now_ms());
 

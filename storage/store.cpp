@@ -283,6 +283,45 @@ class rocksdb_store final : public store {
     return out;
   }
 
+  status drop_output_before(const std::string& sandbox_id, const std::string& exec_id,
+                            uint64_t before_seq) override {
+    if (auto st = check_ids(sandbox_id, exec_id); !st.ok()) return st;
+    if (before_seq == 0) return {};
+    const auto gate = enter();
+    if (!gate) return closed();
+    rocksdb::WriteBatch batch;
+    rocksdb::Status s = batch.DeleteRange(handles_[output], kl::output_key(sandbox_id, exec_id, 0),
+                                          kl::output_key(sandbox_id, exec_id, before_seq));
+    if (!s.ok()) return from_rocksdb(s, "batch drop output " + sandbox_id + "/" + exec_id);
+    return write(batch, false, "drop output " + sandbox_id + "/" + exec_id);
+  }
+
+  result<std::vector<chunk_size>> output_sizes(const std::string& sandbox_id,
+                                               const std::string& exec_id) const override {
+    if (auto st = check_ids(sandbox_id, exec_id); !st.ok()) return st;
+    const auto gate = enter();
+    if (!gate) return closed();
+    const std::string prefix = kl::output_prefix(sandbox_id, exec_id);
+    const std::string end = kl::output_prefix_end(sandbox_id, exec_id);
+    const rocksdb::Slice upper_bound(end);
+    rocksdb::ReadOptions read_options;
+    read_options.iterate_upper_bound = &upper_bound;
+    read_options.fill_cache = false;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read_options, handles_[output]));
+    std::vector<chunk_size> out;
+    for (it->Seek(prefix); it->Valid(); it->Next()) {
+      uint64_t seq = 0;
+      if (!kl::parse_output_seq(view(it->key()), prefix, seq))
+        return failure(ErrorCode::malformed, "output " + sandbox_id + "/" + exec_id +
+                                                 ": key of unexpected length");
+      // The record's size bounds its data's; close enough for a quota, and no decode.
+      out.push_back({seq, it->value().size()});
+    }
+    if (const auto s = it->status(); !s.ok())
+      return from_rocksdb(s, "sizes of output " + sandbox_id + "/" + exec_id);
+    return out;
+  }
+
   status delete_sandbox(const std::string& sandbox_id) override {
     if (auto st = kl::valid_id(sandbox_id, options_.max_id_bytes, "sandbox id"); !st.ok())
       return st;

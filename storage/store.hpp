@@ -115,6 +115,20 @@ class store {
                                                         uint64_t from_seq,
                                                         std::size_t max_bytes) const = 0;
 
+  // Removes the exec's stored chunks with seq < before_seq (the oldest output, dropped for a
+  // quota: docs/security.md, "Fair share"); a later read_output from before them starts past the
+  // gap. Not synced (as output is not). Ok when there are none.
+  virtual status drop_output_before(const std::string& sandbox_id, const std::string& exec_id,
+                                    uint64_t before_seq) = 0;
+  // The seq and data size of every stored chunk of the exec, in seq order (without copying
+  // the data out): what a restarted executor counts against its quotas.
+  struct chunk_size {
+    uint64_t seq = 0;
+    uint64_t bytes = 0;
+  };
+  virtual result<std::vector<chunk_size>> output_sizes(const std::string& sandbox_id,
+                                                       const std::string& exec_id) const = 0;
+
   // Removes the sandbox record, all its process records and all their output, in one atomic,
   // synced batch. Ok when nothing was stored. Touches no other sandbox.
   virtual status delete_sandbox(const std::string& sandbox_id) = 0;
