@@ -117,6 +117,9 @@ struct spawn_request {
   int null_input = -1;            // from open_null_input(); -1: an empty pipe instead
   bool pty = false;               // stdin/stdout/stderr on a new pseudo-terminal (its controlling tty)
   uint16_t rows = 24, cols = 80;  // its size
+  // The cgroup.procs of the process's exec cgroup (init_isolation.hpp): the child moves itself
+  // there before anything else, so everything it starts stays in it. -1: none (not tracked).
+  int cgroup_procs_fd = -1;
 };
 
 struct spawn_result {
