@@ -93,7 +93,9 @@ struct reaped_child {
   int exit_code = 0;  // exit status, or 128 + signal when killed
   int signal = 0;     // killing signal, 0 when it exited
 };
-// Reaps one zombie child, whoever it is. Returns false when none is waiting.
+// Reaps one zombie child, whoever it is. Returns false when none is waiting. A child that
+// stopped for its tracer (a child that asked PTRACE_TRACEME makes init its tracer) is not an
+// end: it is detached, its stop signal handed back to it, and the next child is looked at.
 [[nodiscard]] bool reap_one(reaped_child& out);
 
 // kill(-pgid, sig): the whole process group. Returns 0 or the errno.
