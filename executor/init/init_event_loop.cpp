@@ -53,7 +53,7 @@ int init_event_loop::run() {
     const bool holding = holding_events(timeout_ms);
     if (!holding) {
       flush_events();
-      if (pending_events() == 0) tidy_after_flush();
+      tidy_after_flush();
     }
 
     watches.clear();

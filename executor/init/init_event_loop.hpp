@@ -129,8 +129,9 @@ class init_event_loop {
   void kill_ended_tree(const ended_group& g);
   // The exec cgroup for the next spawn (the spare one, or a new one). Returns 0 or the errno.
   [[nodiscard]] int take_exec_cgroup(std::string& name, unique_fd& procs);
-  // Housekeeping done once the events are written: removes the cgroups of the processes that
-  // ended (keeping those with members), and makes the spare cgroup.
+  // Housekeeping done after the events were written (as far as the executor's pipe took
+  // them), off the path of an exec's events: closes fds spawns no longer need, removes the
+  // cgroups of the processes that ended (keeping those with members), makes the spare cgroup.
   void tidy_after_flush();
   // True when nothing of an ended group is left (its cgroup removed, or its group empty).
   [[nodiscard]] bool ended_group_gone(const ended_group& g);

@@ -50,11 +50,13 @@ struct sandbox_isolation {
 [[nodiscard]] std::string prepare_isolation(sandbox_isolation& out);
 
 // Starts a new user PID namespace and its reaper, waiting until the reaper has mounted the
-// namespace's /proc and exec'd. Every process init starts afterwards is in it. Sets iso.reaper.
+// namespace's /proc, exec'd and dropped what it had (it closes its fd 3 then). Every process
+// init starts afterwards is in it. Sets iso.reaper.
 [[nodiscard]] std::string start_user_namespace(sandbox_isolation& iso);
 
-// The reaper's whole life (corral-init --reaper): no capabilities, not dumpable, every signal
-// blocked and consumed; reaps every child it is given. Never returns.
+// The reaper's whole life (corral-init --reaper): not dumpable, no capabilities, every signal
+// blocked and consumed, then closes fd 3 (init's sign that it is ready); reaps every child it
+// is given. Never returns.
 [[noreturn]] void run_reaper();
 
 // Creates the exec cgroup `name` below root and opens its cgroup.procs for writing (procs):

@@ -30,6 +30,8 @@ namespace {
 constexpr int init_only_capability = CAP_SYS_ADMIN;
 constexpr uint64_t init_only_mask = uint64_t{1} << init_only_capability;
 
+// The reaper's fd that init reads until EOF: closed once the reaper is set up.
+constexpr int reaper_ready_fd = 3;
 // Rounds of reading an exec cgroup's members while killing it (see kill_cgroup_tree).
 constexpr int tree_kill_rounds = 8;
 // Largest cgroup.procs read while killing (pids of one exec cgroup, one per line).
@@ -103,7 +105,8 @@ std::string mount_hidden_cgroup(unique_fd& out) {
 }
 
 // The reaper-to-be between fork and exec (it runs init's code in its own copy of init's
-// memory): plain system calls only. Reports an errno on ready_fd when it fails.
+// memory): plain system calls only. Reports an errno on ready_fd when it fails; the reaper
+// gets ready_fd as its fd 3 and closes it once it is set up (run_reaper).
 [[noreturn]] void become_reaper(const char* self_exe, int ready_fd) {
   auto fail = [&](int e) {
     const ssize_t ignored = ::write(ready_fd, &e, sizeof e);
@@ -124,6 +127,12 @@ std::string mount_hidden_cgroup(unique_fd& out) {
   if (::umount2("/proc", MNT_DETACH) != 0 && errno != EINVAL) fail(errno);
   if (::mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0)
     fail(errno);
+  // The only fd that crosses the exec (dup2 clears close-on-exec on its copy).
+  if (ready_fd == reaper_ready_fd) {
+    if (::fcntl(ready_fd, F_SETFD, 0) != 0) fail(errno);
+  } else if (::dup2(ready_fd, reaper_ready_fd) != reaper_ready_fd) {
+    fail(errno);
+  }
   char arg0[] = "corral-reaper";
   char arg1[] = "--reaper";
   char* const argv[] = {arg0, arg1, nullptr};
@@ -198,7 +207,8 @@ std::string start_user_namespace(sandbox_isolation& iso) {
     if (pid < 0) {
       error = failure("fork the reaper", errno);
     } else {
-      // EOF: the reaper exec'd (the pipe is close-on-exec); 4 bytes: it failed, with that errno.
+      // EOF: the reaper is set up (it closed its fd 3, the last copy of the write end);
+      // 4 bytes: it failed before its exec, with that errno.
       int child_error = 0;
       ssize_t got;
       do {
@@ -221,14 +231,16 @@ std::string start_user_namespace(sandbox_isolation& iso) {
 }
 
 void run_reaper() {
-  // Nothing to lose: no capability, no fd but /dev/null, a memory image of its own.
-  (void)set_capabilities(capability_sets{});
+  // Nothing to lose: not dumpable (exec made it dumpable again), no capability, no fd but
+  // /dev/null, a memory image of its own. init waits for that (the close of fd 3).
   (void)::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  (void)set_capabilities(capability_sets{});
   sigset_t all;
   sigfillset(&all);
   sigdelset(&all, SIGKILL);
   sigdelset(&all, SIGSTOP);
   (void)::sigprocmask(SIG_BLOCK, &all, nullptr);
+  ::close(reaper_ready_fd);
   for (;;) {
     // Every signal is consumed here (a flood of queued ones cannot pile up); only SIGCHLD
     // means work.
