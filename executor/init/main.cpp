@@ -24,13 +24,16 @@ int main(int argc, char** argv) {
   unique_fd child_signal_fd = prepare_init_process();
   if (!child_signal_fd.valid()) return 1;  // without it no child could be reaped
   sandbox_isolation isolation;
+  const int64_t isolation_started_ms = monotonic_ms();
   if (const std::string e = prepare_isolation(isolation); !e.empty()) {
     log_line("cannot keep the sandbox's processes away from init: %s", e.c_str());
     return 1;  // never run anything without that boundary
   }
   if (isolation.active) {
-    log_line("running as pid %d; user processes in their own PID namespace (reaper %d)",
-             own_pid(), isolation.reaper);
+    log_line("running as pid %d; user processes in their own PID namespace (reaper %d, set "
+             "up in %lld ms)",
+             own_pid(), isolation.reaper,
+             static_cast<long long>(monotonic_ms() - isolation_started_ms));
   } else {
     log_line("running as pid %d (not PID 1: no user namespace, trees are process groups)",
              own_pid());
