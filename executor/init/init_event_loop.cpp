@@ -313,6 +313,14 @@ void init_event_loop::on_spawn(const wire::Spawn& spawn) {
   }
 
   spawn_result started = spawn_process(request);
+  if (started.error_number == ENOMEM && isolation_.active && started.pid == 0) {
+    // The user namespace may have died with its reaper a moment ago (fork into a dead PID
+    // namespace fails with ENOMEM) and its SIGCHLD not be handled yet: handle it (that starts
+    // a new namespace) and try once more.
+    const pid_t reaper = isolation_.reaper;
+    reap_children();
+    if (isolation_.reaper != reaper && isolation_.reaper != 0) started = spawn_process(request);
+  }
   if (cgroup_procs.valid()) fds_to_close_.push_back(std::move(cgroup_procs));  // off this path
   if (started.error_number != 0) {
     log_line("spawn %llu failed: %s", ull(id), started.message.c_str());
