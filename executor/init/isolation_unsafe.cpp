@@ -1,6 +1,5 @@
 // Raw syscalls of corral-init's isolation: capabilities, the user PID namespace and its reaper,
 // the hidden exec cgroups (see init_isolation.hpp).
-#include <dirent.h>
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <sched.h>
@@ -17,7 +16,7 @@
 #include <cstdint>
 #include <cstring>
 #include <set>
-#include <vector>
+#include <string>
 
 #include "executor/init/init_isolation.hpp"
 #include "executor/init/init_sys.hpp"
