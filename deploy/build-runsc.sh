@@ -64,6 +64,18 @@
 #         threads were what made a sandbox's first ~50 jobs slow.
 #   Together (sweep_bench, 2 cores): fresh-sandbox sweeps ~+50% (0004+0005
 #   ~+25%, 0006 and 0007 ~+3-4% each) before 0009, which adds ~+8-10%.
+#   0010: /proc/[pid]/fd links and /proc/[pid]/fdinfo need ptrace read access
+#         to the process (Linux's proc_fd_access_allowed: the standard and
+#         commoncap checks, not YAMA, which restricts attaching only). runsc
+#         checked only the directory's mode, so root in a sandbox could reopen
+#         any process's files: corral-init's FIFOs to the executor, and, in
+#         the child init has vforked until it execs (it shares init's
+#         non-dumpable memory and holds copies of init's fds, in the user
+#         namespace where it is visible), the hidden exec cgroups. Now a
+#         non-dumpable process, or one with capabilities the caller lacks, is
+#         closed to it; processes of the same uid and capabilities still see
+#         each other's fds (docs/protocol.md "corral-init's boundary";
+#         tests/hostile/init_boundary_test.cpp).
 #
 # How (mirrors Debian's dh-golang build of src:golang-gvisor-gvisor):
 #   * the gvisor.dev/gvisor tree from golang-gvisor-gvisor-dev is copied into

@@ -127,10 +127,19 @@ TEST(RuntimeOciSpec, DeclaresOnlyWhatTheSandboxMaySee) {
   ASSERT_EQ(process->get("env")->array.size(), 1u);
   EXPECT_EQ(process->get("env")->array[0].string.rfind("PATH=", 0), 0u);
   EXPECT_EQ(process->get("terminal")->boolean, false);
+  // corral-init's set: the one every process it starts gets (it drops init_only_capability
+  // from its bounding set first; tests/hostile/init_boundary_test.cpp checks what they get).
   std::string caps;
-  for (const auto& c : process->get("capabilities")->get("bounding")->array) caps += c.string + " ";
+  int init_only = 0;
+  for (const auto& c : process->get("capabilities")->get("bounding")->array) {
+    if (c.string == init_only_capability) ++init_only;
+    else caps += c.string + " ";
+  }
+  EXPECT_EQ(std::string(init_only_capability), "CAP_SYS_ADMIN");
+  EXPECT_EQ(init_only, 1);
   EXPECT_EQ(caps.find("CAP_SYS_ADMIN"), std::string::npos);
   EXPECT_EQ(caps.find("CAP_SYS_RESOURCE"), std::string::npos);
+  EXPECT_EQ(caps.find("CAP_SYS_PTRACE"), std::string::npos);
   EXPECT_EQ(caps.find("CAP_NET_RAW"), std::string::npos);
   bool nproc = false;
   for (const auto& r : process->get("rlimits")->array)

@@ -27,7 +27,7 @@ bool has_nul(const flatbuffers::String* s) {
 }  // namespace
 
 init_event_loop::init_event_loop(const init_limits& limits, int command_fd, int event_fd,
-                                 unique_fd child_signal_fd)
+                                 unique_fd child_signal_fd, sandbox_isolation isolation)
     : limits_(limits),
       command_fd_(command_fd),
       event_fd_(event_fd),
@@ -35,6 +35,7 @@ init_event_loop::init_event_loop(const init_limits& limits, int command_fd, int 
       command_buf_(command_read_bytes),
       output_buf_(limits.read_chunk_bytes),
       prune_ended_groups_at_(ended_groups_checked_from),
+      isolation_(std::move(isolation)),
       null_input_(open_null_input()),
       fbb_(limits.read_chunk_bytes + 1024) {}
 
@@ -50,7 +51,10 @@ int init_event_loop::run() {
     finish_exiting();
     int timeout_ms = -1;
     const bool holding = holding_events(timeout_ms);
-    if (!holding) flush_events();
+    if (!holding) {
+      flush_events();
+      tidy_after_flush();
+    }
 
     watches.clear();
     targets.clear();
@@ -196,20 +200,29 @@ void init_event_loop::kill_other_sessions(uint64_t session) {
   for (auto& [id, p] : processes_) {
     if (p.session == session) continue;
     if (!p.reaped) {
-      (void)signal_group(p.pid, SIGKILL);
-      (void)signal_process(p.pid, SIGKILL);
+      kill_tree(p);
     } else {
-      signal_ended_group(p.pid, SIGKILL);
+      kill_ended_tree(ended_group{p.pid, p.cgroup, p.session});
     }
   }
-  for (auto it = ended_groups_.begin(); it != ended_groups_.end();) {
-    if (it->second.session == session) {
-      ++it;
-      continue;
-    }
-    signal_ended_group(it->second.pgid, SIGKILL);
-    it = ended_groups_.erase(it);
+  for (auto& [id, g] : ended_groups_) {
+    if (g.session != session) kill_ended_tree(g);
   }
+  // Forgotten once their cgroups are empty (tidy_after_flush).
+  for (auto& [id, g] : ended_groups_) {
+    if (g.session != session) unsettled_groups_.push_back(id);
+  }
+}
+
+void init_event_loop::kill_tree(const process& p) {
+  if (!p.cgroup.empty()) (void)kill_cgroup_tree(isolation_.cgroup_root.get(), p.cgroup);
+  (void)signal_group(p.pid, SIGKILL);
+  (void)signal_process(p.pid, SIGKILL);
+}
+
+void init_event_loop::kill_ended_tree(const ended_group& g) {
+  if (!g.cgroup.empty()) (void)kill_cgroup_tree(isolation_.cgroup_root.get(), g.cgroup);
+  if (g.pgid != 0) signal_ended_group(g.pgid, SIGKILL);
 }
 
 void init_event_loop::signal_ended_group(pid_t pgid, int sig) {
@@ -281,14 +294,46 @@ void init_event_loop::on_spawn(const wire::Spawn& spawn) {
   }
   if (spawn.adopt() != 0 && !spawn.hold() && adopt_held(spawn.adopt(), id, signature)) return;
 
+  // Every process starts in its own exec cgroup, or not at all (its tree must be endable).
+  std::string cgroup;
+  unique_fd cgroup_procs;
+  if (isolation_.active) {
+    if (isolation_.reaper == 0) {
+      if (auto e = start_user_namespace(isolation_); !e.empty()) {
+        log_line("spawn %llu: no user namespace: %s", ull(id), e.c_str());
+        return emit_spawn_failed(id, EAGAIN, "the sandbox cannot start processes: " + e);
+      }
+    }
+    if (int e = take_exec_cgroup(cgroup, cgroup_procs); e != 0) {
+      log_line("spawn %llu: exec cgroup: %s", ull(id), std::strerror(e));
+      return emit_spawn_failed(id, e, std::string("cannot make the exec's cgroup: ") +
+                                          std::strerror(e));
+    }
+    request.cgroup_procs_fd = cgroup_procs.get();
+  }
+
   spawn_result started = spawn_process(request);
+  if (started.error_number == ENOMEM && isolation_.active && started.pid == 0) {
+    // The user namespace may have died with its reaper a moment ago (fork into a dead PID
+    // namespace fails with ENOMEM) and its SIGCHLD not be handled yet: handle it (that starts
+    // a new namespace) and try once more.
+    const pid_t reaper = isolation_.reaper;
+    reap_children();
+    if (isolation_.reaper != reaper && isolation_.reaper != 0) started = spawn_process(request);
+  }
+  if (cgroup_procs.valid()) fds_to_close_.push_back(std::move(cgroup_procs));  // off this path
   if (started.error_number != 0) {
     log_line("spawn %llu failed: %s", ull(id), started.message.c_str());
+    if (!cgroup.empty()) {
+      ended_groups_[id] = ended_group{0, cgroup, session_};
+      unsettled_groups_.push_back(id);
+    }
     return emit_spawn_failed(id, started.error_number, started.message);
   }
   process p;
   p.id = id;
   p.pid = started.pid;
+  p.cgroup = std::move(cgroup);
   p.session = session_;
   p.stdin_fd = std::move(started.stdin_fd);
   p.stdout_fd = std::move(started.stdout_fd);
@@ -352,10 +397,13 @@ void init_event_loop::on_stdin(const wire::StdinData& data) {
 
 void init_event_loop::discard_held(std::map<uint64_t, process>::iterator it) {
   const pid_t pid = it->second.pid;
-  (void)signal_group(pid, SIGKILL);
-  (void)signal_process(pid, SIGKILL);
+  kill_tree(it->second);
   reap_group_now(pid);
   live_pids_.erase(pid);
+  if (!it->second.cgroup.empty()) {
+    ended_groups_[it->first] = ended_group{0, it->second.cgroup, it->second.session};
+    unsettled_groups_.push_back(it->first);
+  }
   processes_.erase(it);
 }
 
@@ -364,6 +412,7 @@ void init_event_loop::on_signal(const wire::Signal& sig) {
   const int signal = sig.signal();
   auto it = processes_.find(id);
   if (it != processes_.end() && it->second.held) return discard_held(it);
+  if (it != processes_.end() && !it->second.reaped && signal == SIGKILL) return kill_tree(it->second);
   if (it != processes_.end() && !it->second.reaped) {
     const int e = signal_group(it->second.pid, signal);
     (void)signal_process(it->second.pid, signal);
@@ -372,11 +421,19 @@ void init_event_loop::on_signal(const wire::Signal& sig) {
     }
     return;
   }
-  if (it != processes_.end()) return signal_ended_group(it->second.pid, signal);
+  if (it != processes_.end()) {
+    if (signal == SIGKILL)
+      return kill_ended_tree(ended_group{it->second.pid, it->second.cgroup, it->second.session});
+    return signal_ended_group(it->second.pid, signal);
+  }
   auto ended = ended_groups_.find(id);
   if (ended != ended_groups_.end()) {
-    signal_ended_group(ended->second.pgid, signal);
-    if (!group_exists(ended->second.pgid)) ended_groups_.erase(ended);
+    if (signal == SIGKILL) {
+      kill_ended_tree(ended->second);
+      unsettled_groups_.push_back(id);  // forgotten once empty (tidy_after_flush)
+    } else if (ended->second.pgid != 0) {
+      signal_ended_group(ended->second.pgid, signal);
+    }
     return;
   }
   log_line("signal %d for unknown process %llu: ignored", signal, ull(id));
@@ -388,13 +445,27 @@ void init_event_loop::reap_children() {
   drain_signal_fd(child_signal_fd_.get());
   reaped_child child;
   while (reap_one(child)) {
+    if (isolation_.active && child.pid == isolation_.reaper) {
+      // Its namespace died with it, and every process in it: they are reaped as they come.
+      log_line("the user namespace's reaper ended (%s %d): starting a new namespace",
+               child.signal != 0 ? "signal" : "status",
+               child.signal != 0 ? child.signal : child.exit_code);
+      if (auto e = start_user_namespace(isolation_); !e.empty())
+        log_line("no user namespace for now (the next spawn tries again): %s", e.c_str());
+      continue;
+    }
     auto live = live_pids_.find(child.pid);
     if (live == live_pids_.end()) continue;  // an orphan, or a child whose exec failed
     auto it = processes_.find(live->second);
     live_pids_.erase(live);
     if (it->second.held) {
       // Never reported, never adopted: it goes without a word, and what it started with it.
-      signal_ended_group(it->second.pid, SIGKILL);
+      const ended_group g{it->second.pid, it->second.cgroup, it->second.session};
+      kill_ended_tree(g);
+      if (!g.cgroup.empty()) {
+        ended_groups_[it->first] = g;
+        unsettled_groups_.push_back(it->first);
+      }
       processes_.erase(it);
       continue;
     }
@@ -425,10 +496,9 @@ void init_event_loop::finish_exiting() {
     p.stdout_fd.reset();
     p.stderr_fd.reset();
     emit_exited(p);
-    if (group_exists(p.pid)) {
-      ended_groups_[p.id] = ended_group{p.pid, p.session};
-      forget_ended_groups_if_many();
-    }
+    // Whether anything of it is left is looked at once Exited is written (tidy_after_flush).
+    ended_groups_[p.id] = ended_group{p.pid, p.cgroup, p.session};
+    unsettled_groups_.push_back(p.id);
     processes_.erase(it);
     exiting_.pop_front();
   }
@@ -521,9 +591,45 @@ void init_event_loop::write_stdin(process& p) {
 void init_event_loop::forget_ended_groups_if_many() {
   if (ended_groups_.size() < prune_ended_groups_at_) return;
   for (auto it = ended_groups_.begin(); it != ended_groups_.end();) {
-    it = group_exists(it->second.pgid) ? std::next(it) : ended_groups_.erase(it);
+    it = ended_group_gone(it->second) ? ended_groups_.erase(it) : std::next(it);
   }
   prune_ended_groups_at_ = std::max(ended_groups_checked_from, 2 * ended_groups_.size());
+}
+
+bool init_event_loop::ended_group_gone(const ended_group& g) {
+  // Every member of its process group is in its cgroup (a group never spans sessions, and
+  // every session of the tree started inside the cgroup): an empty cgroup is the whole answer.
+  if (!g.cgroup.empty()) return remove_exec_cgroup(isolation_.cgroup_root.get(), g.cgroup);
+  return g.pgid == 0 || !group_exists(g.pgid);
+}
+
+void init_event_loop::tidy_after_flush() {
+  fds_to_close_.clear();
+  if (!unsettled_groups_.empty()) {
+    for (const uint64_t id : unsettled_groups_) {
+      auto it = ended_groups_.find(id);
+      if (it != ended_groups_.end() && ended_group_gone(it->second)) ended_groups_.erase(it);
+    }
+    unsettled_groups_.clear();
+    forget_ended_groups_if_many();
+  }
+  if (isolation_.active && !spare_cgroup_) {
+    spare_cgroup next;
+    next.name = "x" + std::to_string(++cgroups_made_);
+    if (create_exec_cgroup(isolation_.cgroup_root.get(), next.name, next.procs) == 0)
+      spare_cgroup_ = std::move(next);
+  }
+}
+
+int init_event_loop::take_exec_cgroup(std::string& name, unique_fd& procs) {
+  if (spare_cgroup_) {
+    name = std::move(spare_cgroup_->name);
+    procs = std::move(spare_cgroup_->procs);
+    spare_cgroup_.reset();
+    return 0;
+  }
+  name = "x" + std::to_string(++cgroups_made_);
+  return create_exec_cgroup(isolation_.cgroup_root.get(), name, procs);
 }
 
 // -- events -------------------------------------------------------------------------------------

@@ -20,9 +20,17 @@
 //   Only if init's stdout is broken for good (EPIPE) are events discarded.
 // - Malformed input (bytes that are not frames, payloads that do not verify, unknown ids) is
 //   logged on stderr and skipped; it never stops init.
-// - A Hello with a session different from the previous Hello's SIGKILLs the process groups of
+// - A Hello with a session different from the previous Hello's SIGKILLs the whole trees of
 //   every process started under another session (including the leftovers of processes that
 //   already exited); their Exited events follow as usual.
+// - A process's tree is everything it started, whatever session or process group it moved to
+//   (setsid, setpgid, double forks, nested namespaces): when init is the sandbox's PID 1 each
+//   process starts in an exec cgroup of its own (init_isolation.hpp); otherwise (tests) it is
+//   its process group. A Signal with SIGKILL ends the whole tree, even after the process
+//   itself has exited; other signals go to its process group.
+// - Processes live in the user PID namespace (init_isolation.hpp), where no pid names init.
+//   When its PID 1 (the reaper) dies, its processes die with it (each reported Exited as
+//   usual) and init starts a new namespace for the processes that follow.
 // - A held process (Spawn.hold) produces no event at all. A Spawn that adopts it (Spawn.adopt,
 //   with the same argv, env, workdir, stdin and pty) gets Started with its pid and then all of
 //   its output from the first byte; a Spawn that names it but asks for anything else, or a
@@ -46,6 +54,7 @@
 
 #include "corral/wire/init_command_generated.h"
 #include "corral/wire/init_event_generated.h"
+#include "executor/init/init_isolation.hpp"
 #include "executor/init/init_limits.hpp"
 #include "executor/init/init_sys.hpp"
 #include "schemas/frame.hpp"
@@ -56,7 +65,7 @@ class init_event_loop {
  public:
   // command_fd and event_fd must be non-blocking; they are not closed by the loop.
   init_event_loop(const init_limits& limits, int command_fd, int event_fd,
-                  unique_fd child_signal_fd);
+                  unique_fd child_signal_fd, sandbox_isolation isolation);
 
   // Runs the loop. Returns only when waiting on fds fails, with the errno.
   [[nodiscard]] int run();
@@ -65,6 +74,7 @@ class init_event_loop {
   struct process {
     uint64_t id = 0;
     pid_t pid = 0;  // also its process group (it called setsid)
+    std::string cgroup;  // its exec cgroup; empty when trees are not tracked
     std::optional<uint64_t> session;
     unique_fd stdin_fd;
     unique_fd stdout_fd;
@@ -84,11 +94,17 @@ class init_event_loop {
     bool held = false;
     std::string signature;  // of a held one: what an adopting Spawn must ask for exactly
   };
-  // The process group of a process that has exited, kept while members remain (daemons), so a
-  // Signal or a session change can still reach them.
+  // The process group and exec cgroup of a process that has exited, kept while members remain
+  // (daemons), so a Signal or a session change can still reach them.
   struct ended_group {
-    pid_t pgid = 0;
+    pid_t pgid = 0;  // 0: none (a spawn that failed after its cgroup was made)
+    std::string cgroup;
     std::optional<uint64_t> session;
+  };
+  // An exec cgroup made ahead of the next spawn, off the spawn's own path.
+  struct spare_cgroup {
+    std::string name;
+    unique_fd procs;
   };
 
   void read_commands();
@@ -107,6 +123,18 @@ class init_event_loop {
   void kill_other_sessions(uint64_t session);
   // Signals an exited process's group unless its number now belongs to a live process of ours.
   void signal_ended_group(pid_t pgid, int sig);
+  // SIGKILLs the tree of a live process: its exec cgroup, its group and itself.
+  void kill_tree(const process& p);
+  // SIGKILLs what remains of an exited process's tree.
+  void kill_ended_tree(const ended_group& g);
+  // The exec cgroup for the next spawn (the spare one, or a new one). Returns 0 or the errno.
+  [[nodiscard]] int take_exec_cgroup(std::string& name, unique_fd& procs);
+  // Housekeeping done after the events were written (as far as the executor's pipe took
+  // them), off the path of an exec's events: closes fds spawns no longer need, removes the
+  // cgroups of the processes that ended (keeping those with members), makes the spare cgroup.
+  void tidy_after_flush();
+  // True when nothing of an ended group is left (its cgroup removed, or its group empty).
+  [[nodiscard]] bool ended_group_gone(const ended_group& g);
 
   void reap_children();
   // Sends the output owed by reaped processes, then their Exited. Stops under back-pressure.
@@ -150,7 +178,12 @@ class init_event_loop {
   std::unordered_map<pid_t, uint64_t> live_pids_;    // pid -> id, until reaped
   std::deque<uint64_t> exiting_;                     // reaped ids, in the order they were reaped
   std::unordered_map<uint64_t, ended_group> ended_groups_;
+  std::vector<uint64_t> unsettled_groups_;           // ended_groups_ keys not yet looked at
   std::size_t prune_ended_groups_at_;
+  sandbox_isolation isolation_;
+  std::optional<spare_cgroup> spare_cgroup_;
+  uint64_t cgroups_made_ = 0;                        // names exec cgroups: "x<N>"
+  std::vector<unique_fd> fds_to_close_;              // closed by tidy_after_flush
   std::unordered_set<uint64_t> used_ids_;            // every Spawn id ever received
 
   unique_fd null_input_;  // /dev/null, the stdin of processes started without stdin

@@ -93,7 +93,9 @@ struct reaped_child {
   int exit_code = 0;  // exit status, or 128 + signal when killed
   int signal = 0;     // killing signal, 0 when it exited
 };
-// Reaps one zombie child, whoever it is. Returns false when none is waiting.
+// Reaps one zombie child, whoever it is. Returns false when none is waiting. A child that
+// stopped for its tracer (a child that asked PTRACE_TRACEME makes init its tracer) is not an
+// end: it is detached, its stop signal handed back to it, and the next child is looked at.
 [[nodiscard]] bool reap_one(reaped_child& out);
 
 // kill(-pgid, sig): the whole process group. Returns 0 or the errno.
@@ -117,6 +119,9 @@ struct spawn_request {
   int null_input = -1;            // from open_null_input(); -1: an empty pipe instead
   bool pty = false;               // stdin/stdout/stderr on a new pseudo-terminal (its controlling tty)
   uint16_t rows = 24, cols = 80;  // its size
+  // The cgroup.procs of the process's exec cgroup (init_isolation.hpp): the child moves itself
+  // there before anything else, so everything it starts stays in it. -1: none (not tracked).
+  int cgroup_procs_fd = -1;
 };
 
 struct spawn_result {

@@ -19,7 +19,7 @@ constexpr const char* default_search_path =
     "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 // What could not be done, for the message of a failed spawn.
-enum class failed_step : int32_t { session = 1, stdio = 2, workdir = 3, exec = 4 };
+enum class failed_step : int32_t { session = 1, stdio = 2, workdir = 3, exec = 4, cgroup = 5 };
 
 // What the child reports, in the parent's memory (vfork shares it), when it cannot exec.
 struct child_failure {
@@ -36,6 +36,7 @@ struct child_plan {
   const char* workdir;   // null: init's own (/)
   int stdin_fd, stdout_fd, stderr_fd;
   bool controlling_tty;  // stdin is a pty slave that becomes the session's controlling terminal
+  int cgroup_procs_fd;   // -1: none
 };
 
 [[noreturn]] void child_fail(volatile child_failure* out, failed_step step, int error_number) {
@@ -56,6 +57,9 @@ bool move_fd(int from, int to) {
 // init leaves nothing to undo but its signal mask (its dispositions are the defaults, see
 // prepare_init_process) and its working directory when another is asked for.
 [[noreturn]] void exec_child(const child_plan& plan, volatile child_failure* out) {
+  // First into the exec's cgroup: whatever it starts from here on is tracked.
+  if (plan.cgroup_procs_fd >= 0 && ::write(plan.cgroup_procs_fd, "0", 1) != 1)
+    child_fail(out, failed_step::cgroup, errno);
   if (::setsid() < 0) child_fail(out, failed_step::session, errno);
   if (plan.controlling_tty && ::ioctl(plan.stdin_fd, TIOCSCTTY, 0) != 0)
     child_fail(out, failed_step::stdio, errno);
@@ -137,6 +141,8 @@ std::string describe(failed_step step, int error_number, const spawn_request& re
       return "cannot enter workdir " + request.workdir + ": " + std::strerror(error_number);
     case failed_step::session:
       return std::string("setsid: ") + std::strerror(error_number);
+    case failed_step::cgroup:
+      return std::string("joining the exec's cgroup: ") + std::strerror(error_number);
     case failed_step::stdio:
       break;
   }
@@ -246,7 +252,8 @@ spawn_result spawn_process(const spawn_request& request) {
 
   const child_plan plan{chosen.c_str(), argv.data(), sh_argv.data(), envp.data(),
                         own_workdir ? nullptr : request.workdir.c_str(), stdin_for_child,
-                        child_stdout.get(), child_stderr.get(), request.pty};
+                        child_stdout.get(), child_stderr.get(), request.pty,
+                        request.cgroup_procs_fd};
   volatile child_failure failure{failed_step::exec, 0};
   const pid_t pid = start_child(plan, &failure);
   if (pid < 0) return failed_call("vfork");

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/ptrace.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -207,9 +208,18 @@ bool wait_for_fds(std::vector<fd_watch>& watches, int timeout_ms, int& error_num
 bool reap_one(reaped_child& out) {
   int status = 0;
   pid_t pid;
-  do {
+  for (;;) {
     pid = ::waitpid(-1, &status, WNOHANG);
-  } while (pid < 0 && errno == EINTR);
+    if (pid < 0 && errno == EINTR) continue;
+    if (pid > 0 && WIFSTOPPED(status)) {
+      // A ptrace-stop (init never asks for job-control stops): not an exit.
+      (void)::ptrace(PTRACE_DETACH, pid, nullptr,
+                     reinterpret_cast<void*>(static_cast<intptr_t>(WSTOPSIG(status))));
+      continue;
+    }
+    if (pid > 0 && WIFCONTINUED(status)) continue;
+    break;
+  }
   if (pid <= 0) return false;  // 0: children but none ended; -1 (ECHILD): no children
   out.pid = pid;
   if (WIFSIGNALED(status)) {

@@ -7,13 +7,13 @@
 namespace corral::gvisor_detail {
 namespace {
 
-// Docker's default capability set without CAP_NET_RAW.
-const std::vector<std::string>& sandbox_capabilities() {
+// Docker's default capability set without CAP_NET_RAW, and corral-init's extra one.
+const std::vector<std::string>& init_capabilities() {
   static const std::vector<std::string> caps = {
       "CAP_CHOWN",  "CAP_DAC_OVERRIDE", "CAP_FSETID",           "CAP_FOWNER",
       "CAP_MKNOD",  "CAP_SETGID",       "CAP_SETUID",           "CAP_SETFCAP",
       "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL",
-      "CAP_AUDIT_WRITE"};
+      "CAP_AUDIT_WRITE", init_only_capability};
   return caps;
 }
 
@@ -50,7 +50,7 @@ std::string make_oci_config(const oci_inputs& in) {
   w.key("cwd").value("/");
   w.key("capabilities").begin_object();
   for (const char* set : {"bounding", "effective", "permitted"})
-    w.key(set).string_array(sandbox_capabilities());
+    w.key(set).string_array(init_capabilities());
   w.key("inheritable").string_array({});
   w.key("ambient").string_array({});
   w.end_object();

@@ -4,9 +4,13 @@
 // What the sandbox sees (P6): the image root (writable through the per-sandbox layer), the
 // host's /usr read-only, corral-init read-only at /.corral/init, its own /proc, /dev, /sys
 // (read-only) and /dev/shm; no other host path, no host environment (init's environment is
-// PATH only), no host namespaces. Capabilities are Docker's default set without NET_RAW; in
-// particular without CAP_SYS_ADMIN and CAP_SYS_RESOURCE, so RLIMIT_NPROC binds root inside the
-// sandbox and no limit can be raised from inside (P5).
+// PATH only), no host namespaces. The processes of the sandbox get Docker's default capability
+// set without NET_RAW; in particular without CAP_SYS_ADMIN and CAP_SYS_RESOURCE, so
+// RLIMIT_NPROC binds root inside the sandbox and no limit can be raised from inside (P5).
+// corral-init alone also gets init_only_capability (CAP_SYS_ADMIN: it starts the user
+// processes' PID namespace and their exec cgroups), which it drops from its bounding set
+// before it starts anything, so that no process it starts can have it
+// (executor/init/init_isolation.hpp; docs/protocol.md "corral-init's boundary").
 //
 // /usr is read like the image root, with gVisor's exclusive file access (a mount hint
 // annotation): the sentry caches what it looked up there, negative lookups included, instead of
@@ -23,6 +27,8 @@ namespace corral::gvisor_detail {
 
 // Where corral-init is bind-mounted inside every sandbox.
 inline constexpr const char* init_path_in_sandbox = "/.corral/init";
+// The capability corral-init holds beyond the set every process it starts gets.
+inline constexpr const char* init_only_capability = "CAP_SYS_ADMIN";
 // Prefix of the annotations that are runsc's mount hint for the /usr bind mount.
 inline constexpr const char* usr_mount_hint = "dev.gvisor.spec.mount.usr";
 
