@@ -15,6 +15,7 @@
 
 #include "bus/connection.hpp"
 #include "bus/jetstream.hpp"
+#include "schemas/subjects.hpp"
 #include "tests/support/child_process.hpp"
 #include "tests/support/deployment.hpp"
 #include "tests/support/nats_server.hpp"
@@ -156,7 +157,8 @@ class Sweep : public test::deployment_test<sweep_options> {
     auto js = bus::jetstream::open(*conn, &why);
     EXPECT_NE(js, nullptr) << why;
     if (!js) return {};
-    auto reader = js->reader("CORRAL_RESULTS", "corral.v1." + d_->tenant() + ".results." + batch);
+    auto reader = js->reader(wire::subjects::results_stream(d_->tenant()),
+                             "corral.v1." + d_->tenant() + ".results." + batch);
     EXPECT_TRUE(reader) << reader.detail;
     if (!reader) return {};
     std::vector<json> out;
@@ -291,7 +293,7 @@ TEST_F(Sweep, QueueCountsDuplicateResultsOnce) {
   ASSERT_NE(conn, nullptr) << why;
   auto js = bus::jetstream::open(*conn, &why);
   ASSERT_NE(js, nullptr) << why;
-  auto reader = js->reader("CORRAL_RESULTS", "corral.v1.sweep.results." + batch);
+  auto reader = js->reader(wire::subjects::results_stream("sweep"), "corral.v1.sweep.results." + batch);
   ASSERT_TRUE(reader) << reader.detail;
   auto msgs = reader.value->fetch(1, 5000);
   ASSERT_TRUE(msgs) << msgs.detail;
@@ -344,7 +346,8 @@ TEST(SweepQueue, FailsClearlyWithoutTheStreams) {
                         sample, "--out", out, "--queue"},
                        {}, 60s);
     EXPECT_EQ(r.exit_code, 1) << r.err;
-    const std::string want = jetstream ? "no stream CORRAL_JOBS" : "the NATS server has no JetStream";
+    // No executor answers the setup of the tenant's job streams (with or without JetStream).
+    const std::string want = "cannot set up the job streams";
     EXPECT_NE(r.err.find(want), std::string::npos) << r.err;
     EXPECT_NE(r.err.find("or run with --direct"), std::string::npos) << r.err;
     EXPECT_NE(summary_of(r).find("17 errors"), std::string::npos) << r.err;

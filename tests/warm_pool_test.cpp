@@ -288,7 +288,9 @@ deployment::options small_options() {
   deployment::options o;
   o.node = "small-node";
   o.tenant = "small";
-  o.executor_args = {"--warm-pool", "2", "--max-sandboxes", "3", "--heartbeat-ms", "500"};
+  // (The node's capacity is what is tested: one tenant may hold all of it.)
+  o.executor_args = {"--warm-pool", "2", "--max-sandboxes", "3", "--heartbeat-ms", "500",
+                     "--tenant-sandboxes", "3"};
   return o;
 }
 

@@ -75,6 +75,10 @@ std::string make_oci_config(const oci_inputs& in) {
   mount(w, "/dev/shm", "tmpfs", "shm", {"nosuid", "noexec", "nodev", "mode=1777"});
   mount(w, "/sys", "sysfs", "sysfs", {"nosuid", "noexec", "nodev", "ro"});
   mount(w, "/usr", "bind", in.usr_host_path, {"rbind", "ro", "nosuid", "nodev"});
+  // /usr/local is the host administrator's own (tools, packages, and their configuration, such
+  // as a package manager's credentials under /usr/local/etc): an empty, read-only directory
+  // here (docs/security.md, "Smaller boundaries").
+  mount(w, "/usr/local", "tmpfs", "tmpfs", {"ro", "nosuid", "nodev", "noexec", "mode=755", "size=4k"});
   mount(w, init_path_in_sandbox, "bind", in.init_host_path, {"bind", "ro", "nodev"});
   w.end_array();
 
