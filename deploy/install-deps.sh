@@ -15,6 +15,7 @@ PACKAGES=(
   runsc bubblewrap
   golang-go golang-github-nats-io-nats-server-dev patch  # corral-nats-server (deploy/build-nats-server.sh)
   strace  # tests/hostile/jetstream_sync_test.cpp watches the server's fsyncs
+  openssl  # tests/hostile/nats_tls_test.cpp makes its certificates
   iproute2 procps e2fsprogs util-linux bash
   nodejs ruby php-cli
 )
