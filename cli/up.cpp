@@ -329,8 +329,10 @@ int run_up(const std::vector<std::string>& args, const char* argv0) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling a child, not a test
   }
+  // Per-tenant quota overrides: DIR/tenants when the operator writes one (docs/operations.md).
   std::vector<std::string> exec_argv = {self + "/corral-executor", "--data", data + "/executor",
-                                        "--nats", url, "--nats-creds", executor_seed};
+                                        "--nats", url, "--nats-creds", executor_seed,
+                                        "--tenants", data + "/tenants"};
   if (!max_sandboxes.empty()) {
     exec_argv.push_back("--max-sandboxes");
     exec_argv.push_back(max_sandboxes);
