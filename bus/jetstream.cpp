@@ -1,6 +1,7 @@
 #include "bus/jetstream.hpp"
 
 #include <algorithm>
+#include <cstdlib>
 #include <chrono>
 #include <climits>
 #include <utility>
@@ -484,6 +485,25 @@ jetstream::jetstream(std::unique_ptr<impl> i) : impl_(std::move(i)) {}
 
 jetstream::~jetstream() = default;
 
+std::unique_ptr<jetstream> jetstream::publisher(connection& conn, std::string* error,
+                                                int64_t timeout_ms) {
+  if (status s = check_timeout(timeout_ms); !s) {
+    if (error != nullptr) *error = s.detail;
+    return nullptr;
+  }
+  auto ctx = std::make_shared<js_context>();
+  ctx->conn = &conn;
+  ctx->nc = connection_access::native(conn);
+  jsOptions o = api_options(timeout_ms);
+  if (natsStatus s = natsConnection_JetStream(&ctx->js, ctx->nc, &o); s != NATS_OK) {
+    if (error != nullptr) *error = internal::describe_status(s, "JetStream context");
+    return nullptr;
+  }
+  auto i = std::make_unique<impl>();
+  i->ctx = std::move(ctx);
+  return std::unique_ptr<jetstream>(new jetstream(std::move(i)));
+}
+
 std::unique_ptr<jetstream> jetstream::open(connection& conn, std::string* error,
                                            int64_t timeout_ms, const std::string& probe_stream) {
   auto set_error = [error](std::string e) {
@@ -565,6 +585,7 @@ status jetstream::ensure_stream(const stream_config& cfg, int64_t timeout_ms) {
   sc.MaxMsgSize = cfg.max_msg_size;
   sc.Replicas = cfg.replicas;
   sc.Discard = cfg.discard_new ? js_DiscardNew : js_DiscardOld;
+  sc.AllowDirect = cfg.allow_direct;
   jsOptions o = api_options(timeout_ms);
 
   // Create, else update: the server answers a create of an existing stream with the same
@@ -626,6 +647,42 @@ status jetstream::delete_stream(const std::string& stream, int64_t timeout_ms) {
   jsErrCode jerr = static_cast<jsErrCode>(0);
   natsStatus s = js_DeleteStream(impl_->ctx->js, stream.c_str(), &o, &jerr);
   return js_fail(s, jerr, "delete stream " + stream);
+}
+
+result<std::pair<uint64_t, std::vector<uint8_t>>> jetstream::next_message(
+    const std::string& stream, uint64_t from_seq, const std::string& subject, int64_t timeout_ms) {
+  using out = std::pair<uint64_t, std::vector<uint8_t>>;
+  if (status s = check_timeout(timeout_ms); !s) return fail_as<out>(s);
+  if (status s = check_name(stream, "stream name"); !s) return fail_as<out>(s);
+  if (!valid_subject(subject, false, connection_access::max_subject_bytes(*impl_->ctx->conn)))
+    return fail_as<out>(fail(bus_error::invalid, "invalid subject " + quoted(subject)));
+  jsOptions o = api_options(timeout_ms);
+  jsDirectGetMsgOptions dg;
+  jsDirectGetMsgOptions_Init(&dg);
+  dg.Sequence = std::max<uint64_t>(1, from_seq);
+  dg.NextBySubject = subject.c_str();
+  natsMsg* m = nullptr;
+  natsStatus s = js_DirectGetMsg(&m, impl_->ctx->js, stream.c_str(), &o, &dg);
+  result<out> r;
+  if (s == NATS_NOT_FOUND) {  // nothing at or after from_seq
+    if (m != nullptr) natsMsg_Destroy(m);
+    return r;
+  }
+  if (s != NATS_OK) {
+    if (m != nullptr) natsMsg_Destroy(m);
+    return fail_as<out>(js_fail(s, static_cast<jsErrCode>(0), "direct get from " + stream));
+  }
+  const char* seq = nullptr;
+  if (natsMsgHeader_Get(m, "Nats-Sequence", &seq) == NATS_OK && seq != nullptr)
+    r.value.first = std::strtoull(seq, nullptr, 10);
+  const char* bytes = natsMsg_GetData(m);
+  const int len = natsMsg_GetDataLength(m);
+  if (bytes != nullptr && len > 0)
+    r.value.second.assign(reinterpret_cast<const uint8_t*>(bytes),
+                          reinterpret_cast<const uint8_t*>(bytes) + len);
+  natsMsg_Destroy(m);
+  if (r.value.first == 0) return fail_as<out>(fail(bus_error::io, "direct get: no sequence"));
+  return r;
 }
 
 result<std::vector<std::string>> jetstream::stream_names(const std::string& subject_filter,

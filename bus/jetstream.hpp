@@ -65,6 +65,8 @@ struct stream_config {
   // When max_bytes or max_msgs is reached: false drops the oldest messages; true refuses new
   // publishes (the publisher gets an error: backpressure, nothing accepted is lost).
   bool discard_new = false;
+  // Messages may be read by sequence and subject without a consumer (next_message()).
+  bool allow_direct = false;
   int replicas = 1;           // 1..5; more than 1 needs a cluster
   bool file_storage = true;   // false = memory (tests only; corral's streams are file-backed)
 };
@@ -185,6 +187,11 @@ class jetstream {
   [[nodiscard]] static std::unique_ptr<jetstream> open(connection& conn, std::string* error,
                                                        int64_t timeout_ms = 5000,
                                                        const std::string& probe_stream = {});
+  // A context that asks the server nothing: for a client that only publishes to streams (a
+  // tenant, which has no JetStream API: docs/security.md). publish() then says whether a
+  // stream took the message.
+  [[nodiscard]] static std::unique_ptr<jetstream> publisher(connection& conn, std::string* error,
+                                                            int64_t timeout_ms = 5000);
   ~jetstream();
   jetstream(const jetstream&) = delete;
   jetstream& operator=(const jetstream&) = delete;
@@ -198,6 +205,11 @@ class jetstream {
   [[nodiscard]] result<stream_state> stream_info(const std::string& stream,
                                                  int64_t timeout_ms = 5000);
   [[nodiscard]] status delete_stream(const std::string& stream, int64_t timeout_ms = 5000);
+  // The first message of `stream` at or after sequence `from_seq` whose subject is `subject`
+  // (a stream made with allow_direct). `value.first` is its sequence, 0 when there is none.
+  [[nodiscard]] result<std::pair<uint64_t, std::vector<uint8_t>>> next_message(
+      const std::string& stream, uint64_t from_seq, const std::string& subject,
+      int64_t timeout_ms = 5000);
   // The names of the streams that hold subjects matching subject_filter (empty: all streams).
   [[nodiscard]] result<std::vector<std::string>> stream_names(const std::string& subject_filter,
                                                               int64_t timeout_ms = 5000);

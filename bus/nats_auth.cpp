@@ -141,56 +141,93 @@ subject_permissions permissions_of(const nats_identity& id) {
                            v1 + ".*.sbx.*.out.>"};
       break;
     case nats_role::tenant: {
+      // In its own account nothing of anyone else exists; these keep a tenant's mistakes (and
+      // probes) visible as permission errors rather than silence.
       const std::string& t = id.name;
-      const std::string results = subjects::results_stream(t);
-      const std::string api = "$JS.API.";
-      p.publish_allow = {
-          cat({v1, ".", t, ".>"}),
-          // Reading its own results (an ephemeral pull consumer on its own stream), and the
-          // information of its own two streams: nothing else of JetStream's API.
-          api + "STREAM.INFO." + subjects::jobs_stream(t),
-          api + "STREAM.INFO." + results,
-          api + "STREAM.MSG.GET." + results,
-          api + "CONSUMER.CREATE." + results,
-          api + "CONSUMER.CREATE." + results + ".>",
-          api + "CONSUMER.DURABLE.CREATE." + results + ".*",
-          api + "CONSUMER.INFO." + results + ".*",
-          api + "CONSUMER.DELETE." + results + ".*",
-          api + "CONSUMER.NAMES." + results,
-          api + "CONSUMER.LIST." + results,
-          api + "CONSUMER.MSG.NEXT." + results + ".*",
-          "$JS.ACK." + results + ".>",
-      };
-      // Only executors speak for sandboxes and jobs: output, exits and results.
+      p.publish_allow = {cat({v1, ".", t, ".>"})};
       p.publish_deny = {cat({v1, ".", t, ".sbx.*.out.>"}), cat({v1, ".", t, ".results.>"})};
-      p.subscribe_allow = {subjects::tenant_inbox_prefix(t) + ".>",
-                           cat({v1, ".", t, ".sbx.*.out.>"})};
+      p.subscribe_allow = {"_INBOX.>", cat({v1, ".", t, ".sbx.*.out.>"}),
+                           cat({v1, ".", t, ".results.>"})};
       break;
     }
   }
   return p;
 }
 
-std::string authorization_config(const std::vector<nats_identity>& ids) {
+std::vector<std::string> tenant_service_imports(const std::string& t) {
+  const std::string v1(subjects::prefix);
+  const std::string own = cat({v1, ".", t});
+  return {own + ".sbx.*.*",      // the ops of its sandboxes (not their output: 7 tokens)
+          own + ".sbx.*.fs.*",   // their file operations
+          own + ".pool.*.*",     // creates and runs in a pool
+          own + ".node.*.*",     // creates placed on one executor
+          own + ".list",         own + ".usage",
+          own + ".jobs.*",       // publishing jobs to its queue (the stream's acks come back)
+          own + ".setup.jobs",   // its job streams set up
+          own + ".read.results"};  // its stored results read back (subjects::results_read)
+}
+
+std::vector<std::string> tenant_stream_imports(const std::string& t) {
+  const std::string own = cat({std::string(subjects::prefix), ".", t});
+  return {own + ".sbx.*.out.>",   // its execs' output
+          own + ".results.*"};    // its results as they are stored (live)
+}
+
+namespace {
+
+void user(std::ostringstream& out, const nats_identity& id, const char* indent) {
+  const auto p = permissions_of(id);
+  out << indent << "# " << to_string(id.role) << " " << id.name << "\n"
+      << indent << "{nkey: " << quoted(id.public_key) << ", permissions: {publish: {";
+  list(out, "allow", p.publish_allow);
+  if (!p.publish_deny.empty()) out << ", ";
+  list(out, "deny", p.publish_deny);
+  out << "}, subscribe: {";
+  list(out, "allow", p.subscribe_allow);
+  if (!p.subscribe_deny.empty()) out << ", ";
+  list(out, "deny", p.subscribe_deny);
+  out << "}}}\n";
+}
+
+}  // namespace
+
+std::string accounts_config(const std::vector<nats_identity>& ids,
+                            const std::string& extra_corral_users) {
+  const std::string v1(subjects::prefix);
   std::ostringstream out;
   out << "# Written by corral (bus/nats_auth.cpp) from the registry beside it: do not edit.\n"
-      << "authorization {\n  timeout: 2\n  users = [\n";
+      << "accounts {\n"
+      << "  " << corral_account << ": {\n"
+      << "    jetstream: enabled\n"
+      << "    users: [\n";
+  for (const auto& id : ids)
+    if (id.role != nats_role::tenant) user(out, id, "      ");
+  out << extra_corral_users << "    ]\n"
+      << "    exports: [\n"
+      // A tenant's requests, answered by executors (or JetStream, for its jobs): several
+      // answers to one request (lists, replays), and long waits, within the threshold.
+      << "      {service: " << quoted(v1 + ".>") << ", response_type: stream, response_threshold: "
+      << quoted("15m") << "}\n"
+      << "      {stream: " << quoted(v1 + ".*.sbx.*.out.>") << "}\n"
+      << "      {stream: " << quoted(v1 + ".*.results.*") << "}\n"
+      << "    ]\n"
+      << "  }\n";
   for (const auto& id : ids) {
-    const auto p = permissions_of(id);
-    out << "    # " << to_string(id.role) << " " << id.name << "\n"
-        << "    {nkey: " << quoted(id.public_key) << ", permissions: {publish: {";
-    list(out, "allow", p.publish_allow);
-    if (!p.publish_deny.empty()) out << ", ";
-    list(out, "deny", p.publish_deny);
-    out << "}, subscribe: {";
-    list(out, "allow", p.subscribe_allow);
-    if (!p.subscribe_deny.empty()) out << ", ";
-    list(out, "deny", p.subscribe_deny);
-    out << "}}}\n";
+    if (id.role != nats_role::tenant) continue;
+    out << "  " << quoted(tenant_account(id.name)) << ": {\n    users: [\n";
+    user(out, id, "      ");
+    out << "    ]\n    imports: [\n";
+    for (const auto& s : tenant_service_imports(id.name))
+      out << "      {service: {account: " << corral_account << ", subject: " << quoted(s) << "}}\n";
+    for (const auto& s : tenant_stream_imports(id.name))
+      out << "      {stream: {account: " << corral_account << ", subject: " << quoted(s) << "}}\n";
+    out << "    ]\n  }\n";
   }
-  out << "  ]\n}\n";
+  out << "}\n";
   return out.str();
 }
+
+std::string tenant_account(const std::string& tenant) { return "tenant-" + tenant; }
 
 std::string nats_auth_dir::seed_file(nats_role role, const std::string& name) const {
   return dir_ + "/" + to_string(role) + "-" + name + ".nk";
@@ -239,7 +276,7 @@ bool nats_auth_dir::render_locked(const std::vector<nats_identity>& ids, std::st
   for (const auto& id : ids)
     registry << to_string(id.role) << " " << id.name << " " << id.public_key << "\n";
   return write_file_atomically(dir_ + "/identities", registry.str(), error) &&
-         write_file_atomically(auth_conf(), authorization_config(ids), error);
+         write_file_atomically(auth_conf(), accounts_config(ids), error);
 }
 
 bool nats_auth_dir::render(std::string* error) {

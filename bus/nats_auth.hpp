@@ -1,17 +1,27 @@
 #pragma once
 // Who may do what on corral's NATS (docs/security.md, "NATS identities"): every party connects
-// as a NATS user named by an nkey (bus/nkey.hpp), with subject permissions by role, rendered into
-// nats-server's `authorization` block. All users share one NATS account; what keeps tenants
-// apart is that a tenant's permissions name only its own subjects, its own reply inbox and its
-// own two JetStream streams.
+// as a NATS user named by an nkey (bus/nkey.hpp), in a NATS account by role, rendered into
+// nats-server's `accounts` block:
 //
-//   executor  publish and subscribe everything (it answers every tenant's requests, publishes
-//             output, exits, replies, results and heartbeats, and runs the job streams)
+//   account CORRAL    the executors, the gateways and the operator (admin), and JetStream: every
+//                     stream lives here. It exports corral's request subjects (a service) and
+//                     the output and result subjects (streams).
+//   account tenant-T  tenant T's user(s). It imports exactly T's own request subjects, T's
+//                     output subjects and T's result subjects: nothing else of CORRAL, and
+//                     nothing of any other tenant, exists for it.
+//
+// Why accounts: in one account, whatever answers a request publishes onto the reply subject the
+// requester chose, which NATS permissions never check: JetStream's own API answers and publish
+// acks could be aimed at another tenant's job or result subjects and were stored in its streams.
+// Across accounts, a tenant's reply subjects are its own account's, and a request that crosses
+// into CORRAL carries a reply subject the server makes (_R_...), never the tenant's.
+//
+// Permissions inside the accounts:
+//   executor  publish and subscribe everything
 //   gateway   requests on behalf of any tenant: publish corral.v1.> except output, results and
 //             node subjects; subscribe to output subjects and its own inbox (_INBOX_GW)
-//   tenant T  publish corral.v1.T.> except its output and result subjects (which only executors
-//             publish), plus the JetStream API calls that read its own results stream;
-//             subscribe to its output subjects and its own inbox (_INBOX.T)
+//   tenant T  publish corral.v1.T.> except output and results; subscribe to inboxes and its
+//             output and result subjects (all within its own account)
 //   admin     everything (the operator's own tools)
 //
 // The state of a deployment lives in one directory (nats_auth_dir): the registry of identities,
@@ -40,8 +50,18 @@ struct subject_permissions {
 
 [[nodiscard]] subject_permissions permissions_of(const nats_identity& id);
 
-// nats-server's `authorization { users = [...] }` block for these identities.
-[[nodiscard]] std::string authorization_config(const std::vector<nats_identity>& ids);
+inline constexpr const char* corral_account = "CORRAL";
+// The NATS account of a tenant's users.
+[[nodiscard]] std::string tenant_account(const std::string& tenant);
+// What a tenant's account imports from CORRAL: request subjects (services) and subjects it
+// receives (streams).
+[[nodiscard]] std::vector<std::string> tenant_service_imports(const std::string& tenant);
+[[nodiscard]] std::vector<std::string> tenant_stream_imports(const std::string& tenant);
+
+// nats-server's `accounts { ... }` block for these identities. extra_corral_users: more user
+// entries of the CORRAL account, as configuration text (a test harness's own user).
+[[nodiscard]] std::string accounts_config(const std::vector<nats_identity>& ids,
+                                          const std::string& extra_corral_users = {});
 
 // Why `name` cannot name an identity of `role` (empty when it can).
 [[nodiscard]] std::string invalid_identity_name(nats_role role, const std::string& name);

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -130,6 +131,53 @@ outcome<bool> client::setup_jobs() {
   }
   out.value = true;
   return out;
+}
+
+outcome<client::results_page> client::read_results(
+    const std::string& batch, uint64_t from_seq,
+    const std::function<void(std::vector<uint8_t>&&)>& on_result) {
+  outcome<results_page> out;
+  auto box = std::make_shared<mailbox>();
+  const auto inbox = conn_->new_inbox();
+  auto sub = conn_->subscribe(inbox, "", [box](bus::message&& m) { box->push(std::move(m)); });
+  if (!sub) {
+    out.error = err(wire::ErrorCode::unavailable, "NATS: " + sub.detail);
+    return out;
+  }
+  flatbuffers::FlatBufferBuilder b(128);
+  auto bid = b.CreateString(batch);
+  b.Finish(wire::CreateResultsRead(b, bid, from_seq, 0), wire::ResultsReadIdentifier());
+  auto payload = wire::release(b);
+  if (auto st = conn_->publish(wire::subjects::results_read(cfg_.tenant), inbox, payload.data(),
+                               payload.size());
+      !st) {
+    out.error = err(wire::ErrorCode::unavailable, "NATS: " + st.detail);
+    return out;
+  }
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(cfg_.request_timeout_ms);
+  for (;;) {
+    auto m = box->pop(deadline);
+    if (!m) {
+      out.error = err(wire::ErrorCode::deadline_exceeded, "no executor answered the read in time");
+      return out;
+    }
+    if (auto e = error_in(*m)) {
+      out.error = *e;
+      return out;
+    }
+    if (const auto* a = wire::verify<wire::Ack>(m->data.data(), m->data.size())) {
+      const std::string text(wire::str(a->message()));
+      results_page page;
+      page.more = text.rfind("more ", 0) == 0;
+      const auto space = text.find(' ');
+      page.next = space == std::string::npos ? from_seq
+                                             : std::strtoull(text.c_str() + space + 1, nullptr, 10);
+      out.value = page;
+      return out;
+    }
+    on_result(std::move(m->data));
+  }
 }
 
 std::unique_ptr<client> client::connect(const config& cfg, std::string* error) {

@@ -190,6 +190,16 @@ class client {
   // waits for the first answer: the queue can be published to once it returns true.
   outcome<bool> setup_jobs();
 
+  // Reads the stored results of a batch from stream sequence from_seq on (corral.v1.{t}.read.
+  // results): on_result gets each stored JobResult's bytes, in stream order. Returns the
+  // sequence to read from next and whether more were there than one answer carries.
+  struct results_page {
+    uint64_t next = 1;
+    bool more = false;
+  };
+  outcome<results_page> read_results(const std::string& batch, uint64_t from_seq,
+                                     const std::function<void(std::vector<uint8_t>&&)>& on_result);
+
   bus::connection& conn() { return *conn_; }
   const config& cfg() const { return cfg_; }
 

@@ -576,7 +576,7 @@ class sweep_run {
   int run_queue(client& c);
   std::optional<job_result> run_one(client& c, const entry& e, const program& p,
                                     const wire::bytes& job, std::string* why);
-  void take_queue_result(const bus::js_message& m, std::vector<uint8_t>& seen);
+  void take_queue_result(const std::vector<uint8_t>& m, std::vector<uint8_t>& seen);
 
   options o_;
   client::config cfg_;
@@ -829,8 +829,8 @@ int sweep_run::run_direct(client& c) {
   return 0;
 }
 
-void sweep_run::take_queue_result(const bus::js_message& m, std::vector<uint8_t>& seen) {
-  auto r = read_result(m.data().data(), m.data().size());
+void sweep_run::take_queue_result(const std::vector<uint8_t>& m, std::vector<uint8_t>& seen) {
+  auto r = read_result(m.data(), m.size());
   if (!r) {
     ++unreadable_;
     return;
@@ -872,39 +872,48 @@ int sweep_run::run_queue(client& c) {
                    ")" + hint);
     return 1;
   }
-  const std::string results_stream = wire::subjects::results_stream(cfg_.tenant);
   std::string why;
-  auto js = bus::jetstream::open(c.conn(), &why, 5000, results_stream);
+  auto js = bus::jetstream::publisher(c.conn(), &why);
   if (!js) {
-    console_->note("corral sweep: cannot reach the results stream (" + why + ")" + hint);
+    console_->note("corral sweep: " + why + hint);
     return 1;
   }
-  auto reader = js->reader(results_stream, results_subject);
-  if (!reader) {
-    console_->note("corral sweep: cannot read " + results_subject + ": " + reader.detail);
-    return 1;
-  }
-  auto& results = *reader.value;
   std::vector<uint8_t> seen(entries_.size(), 0);
+  // Results are read back through the executors (corral.v1.{t}.read.results), by stream
+  // sequence; a live subscription to the batch's result subject wakes the reader when one is
+  // stored.
+  uint64_t next_seq = 1;
+  std::mutex bell_mu;
+  std::condition_variable bell;
+  bool rang = false;
+  auto doorbell = c.conn().subscribe(results_subject, "", [&](bus::message&&) {
+    std::lock_guard<std::mutex> lock(bell_mu);
+    rang = true;
+    bell.notify_all();
+  });
+  if (!doorbell) {
+    console_->note("corral sweep: cannot subscribe to " + results_subject + ": " + doorbell.detail);
+    return 1;
+  }
+  // Reads what is stored from next_seq on; false (and a note) on a failed read.
+  auto read_stored = [&]() -> bool {
+    for (;;) {
+      auto page = c.read_results(batch_, next_seq, [&](std::vector<uint8_t>&& bytes) {
+        take_queue_result(bytes, seen);
+      });
+      if (!page) {
+        console_->note("corral sweep: cannot read " + results_subject + ": " +
+                       wire::to_string(page.error.code) + ": " + page.error.message);
+        return false;
+      }
+      next_seq = page.value->next;
+      if (!page.value->more) return true;
+    }
+  };
 
   // 1. Results already in the stream (an earlier, interrupted run of this batch): their jobs
   //    are not published again.
-  for (;;) {
-    auto pending = results.pending(5000);
-    if (!pending) {
-      console_->note("corral sweep: cannot read " + results_subject + ": " + pending.detail);
-      return 1;
-    }
-    if (pending.value.first == 0) break;
-    auto got = results.fetch(static_cast<int>(std::min<uint64_t>(pending.value.first,
-                                                                  max_results_fetch)),
-                             2000);
-    if (!got && got.error != bus::bus_error::timeout) {
-      console_->note("corral sweep: cannot read " + results_subject + ": " + got.detail);
-      return 1;
-    }
-    for (const auto& m : got.value) take_queue_result(m, seen);
-  }
+  if (!read_stored()) return 1;
 
   // 2. Publish the jobs that have no result yet (on threads), while 3. reading the results.
   std::vector<std::size_t> to_publish;
@@ -959,18 +968,13 @@ int sweep_run::run_queue(client& c) {
   };
   last_result_ms_ = ms_since(started_);
   while (!stopping() && awaited() > 0) {
-    auto got = results.fetch(static_cast<int>(std::min<std::size_t>(awaited(), max_results_fetch)),
-                             1000);
-    if (!got && got.error != bus::bus_error::timeout) {
-      if (got.error == bus::bus_error::invalid) {
-        stop("the results reader is gone: " + got.detail);
-        break;
-      }
-      pause(backoff(1));
+    {
+      // Woken by a stored result, or at least every second (a doorbell lost to a reconnect).
+      std::unique_lock<std::mutex> lock(bell_mu);
+      bell.wait_for(lock, std::chrono::seconds(1), [&] { return rang || stopping(); });
+      rang = false;
     }
-    if (got) {
-      for (const auto& m : got.value) take_queue_result(m, seen);
-    }
+    if (!read_stored()) pause(backoff(1));
     if (ms_since(started_) - last_result_ms_ > o_.stall_ms) {
       stop("no result for " + std::to_string(o_.stall_ms / 1000) + " s; the jobs stay queued");
     }

@@ -129,6 +129,23 @@ bool wait_until_accepted(const up_layout& layout, const std::string& seed_file) 
   return false;
 }
 
+// How many reloads the deployment's nats-server has logged (its log file).
+std::size_t reloads_logged(const up_layout& layout) {
+  std::ifstream log(layout.nats_dir() + "/nats-server.log");
+  std::string line;
+  std::size_t n = 0;
+  while (std::getline(log, line))
+    if (line.find("Reloaded server configuration") != std::string::npos) ++n;
+  return n;
+}
+
+// Waits (up to 10 s) until the server has logged `count` reloads.
+void wait_for_reload_logged(const up_layout& layout, std::size_t count) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (reloads_logged(layout) < count && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // the server's reload
+}
+
 // The NATS server binary: corral's own build (deploy/build-nats-server.sh) beside this program
 // when there is one, else Debian's.
 std::string nats_server_binary(const std::string& self) {
@@ -173,8 +190,15 @@ std::optional<std::string> ensure_tenant_identity(const std::string& data,
   bus::nats_auth_dir auth(layout.auth_dir());
   auto seed = auth.ensure(bus::nats_role::tenant, tenant, created, error);
   if (seed && *created) {
+    // Twice: nats-server 2.9.10 wires a new account's imports only on the reload after the one
+    // that created the account (reload.go adds service-import interest for existing accounts
+    // only). The first makes the tenant's user known; the second its imports.
     reload_nats(layout.nats_pid_file());
-    (void)wait_until_accepted(layout, *seed);
+    if (wait_until_accepted(layout, *seed)) {
+      const std::size_t done = reloads_logged(layout);
+      reload_nats(layout.nats_pid_file());
+      wait_for_reload_logged(layout, done + 1);
+    }
   }
   return seed;
 }

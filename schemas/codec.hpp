@@ -30,6 +30,7 @@
 #include "corral/wire/list_sandboxes_generated.h"
 #include "corral/wire/output_chunk_generated.h"
 #include "corral/wire/replay_request_generated.h"
+#include "corral/wire/results_read_generated.h"
 #include "corral/wire/sandbox_list_generated.h"
 #include "corral/wire/sandbox_query_generated.h"
 #include "corral/wire/sandbox_reply_generated.h"
@@ -71,6 +72,7 @@ CORRAL_WIRE_MESSAGE(JobResult)
 CORRAL_WIRE_MESSAGE(ListSandboxes)
 CORRAL_WIRE_MESSAGE(OutputChunk)
 CORRAL_WIRE_MESSAGE(ReplayRequest)
+CORRAL_WIRE_MESSAGE(ResultsRead)
 CORRAL_WIRE_MESSAGE(SandboxList)
 CORRAL_WIRE_MESSAGE(SandboxQuery)
 CORRAL_WIRE_MESSAGE(SandboxReply)

@@ -74,10 +74,13 @@ std::string_view tenant_of_jobs_stream(std::string_view stream) {
 }
 std::string jobs_setup(std::string_view tenant) { return join({prefix, tenant, "setup", "jobs"}); }
 std::string jobs_setup_any_tenant() { return join({prefix, "*", "setup", "jobs"}); }
+std::string results_read(std::string_view tenant) { return join({prefix, tenant, "read", "results"}); }
+std::string results_read_any_tenant() { return join({prefix, "*", "read", "results"}); }
 std::string tenant_inbox_prefix(std::string_view tenant) { return join({"_INBOX", tenant}); }
 bool valid_reply(std::string_view reply) {
-  return reply.size() > 7 && reply.substr(0, 6) == "_INBOX" &&
-         reply.find_first_of("*> \t\r\n") == std::string_view::npos;
+  const bool inbox = reply.size() > 7 && reply.substr(0, 6) == "_INBOX";
+  const bool mapped = reply.size() > 4 && reply.substr(0, 4) == "_R_.";
+  return (inbox || mapped) && reply.find_first_of("*> \t\r\n") == std::string_view::npos;
 }
 bool reserved_tenant(std::string_view tenant) { return tenant == "node"; }
 std::string heartbeat(std::string_view node) { return join({prefix, "node", node, "heartbeat"}); }

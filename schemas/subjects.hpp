@@ -59,14 +59,21 @@ inline constexpr std::string_view results_stream_prefix = "CORRAL_RESULTS_";
 // two streams exist, and the executor consumes its jobs stream.
 [[nodiscard]] std::string jobs_setup(std::string_view tenant);
 [[nodiscard]] std::string jobs_setup_any_tenant();
+// corral.v1.{t}.read.results — request (ResultsRead), answered by one executor (queue group
+// results_read_queue_group()): a batch's stored results, read back for the tenant (tenants have
+// no JetStream API of their own: docs/security.md).
+[[nodiscard]] std::string results_read(std::string_view tenant);
+[[nodiscard]] std::string results_read_any_tenant();
+inline constexpr std::string_view results_read_queue_group = "corral.results.read";
 // corral.v1.node.{node}.heartbeat
 [[nodiscard]] std::string heartbeat(std::string_view node);
 
-// Reply subjects. Every party's inbox begins with "_INBOX": a tenant's is
-// tenant_inbox_prefix(t) ("_INBOX.{t}", the only reply subjects its NATS permissions let it
-// subscribe to), the gateway's "_INBOX_GW", the executors' "_INBOX_EX". An executor answers only
-// replies that are inboxes (valid_reply): a request naming another party's subject as its reply
-// cannot make an executor publish there (docs/security.md).
+// Reply subjects. The gateway's inbox is "_INBOX_GW", the executors' "_INBOX_EX"; a tenant's
+// client uses tenant_inbox_prefix(t) ("_INBOX.{t}", in the tenant's own NATS account). A
+// tenant's request reaches the executors' account with a reply subject the server maps
+// ("_R_..."). An executor answers only replies that are inboxes or such mapped subjects
+// (valid_reply): a request naming another subject as its reply cannot make an executor publish
+// there (docs/security.md).
 [[nodiscard]] std::string tenant_inbox_prefix(std::string_view tenant);
 inline constexpr std::string_view gateway_inbox_prefix = "_INBOX_GW";
 inline constexpr std::string_view executor_inbox_prefix = "_INBOX_EX";

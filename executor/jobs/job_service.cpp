@@ -31,6 +31,7 @@ bus::stream_config results_stream(const service_config& cfg, const std::string& 
   s.max_age_ms = cfg.results_max_age_ms;
   s.max_msg_size = static_cast<int32_t>(wire::max_message_bytes);
   s.max_bytes = cfg.results_max_bytes;
+  s.allow_direct = true;  // read back by sequence for the tenant (corral.v1.{t}.read.results)
   return s;
 }
 
@@ -114,18 +115,86 @@ bool job_service::start(std::string* why) {
                                      rung_.insert(std::move(tenant));
                                      cv_.notify_all();
                                    });
-  if (!setup || !doorbell) {
+  // Reads are JetStream API calls too: made on the reader's thread.
+  auto read = conn_->subscribe(wire::subjects::results_read_any_tenant(),
+                               std::string(wire::subjects::results_read_queue_group),
+                               [this](bus::message&& m) {
+                                 if (m.reply.empty() || !wire::subjects::valid_reply(m.reply)) return;
+                                 std::lock_guard<std::mutex> lock(mu_);
+                                 if (reads_.size() < max_pending_reads) reads_.push_back(std::move(m));
+                                 cv_.notify_all();
+                               });
+  if (!setup || !doorbell || !read) {
     std::cerr << "corral-executor: cannot subscribe to job setups (" << setup.detail
-              << doorbell.detail << "): jobs are taken as run requests only\n";
+              << doorbell.detail << read.detail << "): jobs are taken as run requests only\n";
     js_.reset();
     return true;
   }
   setup_sub_ = std::move(setup.value);
   doorbell_sub_ = std::move(doorbell.value);
+  read_sub_ = std::move(read.value);
   rescan();
   puller_ = std::thread([this] { pull_loop(); });
   ticker_ = std::thread([this] { ticker_loop(); });
+  reader_ = std::thread([this] { reader_loop(); });
   return true;
+}
+
+void job_service::reader_loop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stopping_) {
+    cv_.wait(lock, [&] { return stopping_.load() || !reads_.empty(); });
+    std::deque<bus::message> reads;
+    reads.swap(reads_);
+    lock.unlock();
+    for (const auto& m : reads) answer_read(m);
+    lock.lock();
+  }
+}
+
+// One ResultsRead: the batch's results from the tenant's own stream, published on the reply
+// subject in stream order, then an Ack "done <next>" or "more <next>".
+void job_service::answer_read(const bus::message& m) {
+  const std::string tenant(wire::subjects::tenant_of(m.subject));
+  const auto* req = wire::verify<wire::ResultsRead>(m.data.data(), m.data.size());
+  const std::string batch = req != nullptr ? std::string(wire::str(req->batch_id())) : std::string();
+  if (!wire::valid_token(tenant) || req == nullptr || !wire::valid_token(batch)) {
+    auto e = wire::make_error_reply(wire::ErrorCode::invalid_argument,
+                                    "a ResultsRead names a batch (1..64 of [A-Za-z0-9_-])", "batch_id");
+    (void)conn_->respond(m, e.data(), e.size());
+    return;
+  }
+  const uint32_t max = req->max_results() == 0
+                           ? cfg_.max_results_per_read
+                           : std::min(req->max_results(), cfg_.max_results_per_read);
+  const std::string stream = wire::subjects::results_stream(tenant);
+  const std::string subject = wire::subjects::results(tenant, batch);
+  uint64_t next = std::max<uint64_t>(1, req->from_seq());
+  std::size_t bytes = 0;
+  uint32_t sent = 0;
+  bool more = false;
+  while (!stopping_) {
+    if (sent >= max || bytes >= cfg_.max_result_read_bytes) {
+      more = true;
+      break;
+    }
+    auto got = js_->next_message(stream, next, subject);
+    if (!got) {
+      const auto code = got.detail.find("stream not found") != std::string::npos
+                            ? wire::ErrorCode::not_found
+                            : wire::ErrorCode::unavailable;
+      auto e = wire::make_error_reply(code, "cannot read the results: " + got.detail);
+      (void)conn_->respond(m, e.data(), e.size());
+      return;
+    }
+    if (got.value.first == 0) break;  // nothing more now
+    (void)conn_->respond(m, got.value.second.data(), got.value.second.size());
+    bytes += got.value.second.size();
+    ++sent;
+    next = got.value.first + 1;
+  }
+  auto ack = wire::make_ack((more ? "more " : "done ") + std::to_string(next));
+  (void)conn_->respond(m, ack.data(), ack.size());
 }
 
 bus::status job_service::setup_tenant(const std::string& tenant) {
@@ -195,9 +264,11 @@ void job_service::stop() {
   if (run_sub_) run_sub_->unsubscribe();
   if (setup_sub_) setup_sub_->unsubscribe();
   if (doorbell_sub_) doorbell_sub_->unsubscribe();
+  if (read_sub_) read_sub_->unsubscribe();
   cv_.notify_all();
   if (puller_.joinable()) puller_.join();
   if (ticker_.joinable()) ticker_.join();
+  if (reader_.joinable()) reader_.join();
 }
 
 void job_service::pull_loop() {

@@ -10,6 +10,9 @@
 //     "{t}.{job_id}": a re-run after a lost ack is dropped as a duplicate) and only then is the
 //     job acked. A job delivered more than max_attempts times gets an executor_lost result
 //     instead of a further run (P3: every accepted job gets exactly one result; none is lost).
+//   - corral.v1.{t}.read.results (ResultsRead, one executor of the queue group answers): a
+//     batch's stored results read back for the tenant, by stream sequence (tenants have no
+//     JetStream API of their own).
 //   - corral.v1.{t}.setup.jobs: a tenant's producer asks once (every executor answers) for its
 //     two streams; each executor creates or updates them and consumes the jobs stream. Streams
 //     set up earlier are found at start and every rescan_ms (executors that missed a setup).
@@ -47,6 +50,8 @@ struct service_config {
   int64_t results_max_bytes = 1LL << 30;
   int64_t rescan_ms = 30'000;     // look for streams other executors set up
   int64_t idle_poll_ms = 2'000;   // every queue is asked at least this often (besides doorbells)
+  uint32_t max_results_per_read = 256;              // results in one answer to a ResultsRead
+  std::size_t max_result_read_bytes = 4 << 20;      // and their bytes (one result beyond, always)
 };
 
 // A tenant's two streams.
@@ -78,6 +83,8 @@ class job_service {
   void ticker_loop();
   void rescan();
   void drop_legacy_streams();
+  void reader_loop();
+  void answer_read(const bus::message& m);
   void take(bus::js_message&& m);
   void finish(const std::shared_ptr<inflight>& f, job_outcome o);
 
@@ -85,7 +92,7 @@ class job_service {
   job_runner& runner_;
   const service_config cfg_;
   std::unique_ptr<bus::jetstream> js_;
-  std::unique_ptr<bus::subscription> run_sub_, setup_sub_, doorbell_sub_;
+  std::unique_ptr<bus::subscription> run_sub_, setup_sub_, doorbell_sub_, read_sub_;
   std::atomic<bool> stopping_{false};
   std::mutex setup_mu_;  // one setup_tenant at a time
   std::mutex mu_;
@@ -96,8 +103,10 @@ class job_service {
   std::set<std::string> rung_;
   std::deque<bus::message> setups_;  // setup requests waiting for the ticker's thread
   static constexpr std::size_t max_pending_setups = 1024;
+  std::deque<bus::message> reads_;   // results reads waiting for the reader's thread
+  static constexpr std::size_t max_pending_reads = 1024;
   std::unordered_map<std::string, std::shared_ptr<inflight>> inflight_;  // by tenant + sequence
-  std::thread puller_, ticker_;
+  std::thread puller_, ticker_, reader_;
 };
 
 }  // namespace corral::jobs

@@ -235,14 +235,18 @@ TEST_F(HostileNats, ATenantSubscribesToNothingButItsOwn) {
   ASSERT_TRUE(conn);
   std::vector<std::unique_ptr<bus::subscription>> subs;
   for (const auto& subject : {std::string(">"), std::string("corral.v1.bob.>"),
-                              std::string("corral.v1.*.sbx.*.out.>"), std::string("_INBOX.bob.>"),
-                              std::string("$JS.>")}) {
+                              std::string("corral.v1.*.sbx.*.out.>"), std::string("$JS.>")}) {
     auto s = conn->subscribe(subject, "", a.recorder("sniff"));
     ASSERT_TRUE(s) << s.detail;
     subs.push_back(std::move(s.value));
     EXPECT_TRUE(a.wait_error("Permissions Violation for Subscription to \"" + subject + "\""))
         << "the server took alice's subscription to " << subject;
   }
+  // Inboxes are any client's own (in its tenant's account): alice may subscribe to one that
+  // bob's client would use in his, and must receive nothing of his.
+  auto inbox = conn->subscribe("_INBOX.bob.>", "", a.recorder("sniff"));
+  ASSERT_TRUE(inbox) << inbox.detail;
+  subs.push_back(std::move(inbox.value));
   auto own = conn->subscribe("corral.v1.alice.sbx.*.out.>", "", a.recorder("own"));
   ASSERT_TRUE(own) << own.detail;
   ASSERT_TRUE(conn->flush(5000));
@@ -354,7 +358,7 @@ TEST_F(HostileNats, ATenantCannotJoinTheExecutorsQueueGroups) {
   for (const auto& sb : made) (void)up_->corral("bob", {"sandbox", "rm", sb});
 }
 
-TEST_F(HostileNats, JetStreamIsATenantsOwnResultsAndNothingElse) {
+TEST_F(HostileNats, ATenantHasNoJetStreamApiAndReadsItsResultsThroughTheExecutors) {
   ASSERT_TRUE(have_tenants()) << "corral token create made no NATS credentials";
   // Bob's streams exist once he has set them up.
   observer a, b;
@@ -370,7 +374,12 @@ TEST_F(HostileNats, JetStreamIsATenantsOwnResultsAndNothingElse) {
         "$JS.API.STREAM.DELETE." + subjects::results_stream("bob"),
         "$JS.API.STREAM.DELETE." + subjects::jobs_stream("alice"),
         "$JS.API.CONSUMER.CREATE." + subjects::results_stream("bob"),
-        "$JS.API.CONSUMER.NAMES." + subjects::jobs_stream("bob")}) {
+        "$JS.API.CONSUMER.NAMES." + subjects::jobs_stream("bob"),
+        // Not even on its own results: a consumer's deliver subject would be the tenant's to
+        // choose, in the executors' account.
+        "$JS.API.CONSUMER.CREATE." + subjects::results_stream("alice"),
+        "$JS.API.CONSUMER.DURABLE.CREATE." + subjects::results_stream("alice") + ".d",
+        "$JS.API.STREAM.INFO." + subjects::results_stream("alice")}) {
     auto r = conn->request(subject, "{}", 2, 2000);
     EXPECT_FALSE(r) << subject << " was answered";
     EXPECT_TRUE(a.wait_error("Permissions Violation for Publish to \"" + subject + "\""))
@@ -393,6 +402,23 @@ TEST_F(HostileNats, JetStreamIsATenantsOwnResultsAndNothingElse) {
   ASSERT_TRUE(js) << why;
   EXPECT_TRUE(js->stream_info(subjects::jobs_stream("bob")));
   EXPECT_TRUE(js->stream_info(subjects::results_stream("bob")));
+}
+
+// A batch's stored results, read as its tenant (one ResultsRead, up to its first page).
+std::vector<std::vector<uint8_t>> read_results(bus::connection& c, const std::string& tenant,
+                                               const std::string& batch) {
+  flatbuffers::FlatBufferBuilder fbb;
+  auto bid = fbb.CreateString(batch);
+  fbb.Finish(wire::CreateResultsRead(fbb, bid, 1, 0), wire::ResultsReadIdentifier());
+  auto req = wire::release(fbb);
+  auto replies = c.request_many(subjects::results_read(tenant), req.data(), req.size(), 5000, 10000);
+  std::vector<std::vector<uint8_t>> out;
+  for (auto& m : replies.value) {
+    if (wire::verify<wire::Ack>(m.data.data(), m.data.size()) != nullptr) break;
+    if (wire::verify<wire::JobResult>(m.data.data(), m.data.size()) != nullptr)
+      out.push_back(std::move(m.data));
+  }
+  return out;
 }
 
 std::vector<uint8_t> job(const std::string& id, const std::string& batch, const std::string& src) {
@@ -423,9 +449,9 @@ TEST_F(HostileNats, ATenantCannotPreemptAnotherTenantsJobIds) {
     ASSERT_TRUE(setup) << setup.detail;
   }
   std::string why;
-  auto js_a = bus::jetstream::open(*conn_a, &why, 5000, subjects::results_stream("alice"));
+  auto js_a = bus::jetstream::publisher(*conn_a, &why);
   ASSERT_TRUE(js_a) << why;
-  auto js_b = bus::jetstream::open(*conn_b, &why, 5000, subjects::results_stream("bob"));
+  auto js_b = bus::jetstream::publisher(*conn_b, &why);
   ASSERT_TRUE(js_b) << why;
   // Alice queues a job of hers under the id bob's next job will have.
   auto mine = job("j-victim", "ba", "print('alice')");
@@ -435,17 +461,65 @@ TEST_F(HostileNats, ATenantCannotPreemptAnotherTenantsJobIds) {
   auto pb = js_b->publish(subjects::jobs("bob", "default"), theirs.data(), theirs.size(), "bob.j-victim");
   ASSERT_TRUE(pb) << pb.detail;
   EXPECT_FALSE(pb.value.duplicate) << "bob's job was dropped as a duplicate of alice's";
-  // And it runs: bob reads its result.
-  auto reader = js_b->reader(subjects::results_stream("bob"), subjects::results("bob", "bb"));
-  ASSERT_TRUE(reader) << reader.detail;
+  // And it runs: bob reads its result back (through the executors: corral.v1.bob.read.results).
   const auto deadline = std::chrono::steady_clock::now() + 120s;
   bool got = false;
   while (!got && std::chrono::steady_clock::now() < deadline) {
-    auto m = reader.value->fetch(1, 2000);
-    ASSERT_TRUE(m || m.error == bus::bus_error::timeout) << m.detail;
-    got = !m.value.empty();
+    got = !read_results(*conn_b, "bob", "bb").empty();
   }
   EXPECT_TRUE(got) << "bob's job never produced a result";
+}
+
+// Whatever answers a request publishes onto the reply subject the requester chose, and NATS
+// permissions never check it: the server's own answers (a JetStream publish ack, "no responders")
+// aimed at another tenant's result or job subjects were stored in that tenant's streams. In a
+// tenant's own account they reach nothing of anyone else.
+TEST_F(HostileNats, TheServersAnswersStayInTheTenantsOwnAccount) {
+  ASSERT_TRUE(have_tenants()) << "corral token create made no NATS credentials";
+  observer a, b;
+  auto conn_a = alice(&a);
+  auto conn_b = bob(&b);
+  ASSERT_TRUE(conn_a && conn_b);
+  for (const auto& [c, t] : {std::pair{conn_a.get(), "alice"}, std::pair{conn_b.get(), "bob"}}) {
+    auto setup = c->request(subjects::jobs_setup(t), nullptr, 0, 30000);
+    ASSERT_TRUE(setup) << setup.detail;
+  }
+  const std::string victim_results = subjects::results("bob", "victim");
+  const std::string victim_jobs = subjects::jobs("bob", "default");
+  auto watch = conn_b->subscribe(victim_results, "", b.recorder("bob"));
+  ASSERT_TRUE(watch) << watch.detail;
+  ASSERT_TRUE(conn_b->flush(5000));
+  auto ex = executor();
+  ASSERT_TRUE(ex);
+  std::string why;
+  auto js = bus::jetstream::open(*ex, &why);
+  ASSERT_TRUE(js) << why;
+  auto before_results = js->stream_info(subjects::results_stream("bob"));
+  auto before_jobs = js->stream_info(subjects::jobs_stream("bob"));
+  ASSERT_TRUE(before_results && before_jobs);
+  // Alice's job published with bob's result subject as its reply (the stream's ack goes there),
+  // and a request nobody answers with bob's job queue as its reply (the server's no-responders).
+  auto mine = job("j-reflect", "ra", "print('alice')");
+  ASSERT_TRUE(conn_a->publish(subjects::jobs("alice", "default"), victim_results, mine.data(), mine.size()));
+  ASSERT_TRUE(conn_a->publish(subjects::sandbox_op("alice", "sb-nobody", "info"), victim_jobs, "x", 1));
+  // Barrier: an ack alice waits for comes after the first one; then an executor's result for
+  // bob, stored and delivered after anything the reflections could have put there.
+  auto js_a = bus::jetstream::publisher(*conn_a, &why);
+  ASSERT_TRUE(js_a) << why;
+  auto second = js_a->publish(subjects::jobs("alice", "default"), mine.data(), mine.size(), "alice.second");
+  ASSERT_TRUE(second) << second.detail;
+  ASSERT_TRUE(conn_a->flush(5000));
+  auto marker = js->publish(victim_results, "m", 1, "bob.marker");
+  ASSERT_TRUE(marker) << marker.detail;
+  ASSERT_TRUE(b.wait_received("bob " + victim_results));
+  EXPECT_EQ(b.received_with("bob").size(), 1u) << "the server published alice's answers on bob's subject";
+  auto after_results = js->stream_info(subjects::results_stream("bob"));
+  auto after_jobs = js->stream_info(subjects::jobs_stream("bob"));
+  ASSERT_TRUE(after_results && after_jobs);
+  EXPECT_EQ(after_results.value.messages, before_results.value.messages + 1)
+      << "bob's results stream stored something of alice's";
+  EXPECT_EQ(after_jobs.value.last_seq, before_jobs.value.last_seq)
+      << "bob's job queue stored something of alice's";
 }
 
 TEST_F(HostileNats, ExecutorsAnswerOnlyToInboxes) {

@@ -68,12 +68,10 @@ bool deployment::start(std::string* why) {
 std::string deployment::nats_config() const {
   std::string e;
   auto ids = bus::nats_auth_dir(dir_ + "/auth").identities(&e);
-  std::string text = bus::authorization_config(ids ? *ids : std::vector<bus::nats_identity>{});
-  const std::string end = "  ]\n}\n";
-  const auto at = text.rfind(end);
-  text.insert(at, "    {user: \"harness\", password: \"" + harness_password_ +
-                      "\", permissions: {publish: \">\", subscribe: \">\"}}\n");
-  return text + "no_auth_user: \"harness\"\n";
+  const std::string harness = "      {user: \"harness\", password: \"" + harness_password_ +
+                              "\", permissions: {publish: \">\", subscribe: \">\"}}\n";
+  return bus::accounts_config(ids ? *ids : std::vector<bus::nats_identity>{}, harness) +
+         "no_auth_user: \"harness\"\n";
 }
 
 std::string deployment::creds(const std::string& tenant) {
@@ -100,6 +98,19 @@ std::string deployment::creds(const std::string& tenant) {
     }
     EXPECT_TRUE(bus::connection::connect(o, &why)) << "the server never accepted " << tenant
                                                    << "'s identity: " << why;
+    // And a second reload: nats-server 2.9.10 wires a new account's imports only on the reload
+    // after the one that created it (as `corral token create` does: cli/up.cpp).
+    auto reloads = [&] {
+      const std::string log = nats_->log();
+      std::size_t n = 0;
+      for (std::size_t at = 0; (at = log.find("Reloaded server configuration", at)) != std::string::npos; ++at) ++n;
+      return n;
+    };
+    const std::size_t before = reloads();
+    EXPECT_TRUE(nats_->reload(nats_config())) << nats_->error();
+    while (reloads() <= before && std::chrono::steady_clock::now() < deadline + 10s) {
+    }
+    EXPECT_GT(reloads(), before) << "the server did not log its second reload";
   }
   return *seed;
 }
