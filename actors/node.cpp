@@ -81,7 +81,9 @@ pool_counts count_pool(const node_state& st) {
 
 // A create that borrows the warm sandbox it is handed (config warm_loan_tag).
 bool borrows(const node_config& cfg, const storage::sandbox_record& rec) {
-  const auto& [key, value] = cfg.warm_loan_tag;
+  // Not a structured binding: a lambda may capture one only from C++20 on (clang refuses).
+  const std::string& key = cfg.warm_loan_tag.first;
+  const std::string& value = cfg.warm_loan_tag.second;
   return !key.empty() && std::any_of(rec.tags.begin(), rec.tags.end(), [&](const auto& kv) {
            return kv.first == key && kv.second == value;
          });
