@@ -462,19 +462,12 @@ void job_runner::janitor() {
 
 // -- one job ------------------------------------------------------------------------------------
 
-job_outcome job_runner::run(const task& t) {
-  job_outcome out;
-  const auto* job = wire::verify<wire::Job>(t.job.data(), t.job.size());
-  result_fields r;
-  r.node = cfg_.node_id;
-  r.attempt = t.attempt;
-  r.started_at_ms = now_ms();
+job_plan plan_job(const runner_config& cfg, const uint8_t* data, std::size_t size) {
+  const auto* job = wire::verify<wire::Job>(data, size);
+  job_plan r;
   auto reject = [&](const std::string& why) {
-    r.outcome = wire::Outcome::rejected;
-    r.exit_code = 2;
-    r.message = why;
-    out.result = build_result(r);
-    return out;
+    r.rejected = why;
+    return r;
   };
   if (job == nullptr) return reject("not a Job");
   r.job_id = std::string(wire::str(job->job_id()));
@@ -485,7 +478,7 @@ job_outcome job_runner::run(const task& t) {
   const std::string image(wire::str(job->image()));
   if (!image.empty() && image != "host") return reject("image: unknown image (only \"host\")");
   const std::string language(wire::str(job->language()));
-  json req;
+  json& req = r.request;
   if (language == "python" || language == "javascript") {
     req["mode"] = language;
     req["source"] = std::string(wire::str(job->source()));
@@ -500,19 +493,19 @@ job_outcome job_runner::run(const task& t) {
   } else {
     return reject("language: \"" + language + "\" is not one of python, javascript");
   }
-  if (job->timeout_ms() < 0 || job->timeout_ms() > cfg_.max_timeout_ms)
-    return reject("timeout_ms: must be 0 (default) or up to " + std::to_string(cfg_.max_timeout_ms));
-  if (job->output_limit_bytes() > cfg_.max_output_limit)
-    return reject("output_limit_bytes: at most " + std::to_string(cfg_.max_output_limit));
-  const int64_t timeout_ms = job->timeout_ms() == 0 ? cfg_.default_timeout_ms : job->timeout_ms();
-  req["timeout_ms"] = timeout_ms;
-  req["output_limit"] = job->output_limit_bytes() == 0 ? cfg_.default_output_limit
+  if (job->timeout_ms() < 0 || job->timeout_ms() > cfg.max_timeout_ms)
+    return reject("timeout_ms: must be 0 (default) or up to " + std::to_string(cfg.max_timeout_ms));
+  if (job->output_limit_bytes() > cfg.max_output_limit)
+    return reject("output_limit_bytes: at most " + std::to_string(cfg.max_output_limit));
+  r.timeout_ms = job->timeout_ms() == 0 ? cfg.default_timeout_ms : job->timeout_ms();
+  req["timeout_ms"] = r.timeout_ms;
+  req["output_limit"] = job->output_limit_bytes() == 0 ? cfg.default_output_limit
                                                        : job->output_limit_bytes();
   if (job->stdin() != nullptr) req["stdin"] = base64_encode(job->stdin()->data(), job->stdin()->size());
   json files = json::array();
   if (job->files() != nullptr) {
-    if (job->files()->size() > cfg_.max_files)
-      return reject("files: at most " + std::to_string(cfg_.max_files));
+    if (job->files()->size() > cfg.max_files)
+      return reject("files: at most " + std::to_string(cfg.max_files));
     for (const auto* f : *job->files()) {
       const std::string path(wire::str(f->path()));
       if (!valid_job_path(path))
@@ -531,6 +524,32 @@ job_outcome job_runner::run(const task& t) {
   }
   req["env"] = env;
   req["id"] = r.job_id;
+  r.cpu_millis = job->cpu_millis();
+  r.memory_mib = job->memory_mib();
+  return r;
+}
+
+
+job_outcome job_runner::run(const task& t) {
+  job_outcome out;
+  job_plan plan = plan_job(cfg_, t.job.data(), t.job.size());
+  result_fields r;
+  r.node = cfg_.node_id;
+  r.attempt = t.attempt;
+  r.started_at_ms = now_ms();
+  auto reject = [&](const std::string& why) {
+    r.outcome = wire::Outcome::rejected;
+    r.exit_code = 2;
+    r.message = why;
+    out.result = build_result(r);
+    return out;
+  };
+  r.job_id = plan.job_id;
+  r.batch_id = plan.batch_id;
+  r.isolation = plan.isolation;
+  if (!plan.rejected.empty()) return reject(plan.rejected);
+  json& req = plan.request;
+  const int64_t timeout_ms = plan.timeout_ms;
 
   auto* c = client_for(t.tenant);
   if (c == nullptr) return reject("invalid tenant");
@@ -538,12 +557,12 @@ job_outcome job_runner::run(const task& t) {
 
   // fresh: a lease of this tenant and shape, kept for the next job; strict: a lease of its own,
   // ended after this job.
-  const bool strict = job->isolation() == wire::Isolation::strict;
-  const std::string key = t.tenant + "/" + std::to_string(job->cpu_millis()) + "/" +
-                          std::to_string(job->memory_mib());
+  const bool strict = plan.isolation == wire::Isolation::strict;
+  const std::string key = t.tenant + "/" + std::to_string(plan.cpu_millis) + "/" +
+                          std::to_string(plan.memory_mib);
   std::string why;
   bool retry = false;
-  auto l = acquire(t.tenant, key, job->cpu_millis(), job->memory_mib(), strict, &why, &retry);
+  auto l = acquire(t.tenant, key, plan.cpu_millis, plan.memory_mib, strict, &why, &retry);
   if (!l) {
     if (retry) {
       out.retry = true;
