@@ -285,7 +285,8 @@ void on_frame(sandbox_self self, const bytes& payload) {
     if (p != st.processes.end()) self->send(p->second, event_atom::value, std::move(pe));
   };
   if (ev->event_type() == wire::Event::HelloAck) {
-    if (ev->event_as_HelloAck()->session() != st.ctx->session) return;
+    const auto* hello = ev->event_as_HelloAck();
+    if (hello == nullptr || hello->session() != st.ctx->session) return;
     if (st.ready) return;
     st.ready = true;
     if (st.mode == sandbox_start_mode::warm) {

@@ -240,9 +240,12 @@ field_error check_signal(const wire::SignalRequest& msg) {
 std::optional<std::pair<uint64_t, init_process_event>> process_event_of(
     const wire::InitEvent& event) {
   const auto* ev = &event;
+  // A union's type without its table verifies (FlatBuffers allows an absent value): such an
+  // event says nothing and is dropped.
   switch (ev->event_type()) {
     case wire::Event::Started: {
       const auto* e = ev->event_as_Started();
+      if (e == nullptr) return std::nullopt;
       init_process_event pe;
       pe.what = init_process_event::kind::started;
       pe.pid = e->pid();
@@ -250,6 +253,7 @@ std::optional<std::pair<uint64_t, init_process_event>> process_event_of(
     }
     case wire::Event::Output: {
       const auto* e = ev->event_as_Output();
+      if (e == nullptr) return std::nullopt;
       init_process_event pe;
       pe.what = init_process_event::kind::output;
       pe.stream = e->stream();
@@ -258,6 +262,7 @@ std::optional<std::pair<uint64_t, init_process_event>> process_event_of(
     }
     case wire::Event::Exited: {
       const auto* e = ev->event_as_Exited();
+      if (e == nullptr) return std::nullopt;
       init_process_event pe;
       pe.what = init_process_event::kind::exited;
       pe.exit_code = e->exit_code();
@@ -266,6 +271,7 @@ std::optional<std::pair<uint64_t, init_process_event>> process_event_of(
     }
     case wire::Event::SpawnFailed: {
       const auto* e = ev->event_as_SpawnFailed();
+      if (e == nullptr) return std::nullopt;
       init_process_event pe;
       pe.what = init_process_event::kind::spawn_failed;
       pe.error_number = e->error_number();
@@ -274,6 +280,7 @@ std::optional<std::pair<uint64_t, init_process_event>> process_event_of(
     }
     case wire::Event::StdinWritten: {
       const auto* e = ev->event_as_StdinWritten();
+      if (e == nullptr) return std::nullopt;
       init_process_event pe;
       pe.what = init_process_event::kind::stdin_written;
       pe.stdin_total = e->total();
