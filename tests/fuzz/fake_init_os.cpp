@@ -322,6 +322,10 @@ spawn_result spawn_process(const spawn_request& request) {
     if (eq == 0 || eq == std::string::npos || e.find('\0') != std::string::npos)
       fuzz::finding("spawn with a malformed environment entry");
   }
+  std::size_t decoded = request.workdir.size();
+  for (const auto& a : request.argv) decoded += a.size();
+  for (const auto& e : request.env) decoded += e.size();
+  if (decoded > wire::max_frame_payload) fuzz::finding("init holds a spawn larger than a frame");
   if (request.workdir.empty() || request.workdir.front() != '/' ||
       request.workdir.find('\0') != std::string::npos)
     fuzz::finding("spawn with a workdir that is not absolute");

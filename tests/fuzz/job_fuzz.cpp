@@ -35,6 +35,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     // "internal" with the exception's text.
     return 0;
   }
+  // What the runner sends on is bounded by what it was sent: JSON escaping makes at most six
+  // bytes of one, base64 four of three. More means parts of the Job were decoded many times.
+  if (frame.size() > 6 * size + 65536) fuzz::fail("the guest request is many times the Job's size");
   jobs::frame_reader reader;
   // As run() sends it: in StdinWrites of stdin_chunk_bytes.
   for (std::size_t at = 0; at < frame.size(); at += cfg.stdin_chunk_bytes) {

@@ -12,6 +12,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<cli::sandbox_view> all;
   cli::add_sandbox_list(data, size, all);
   const std::size_t one = all.size();
+  std::size_t bytes = 0;
+  for (const auto& v : all) {
+    bytes += v.id.size() + v.tenant.size() + v.name.size() + v.node.size() + v.image.size() +
+             v.message.size();
+    for (const auto& [k, val] : v.tags) bytes += k.size() + val.size();
+  }
+  if (bytes > size) fuzz::fail("a list read larger than its bytes");
   cli::add_sandbox_list(data, size, all);
   if (all.size() != 2 * one) fuzz::fail("the same list read twice differs");
   std::sort(all.begin(), all.end(),

@@ -3,6 +3,7 @@
 // with the generated FlatBuffers builders as the senders use them otherwise, plus edge cases.
 // The seeds are committed as test data; run this again when a schema changes:
 //   build/bin/fuzz_seed_generator tests/fuzz/corpus
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -140,6 +141,27 @@ void init_seeds(seed_writer& out) {
     fbb.Finish(wire::CreateInitCommand(fbb), wire::InitCommandIdentifier());
     cmds.emplace_back("no_command", wire::release(fbb));
   }
+  // One argument referenced many times: it verifies, and decodes to many times its size.
+  {
+    flatbuffers::FlatBufferBuilder fbb(1 << 20);
+    auto big = fbb.CreateString(std::string(4096, 'a'));
+    std::vector<flatbuffers::Offset<flatbuffers::String>> argv(2000, big);
+    auto a = fbb.CreateVector(argv);
+    wire::SpawnBuilder b(fbb);
+    b.add_id(30);
+    b.add_argv(a);
+    auto sp = b.Finish();
+    fbb.Finish(wire::CreateInitCommand(fbb, wire::Command::Spawn, sp.Union()),
+               wire::InitCommandIdentifier());
+    out.write("init_command", "spawn_shared_argv", wire::release(fbb));
+  }
+  // The Command union's type without its table (it verifies).
+  for (auto type : {wire::Command::Hello, wire::Command::Spawn, wire::Command::StdinData,
+                    wire::Command::Signal, wire::Command::FsCall, wire::Command::Resize}) {
+    flatbuffers::FlatBufferBuilder fbb(64);
+    fbb.Finish(wire::CreateInitCommand(fbb, type, 0), wire::InitCommandIdentifier());
+    cmds.emplace_back(std::string("no_table_") + wire::EnumNameCommand(type), wire::release(fbb));
+  }
 
   for (const auto& [name, payload] : cmds) out.write("init_command", name, payload);
 
@@ -147,8 +169,9 @@ void init_seeds(seed_writer& out) {
   // after the frames; a frame announcing more than the cap; a cut frame; a mid-frame start.
   // Byte 0 (where the stream is cut) and byte 1 (limits) vary.
   auto stream = [&](uint8_t cut, uint8_t knobs, const std::vector<uint8_t>& body) {
-    wire::bytes s{cut, knobs};
-    s.insert(s.end(), body.begin(), body.end());
+    wire::bytes s(body.size() + 2, cut);
+    s[1] = knobs;
+    std::copy(body.begin(), body.end(), s.begin() + 2);
     return s;
   };
   std::vector<uint8_t> all;

@@ -1,6 +1,7 @@
 // Seeds of the wire message targets: real messages of every kind, built by the project's own
 // encoders where they are callable (replies, init commands and events, jobs, results) and with
 // the generated builders as the senders use them otherwise (requests), plus edge cases.
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -132,8 +133,8 @@ bytes fs_request(const std::string& path, uint64_t offset, uint64_t length, cons
 }
 
 bytes with_op(uint8_t op, const bytes& payload) {
-  bytes b{op};
-  b.insert(b.end(), payload.begin(), payload.end());
+  bytes b(payload.size() + 1, op);
+  std::copy(payload.begin(), payload.end(), b.begin() + 1);
   return b;
 }
 
@@ -374,6 +375,51 @@ void wire_seeds(seed_writer& out) {
     out.write("job", "bad_language", job("j4", "ruby", {}, {}, {}, wire::Isolation::fresh));
     out.write("job", "bad_env", job("j5", "", {"env"}, {}, {{"A=B", "1"}}, wire::Isolation::fresh));
     out.write("job", "bad_id", job("j 6", "", {"true"}, {}, {}, wire::Isolation::fresh));
+    // One string, file or pair referenced many times: the buffer verifies (FlatBuffers lets
+    // offsets share their target) while what it decodes to is many times its size.
+    out.write("job", "shared_argv", built([&](flatbuffers::FlatBufferBuilder& fbb) {
+                auto big = fbb.CreateString(std::string(4096, 'a'));
+                std::vector<flatbuffers::Offset<flatbuffers::String>> argv(2000, big);
+                auto a = fbb.CreateVector(argv);
+                auto jid = fbb.CreateString("j7");
+                auto bid = fbb.CreateString("batch-1");
+                wire::JobBuilder b(fbb);
+                b.add_job_id(jid);
+                b.add_batch_id(bid);
+                b.add_argv(a);
+                fbb.Finish(b.Finish(), wire::JobIdentifier());
+              }));
+    out.write("job", "shared_env", built([&](flatbuffers::FlatBufferBuilder& fbb) {
+                auto kv = wire::CreateKeyValue(fbb, fbb.CreateString("K"),
+                                               fbb.CreateString(std::string(4096, 'v')));
+                std::vector<flatbuffers::Offset<wire::KeyValue>> env(2000, kv);
+                auto e = fbb.CreateVector(env);
+                auto a = vec_of(fbb, {"env"});
+                auto jid = fbb.CreateString("j8");
+                auto bid = fbb.CreateString("batch-1");
+                wire::JobBuilder b(fbb);
+                b.add_job_id(jid);
+                b.add_batch_id(bid);
+                b.add_argv(a);
+                b.add_env(e);
+                fbb.Finish(b.Finish(), wire::JobIdentifier());
+              }));
+    out.write("job", "shared_files", built([&](flatbuffers::FlatBufferBuilder& fbb) {
+                auto data = fbb.CreateVector(std::vector<uint8_t>(32768, 7));
+                std::vector<flatbuffers::Offset<wire::JobFile>> files;
+                for (int i = 0; i < 64; ++i)
+                  files.push_back(wire::CreateJobFile(fbb, fbb.CreateString("f" + std::to_string(i)), data));
+                auto f = fbb.CreateVector(files);
+                auto a = vec_of(fbb, {"ls"});
+                auto jid = fbb.CreateString("j9");
+                auto bid = fbb.CreateString("batch-1");
+                wire::JobBuilder b(fbb);
+                b.add_job_id(jid);
+                b.add_batch_id(bid);
+                b.add_argv(a);
+                b.add_files(f);
+                fbb.Finish(b.Finish(), wire::JobIdentifier());
+              }));
     edges(out, "job", wire::JobIdentifier());
   }
 
@@ -437,6 +483,18 @@ void wire_seeds(seed_writer& out) {
   sb.ended_at_ms = 1'700'000'100'000;
   sb.message = "exited";
   out.write("sandbox_reply", "exited", make_sandbox_reply(sb));
+  out.write("sandbox_reply", "shared_tags", built([&](flatbuffers::FlatBufferBuilder& fbb) {
+              auto kv = wire::CreateKeyValue(fbb, fbb.CreateString("k"),
+                                             fbb.CreateString(std::string(2048, 'v')));
+              std::vector<flatbuffers::Offset<wire::KeyValue>> tags(2000, kv);
+              auto t = fbb.CreateVector(tags);
+              auto id = fbb.CreateString("sb-0123456789abcdef0123456789abcdef");
+              wire::SandboxInfoBuilder ib(fbb);
+              ib.add_id(id);
+              ib.add_tags(t);
+              auto info = ib.Finish();
+              fbb.Finish(wire::CreateSandboxReply(fbb, info), wire::SandboxReplyIdentifier());
+            }));
   edges(out, "sandbox_reply", wire::SandboxReplyIdentifier());
 
   out.write("sandbox_list", "two", built([&](flatbuffers::FlatBufferBuilder& fbb) {
@@ -450,6 +508,14 @@ void wire_seeds(seed_writer& out) {
               auto node = fbb.CreateString("node-1");
               fbb.Finish(wire::CreateSandboxList(fbb, node), wire::SandboxListIdentifier());
             }));
+  out.write("sandbox_list", "shared_info", built([&](flatbuffers::FlatBufferBuilder& fbb) {
+              auto big = a_sandbox();
+              big.message = std::string(2048, 'm');
+              std::vector<flatbuffers::Offset<wire::SandboxInfo>> infos(2000, build_sandbox_info(fbb, big));
+              auto node = fbb.CreateString("node-1");
+              auto v = fbb.CreateVector(infos);
+              fbb.Finish(wire::CreateSandboxList(fbb, node, v), wire::SandboxListIdentifier());
+            }));
   edges(out, "sandbox_list", wire::SandboxListIdentifier());
 
   out.write("usage_reply", "two", built([&](flatbuffers::FlatBufferBuilder& fbb) {
@@ -461,6 +527,14 @@ void wire_seeds(seed_writer& out) {
               auto v = fbb.CreateVector(items);
               auto total = wire::CreateUsageAmount(fbb, 3, 0.5, 0.02);
               fbb.Finish(wire::CreateUsageReply(fbb, node, v, total), wire::UsageReplyIdentifier());
+            }));
+  out.write("usage_reply", "long_node", built([&](flatbuffers::FlatBufferBuilder& fbb) {
+              std::vector<flatbuffers::Offset<wire::SandboxUsage>> items;
+              for (int i = 0; i < 500; ++i)
+                items.push_back(wire::CreateSandboxUsage(fbb, fbb.CreateString("sb-" + std::to_string(i))));
+              auto node = fbb.CreateString(std::string(4096, 'n'));
+              auto v = fbb.CreateVector(items);
+              fbb.Finish(wire::CreateUsageReply(fbb, node, v), wire::UsageReplyIdentifier());
             }));
   edges(out, "usage_reply", wire::UsageReplyIdentifier());
 
