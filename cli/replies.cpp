@@ -13,7 +13,21 @@ fs_entry_view entry_view(const wire::FsEntry& e) {
   return v;
 }
 
+// The bytes view_of copies out of a SandboxInfo, counted without copying.
+std::size_t info_bytes(const wire::SandboxInfo& i) {
+  std::size_t n = 0;
+  for (const auto* s : {i.id(), i.tenant(), i.name(), i.node(), i.image(), i.message()})
+    n += wire::str(s).size();
+  if (i.tags() != nullptr)
+    for (const auto* kv : *i.tags()) n += wire::str(kv->key()).size() + wire::str(kv->value()).size();
+  return n;
+}
+
 }  // namespace
+
+// A reply's strings are never more than its bytes: a FlatBuffer whose offsets share their
+// targets verifies, yet decodes to many times its size. Such a reply is treated as malformed
+// (not decoded), so a few KiB never become GiB in a client.
 
 std::optional<call_error> error_reply_of(const uint8_t* data, std::size_t size) {
   if (!wire::has_identifier<wire::ErrorReply>(data, size)) return std::nullopt;
@@ -57,13 +71,17 @@ exec_result result_of(const wire::ExitStatus* s) {
 
 std::optional<sandbox_view> sandbox_reply_of(const uint8_t* data, std::size_t size) {
   const auto* rep = wire::verify<wire::SandboxReply>(data, size);
-  if (rep == nullptr || rep->sandbox() == nullptr) return std::nullopt;
+  if (rep == nullptr || rep->sandbox() == nullptr || info_bytes(*rep->sandbox()) > size)
+    return std::nullopt;
   return view_of(*rep->sandbox());
 }
 
 void add_sandbox_list(const uint8_t* data, std::size_t size, std::vector<sandbox_view>& out) {
   const auto* l = wire::verify<wire::SandboxList>(data, size);
   if (l == nullptr || l->sandboxes() == nullptr) return;
+  std::size_t n = 0;
+  for (const auto* i : *l->sandboxes()) n += info_bytes(*i);
+  if (n > size) return;
   for (const auto* i : *l->sandboxes()) out.push_back(view_of(*i));
 }
 
@@ -75,6 +93,12 @@ void add_usage_reply(const uint8_t* data, std::size_t size, usage_report& out) {
   };
   const auto* reply = wire::verify<wire::UsageReply>(data, size);
   if (reply == nullptr) return;
+  if (reply->sandboxes() != nullptr) {
+    std::size_t n = 0;  // each sandbox is copied with the node's name
+    for (const auto* s : *reply->sandboxes())
+      n += wire::str(s->sandbox_id()).size() + wire::str(reply->node()).size();
+    if (n > size) return;
+  }
   const auto t = amount(reply->total());
   out.total.cpu_core_seconds += t.cpu_core_seconds;
   out.total.gib_seconds += t.gib_seconds;
@@ -89,6 +113,11 @@ void add_usage_reply(const uint8_t* data, std::size_t size, usage_report& out) {
 std::optional<fs_reply_view> fs_reply_of(const uint8_t* data, std::size_t size) {
   const auto* rep = wire::verify<wire::FsReply>(data, size);
   if (rep == nullptr) return std::nullopt;
+  if (rep->entries() != nullptr) {
+    std::size_t n = 0;
+    for (const auto* e : *rep->entries()) n += wire::str(e->name()).size();
+    if (n > size) return std::nullopt;
+  }
   fs_reply_view v;
   if (rep->data() != nullptr) v.data.assign(rep->data()->begin(), rep->data()->end());
   if (rep->entries() != nullptr)

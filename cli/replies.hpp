@@ -2,7 +2,9 @@
 // Decoding of what the executors answer to the client (schemas/*.fbs), apart from the calls that
 // receive it, so that every reply is read by one pure function (and fuzzed: tests/fuzz/). Each
 // takes the bytes as received: they are verified (size cap, identifier, structure) here, and
-// bytes that are not the expected message decode to nothing.
+// bytes that are not the expected message decode to nothing. So do replies whose strings add up
+// to more than their bytes (offsets sharing their targets: a valid FlatBuffer that would decode
+// to many times its size).
 #include <cstddef>
 #include <cstdint>
 #include <functional>

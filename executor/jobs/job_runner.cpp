@@ -462,6 +462,19 @@ void job_runner::janitor() {
 
 // -- one job ------------------------------------------------------------------------------------
 
+// The bytes a Job's strings and vectors decode to, counted without copying anything.
+std::size_t decoded_bytes(const wire::Job& job) {
+  std::size_t n = wire::str(job.source()).size() + (job.stdin() ? job.stdin()->size() : 0);
+  if (job.argv() != nullptr)
+    for (const auto* a : *job.argv()) n += a->size();
+  if (job.env() != nullptr)
+    for (const auto* kv : *job.env()) n += wire::str(kv->key()).size() + wire::str(kv->value()).size();
+  if (job.files() != nullptr)
+    for (const auto* f : *job.files())
+      n += wire::str(f->path()).size() + (f->data() ? f->data()->size() : 0);
+  return n;
+}
+
 job_plan plan_job(const runner_config& cfg, const uint8_t* data, std::size_t size) {
   const auto* job = wire::verify<wire::Job>(data, size);
   job_plan r;
@@ -473,6 +486,10 @@ job_plan plan_job(const runner_config& cfg, const uint8_t* data, std::size_t siz
   r.job_id = std::string(wire::str(job->job_id()));
   r.batch_id = std::string(wire::str(job->batch_id()));
   r.isolation = job->isolation();
+  // A FlatBuffer may point many offsets at one string, file or pair: it verifies, and decodes
+  // to many times its size. A Job's contents are never larger than the Job itself.
+  if (decoded_bytes(*job) > size)
+    return reject("the job's fields decode to more bytes than the job has (shared offsets)");
   if (!wire::valid_token(r.job_id)) return reject("job_id: 1..64 characters of [A-Za-z0-9_-]");
   if (!wire::valid_token(r.batch_id)) return reject("batch_id: 1..64 characters of [A-Za-z0-9_-]");
   const std::string image(wire::str(job->image()));
