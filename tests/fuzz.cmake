@@ -62,3 +62,6 @@ corral_add_fuzz(NAME job_result SOURCES ${CORRAL_FUZZ_DIR}/job_result_fuzz.cpp L
 add_executable(fuzz_seed_generator ${CORRAL_FUZZ_DIR}/seed_generator.cpp ${CORRAL_FUZZ_DIR}/seed_wire.cpp)
 target_include_directories(fuzz_seed_generator PRIVATE ${CMAKE_SOURCE_DIR})
 target_link_libraries(fuzz_seed_generator PRIVATE corral_actors corral_jobs corral_sweep corral_client corral_fuzz_init)
+
+# The guest runner's answers (from inside a sandbox) as the job runner frames them.
+corral_add_fuzz(NAME guest_frames SOURCES ${CORRAL_FUZZ_DIR}/guest_frames_fuzz.cpp LIBS corral_jobs)

@@ -8,6 +8,7 @@
 #include "actors/validate.hpp"
 #include "actors/wire_build.hpp"
 #include "cli/sweep.hpp"
+#include "executor/jobs/guest.hpp"
 #include "executor/jobs/job_runner.hpp"
 #include "tests/fuzz/file_ops_harness.hpp"
 #include "tests/fuzz/fuzz_checks.hpp"
@@ -421,6 +422,32 @@ void wire_seeds(seed_writer& out) {
                 fbb.Finish(b.Finish(), wire::JobIdentifier());
               }));
     edges(out, "job", wire::JobIdentifier());
+  }
+
+  // guest_frames: byte 0 seeds where the stream is cut; frames as encode_frame makes them.
+  {
+    auto stream = [](uint8_t cut, std::vector<nlohmann::json> frames, const std::string& tail) {
+      bytes s{cut};
+      for (const auto& j : frames) {
+        const auto f = jobs::encode_frame(j);
+        s.insert(s.end(), f.begin(), f.end());
+      }
+      s.insert(s.end(), tail.begin(), tail.end());
+      return s;
+    };
+    const nlohmann::json answer = {{"id", "j1"},          {"outcome", "exited"},
+                                   {"exit_code", 0},      {"signal", 0},
+                                   {"completed", true},   {"stdout", "aGkK"},
+                                   {"stderr", ""},        {"stdout_bytes", 3},
+                                   {"wall_ms", 12},       {"maxrss_kib", 9000}};
+    out.write("guest_frames", "ready", stream(1, {{{"ready", true}}}, ""));
+    out.write("guest_frames", "answer", stream(2, {answer}, ""));
+    out.write("guest_frames", "two_answers", stream(3, {answer, answer}, ""));
+    out.write("guest_frames", "partial", stream(4, {answer}, "CRZ1 100\n{\"id\""));
+    out.write("guest_frames", "bad_header", stream(5, {}, "CRZX 2\n{}"));
+    out.write("guest_frames", "too_long", stream(6, {}, "CRZ1 99999999999\n"));
+    out.write("guest_frames", "not_json", stream(7, {}, "CRZ1 3\nabc"));
+    out.write("guest_frames", "not_object", stream(8, {}, "CRZ1 2\n[]"));
   }
 
   // -- replies the clients read -------------------------------------------------------------
