@@ -56,6 +56,40 @@ std::vector<uint8_t> base64_decode(const std::string& s) {
   return out;
 }
 
+// Well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing past U+10FFFF). The
+// guest runner's request is JSON, which carries text only: other bytes would arrive changed.
+bool is_utf8(std::string_view s) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    std::size_t n = 0;
+    unsigned char lo = 0x80, hi = 0xbf;  // the range of the second byte
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if (c >= 0xc2 && c <= 0xdf) {
+      n = 1;
+    } else if (c >= 0xe0 && c <= 0xef) {
+      n = 2;
+      if (c == 0xe0) lo = 0xa0;
+      if (c == 0xed) hi = 0x9f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      n = 3;
+      if (c == 0xf0) lo = 0x90;
+      if (c == 0xf4) hi = 0x8f;
+    } else {
+      return false;
+    }
+    if (i + n >= s.size()) return false;  // cut short
+    for (std::size_t k = 1; k <= n; ++k) {
+      const auto b = static_cast<unsigned char>(s[i + k]);
+      if (k == 1 ? (b < lo || b > hi) : (b < 0x80 || b > 0xbf)) return false;
+    }
+    i += n + 1;
+  }
+  return true;
+}
+
 // A relative path without "..", empty or odd components: written inside the job's directory.
 bool valid_job_path(std::string_view p) {
   if (p.empty() || p.size() > 1024 || p.front() == '/') return false;
@@ -498,12 +532,16 @@ job_plan plan_job(const runner_config& cfg, const uint8_t* data, std::size_t siz
   json& req = r.request;
   if (language == "python" || language == "javascript") {
     req["mode"] = language;
+    if (!is_utf8(wire::str(job->source()))) return reject("source: not UTF-8");
     req["source"] = std::string(wire::str(job->source()));
   } else if (language.empty()) {
     if (job->argv() == nullptr || job->argv()->size() == 0)
       return reject("argv: empty (and no language)");
     std::vector<std::string> argv;
-    for (const auto* a : *job->argv()) argv.emplace_back(wire::str(a));
+    for (const auto* a : *job->argv()) {
+      if (!is_utf8(wire::str(a))) return reject("argv: an argument that is not UTF-8");
+      argv.emplace_back(wire::str(a));
+    }
     if (argv.front().empty()) return reject("argv: empty program name");
     req["mode"] = "argv";
     req["argv"] = argv;
@@ -525,7 +563,7 @@ job_plan plan_job(const runner_config& cfg, const uint8_t* data, std::size_t siz
       return reject("files: at most " + std::to_string(cfg.max_files));
     for (const auto* f : *job->files()) {
       const std::string path(wire::str(f->path()));
-      if (!valid_job_path(path))
+      if (!valid_job_path(path) || !is_utf8(path))
         return reject("files: \"" + path + "\" is not a relative path inside the job's directory");
       files.push_back({{"path", path},
                        {"data", f->data() ? base64_encode(f->data()->data(), f->data()->size())
@@ -537,6 +575,7 @@ job_plan plan_job(const runner_config& cfg, const uint8_t* data, std::size_t siz
   for (const auto& [k, v] : wire::pairs_of(job->env())) {
     if (k.empty() || k.find('=') != std::string::npos || k.find('\0') != std::string::npos)
       return reject("env: invalid name \"" + k + "\"");
+    if (!is_utf8(k) || !is_utf8(v)) return reject("env: a name or value that is not UTF-8");
     env[k] = v;
   }
   req["env"] = env;

@@ -2,7 +2,8 @@
 // plan_job (verify, ids, image, language or argv, limits, files' paths, env) decides what runs;
 // a rejected job gets its JobResult (unrun_result, read back as corral sweep reads it); an
 // accepted one's request is framed for the guest runner (guest.hpp encode_frame, as run() sends
-// it) and read back by the guest framing's reader, which must yield exactly that request.
+// it) and read back by the guest framing's reader, which must yield exactly that request (JSON
+// carries text only: bytes that are not UTF-8 would reach the guest changed).
 #include <nlohmann/json.hpp>
 
 #include "cli/sweep.hpp"
@@ -27,14 +28,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   if (plan.timeout_ms <= 0 || plan.timeout_ms > cfg.max_timeout_ms)
     fuzz::fail("an accepted job with a timeout out of range");
-  std::vector<uint8_t> frame;
-  try {
-    frame = jobs::encode_frame(plan.request);
-  } catch (const nlohmann::json::exception&) {
-    // The runner's worker catches this (a job whose strings are not UTF-8): the job ends
-    // "internal" with the exception's text.
-    return 0;
-  }
+  const std::vector<uint8_t> frame = jobs::encode_frame(plan.request);
   // What the runner sends on is bounded by what it was sent: JSON escaping makes at most six
   // bytes of one, base64 four of three. More means parts of the Job were decoded many times.
   if (frame.size() > 6 * size + 65536) fuzz::fail("the guest request is many times the Job's size");

@@ -354,7 +354,7 @@ void wire_seeds(seed_writer& out) {
         auto bid = fbb.CreateString("batch-1");
         auto img = fbb.CreateString("");
         auto lang = fbb.CreateString(language);
-        auto src = fbb.CreateString(language.empty() ? "" : "print('x')");
+        auto src = fbb.CreateString(language.empty() ? "" : id == "j13" ? "print('\xed\xa0\x80')" : "print('x')");
         auto a = vec_of(fbb, argv);
         const uint8_t in[] = {'4', '2', '\n'};
         auto stdin_data = fbb.CreateVector(in, sizeof in);
@@ -376,6 +376,11 @@ void wire_seeds(seed_writer& out) {
     out.write("job", "bad_language", job("j4", "ruby", {}, {}, {}, wire::Isolation::fresh));
     out.write("job", "bad_env", job("j5", "", {"env"}, {}, {{"A=B", "1"}}, wire::Isolation::fresh));
     out.write("job", "bad_id", job("j 6", "", {"true"}, {}, {}, wire::Isolation::fresh));
+    // Bytes that are not UTF-8 in each text field: JSON would carry them changed.
+    out.write("job", "non_utf8_path", job("j10", "", {"sh"}, {{"in.\xf4xt", "x"}}, {}, wire::Isolation::fresh));
+    out.write("job", "non_utf8_argv", job("j11", "", {"echo", "caf\xe9"}, {}, {}, wire::Isolation::fresh));
+    out.write("job", "non_utf8_env", job("j12", "", {"env"}, {}, {{"K", "\xc0\xaf"}}, wire::Isolation::fresh));
+    out.write("job", "non_utf8_source", job("j13", "python", {}, {}, {}, wire::Isolation::fresh));
     // One string, file or pair referenced many times: the buffer verifies (FlatBuffers lets
     // offsets share their target) while what it decodes to is many times its size.
     out.write("job", "shared_argv", built([&](flatbuffers::FlatBufferBuilder& fbb) {
