@@ -241,9 +241,12 @@ void wire_seeds(seed_writer& out) {
       fbb.Finish(wire::CreateStdinWrite(fbb, i, d, eof), wire::StdinWriteIdentifier());
     });
   };
-  out.write("stdin_write", "line", stdin_write("ex-1", "hello\n", false));  // handle 1: cat
-  out.write("stdin_write", "eof", stdin_write("ex-1", "", true));
-  out.write("stdin_write", "pty", stdin_write("ex-2x", "ls\r", false));     // handle 2: the pty
+  // The exec id's length modulo 5 is init's process: 1 cat, 2 the pty, 3 held, 4 ended.
+  out.write("stdin_write", "line", stdin_write("ex-cat", "hello\n", false));
+  out.write("stdin_write", "eof", stdin_write("ex-cat", "", true));
+  out.write("stdin_write", "pty", stdin_write("ex", "ls\r", false));
+  out.write("stdin_write", "held", stdin_write("ex-", "x", false));
+  out.write("stdin_write", "ended", stdin_write("ex-1", "x", true));
   edges(out, "stdin_write", wire::StdinWriteIdentifier());
 
   auto signal = [&](const std::string& id, int sig) {
@@ -253,7 +256,7 @@ void wire_seeds(seed_writer& out) {
     });
   };
   out.write("signal_request", "term", signal("ex-1", 15));
-  out.write("signal_request", "kill_held", signal("ex-", 9));   // handle 4 - 1: held
+  out.write("signal_request", "kill_held", signal("ex", 9));  // handle 1 + 2 % 4: held
   out.write("signal_request", "int_pty", signal("ex-1x", 2));
   out.write("signal_request", "zero", signal("ex-1", 0));
   out.write("signal_request", "huge", signal("ex-1", 1 << 30));
