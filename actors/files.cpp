@@ -155,7 +155,16 @@ bool file_ops::on_event(const context_ptr& ctx, const wire::InitEvent& event) {
     ctx->out->publish(call.reply, wire::make_error_reply(r->error(), message, "path"));
     return true;
   }
-  ctx->out->publish(call.reply, make_fs_reply(*r));
+  auto reply = make_fs_reply(*r);
+  // init's own caps keep a result well within a message; a larger one (a frame of up to
+  // max_frame_payload that is not init's doing) could not be published, and the client would
+  // wait for an answer that never comes.
+  if (reply.size() > wire::max_message_bytes)
+    reply = wire::make_error_reply(wire::ErrorCode::internal,
+                                   "fs." + std::string(wire::EnumNameFsOp(call.op)) + " " +
+                                       call.path + ": the sandbox's answer is larger than a message",
+                                   "path");
+  ctx->out->publish(call.reply, std::move(reply));
   return true;
 }
 

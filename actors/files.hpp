@@ -9,8 +9,8 @@
 //   absolute, holds a NUL byte or is over max_path_bytes; too_large: a read length or write data
 //   over fs_max_read_bytes / fs_max_write_bytes; failed_precondition: the sandbox is not running;
 //   resource_exhausted: fs_max_pending_calls are waiting; unavailable: the link refused it), or
-//   later with init's FsResult turned into an FsReply or a typed ErrorReply, or by fail_all
-//   (unavailable).
+//   later with init's FsResult turned into an FsReply or a typed ErrorReply (internal when the
+//   FsReply would not fit one message), or by fail_all (unavailable).
 // - List and remove entry counts are clamped to fs_max_list_entries / fs_max_remove_entries.
 #include <cstdint>
 #include <map>

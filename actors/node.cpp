@@ -81,7 +81,9 @@ pool_counts count_pool(const node_state& st) {
 
 // A create that borrows the warm sandbox it is handed (config warm_loan_tag).
 bool borrows(const node_config& cfg, const storage::sandbox_record& rec) {
-  const auto& [key, value] = cfg.warm_loan_tag;
+  // Not a structured binding: a lambda may capture one only from C++20 on (clang refuses).
+  const std::string& key = cfg.warm_loan_tag.first;
+  const std::string& value = cfg.warm_loan_tag.second;
   return !key.empty() && std::any_of(rec.tags.begin(), rec.tags.end(), [&](const auto& kv) {
            return kv.first == key && kv.second == value;
          });
@@ -364,52 +366,8 @@ void on_create(node_self self, bus_request& req) {
   auto fail = [&](wire::ErrorCode code, const std::string& field, const std::string& why) {
     reply(self, req.reply, wire::make_error_reply(code, field + ": " + why, field));
   };
+  if (auto e = check_create(cfg, *msg)) return fail(e.code, e.field, e.why);
   const std::string name(wire::str(msg->name()));
-  if (!name.empty() && !wire::valid_token(name))
-    return fail(wire::ErrorCode::invalid_argument, "name",
-                "names are 1..64 characters of [A-Za-z0-9_-]");
-  const std::string image(wire::str(msg->image()));
-  if (!image.empty() && image != "host")
-    return fail(wire::ErrorCode::invalid_argument, "image", "unknown image (only \"host\")");
-  if (msg->timeout_ms() < 0 || msg->timeout_ms() > cfg.max_timeout_ms)
-    return fail(wire::ErrorCode::invalid_argument, "timeout_ms",
-                "must be 0 (default) or up to " + std::to_string(cfg.max_timeout_ms));
-  if (auto e = check_command(cfg, msg->entrypoint(), "entrypoint", false)) return fail(e.code, e.field, e.why);
-  if (auto e = check_env(cfg, msg->env())) return fail(e.code, e.field, e.why);
-  const std::string workdir(wire::str(msg->workdir()));
-  if (auto e = check_abs_path(cfg, workdir, "workdir")) return fail(e.code, e.field, e.why);
-  if (msg->cpu_millis() > cfg.max_cpu_millis)
-    return fail(wire::ErrorCode::resource_exhausted, "cpu_millis", "over this node's maximum");
-  if (msg->cpu_millis() != 0 && msg->cpu_millis() < cfg.min_cpu_millis)
-    return fail(wire::ErrorCode::invalid_argument, "cpu_millis",
-                "must be 0 (default) or at least " + std::to_string(cfg.min_cpu_millis) +
-                    " (millicores; 1000 = one core)");
-  if (msg->memory_mib() > cfg.max_memory_mib)
-    return fail(wire::ErrorCode::resource_exhausted, "memory_mib", "over this node's maximum");
-  if (msg->idle_timeout_ms() < 0 || msg->idle_timeout_ms() > cfg.max_timeout_ms)
-    return fail(wire::ErrorCode::invalid_argument, "idle_timeout_ms",
-                "must be 0 (none) or up to " + std::to_string(cfg.max_timeout_ms));
-  {
-    const uint32_t cpu_limit = msg->cpu_millis() == 0 ? cfg.default_cpu_millis : msg->cpu_millis();
-    const uint32_t mem_limit = msg->memory_mib() == 0 ? cfg.default_memory_mib : msg->memory_mib();
-    if (msg->cpu_request_millis() > cpu_limit)
-      return fail(wire::ErrorCode::invalid_argument, "cpu_request_millis",
-                  "the request is over the limit (cpu_millis " + std::to_string(cpu_limit) + ")");
-    if (msg->memory_request_mib() > mem_limit)
-      return fail(wire::ErrorCode::invalid_argument, "memory_request_mib",
-                  "the request is over the limit (memory_mib " + std::to_string(mem_limit) + ")");
-  }
-  if (auto e = check_command(cfg, msg->probe_command(), "probe_command", false))
-    return fail(e.code, e.field, e.why);
-  if (msg->probe_tcp_port() < 0 || msg->probe_tcp_port() > 65535)
-    return fail(wire::ErrorCode::invalid_argument, "probe_tcp_port", "must be 0..65535");
-  if (msg->probe_interval_ms() < 0 ||
-      (msg->probe_interval_ms() > 0 && msg->probe_interval_ms() < cfg.min_probe_interval_ms) ||
-      msg->probe_interval_ms() > 60'000)
-    return fail(wire::ErrorCode::invalid_argument, "probe_interval_ms",
-                "must be 0 (default) or " + std::to_string(cfg.min_probe_interval_ms) +
-                    "..60000");
-  if (auto e = check_tags(cfg, msg->tags())) return fail(e.code, e.field, e.why);
   if (auto e = check_quota(st, tenant, *msg)) return fail(e.code, e.field, e.why);
   if (st.draining)
     return reply(self, req.reply,
@@ -425,56 +383,11 @@ void on_create(node_self self, bus_request& req) {
       return fail(wire::ErrorCode::already_exists, "name",
                   "a live sandbox of this tenant is named " + name);
   }
-  storage::sandbox_record rec;
-  rec.tenant = tenant;
-  rec.name = name;
-  rec.image = image.empty() ? "host" : image;
-  rec.state = wire::SandboxState::pending;
-  rec.node = cfg.node_id;
-  rec.timeout_ms = msg->timeout_ms() == 0 ? cfg.default_timeout_ms : msg->timeout_ms();
-  if (const auto* tags = msg->tags())
-    for (const auto* kv : *tags)
-      rec.tags.emplace_back(std::string(wire::str(kv->key())), std::string(wire::str(kv->value())));
-  if (const auto* entry = msg->entrypoint())
-    for (const auto* a : *entry) rec.entrypoint.emplace_back(wire::str(a));
-  if (const auto* env = msg->env())
-    for (const auto* kv : *env)
-      rec.env.emplace_back(std::string(wire::str(kv->key())), std::string(wire::str(kv->value())));
-  rec.workdir = workdir;
-  rec.cpu_millis = msg->cpu_millis() == 0 ? cfg.default_cpu_millis : msg->cpu_millis();
-  rec.memory_mib = msg->memory_mib() == 0 ? cfg.default_memory_mib : msg->memory_mib();
-  rec.request_id = std::string(wire::str(msg->request_id()));
-  rec.idle_timeout_ms = msg->idle_timeout_ms();
-  rec.cpu_request_millis = msg->cpu_request_millis() == 0 ? cfg.default_cpu_request_millis
-                                                          : msg->cpu_request_millis();
-  rec.memory_request_mib = msg->memory_request_mib() == 0 ? cfg.default_memory_request_mib
-                                                          : msg->memory_request_mib();
-  if (const auto* probe = msg->probe_command())
-    for (const auto* a : *probe) rec.probe_command.emplace_back(wire::str(a));
-  rec.probe_tcp_port = msg->probe_tcp_port();
-  rec.probe_interval_ms = msg->probe_interval_ms() == 0 ? cfg.default_probe_interval_ms
-                                                        : msg->probe_interval_ms();
-  rec.ready = rec.probe_command.empty() && rec.probe_tcp_port == 0;
+  storage::sandbox_record rec = create_record(cfg, tenant, *msg);
   // The warm pool holds sandboxes of the default shape: the host image, nothing started in them.
   // (Limits other than the default ones are applied when one is handed out.)
   const bool poolable = rec.image == "host" && rec.entrypoint.empty() && rec.ready;
   place(self, pending_create{std::move(rec), req.reply, poolable});
-}
-
-bool matches(const storage::sandbox_record& r, const wire::ListSandboxes* filter) {
-  if (filter == nullptr) return !wire::is_terminal(r.state);
-  if (!filter->include_ended() && wire::is_terminal(r.state)) return false;
-  if (const auto n = wire::str(filter->name()); !n.empty() && n != r.name) return false;
-  if (const auto* tags = filter->tags()) {
-    for (const auto* kv : *tags) {
-      const auto k = wire::str(kv->key());
-      const auto v = wire::str(kv->value());
-      bool found = false;
-      for (const auto& [tk, tv] : r.tags) found |= (tk == k && tv == v);
-      if (!found) return false;
-    }
-  }
-  return true;
 }
 
 void on_list(node_self self, bus_request& req) {
@@ -491,7 +404,7 @@ void on_list(node_self self, bus_request& req) {
   std::vector<flatbuffers::Offset<wire::SandboxInfo>> infos;
   std::vector<const storage::sandbox_record*> hits;
   for (const auto& [id, e] : st.sandboxes)
-    if (e.summary.rec.tenant == tenant && matches(e.summary.rec, filter)) hits.push_back(&e.summary.rec);
+    if (e.summary.rec.tenant == tenant && list_matches(e.summary.rec, filter)) hits.push_back(&e.summary.rec);
   std::sort(hits.begin(), hits.end(), [](auto* a, auto* b) {
     return a->created_at_ms != b->created_at_ms ? a->created_at_ms < b->created_at_ms : a->id < b->id;
   });

@@ -3,6 +3,7 @@
 #include <csignal>
 #include <cerrno>
 
+#include "actors/validate.hpp"
 #include "actors/wire_build.hpp"
 #include "schemas/subjects.hpp"
 
@@ -28,15 +29,6 @@ struct process_state {
 };
 
 using process_self = process_actor::stateful_pointer<process_state>;
-
-bytes make_command_stdin(uint64_t handle, const uint8_t* data, std::size_t n, bool eof) {
-  flatbuffers::FlatBufferBuilder fbb(n + 64);
-  auto d = fbb.CreateVector(data, n);
-  auto s = wire::CreateStdinData(fbb, handle, d, eof);
-  fbb.Finish(wire::CreateInitCommand(fbb, wire::Command::StdinData, s.Union()),
-             wire::InitCommandIdentifier());
-  return wire::release(fbb);
-}
 
 void reply(process_self self, const bus_request& req, bytes payload) {
   if (!req.reply.empty()) self->state.ctx->out->publish(req.reply, std::move(payload));
@@ -184,13 +176,12 @@ void on_request(process_self self, bus_request& req) {
       reply(self, req, wire::make_error_reply(wire::ErrorCode::malformed, "not a StdinWrite"));
       return;
     }
-    const auto* data = msg->data();
-    const std::size_t n = data == nullptr ? 0 : data->size();
-    if (n > st.ctx->config.max_stdin_write_bytes) {
-      reply(self, req, wire::make_error_reply(wire::ErrorCode::too_large,
-                                              "stdin write over max_stdin_write_bytes", "data"));
+    if (auto e = check_stdin_write(st.ctx->config, *msg)) {
+      reply(self, req, wire::make_error_reply(e.code, e.why, e.field));
       return;
     }
+    const auto* data = msg->data();
+    const std::size_t n = data == nullptr ? 0 : data->size();
     if (!st.rec.stdin_open) {
       reply(self, req, wire::make_error_reply(wire::ErrorCode::failed_precondition,
                                               "exec was started without stdin", "exec_id"));
@@ -222,11 +213,7 @@ void on_request(process_self self, bus_request& req) {
       reply(self, req, wire::make_error_reply(wire::ErrorCode::malformed, "not a ResizeRequest"));
       return;
     }
-    flatbuffers::FlatBufferBuilder fbb(64);
-    auto r = wire::CreateResize(fbb, st.rec.handle, msg->rows(), msg->cols());
-    fbb.Finish(wire::CreateInitCommand(fbb, wire::Command::Resize, r.Union()),
-               wire::InitCommandIdentifier());
-    if (!st.link || !st.link->send(wire::release(fbb))) {
+    if (!st.link || !st.link->send(make_command_resize(st.rec.handle, msg->rows(), msg->cols()))) {
       reply(self, req, wire::make_error_reply(wire::ErrorCode::unavailable,
                                               "sandbox link is busy or closed"));
       return;
@@ -238,12 +225,11 @@ void on_request(process_self self, bus_request& req) {
       reply(self, req, wire::make_error_reply(wire::ErrorCode::malformed, "not a SignalRequest"));
       return;
     }
-    const int sig = msg->signal();
-    if (sig <= 0 || sig >= 65) {
-      reply(self, req, wire::make_error_reply(wire::ErrorCode::invalid_argument,
-                                              "signal out of range", "signal"));
+    if (auto e = check_signal(*msg)) {
+      reply(self, req, wire::make_error_reply(e.code, e.why, e.field));
       return;
     }
+    const int sig = msg->signal();
     if (!st.link || !st.link->send(make_command_signal(st.rec.handle, sig))) {
       reply(self, req, wire::make_error_reply(wire::ErrorCode::unavailable,
                                               "sandbox link is busy or closed"));

@@ -109,15 +109,8 @@ bytes make_hello(uint64_t session) {
 
 void end_orphaned_execs(sandbox_self self);
 bool end_orphaned_execs_impl(sandbox_self self);
-// A pseudo-terminal for a process (ExecRequest.pty), given only at its start.
-struct pty_options {
-  bool pty = false;
-  uint16_t rows = 0, cols = 0;
-};
 std::string start_process(sandbox_self self, storage::process_record& proc,
                           const pty_options& pty);
-storage::string_pairs merged_env(const storage::string_pairs& sandbox_env,
-                                 const storage::string_pairs& exec_env);
 void prestart(sandbox_self self);
 
 void start_probe(sandbox_self self);
@@ -294,123 +287,21 @@ void on_frame(sandbox_self self, const bytes& payload) {
     auto p = st.processes.find(h->second);
     if (p != st.processes.end()) self->send(p->second, event_atom::value, std::move(pe));
   };
-  switch (ev->event_type()) {
-    case wire::Event::HelloAck:
-      if (ev->event_as_HelloAck()->session() != st.ctx->session) return;
-      if (st.ready) return;
-      st.ready = true;
-      if (st.mode == sandbox_start_mode::warm) {
-        prestart(self);
-        notify_node(self);  // booted: the node may hand it out now
-        break;
-      }
-      if (st.mode == sandbox_start_mode::recover) end_orphaned_execs(self);
-      if (!wire::is_terminal(st.rec.state)) become_running(self);
-      break;
-    case wire::Event::Started: {
-      const auto* e = ev->event_as_Started();
-      init_process_event pe;
-      pe.what = init_process_event::kind::started;
-      pe.pid = e->pid();
-      route(e->id(), std::move(pe));
-      break;
+  if (ev->event_type() == wire::Event::HelloAck) {
+    const auto* hello = ev->event_as_HelloAck();
+    if (hello == nullptr || hello->session() != st.ctx->session) return;
+    if (st.ready) return;
+    st.ready = true;
+    if (st.mode == sandbox_start_mode::warm) {
+      prestart(self);
+      notify_node(self);  // booted: the node may hand it out now
+      return;
     }
-    case wire::Event::Output: {
-      const auto* e = ev->event_as_Output();
-      init_process_event pe;
-      pe.what = init_process_event::kind::output;
-      pe.stream = e->stream();
-      if (e->data() != nullptr) pe.data.assign(e->data()->begin(), e->data()->end());
-      route(e->id(), std::move(pe));
-      break;
-    }
-    case wire::Event::Exited: {
-      const auto* e = ev->event_as_Exited();
-      init_process_event pe;
-      pe.what = init_process_event::kind::exited;
-      pe.exit_code = e->exit_code();
-      pe.signal = e->signal();
-      route(e->id(), std::move(pe));
-      break;
-    }
-    case wire::Event::SpawnFailed: {
-      const auto* e = ev->event_as_SpawnFailed();
-      init_process_event pe;
-      pe.what = init_process_event::kind::spawn_failed;
-      pe.error_number = e->error_number();
-      pe.message = std::string(wire::str(e->message()));
-      route(e->id(), std::move(pe));
-      break;
-    }
-    case wire::Event::StdinWritten: {
-      const auto* e = ev->event_as_StdinWritten();
-      init_process_event pe;
-      pe.what = init_process_event::kind::stdin_written;
-      pe.stdin_total = e->total();
-      route(e->id(), std::move(pe));
-      break;
-    }
-    default:
-      break;
+    if (st.mode == sandbox_start_mode::recover) end_orphaned_execs(self);
+    if (!wire::is_terminal(st.rec.state)) become_running(self);
+    return;
   }
-}
-
-// Validates an ExecRequest against the node's limits.
-field_error check_exec(const node_config& cfg, const wire::ExecRequest& req) {
-  if (auto e = check_command(cfg, req.argv(), "argv", true)) return e;
-  if (auto e = check_env(cfg, req.env())) return e;
-  if (auto e = check_abs_path(cfg, wire::str(req.workdir()), "workdir")) return e;
-  if (req.timeout_ms() < 0 || req.timeout_ms() > cfg.max_timeout_ms)
-    return {wire::ErrorCode::invalid_argument, "timeout_ms", "out of range"};
-  const auto eid = wire::str(req.exec_id());
-  if (!eid.empty() && !wire::valid_token(eid))
-    return {wire::ErrorCode::invalid_argument, "exec_id", "1..64 characters of [A-Za-z0-9_-]"};
-  return {};
-}
-
-// hold: init starts it and holds it (a warm sandbox's pre-started command); adopt: the handle
-// of a held process this exec may take over (0: none).
-bytes make_spawn(const storage::process_record& rec, const pty_options& pty, bool hold = false,
-                 uint64_t adopt = 0) {
-  flatbuffers::FlatBufferBuilder fbb(1024);
-  std::vector<flatbuffers::Offset<flatbuffers::String>> argv;
-  for (const auto& a : rec.argv) argv.push_back(fbb.CreateString(a));
-  std::vector<flatbuffers::Offset<wire::KeyValue>> env;
-  for (const auto& [k, v] : rec.env)
-    env.push_back(wire::CreateKeyValue(fbb, fbb.CreateString(k), fbb.CreateString(v)));
-  auto a = fbb.CreateVector(argv);
-  auto e = fbb.CreateVector(env);
-  auto wd = fbb.CreateString(rec.workdir);
-  auto s = wire::CreateSpawn(fbb, rec.handle, a, e, wd, rec.stdin_open, pty.pty, pty.rows,
-                             pty.cols, hold, adopt);
-  fbb.Finish(wire::CreateInitCommand(fbb, wire::Command::Spawn, s.Union()),
-             wire::InitCommandIdentifier());
-  return wire::release(fbb);
-}
-
-// The environment of a process: the sandbox's, overridden by the exec's, with PATH and HOME
-// defaulted. Nothing of the executor's own environment.
-storage::string_pairs merged_env(const storage::string_pairs& sandbox_env,
-                                 const storage::string_pairs& exec_env) {
-  storage::string_pairs out;
-  auto put = [&](const std::string& k, const std::string& v) {
-    for (auto& [ok, ov] : out)
-      if (ok == k) {
-        ov = v;
-        return;
-      }
-    out.emplace_back(k, v);
-  };
-  for (const auto& [k, v] : sandbox_env) put(k, v);
-  for (const auto& [k, v] : exec_env) put(k, v);
-  bool has_path = false, has_home = false;
-  for (const auto& [k, v] : out) {
-    has_path |= k == "PATH";
-    has_home |= k == "HOME";
-  }
-  if (!has_path) out.emplace_back("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-  if (!has_home) out.emplace_back("HOME", "/root");
-  return out;
+  if (auto routed = process_event_of(*ev)) route(routed->first, std::move(routed->second));
 }
 
 // A booted warm sandbox starts the node's pre-started command (node_config::warm_prestart), held
@@ -533,18 +424,8 @@ void on_exec(sandbox_self self, bus_request& req) {
   storage::process_record proc;
   proc.sandbox_id = st.rec.id;
   proc.exec_id = exec_id;
-  for (const auto* a : *msg->argv()) proc.argv.emplace_back(wire::str(a));
-  storage::string_pairs exec_env;
-  if (const auto* env = msg->env())
-    for (const auto* kv : *env)
-      exec_env.emplace_back(std::string(wire::str(kv->key())), std::string(wire::str(kv->value())));
-  proc.env = merged_env(st.rec.env, exec_env);
-  proc.workdir = std::string(wire::str(msg->workdir()));
-  if (proc.workdir.empty()) proc.workdir = st.rec.workdir.empty() ? "/" : st.rec.workdir;
-  proc.timeout_ms = msg->timeout_ms();
-  proc.stdin_open = msg->stdin();
-  if (auto why = start_process(self, proc, pty_options{msg->pty(), msg->rows(), msg->cols()});
-      !why.empty()) {
+  const pty_options pty = read_exec(*msg, st.rec, proc);
+  if (auto why = start_process(self, proc, pty); !why.empty()) {
     reply_error(self, req.reply, wire::ErrorCode::internal, why);
     return;
   }
@@ -616,12 +497,8 @@ void on_tags(sandbox_self self, const bus_request& req) {
       return reply_error(self, req.reply, wire::ErrorCode::malformed, "not a SetTags");
     if (auto e = check_tags(st.ctx->config, msg->tags()))
       return reply_error(self, req.reply, e.code, e.message(), e.field);
-    storage::string_pairs tags;
-    if (const auto* v = msg->tags())
-      for (const auto* kv : *v)
-        tags.emplace_back(std::string(wire::str(kv->key())), std::string(wire::str(kv->value())));
     // Set replaces the whole set, as Modal's set_tags does.
-    st.rec.tags = std::move(tags);
+    st.rec.tags = wire::pairs_of(msg->tags());
     persist(self);
     notify_node(self);
   }

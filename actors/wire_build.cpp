@@ -110,4 +110,39 @@ bytes make_command_signal(uint64_t handle, int32_t sig) {
   return wire::release(fbb);
 }
 
+bytes make_spawn(const storage::process_record& rec, const pty_options& pty, bool hold,
+                 uint64_t adopt) {
+  flatbuffers::FlatBufferBuilder fbb(1024);
+  std::vector<flatbuffers::Offset<flatbuffers::String>> argv;
+  for (const auto& a : rec.argv) argv.push_back(fbb.CreateString(a));
+  std::vector<flatbuffers::Offset<wire::KeyValue>> env;
+  for (const auto& [k, v] : rec.env)
+    env.push_back(wire::CreateKeyValue(fbb, fbb.CreateString(k), fbb.CreateString(v)));
+  auto a = fbb.CreateVector(argv);
+  auto e = fbb.CreateVector(env);
+  auto wd = fbb.CreateString(rec.workdir);
+  auto s = wire::CreateSpawn(fbb, rec.handle, a, e, wd, rec.stdin_open, pty.pty, pty.rows,
+                             pty.cols, hold, adopt);
+  fbb.Finish(wire::CreateInitCommand(fbb, wire::Command::Spawn, s.Union()),
+             wire::InitCommandIdentifier());
+  return wire::release(fbb);
+}
+
+bytes make_command_stdin(uint64_t handle, const uint8_t* data, std::size_t n, bool eof) {
+  flatbuffers::FlatBufferBuilder fbb(n + 64);
+  auto d = fbb.CreateVector(data, n);
+  auto s = wire::CreateStdinData(fbb, handle, d, eof);
+  fbb.Finish(wire::CreateInitCommand(fbb, wire::Command::StdinData, s.Union()),
+             wire::InitCommandIdentifier());
+  return wire::release(fbb);
+}
+
+bytes make_command_resize(uint64_t handle, uint16_t rows, uint16_t cols) {
+  flatbuffers::FlatBufferBuilder fbb(64);
+  auto r = wire::CreateResize(fbb, handle, rows, cols);
+  fbb.Finish(wire::CreateInitCommand(fbb, wire::Command::Resize, r.Union()),
+             wire::InitCommandIdentifier());
+  return wire::release(fbb);
+}
+
 }  // namespace corral

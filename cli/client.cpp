@@ -9,6 +9,7 @@
 #include <mutex>
 #include <thread>
 
+#include "cli/replies.hpp"
 #include "schemas/ids.hpp"
 #include "schemas/subjects.hpp"
 
@@ -24,32 +25,9 @@ call_error err(wire::ErrorCode code, std::string message, std::string field = {}
 
 
 
-sandbox_view view_of(const wire::SandboxInfo& i) {
-  sandbox_view v;
-  v.id = std::string(wire::str(i.id()));
-  v.tenant = std::string(wire::str(i.tenant()));
-  v.name = std::string(wire::str(i.name()));
-  v.node = std::string(wire::str(i.node()));
-  v.image = std::string(wire::str(i.image()));
-  v.message = std::string(wire::str(i.message()));
-  v.state = i.state();
-  v.created_at_ms = i.created_at_ms();
-  v.started_at_ms = i.started_at_ms();
-  v.ended_at_ms = i.ended_at_ms();
-  v.timeout_ms = i.timeout_ms();
-  v.has_return_code = i.has_return_code();
-  v.return_code = i.return_code();
-  v.tags = wire::pairs_of(i.tags());
-  v.ready = i.ready();
-  return v;
-}
-
 // An ErrorReply in `m`, if it is one.
 std::optional<call_error> error_in(const bus::message& m) {
-  if (!wire::has_identifier<wire::ErrorReply>(m.data.data(), m.data.size())) return std::nullopt;
-  const auto* e = wire::verify<wire::ErrorReply>(m.data.data(), m.data.size());
-  if (e == nullptr) return err(wire::ErrorCode::malformed, "malformed error reply");
-  return err(e->code(), std::string(wire::str(e->message())), std::string(wire::str(e->field())));
+  return error_reply_of(m.data.data(), m.data.size());
 }
 
 // The sandbox in a reply that should carry a SandboxReply, or the call's error.
@@ -59,25 +37,9 @@ outcome<sandbox_view> sandbox_of(outcome<bus::message>&& r) {
     out.error = std::move(r.error);
     return out;
   }
-  const auto* rep = wire::verify<wire::SandboxReply>(r.value->data.data(), r.value->data.size());
-  if (rep == nullptr || rep->sandbox() == nullptr) {
-    out.error = err(wire::ErrorCode::malformed, "unexpected reply");
-    return out;
-  }
-  out.value = view_of(*rep->sandbox());
+  out.value = sandbox_reply_of(r.value->data.data(), r.value->data.size());
+  if (!out.value) out.error = err(wire::ErrorCode::malformed, "unexpected reply");
   return out;
-}
-
-exec_result result_of(const wire::ExitStatus* s) {
-  exec_result r;
-  if (s == nullptr) return r;
-  r.outcome = s->outcome();
-  r.exit_code = s->exit_code();
-  r.signal = s->signal();
-  r.message = std::string(wire::str(s->message()));
-  r.stdout_bytes = s->stdout_bytes();
-  r.stderr_bytes = s->stderr_bytes();
-  return r;
 }
 
 // Messages received on a subscription, handed to the calling thread.
@@ -318,11 +280,7 @@ outcome<std::vector<sandbox_view>> client::list(
     out.error = err(wire::ErrorCode::unavailable, "NATS: " + r.detail);
     return out;
   }
-  for (const auto& m : r.value) {
-    const auto* l = wire::verify<wire::SandboxList>(m.data.data(), m.data.size());
-    if (l == nullptr || l->sandboxes() == nullptr) continue;
-    for (const auto* i : *l->sandboxes()) out.value->push_back(view_of(*i));
-  }
+  for (const auto& m : r.value) add_sandbox_list(m.data.data(), m.data.size(), *out.value);
   std::sort(out.value->begin(), out.value->end(),
             [](const auto& a, const auto& b) { return a.created_at_ms < b.created_at_ms; });
   return out;
@@ -343,24 +301,7 @@ outcome<usage_report> client::usage(const std::string& sandbox_id) {
     out.error = err(wire::ErrorCode::unavailable, "NATS: " + r.detail);
     return out;
   }
-  auto amount = [](const wire::UsageAmount* a) {
-    usage_amount u;
-    if (a != nullptr) u = usage_amount{a->cpu_core_seconds(), a->gib_seconds(), a->cost()};
-    return u;
-  };
-  for (const auto& m : r.value) {
-    const auto* reply = wire::verify<wire::UsageReply>(m.data.data(), m.data.size());
-    if (reply == nullptr) continue;
-    const auto t = amount(reply->total());
-    out.value->total.cpu_core_seconds += t.cpu_core_seconds;
-    out.value->total.gib_seconds += t.gib_seconds;
-    out.value->total.cost += t.cost;
-    if (reply->sandboxes() == nullptr) continue;
-    for (const auto* s : *reply->sandboxes())
-      out.value->sandboxes.push_back(sandbox_usage_view{std::string(wire::str(s->sandbox_id())),
-                                                        std::string(wire::str(reply->node())),
-                                                        amount(s->usage())});
-  }
+  for (const auto& m : r.value) add_usage_reply(m.data.data(), m.data.size(), *out.value);
   std::sort(out.value->sandboxes.begin(), out.value->sandboxes.end(),
             [](const auto& a, const auto& b) { return a.sandbox_id < b.sandbox_id; });
   return out;
@@ -440,56 +381,26 @@ outcome<exec_result> client::exec(const std::string& sandbox_id, const exec_opti
     });
   }
 
-  uint64_t next = 0;
-  std::map<uint64_t, bus::message> stash;  // frames that came ahead of a gap
-  std::optional<exec_result> done;
+  output_sequencer seq(on_output);
   std::optional<call_error> gone;  // the replay answered expired / not found
   auto gap_since = clock_type::time_point::max();
   auto last_heard = clock_type::now();
 
-  // Applies one frame in sequence order; returns false for frames of no interest.
-  auto apply = [&](const bus::message& m) {
-    if (const auto* c = wire::verify<wire::OutputChunk>(m.data.data(), m.data.size())) {
-      if (c->seq() != next) return;
-      if (c->data() != nullptr && c->data()->size() > 0)
-        on_output(c->stream(), c->data()->data(), c->data()->size());
-      ++next;
-    } else if (const auto* x = wire::verify<wire::ExecExit>(m.data.data(), m.data.size())) {
-      if (x->seq() != next) return;
-      done = result_of(x->status());
-      ++next;
-    }
-  };
-  auto seq_of = [](const bus::message& m) -> std::optional<uint64_t> {
-    if (const auto* c = wire::verify<wire::OutputChunk>(m.data.data(), m.data.size())) return c->seq();
-    if (const auto* x = wire::verify<wire::ExecExit>(m.data.data(), m.data.size())) return x->seq();
-    return std::nullopt;
-  };
   auto offer = [&](bus::message&& m) {
-    auto s = seq_of(m);
-    if (!s || *s < next) return;
-    if (*s == next) {
-      apply(m);
-      while (!done && !stash.empty() && stash.begin()->first <= next) {
-        if (stash.begin()->first == next) apply(stash.begin()->second);
-        stash.erase(stash.begin());
-      }
-    } else {
-      stash.emplace(*s, std::move(m));
-    }
-    gap_since = stash.empty() ? clock_type::time_point::max()
-                              : std::min(gap_since, clock_type::now());
+    seq.offer(std::move(m.data));
+    gap_since = !seq.has_gap() ? clock_type::time_point::max()
+                               : std::min(gap_since, clock_type::now());
   };
   // Asks the executor for the stored frames from `next` on (P4: exactly the missing bytes).
   auto replay = [&]() -> bool {
-    for (int round = 0; round < 1000 && !done; ++round) {
+    for (int round = 0; round < 1000 && !seq.done(); ++round) {
       auto rbox = std::make_shared<mailbox>();
       const auto inbox = conn_->new_inbox();
       auto rsub = conn_->subscribe(inbox, "", [rbox](bus::message&& m) { rbox->push(std::move(m)); });
       if (!rsub) return false;
       flatbuffers::FlatBufferBuilder b(128);
       auto eid = b.CreateString(exec_id);
-      b.Finish(wire::CreateReplayRequest(b, eid, next), wire::ReplayRequestIdentifier());
+      b.Finish(wire::CreateReplayRequest(b, eid, seq.next()), wire::ReplayRequestIdentifier());
       auto payload = wire::release(b);
       if (auto st = conn_->publish(wire::subjects::sandbox_op(cfg_.tenant, sandbox_id, "replay"),
                                    inbox, payload.data(), payload.size());
@@ -511,8 +422,8 @@ outcome<exec_result> client::exec(const std::string& sandbox_id, const exec_opti
                        wire::to_string(e->code), e->message.c_str());
           return false;
         }
-        if (const auto* a = wire::verify<wire::Ack>(m->data.data(), m->data.size())) {
-          more = wire::str(a->message()) == "more";
+        if (auto a = ack_of(m->data.data(), m->data.size())) {
+          more = *a == "more";
           break;
         }
         offer(std::move(*m));
@@ -523,12 +434,10 @@ outcome<exec_result> client::exec(const std::string& sandbox_id, const exec_opti
   };
 
   // Re-attached to a known exec: what it wrote before we subscribed is in the store.
-  if (const auto* rep = wire::verify<wire::ExecReply>(first.value->data.data(),
-                                                      first.value->data.size());
-      rep != nullptr && rep->reattached()) {
+  if (exec_reply_reattached(first.value->data.data(), first.value->data.size()).value_or(false)) {
     (void)replay();  // a failed replay is retried on the next gap or silence check
   }
-  while (!done && !gone) {
+  while (!seq.done() && !gone) {
     auto m = box->pop(clock_type::now() + std::chrono::milliseconds(250));
     const auto now = clock_type::now();
     if (m) {
@@ -536,9 +445,9 @@ outcome<exec_result> client::exec(const std::string& sandbox_id, const exec_opti
       offer(std::move(*m));
       continue;
     }
-    if (!stash.empty() && now - gap_since > std::chrono::milliseconds(300)) {
+    if (seq.has_gap() && now - gap_since > std::chrono::milliseconds(300)) {
       (void)replay();  // a failed replay is retried on the next gap check
-      gap_since = stash.empty() ? clock_type::time_point::max() : now;
+      gap_since = !seq.has_gap() ? clock_type::time_point::max() : now;
       continue;
     }
     if (now - last_heard > std::chrono::seconds(5)) {
@@ -556,15 +465,14 @@ outcome<exec_result> client::exec(const std::string& sandbox_id, const exec_opti
         }
         continue;
       }
-      const auto* rep = wire::verify<wire::ExecReply>(r.value->data.data(), r.value->data.size());
-      if (rep != nullptr) (void)replay();
+      if (exec_reply_reattached(r.value->data.data(), r.value->data.size())) (void)replay();
     }
   }
   // The stdin pump may be blocked reading a source that never ends (a terminal, an open pipe):
   // it must not hold up the exit status. It holds its own share of the connection, so neither
   // the end of this call nor the client's destruction pulls it from under it.
   if (stdin_thread.joinable()) stdin_thread.detach();
-  if (done) out.value = *done;
+  if (seq.done()) out.value = *seq.done();
   else if (gone) out.error = *gone;
   return out;
 }
@@ -595,20 +503,6 @@ outcome<bool> client::stdin_write(const std::string& sandbox_id, const std::stri
 // -- file operations ----------------------------------------------------------------------------
 
 namespace corral::cli {
-namespace {
-
-fs_entry_view entry_view(const wire::FsEntry& e) {
-  fs_entry_view v;
-  v.name = std::string(wire::str(e.name()));
-  v.type = e.type();
-  v.size = e.size();
-  v.mode = e.mode();
-  v.mtime_ms = e.mtime_ms();
-  return v;
-}
-
-}  // namespace
-
 outcome<fs_reply_view> client::fs_call(const std::string& sandbox_id, const std::string& op,
                                        const fs_request_options& o) {
   outcome<fs_reply_view> out;
@@ -641,20 +535,8 @@ outcome<fs_reply_view> client::fs_call(const std::string& sandbox_id, const std:
     out.error = std::move(r.error);
     return out;
   }
-  const auto* rep = wire::verify<wire::FsReply>(r.value->data.data(), r.value->data.size());
-  if (rep == nullptr) {
-    out.error = err(wire::ErrorCode::malformed, "unexpected reply to fs." + op);
-    return out;
-  }
-  fs_reply_view v;
-  if (rep->data() != nullptr) v.data.assign(rep->data()->begin(), rep->data()->end());
-  if (rep->entries() != nullptr)
-    for (const auto* e : *rep->entries()) v.entries.push_back(entry_view(*e));
-  if (rep->stat() != nullptr) v.stat = entry_view(*rep->stat());
-  v.eof = rep->eof();
-  v.next_offset = rep->next_offset();
-  v.count = rep->count();
-  out.value = std::move(v);
+  out.value = fs_reply_of(r.value->data.data(), r.value->data.size());
+  if (!out.value) out.error = err(wire::ErrorCode::malformed, "unexpected reply to fs." + op);
   return out;
 }
 

@@ -245,15 +245,22 @@ void init_event_loop::on_spawn(const wire::Spawn& spawn) {
   };
 
   spawn_request request;
+  // Offsets may share their strings (a valid FlatBuffer): argv and env are copied only while
+  // they add up to no more than a frame, so one frame never becomes many in init's memory.
+  std::size_t copied = 0;
+  auto over_frame = [&](std::size_t n) { return (copied += n) > wire::max_frame_payload; };
   if (spawn.argv() == nullptr || spawn.argv()->size() == 0) return reject("empty argv");
   for (flatbuffers::uoffset_t i = 0; i < spawn.argv()->size(); ++i) {
     const auto* arg = spawn.argv()->Get(i);
     if (has_nul(arg)) return reject("argv[" + std::to_string(i) + "] contains a NUL byte");
+    if (over_frame(arg->size() + 1)) return reject("argv and env are larger than a frame");
     request.argv.emplace_back(wire::str(arg));
   }
   if (spawn.env() != nullptr) {
     for (flatbuffers::uoffset_t i = 0; i < spawn.env()->size(); ++i) {
       const auto* kv = spawn.env()->Get(i);
+      if (over_frame(wire::str(kv->key()).size() + wire::str(kv->value()).size() + 2))
+        return reject("argv and env are larger than a frame");
       const std::string_view key = wire::str(kv->key());
       if (key.empty() || key.find('=') != std::string_view::npos || has_nul(kv->key()) ||
           has_nul(kv->value())) {

@@ -56,6 +56,40 @@ std::vector<uint8_t> base64_decode(const std::string& s) {
   return out;
 }
 
+// Well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing past U+10FFFF). The
+// guest runner's request is JSON, which carries text only: other bytes would arrive changed.
+bool is_utf8(std::string_view s) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    std::size_t n = 0;
+    unsigned char lo = 0x80, hi = 0xbf;  // the range of the second byte
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if (c >= 0xc2 && c <= 0xdf) {
+      n = 1;
+    } else if (c >= 0xe0 && c <= 0xef) {
+      n = 2;
+      if (c == 0xe0) lo = 0xa0;
+      if (c == 0xed) hi = 0x9f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      n = 3;
+      if (c == 0xf0) lo = 0x90;
+      if (c == 0xf4) hi = 0x8f;
+    } else {
+      return false;
+    }
+    if (i + n >= s.size()) return false;  // cut short
+    for (std::size_t k = 1; k <= n; ++k) {
+      const auto b = static_cast<unsigned char>(s[i + k]);
+      if (k == 1 ? (b < lo || b > hi) : (b < 0x80 || b > 0xbf)) return false;
+    }
+    i += n + 1;
+  }
+  return true;
+}
+
 // A relative path without "..", empty or odd components: written inside the job's directory.
 bool valid_job_path(std::string_view p) {
   if (p.empty() || p.size() > 1024 || p.front() == '/') return false;
@@ -462,60 +496,74 @@ void job_runner::janitor() {
 
 // -- one job ------------------------------------------------------------------------------------
 
-job_outcome job_runner::run(const task& t) {
-  job_outcome out;
-  const auto* job = wire::verify<wire::Job>(t.job.data(), t.job.size());
-  result_fields r;
-  r.node = cfg_.node_id;
-  r.attempt = t.attempt;
-  r.started_at_ms = now_ms();
+// The bytes a Job's strings and vectors decode to, counted without copying anything.
+std::size_t decoded_bytes(const wire::Job& job) {
+  std::size_t n = wire::str(job.source()).size() + (job.stdin() ? job.stdin()->size() : 0);
+  if (job.argv() != nullptr)
+    for (const auto* a : *job.argv()) n += a->size();
+  if (job.env() != nullptr)
+    for (const auto* kv : *job.env()) n += wire::str(kv->key()).size() + wire::str(kv->value()).size();
+  if (job.files() != nullptr)
+    for (const auto* f : *job.files())
+      n += wire::str(f->path()).size() + (f->data() ? f->data()->size() : 0);
+  return n;
+}
+
+job_plan plan_job(const runner_config& cfg, const uint8_t* data, std::size_t size) {
+  const auto* job = wire::verify<wire::Job>(data, size);
+  job_plan r;
   auto reject = [&](const std::string& why) {
-    r.outcome = wire::Outcome::rejected;
-    r.exit_code = 2;
-    r.message = why;
-    out.result = build_result(r);
-    return out;
+    r.rejected = why;
+    return r;
   };
   if (job == nullptr) return reject("not a Job");
   r.job_id = std::string(wire::str(job->job_id()));
   r.batch_id = std::string(wire::str(job->batch_id()));
   r.isolation = job->isolation();
+  // A FlatBuffer may point many offsets at one string, file or pair: it verifies, and decodes
+  // to many times its size. A Job's contents are never larger than the Job itself.
+  if (decoded_bytes(*job) > size)
+    return reject("the job's fields decode to more bytes than the job has (shared offsets)");
   if (!wire::valid_token(r.job_id)) return reject("job_id: 1..64 characters of [A-Za-z0-9_-]");
   if (!wire::valid_token(r.batch_id)) return reject("batch_id: 1..64 characters of [A-Za-z0-9_-]");
   const std::string image(wire::str(job->image()));
   if (!image.empty() && image != "host") return reject("image: unknown image (only \"host\")");
   const std::string language(wire::str(job->language()));
-  json req;
+  json& req = r.request;
   if (language == "python" || language == "javascript") {
     req["mode"] = language;
+    if (!is_utf8(wire::str(job->source()))) return reject("source: not UTF-8");
     req["source"] = std::string(wire::str(job->source()));
   } else if (language.empty()) {
     if (job->argv() == nullptr || job->argv()->size() == 0)
       return reject("argv: empty (and no language)");
     std::vector<std::string> argv;
-    for (const auto* a : *job->argv()) argv.emplace_back(wire::str(a));
+    for (const auto* a : *job->argv()) {
+      if (!is_utf8(wire::str(a))) return reject("argv: an argument that is not UTF-8");
+      argv.emplace_back(wire::str(a));
+    }
     if (argv.front().empty()) return reject("argv: empty program name");
     req["mode"] = "argv";
     req["argv"] = argv;
   } else {
     return reject("language: \"" + language + "\" is not one of python, javascript");
   }
-  if (job->timeout_ms() < 0 || job->timeout_ms() > cfg_.max_timeout_ms)
-    return reject("timeout_ms: must be 0 (default) or up to " + std::to_string(cfg_.max_timeout_ms));
-  if (job->output_limit_bytes() > cfg_.max_output_limit)
-    return reject("output_limit_bytes: at most " + std::to_string(cfg_.max_output_limit));
-  const int64_t timeout_ms = job->timeout_ms() == 0 ? cfg_.default_timeout_ms : job->timeout_ms();
-  req["timeout_ms"] = timeout_ms;
-  req["output_limit"] = job->output_limit_bytes() == 0 ? cfg_.default_output_limit
+  if (job->timeout_ms() < 0 || job->timeout_ms() > cfg.max_timeout_ms)
+    return reject("timeout_ms: must be 0 (default) or up to " + std::to_string(cfg.max_timeout_ms));
+  if (job->output_limit_bytes() > cfg.max_output_limit)
+    return reject("output_limit_bytes: at most " + std::to_string(cfg.max_output_limit));
+  r.timeout_ms = job->timeout_ms() == 0 ? cfg.default_timeout_ms : job->timeout_ms();
+  req["timeout_ms"] = r.timeout_ms;
+  req["output_limit"] = job->output_limit_bytes() == 0 ? cfg.default_output_limit
                                                        : job->output_limit_bytes();
   if (job->stdin() != nullptr) req["stdin"] = base64_encode(job->stdin()->data(), job->stdin()->size());
   json files = json::array();
   if (job->files() != nullptr) {
-    if (job->files()->size() > cfg_.max_files)
-      return reject("files: at most " + std::to_string(cfg_.max_files));
+    if (job->files()->size() > cfg.max_files)
+      return reject("files: at most " + std::to_string(cfg.max_files));
     for (const auto* f : *job->files()) {
       const std::string path(wire::str(f->path()));
-      if (!valid_job_path(path))
+      if (!valid_job_path(path) || !is_utf8(path))
         return reject("files: \"" + path + "\" is not a relative path inside the job's directory");
       files.push_back({{"path", path},
                        {"data", f->data() ? base64_encode(f->data()->data(), f->data()->size())
@@ -527,10 +575,37 @@ job_outcome job_runner::run(const task& t) {
   for (const auto& [k, v] : wire::pairs_of(job->env())) {
     if (k.empty() || k.find('=') != std::string::npos || k.find('\0') != std::string::npos)
       return reject("env: invalid name \"" + k + "\"");
+    if (!is_utf8(k) || !is_utf8(v)) return reject("env: a name or value that is not UTF-8");
     env[k] = v;
   }
   req["env"] = env;
   req["id"] = r.job_id;
+  r.cpu_millis = job->cpu_millis();
+  r.memory_mib = job->memory_mib();
+  return r;
+}
+
+
+job_outcome job_runner::run(const task& t) {
+  job_outcome out;
+  job_plan plan = plan_job(cfg_, t.job.data(), t.job.size());
+  result_fields r;
+  r.node = cfg_.node_id;
+  r.attempt = t.attempt;
+  r.started_at_ms = now_ms();
+  auto reject = [&](const std::string& why) {
+    r.outcome = wire::Outcome::rejected;
+    r.exit_code = 2;
+    r.message = why;
+    out.result = build_result(r);
+    return out;
+  };
+  r.job_id = plan.job_id;
+  r.batch_id = plan.batch_id;
+  r.isolation = plan.isolation;
+  if (!plan.rejected.empty()) return reject(plan.rejected);
+  json& req = plan.request;
+  const int64_t timeout_ms = plan.timeout_ms;
 
   auto* c = client_for(t.tenant);
   if (c == nullptr) return reject("invalid tenant");
@@ -538,12 +613,12 @@ job_outcome job_runner::run(const task& t) {
 
   // fresh: a lease of this tenant and shape, kept for the next job; strict: a lease of its own,
   // ended after this job.
-  const bool strict = job->isolation() == wire::Isolation::strict;
-  const std::string key = t.tenant + "/" + std::to_string(job->cpu_millis()) + "/" +
-                          std::to_string(job->memory_mib());
+  const bool strict = plan.isolation == wire::Isolation::strict;
+  const std::string key = t.tenant + "/" + std::to_string(plan.cpu_millis) + "/" +
+                          std::to_string(plan.memory_mib);
   std::string why;
   bool retry = false;
-  auto l = acquire(t.tenant, key, job->cpu_millis(), job->memory_mib(), strict, &why, &retry);
+  auto l = acquire(t.tenant, key, plan.cpu_millis, plan.memory_mib, strict, &why, &retry);
   if (!l) {
     if (retry) {
       out.retry = true;

@@ -23,6 +23,8 @@
 #include <thread>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "bus/connection.hpp"
 #include "schemas/codec.hpp"
 
@@ -64,6 +66,19 @@ struct job_outcome {
   std::string why;               // for retry and logs
   std::vector<uint8_t> result;   // a JobResult (when !retry)
 };
+
+// What the runner makes of a Job's bytes before anything of it runs (pure: run() acts on it):
+// the request for the guest runner, or why the job is rejected. The ids and isolation are read
+// whenever the bytes are a Job (they go into the result either way).
+struct job_plan {
+  std::string job_id, batch_id;
+  wire::Isolation isolation = wire::Isolation::fresh;
+  std::string rejected;        // non-empty: the job does not run, for this reason
+  nlohmann::json request;      // what guest.hpp's frame carries to the guest runner
+  int64_t timeout_ms = 0;      // the job's, or the default
+  uint32_t cpu_millis = 0, memory_mib = 0;
+};
+[[nodiscard]] job_plan plan_job(const runner_config& cfg, const uint8_t* data, std::size_t size);
 
 // A JobResult for a job that does not run: rejected (why = the reason) or executor_lost (the
 // job was delivered too often without a result: each of its executors died).
