@@ -128,14 +128,13 @@ outcome<client::results_page> client::read_results(
       out.error = *e;
       return out;
     }
-    if (const auto* a = wire::verify<wire::Ack>(m->data.data(), m->data.size())) {
-      const std::string text(wire::str(a->message()));
-      results_page page;
-      page.more = text.rfind("more ", 0) == 0;
-      const auto space = text.find(' ');
-      page.next = space == std::string::npos ? from_seq
-                                             : std::strtoull(text.c_str() + space + 1, nullptr, 10);
-      out.value = page;
+    if (wire::verify<wire::Ack>(m->data.data(), m->data.size()) != nullptr) {
+      auto page = results_page_of(m->data.data(), m->data.size());
+      if (!page || page->next < from_seq) {
+        out.error = err(wire::ErrorCode::malformed, "an unreadable end of a results read");
+        return out;
+      }
+      out.value = *page;
       return out;
     }
     on_result(std::move(m->data));

@@ -1,5 +1,8 @@
 #include "cli/replies.hpp"
 
+#include <cerrno>
+#include <cstdlib>
+
 namespace corral::cli {
 namespace {
 
@@ -172,6 +175,21 @@ void output_sequencer::offer(std::vector<uint8_t>&& m) {
   } else {
     stash_.emplace(*s, std::move(m));
   }
+}
+
+std::optional<client::results_page> results_page_of(const uint8_t* data, std::size_t size) {
+  auto text = ack_of(data, size);
+  if (!text) return std::nullopt;
+  const bool more = text->rfind("more ", 0) == 0;
+  if (!more && text->rfind("done ", 0) != 0) return std::nullopt;
+  const std::string digits = text->substr(5);
+  if (digits.empty() || digits.size() > 20 ||
+      digits.find_first_not_of("0123456789") != std::string::npos)
+    return std::nullopt;
+  errno = 0;
+  const unsigned long long next = std::strtoull(digits.c_str(), nullptr, 10);
+  if (errno != 0 || next == 0) return std::nullopt;
+  return client::results_page{next, more};
 }
 
 }  // namespace corral::cli

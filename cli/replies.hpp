@@ -32,6 +32,10 @@ void add_usage_reply(const uint8_t* data, std::size_t size, usage_report& out);
 [[nodiscard]] std::optional<fs_reply_view> fs_reply_of(const uint8_t* data, std::size_t size);
 // An Ack's message ("more" from a replay that stopped at its batch cap); nullopt when not an Ack.
 [[nodiscard]] std::optional<std::string> ack_of(const uint8_t* data, std::size_t size);
+// The end of an answer to a ResultsRead: an Ack "done <next>" or "more <next>" (the stream
+// sequence to read from next). Nullopt when the bytes are not such an Ack.
+[[nodiscard]] std::optional<client::results_page> results_page_of(const uint8_t* data,
+                                                                   std::size_t size);
 // Whether the bytes are an ExecReply saying the exec id was already known (re-attached).
 [[nodiscard]] std::optional<bool> exec_reply_reattached(const uint8_t* data, std::size_t size);
 

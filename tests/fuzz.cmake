@@ -49,6 +49,8 @@ foreach(name create_sandbox exec_request list_sandboxes set_tags replay_request 
                   LIBS ${CORRAL_FUZZ_EXECUTOR_LIBS})
 endforeach()
 corral_add_fuzz(NAME job SOURCES ${CORRAL_FUZZ_DIR}/job_fuzz.cpp LIBS corral_jobs corral_sweep corral_fuzz_init)
+corral_add_fuzz(NAME results_read SOURCES ${CORRAL_FUZZ_DIR}/results_read_fuzz.cpp
+                LIBS corral_jobs corral_client corral_fuzz_init)
 
 # The clients' side: the decoding of replies (cli/replies.hpp) and of job results (cli/sweep).
 foreach(name ack error_reply exec_exit exec_reply fs_reply output_chunk sandbox_list sandbox_reply

@@ -152,24 +152,40 @@ void job_service::reader_loop() {
   }
 }
 
+std::optional<results_read_plan> plan_results_read(const std::string& subject,
+                                                   const uint8_t* data, std::size_t size,
+                                                   uint32_t cap, std::vector<uint8_t>* error) {
+  const std::string tenant(wire::subjects::tenant_of(subject));
+  const auto* req = wire::verify<wire::ResultsRead>(data, size);
+  const std::string batch = req != nullptr ? std::string(wire::str(req->batch_id())) : std::string();
+  if (!wire::valid_token(tenant) || req == nullptr || !wire::valid_token(batch)) {
+    *error = wire::make_error_reply(wire::ErrorCode::invalid_argument,
+                                    "a ResultsRead names a batch (1..64 of [A-Za-z0-9_-])",
+                                    "batch_id");
+    return std::nullopt;
+  }
+  results_read_plan p;
+  p.tenant = tenant;
+  p.batch = batch;
+  p.from_seq = std::max<uint64_t>(1, req->from_seq());
+  p.max_results = std::max<uint32_t>(1, req->max_results() == 0 ? cap : std::min(req->max_results(), cap));
+  return p;
+}
+
 // One ResultsRead: the batch's results from the tenant's own stream, published on the reply
 // subject in stream order, then an Ack "done <next>" or "more <next>".
 void job_service::answer_read(const bus::message& m) {
-  const std::string tenant(wire::subjects::tenant_of(m.subject));
-  const auto* req = wire::verify<wire::ResultsRead>(m.data.data(), m.data.size());
-  const std::string batch = req != nullptr ? std::string(wire::str(req->batch_id())) : std::string();
-  if (!wire::valid_token(tenant) || req == nullptr || !wire::valid_token(batch)) {
-    auto e = wire::make_error_reply(wire::ErrorCode::invalid_argument,
-                                    "a ResultsRead names a batch (1..64 of [A-Za-z0-9_-])", "batch_id");
-    (void)conn_->respond(m, e.data(), e.size());
+  std::vector<uint8_t> refusal;
+  const auto plan = plan_results_read(m.subject, m.data.data(), m.data.size(),
+                                      cfg_.max_results_per_read, &refusal);
+  if (!plan) {
+    (void)conn_->respond(m, refusal.data(), refusal.size());
     return;
   }
-  const uint32_t max = req->max_results() == 0
-                           ? cfg_.max_results_per_read
-                           : std::min(req->max_results(), cfg_.max_results_per_read);
-  const std::string stream = wire::subjects::results_stream(tenant);
-  const std::string subject = wire::subjects::results(tenant, batch);
-  uint64_t next = std::max<uint64_t>(1, req->from_seq());
+  const uint32_t max = plan->max_results;
+  const std::string stream = wire::subjects::results_stream(plan->tenant);
+  const std::string subject = wire::subjects::results(plan->tenant, plan->batch);
+  uint64_t next = plan->from_seq;
   std::size_t bytes = 0;
   uint32_t sent = 0;
   bool more = false;

@@ -25,6 +25,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -57,6 +58,18 @@ struct service_config {
 // A tenant's two streams.
 bus::stream_config jobs_stream(const service_config& cfg, const std::string& tenant);
 bus::stream_config results_stream(const service_config& cfg, const std::string& tenant);
+// A ResultsRead decoded (subjects::results_read): whose results, from which stream sequence,
+// how many at most (within cap). Nullopt, with the ErrorReply to answer in *error, when the
+// request is not one or names no valid tenant or batch.
+struct results_read_plan {
+  std::string tenant, batch;
+  uint64_t from_seq = 1;
+  uint32_t max_results = 1;
+};
+[[nodiscard]] std::optional<results_read_plan> plan_results_read(const std::string& subject,
+                                                                 const uint8_t* data,
+                                                                 std::size_t size, uint32_t cap,
+                                                                 std::vector<uint8_t>* error);
 // Nats-Msg-Id of a job and of its result.
 std::string job_msg_id(const std::string& tenant, const std::string& job_id);
 

@@ -224,6 +224,19 @@ void wire_seeds(seed_writer& out) {
   out.write("replay_request", "unknown", replay("ex-none", 0));
   edges(out, "replay_request", wire::ReplayRequestIdentifier());
 
+  auto results_read = [](const std::string& batch, uint64_t from, uint32_t max) {
+    flatbuffers::FlatBufferBuilder fbb;
+    auto b = fbb.CreateString(batch);
+    fbb.Finish(wire::CreateResultsRead(fbb, b, from, max), wire::ResultsReadIdentifier());
+    return wire::release(fbb);
+  };
+  out.write("results_read", "first_page", results_read("sweep-0123456789abcdef", 1, 0));
+  out.write("results_read", "from_seq_0", results_read("b1", 0, 5));
+  out.write("results_read", "over_the_cap", results_read("b1", 42, 100000));
+  out.write("results_read", "bad_batch", results_read("a.b", 1, 1));
+  out.write("results_read", "last_seq", results_read("b1", ~uint64_t{0}, 1));
+  edges(out, "results_read", wire::ResultsReadIdentifier());
+
   auto query = [&](int64_t ms, bool ready) {
     return built([&](flatbuffers::FlatBufferBuilder& fbb) {
       fbb.Finish(wire::CreateSandboxQuery(fbb, ms, ready), wire::SandboxQueryIdentifier());
