@@ -1,5 +1,6 @@
 #include "actors/output_ledger.hpp"
 
+#include <algorithm>
 #include <iostream>
 
 namespace corral {
@@ -47,6 +48,8 @@ void output_ledger::drop_oldest_locked(const std::string& sandbox, books& b, uin
       b.total -= b.chunks.front().bytes;
       b.chunks.pop_front();
     }
+    uint64_t& low = b.dropped_before[exec];
+    low = std::max(low, before);
     if (auto st = store_.drop_output_before(sandbox, exec, before); !st.ok())
       std::cerr << "corral-executor: dropping the oldest output of " << sandbox << "/" << exec
                 << " failed: " << st.message << "\n";
@@ -62,6 +65,14 @@ void output_ledger::forget(const std::string& sandbox) {
   tenant_total_[it->second.tenant] -= it->second.total;
   tenant_sandboxes_[it->second.tenant].erase(sandbox);
   sandboxes_.erase(it);
+}
+
+uint64_t output_ledger::dropped_before(const std::string& sandbox, const std::string& exec) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = sandboxes_.find(sandbox);
+  if (it == sandboxes_.end()) return 0;
+  auto e = it->second.dropped_before.find(exec);
+  return e == it->second.dropped_before.end() ? 0 : e->second;
 }
 
 uint64_t output_ledger::tenant_bytes(const std::string& tenant) const {

@@ -30,6 +30,10 @@ class output_ledger {
   // The sandbox's stored output is gone (deleted, retention): it no longer counts.
   void forget(const std::string& sandbox);
 
+  // The exec's frames below this seq were dropped for a quota (0: none), running execs
+  // included: a replay from below it must answer expired, not start past the gap.
+  [[nodiscard]] uint64_t dropped_before(const std::string& sandbox, const std::string& exec) const;
+
   [[nodiscard]] uint64_t tenant_bytes(const std::string& tenant) const;
   [[nodiscard]] uint64_t sandbox_bytes(const std::string& sandbox) const;
   [[nodiscard]] uint64_t dropped_bytes() const;  // dropped for quotas since start
@@ -45,6 +49,7 @@ class output_ledger {
     std::string tenant;
     std::deque<chunk> chunks;  // oldest first
     uint64_t total = 0;
+    std::unordered_map<std::string, uint64_t> dropped_before;  // by exec
   };
   // Drops the oldest stored chunks of one sandbox until `free` bytes went (or none is left).
   void drop_oldest_locked(const std::string& sandbox, books& b, uint64_t free);

@@ -17,6 +17,9 @@ struct tenant_quota {
   // replay of it answers `expired`. Live output is never held back.
   uint64_t stored_output_bytes = 1ULL << 30;         // all the tenant's sandboxes on this node
   uint64_t sandbox_stored_output_bytes = 256ULL << 20;  // one sandbox
+  // What a sandbox's exec records hold (their argv and env, kept as long as the sandbox's
+  // records): past it, new execs are refused.
+  uint64_t sandbox_exec_record_bytes = 64ULL << 20;
   // New execs per sandbox: a token bucket (re-attaches are free).
   double execs_per_second = 100;
   uint32_t exec_burst = 200;

@@ -53,6 +53,9 @@ struct sandbox_state {
   // New execs per second (tenant_quota::execs_per_second): a token bucket, full at the start.
   double exec_tokens = -1;  // < 0: not filled yet
   int64_t exec_tokens_at_ms = 0;
+  // Bytes of argv and env in this sandbox's stored exec records (tenant_quota::
+  // sandbox_exec_record_bytes); < 0: not counted yet (counted from the store at the first exec).
+  int64_t exec_record_bytes = -1;
   std::map<uint64_t, waiter> waiters;
   file_ops files;  // fs.* requests waiting for init
   int64_t last_active_ms = 0;  // last exec start/end or stdin write (idle timeout)
@@ -366,6 +369,28 @@ bool take_exec_token(sandbox_state& st) {
   return true;
 }
 
+uint64_t record_bytes(const storage::process_record& p) {
+  uint64_t n = 0;
+  for (const auto& a : p.argv) n += a.size();
+  for (const auto& [k, v] : p.env) n += k.size() + v.size();
+  return n;
+}
+
+// The exec-records quota: false when storing `proc` would take the sandbox past it.
+bool room_for_record(sandbox_state& st, const storage::process_record& proc) {
+  if (st.ctx->quotas == nullptr) return true;
+  if (st.exec_record_bytes < 0) {
+    st.exec_record_bytes = 0;
+    if (auto listed = st.ctx->store->list_processes(st.rec.id))
+      for (const auto& p : listed->records) st.exec_record_bytes += static_cast<int64_t>(record_bytes(p));
+  }
+  const tenant_quota q = st.ctx->quotas->quota_of(st.rec.tenant);
+  const uint64_t next = static_cast<uint64_t>(st.exec_record_bytes) + record_bytes(proc);
+  if (next > q.sandbox_exec_record_bytes) return false;
+  st.exec_record_bytes = static_cast<int64_t>(next);
+  return true;
+}
+
 void on_exec(sandbox_self self, bus_request& req) {
   auto& st = self->state;
   const auto* msg = wire::verify<wire::ExecRequest>(req.data.data(), req.data.size());
@@ -425,6 +450,11 @@ void on_exec(sandbox_self self, bus_request& req) {
   proc.sandbox_id = st.rec.id;
   proc.exec_id = exec_id;
   const pty_options pty = read_exec(*msg, st.rec, proc);
+  if (!room_for_record(st, proc)) {
+    reply_error(self, req.reply, wire::ErrorCode::resource_exhausted,
+                "this sandbox's exec records (argv and env) are at the tenant's quota", "exec");
+    return;
+  }
   if (auto why = start_process(self, proc, pty); !why.empty()) {
     reply_error(self, req.reply, wire::ErrorCode::internal, why);
     return;
@@ -464,7 +494,18 @@ void on_replay(sandbox_self self, const bus_request& req) {
     return;
   }
   // The oldest chunks were dropped for the stored-output quota (actors/output_ledger.hpp): the
-  // asked-for frames are gone, and skipping them would cut the output silently.
+  // asked-for frames are gone, and skipping them would cut the output silently. (The ledger
+  // knows it even when nothing after them is stored yet, for a running exec.)
+  if (st.ctx->ledger != nullptr) {
+    const uint64_t low = st.ctx->ledger->dropped_before(st.rec.id, exec_id);
+    if (msg->from_seq() < low) {
+      reply_error(self, req.reply, wire::ErrorCode::expired,
+                  "frames " + std::to_string(msg->from_seq()) + ".." + std::to_string(low - 1) +
+                      " of " + exec_id + " were dropped (stored-output quota)",
+                  "from_seq");
+      return;
+    }
+  }
   if (!chunks->empty() && chunks->front().seq > msg->from_seq()) {
     reply_error(self, req.reply, wire::ErrorCode::expired,
                 "frames " + std::to_string(msg->from_seq()) + ".." +

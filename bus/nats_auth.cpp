@@ -5,7 +5,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <climits>
 #include <cerrno>
+#include <cstdlib>
+#include <filesystem>
 #include <cstring>
 #include <sstream>
 
@@ -84,23 +87,44 @@ class registry_lock {
 };
 
 bool ensure_private_dir(const std::string& dir, std::string* error) {
-  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    if (error) *error = dir + ": " + std::strerror(errno);
-    return false;
-  }
-  struct stat st {};
-  if (::lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-    if (error) *error = dir + ": not a directory";
-    return false;
-  }
-  if ((st.st_mode & 077) != 0 && ::chmod(dir.c_str(), 0700) != 0) {
-    if (error) *error = dir + ": chmod 0700: " + std::strerror(errno);
-    return false;
-  }
-  return true;
+  std::string why = make_private_dir(dir);
+  if (!why.empty() && error != nullptr) *error = why;
+  return why.empty();
 }
 
 }  // namespace
+
+std::string make_private_dir(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return "cannot create " + dir + ": " + ec.message();
+  char real[PATH_MAX];
+  if (::realpath(dir.c_str(), real) == nullptr) return dir + ": " + std::strerror(errno);
+  const uid_t me = ::geteuid();
+  // Every directory on the way, from /: owned by root or us, and not writable by others unless
+  // sticky (then the next one down must be ours or root's: checked in its turn).
+  std::string at;
+  const std::string path(real);
+  std::size_t pos = 0;
+  while (pos != std::string::npos) {
+    const std::size_t next = path.find('/', pos + 1);
+    at = path.substr(0, next == std::string::npos ? path.size() : next);
+    if (at.empty()) at = "/";
+    struct stat st {};
+    if (::lstat(at.c_str(), &st) != 0) return at + ": " + std::strerror(errno);
+    const bool last = next == std::string::npos;
+    if (!S_ISDIR(st.st_mode)) return at + ": not a directory";
+    if (st.st_uid != me && st.st_uid != 0)
+      return at + " belongs to another user (uid " + std::to_string(st.st_uid) +
+             "): corral's data would be theirs to change";
+    if (last && st.st_uid != me) return at + ": not ours";
+    if (!last && (st.st_mode & 022) != 0 && (st.st_mode & S_ISVTX) == 0)
+      return at + ": others may write to it: corral's data below it would be theirs to replace";
+    pos = next;
+  }
+  if (::chmod(real, 0700) != 0) return std::string(real) + ": chmod 0700: " + std::strerror(errno);
+  return {};
+}
 
 const char* to_string(nats_role r) noexcept {
   switch (r) {
@@ -236,10 +260,17 @@ std::string nats_auth_dir::seed_file(nats_role role, const std::string& name) co
 std::optional<std::vector<nats_identity>> nats_auth_dir::identities(std::string* error) const {
   std::vector<nats_identity> out;
   const std::string path = dir_ + "/identities";
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) {
     if (errno == ENOENT) return out;
     if (error) *error = path + ": " + std::strerror(errno);
+    return std::nullopt;
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != ::geteuid() ||
+      (st.st_mode & 022) != 0) {
+    ::close(fd);
+    if (error) *error = path + ": not a regular file of ours that only we may write";
     return std::nullopt;
   }
   std::string text;
@@ -288,6 +319,32 @@ bool nats_auth_dir::render(std::string* error) {
   }
   auto ids = identities(error);
   return ids && render_locked(*ids, error);
+}
+
+bool nats_auth_dir::remove(nats_role role, const std::string& name, bool* removed,
+                           std::string* error) {
+  if (removed) *removed = false;
+  if (!ensure_private_dir(dir_, error)) return false;
+  registry_lock lock(dir_);
+  if (!lock.held()) {
+    if (error) *error = dir_ + "/identities.lock: " + std::strerror(errno);
+    return false;
+  }
+  auto ids = identities(error);
+  if (!ids) return false;
+  std::vector<nats_identity> kept;
+  for (auto& id : *ids)
+    if (id.role != role || id.name != name) kept.push_back(std::move(id));
+  const bool found = kept.size() != ids->size();
+  if (!render_locked(kept, error)) return false;
+  // Its seed goes too: a later identity of the same name gets a new key, never this one back.
+  const std::string file = seed_file(role, name);
+  if (::unlink(file.c_str()) != 0 && errno != ENOENT) {
+    if (error) *error = file + ": " + std::strerror(errno);
+    return false;
+  }
+  if (removed) *removed = found;
+  return true;
 }
 
 std::optional<std::string> nats_auth_dir::ensure(nats_role role, const std::string& name,

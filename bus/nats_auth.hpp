@@ -50,6 +50,12 @@ struct subject_permissions {
 
 [[nodiscard]] subject_permissions permissions_of(const nats_identity& id);
 
+// Creates `dir` (and its parents) when missing and makes it 0700, after checking that no other
+// user could change it: it is ours, and every directory above it is root's or ours and not
+// writable by others (unless sticky, like /tmp: the next one down must then be ours or root's).
+// Empty on success, else why not (nothing is made private then).
+[[nodiscard]] std::string make_private_dir(const std::string& dir);
+
 inline constexpr const char* corral_account = "CORRAL";
 // The NATS account of a tenant's users.
 [[nodiscard]] std::string tenant_account(const std::string& tenant);
@@ -81,6 +87,10 @@ class nats_auth_dir {
   // auth.conf) when it does not exist. *created says whether it did. Nullopt with *error.
   [[nodiscard]] std::optional<std::string> ensure(nats_role role, const std::string& name,
                                                   bool* created, std::string* error);
+  // Removes the identity (its registry line and its seed file) and writes auth.conf without it.
+  // *removed says whether it existed. The server must then reload (its connections close).
+  [[nodiscard]] bool remove(nats_role role, const std::string& name, bool* removed,
+                            std::string* error);
   // Writes auth.conf from the registry as it is (e.g. after an upgrade changed the permissions).
   [[nodiscard]] bool render(std::string* error);
   [[nodiscard]] std::optional<std::vector<nats_identity>> identities(std::string* error) const;

@@ -202,6 +202,10 @@ std::optional<user_nkey> read_user_nkey_file(const std::string& path, std::strin
     ::close(fd);
     return fail("may be read by others than its owner (chmod 600 it)");
   }
+  if (st.st_uid != ::geteuid()) {
+    ::close(fd);
+    return fail("belongs to another user");
+  }
   std::string text;
   char buf[512];
   for (;;) {

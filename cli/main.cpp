@@ -49,6 +49,8 @@ const char* usage_text =
     "  token create --tenant T [--data DIR] [--tokens FILE]\n"
     "                                 the tenant's NATS identity (DIR/auth/tenant-T.nk, made\n"
     "                                 once) and a new gateway token (its hash in DIR/tokens)\n"
+    "  token revoke --tenant T [--data DIR] [--tokens FILE]\n"
+    "                                 the tenant's NATS identity and every gateway token gone\n"
     "%s"
     "%s"
     "\n"
@@ -350,7 +352,9 @@ int parse_exec_args(const std::vector<std::string>& args, bool want_sandbox, std
 // users), and a new gateway token: sha256(token) and the tenant appended to the tokens file
 // (default DIR/tokens, created 0600). Prints the token; only its hash is stored.
 int cmd_token(const std::vector<std::string>& args, const std::string& default_tenant) {
-  if (args.empty() || args[0] != "create") return usage("token: only 'token create' exists");
+  if (args.empty() || (args[0] != "create" && args[0] != "revoke"))
+    return usage("token: 'token create' or 'token revoke'");
+  const bool revoke = args[0] == "revoke";
   std::string tenant = default_tenant, data = "var", file;
   if (const char* e = std::getenv("CORRAL_TOKENS"); e && *e) file = e;
   for (std::size_t i = 1; i < args.size(); ++i) {
@@ -364,6 +368,22 @@ int cmd_token(const std::vector<std::string>& args, const std::string& default_t
     return usage("token create: '" + tenant + "' is reserved by the protocol");
   if (file.empty()) file = cli::up_layout{data}.tokens_file();
   std::string error;
+  if (revoke) {
+    bool removed = false;
+    if (!cli::revoke_tenant_identity(data, tenant, &removed, &error)) {
+      std::cerr << "corral: " << error << "\n";
+      return 1;
+    }
+    auto tokens = cli::remove_tokens(tenant, file, &error);
+    if (!tokens) {
+      std::cerr << "corral: " << error << "\n";
+      return 1;
+    }
+    std::cerr << "corral: tenant '" << tenant << "': "
+              << (removed ? "NATS identity removed" : "no NATS identity") << ", " << *tokens
+              << " gateway token(s) removed\n";
+    return 0;
+  }
   bool created = false;
   auto seed = cli::ensure_tenant_identity(data, tenant, &created, &error);
   if (!seed) {

@@ -10,4 +10,9 @@ namespace corral::cli {
 std::optional<std::string> create_token(const std::string& tenant, const std::string& file,
                                         std::string* error);
 
+// Removes every token of `tenant` from the tokens file (rewritten atomically, 0600). Returns
+// how many were removed, or nullopt with *error.
+std::optional<std::size_t> remove_tokens(const std::string& tenant, const std::string& file,
+                                         std::string* error);
+
 }  // namespace corral::cli

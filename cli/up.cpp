@@ -63,17 +63,8 @@ pid_t spawn(const std::vector<std::string>& argv, const sigset_t& mask, int chil
 
 // A private directory: created 0700, or made 0700 when it exists.
 bool private_dir(const std::string& path, std::string* why) {
-  std::error_code ec;
-  fs::create_directories(path, ec);
-  if (ec) {
-    *why = "cannot create " + path + ": " + ec.message();
-    return false;
-  }
-  if (::chmod(path.c_str(), 0700) != 0) {
-    *why = "cannot chmod 0700 " + path + ": " + std::strerror(errno);
-    return false;
-  }
-  return true;
+  *why = bus::make_private_dir(path);
+  return why->empty();
 }
 
 bool write_text_file(const std::string& path, const std::string& text, std::string* why) {
@@ -201,6 +192,20 @@ std::optional<std::string> ensure_tenant_identity(const std::string& data,
     }
   }
   return seed;
+}
+
+bool revoke_tenant_identity(const std::string& data, const std::string& tenant, bool* removed,
+                            std::string* error) {
+  const up_layout layout{data};
+  if (!private_dir(data, error)) return false;
+  bus::nats_auth_dir auth(layout.auth_dir());
+  if (!auth.remove(bus::nats_role::tenant, tenant, removed, error)) return false;
+  if (*removed) {
+    const std::size_t done = reloads_logged(layout);
+    reload_nats(layout.nats_pid_file());
+    wait_for_reload_logged(layout, done + 1);
+  }
+  return true;
 }
 
 int run_up(const std::vector<std::string>& args, const char* argv0) {

@@ -34,4 +34,10 @@ struct up_layout {
                                                                 const std::string& tenant,
                                                                 bool* created, std::string* error);
 
+// Removes `tenant`'s NATS identity (and its seed file) from the deployment under `data`, and has
+// the running nats-server, if any, reload: the tenant's connections are closed and its key is
+// refused from then on. *removed says whether it existed.
+[[nodiscard]] bool revoke_tenant_identity(const std::string& data, const std::string& tenant,
+                                          bool* removed, std::string* error);
+
 }  // namespace corral::cli

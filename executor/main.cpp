@@ -290,6 +290,8 @@ int main(int argc, char** argv) {
     gcfg.runsc_path = self_dir() + "/corral-runsc";
   }
   gcfg.become_subreaper = false;  // done above, once for the process
+  // Sandboxes together never use more than the node admits (their memory requests' bound).
+  gcfg.sandboxes_memory_limit_bytes = ctx.config.memory_capacity_mib << 20;
   if (f.disk_limit_mib >= 0) {
     if (f.disk_limit_mib > std::numeric_limits<uint32_t>::max()) {
       std::cerr << "corral-executor: --disk-limit-mib is too large\n";

@@ -60,6 +60,9 @@ bool tenants_file::apply(const std::string& settings, tenant_quota& q, std::stri
     } else if (key == "sandbox_stored_output_mib") {
       if (!number || n > (1ULL << 40)) return bad();
       out.sandbox_stored_output_bytes = n << 20;
+    } else if (key == "sandbox_exec_record_mib") {
+      if (!number || n > (1ULL << 40)) return bad();
+      out.sandbox_exec_record_bytes = n << 20;
     } else if (key == "execs_per_second") {
       char* end = nullptr;
       const double d = std::strtod(value.c_str(), &end);

@@ -7,7 +7,7 @@
 //   acme        sandboxes=32 memory_mib=65536 stored_output_mib=4096
 //
 // Keys (actors/quota.hpp): sandboxes, cpu_millis, memory_mib, stored_output_mib,
-// sandbox_stored_output_mib, execs_per_second, exec_burst. Keys this executor does not know
+// sandbox_stored_output_mib, sandbox_exec_record_mib, execs_per_second, exec_burst. Keys this executor does not know
 // (another component's, e.g. the gateway's) are ignored; a known key with a bad value makes the
 // whole line ignored (said once on stderr). The file is read again when it changes (checked at
 // most once per second), so adding or changing a tenant needs no restart.

@@ -45,6 +45,10 @@ struct job_service::inflight {
   uint32_t attempt = 1;
   std::mutex mu;  // acks of one message never overlap
   bool done = false;
+  // Waiting for a sandbox (the node, or the tenant's quota, was full): tried again at retry_at,
+  // kept alive meanwhile; not a delivery, so not an attempt.
+  std::chrono::steady_clock::time_point retry_at{};
+  int64_t retry_delay_ms = 0;
 };
 
 job_service::job_service(std::shared_ptr<bus::connection> conn, job_runner& runner,
@@ -285,6 +289,18 @@ void job_service::stop() {
   if (puller_.joinable()) puller_.join();
   if (ticker_.joinable()) ticker_.join();
   if (reader_.joinable()) reader_.join();
+  // Jobs still waiting for a sandbox are handed back (another executor, or this one restarted).
+  std::vector<std::shared_ptr<inflight>> waiting;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    waiting.swap(waiting_);
+    waiting_tenants_.clear();
+  }
+  for (auto& f : waiting) {
+    std::lock_guard<std::mutex> g(f->mu);
+    f->done = true;
+    (void)f->msg.nak();
+  }
 }
 
 void job_service::pull_loop() {
@@ -319,6 +335,7 @@ void job_service::pull_loop() {
       tenant = turn.front();
       turn.pop_front();
       queued.erase(tenant);
+      if (waiting_tenants_.count(tenant) != 0) continue;  // its jobs wait for a sandbox already
       auto it = queues_.find(tenant);
       if (it == queues_.end()) continue;
       queue = it->second;
@@ -354,7 +371,36 @@ void job_service::ticker_loop() {
   auto next_progress = std::chrono::steady_clock::now() + every;
   std::unique_lock<std::mutex> lock(mu_);
   while (!stopping_) {
-    cv_.wait_until(lock, next_progress, [&] { return stopping_.load() || !setups_.empty(); });
+    auto wake = next_progress;
+    for (const auto& f : waiting_) wake = std::min(wake, f->retry_at);
+    cv_.wait_until(lock, wake, [&] {
+      return stopping_.load() || !setups_.empty() ||
+             (!waiting_.empty() && std::chrono::steady_clock::now() >= wake);
+    });
+    // Jobs waiting for a sandbox whose time has come go to the runner again.
+    const auto now_time = std::chrono::steady_clock::now();
+    std::vector<std::shared_ptr<inflight>> due;
+    for (auto it = waiting_.begin(); it != waiting_.end();) {
+      if ((*it)->retry_at <= now_time) {
+        due.push_back(*it);
+        it = waiting_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    for (const auto& f : due) {
+      lock.unlock();
+      auto data = f->msg.data();
+      const bool taken = runner_.submit(f->tenant, std::move(data), f->attempt,
+                                        [this, f](job_outcome o) { finish(f, std::move(o)); });
+      lock.lock();
+      if (!taken) {  // every slot busy: later again
+        f->retry_at = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
+        waiting_.push_back(f);
+      } else if (--waiting_tenants_[f->tenant] <= 0) {
+        waiting_tenants_.erase(f->tenant);
+      }
+    }
     std::deque<bus::message> setups;
     setups.swap(setups_);
     lock.unlock();
@@ -439,10 +485,25 @@ void job_service::finish(const std::shared_ptr<inflight>& f, job_outcome o) {
     std::lock_guard<std::mutex> lock(mu_);
     inflight_.erase(inflight_key(f->tenant, f->msg.stream_sequence()));
   }
+  if (o.retry && !stopping_) {
+    // No sandbox now (capacity, or the tenant's quota): the job waits here, kept alive, and is
+    // tried again later. Naking it would count a delivery: enough of them and a job that never
+    // ran would end executor_lost. Its tenant's queue is not fetched meanwhile.
+    std::cerr << "corral-executor: job " << f->job_id << " of " << f->tenant
+              << " waits for a sandbox (" << o.why << ")\n";
+    std::lock_guard<std::mutex> lock(mu_);
+    f->retry_delay_ms = std::clamp<int64_t>(f->retry_delay_ms * 2, 500, 10'000);
+    f->retry_at = std::chrono::steady_clock::now() + std::chrono::milliseconds(f->retry_delay_ms);
+    inflight_[inflight_key(f->tenant, f->msg.stream_sequence())] = f;
+    waiting_.push_back(f);
+    ++waiting_tenants_[f->tenant];
+    cv_.notify_all();
+    return;
+  }
   std::lock_guard<std::mutex> g(f->mu);
   f->done = true;
   if (o.retry) {
-    (void)f->msg.nak(1000);
+    (void)f->msg.nak(1000);  // stopping: handed back
     return;
   }
   const auto subject = wire::subjects::results(f->tenant, f->batch_id);

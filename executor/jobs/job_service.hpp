@@ -29,6 +29,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <vector>
 #include <unordered_map>
 
 #include "bus/connection.hpp"
@@ -116,6 +117,8 @@ class job_service {
   std::set<std::string> rung_;
   std::deque<bus::message> setups_;  // setup requests waiting for the ticker's thread
   static constexpr std::size_t max_pending_setups = 1024;
+  std::vector<std::shared_ptr<inflight>> waiting_;   // jobs waiting for a sandbox (finish())
+  std::map<std::string, int> waiting_tenants_;       // how many each tenant has waiting
   std::deque<bus::message> reads_;   // results reads waiting for the reader's thread
   static constexpr std::size_t max_pending_reads = 1024;
   std::unordered_map<std::string, std::shared_ptr<inflight>> inflight_;  // by tenant + sequence

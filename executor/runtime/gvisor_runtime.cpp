@@ -603,6 +603,12 @@ gvisor_runtime_or_error make_gvisor_runtime(const gvisor_config& config) {
     return fail("init_path " + config.init_path + " is not an executable file");
   for (const char* sub : {"/sandboxes", "/runsc", "/images"})
     if (auto e = make_dirs(*data_dir + sub, 0700); !e.empty()) return fail(e);
+  if (config.sandboxes_memory_limit_bytes > 0) {
+    if (auto e = sandbox_cgroups::limit_parent_memory(config.cgroup_parent,
+                                                      config.sandboxes_memory_limit_bytes);
+        !e.empty())
+      return fail(e);
+  }
   if (config.become_subreaper) {
     if (auto e = start_orphan_reaper(); !e.empty()) return fail(e);
   }

@@ -76,6 +76,10 @@ struct gvisor_config {
   std::string platform = "ptrace";
   // Sandbox cgroups are <cgroup_parent>/<id> under every cgroup v1 controller.
   std::string cgroup_parent = "corral";
+  // The memory every sandbox together may use (<cgroup_parent>'s memory.limit_in_bytes): with
+  // limits overcommitted, the kernel's out-of-memory killer then picks a sandbox's process, never
+  // the executor, NATS or the host's services (docs/security.md, "Fair share"). 0: not set.
+  uint64_t sandboxes_memory_limit_bytes = 0;
   // "overlayfs": a host overlayfs mount per sandbox (upper layer on disk under the sandbox dir).
   // "runsc-memory": no host mount; runsc --overlay2=root:memory (upper layer in sandbox memory).
   std::string writable_layer = "overlayfs";

@@ -73,6 +73,34 @@ std::vector<std::string> sandbox_cgroups::v1_mounts() {
   return out;
 }
 
+std::string sandbox_cgroups::limit_parent_memory(const std::string& parent, uint64_t bytes) {
+  for (const auto& m : read_mounts()) {
+    bool memory = false;
+    for (const auto& o : m.options) memory = memory || o == "memory";
+    if (!memory) continue;
+    const std::string dir = m.path + "/" + parent;
+    if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
+      return "mkdir " + dir + ": " + std::strerror(errno);
+    const std::string value = std::to_string(bytes);
+    const std::string memsw = dir + "/memory.memsw.limit_in_bytes";
+    const bool has_memsw = ::access(memsw.c_str(), F_OK) == 0;
+    // memsw may never be below the limit: raise it first when the limit goes up, last when down.
+    uint64_t current = 0;
+    {
+      std::ifstream in(dir + "/memory.limit_in_bytes");
+      in >> current;
+    }
+    if (has_memsw && bytes > current && !write_text(memsw, value))
+      return "write " + memsw + ": " + std::strerror(errno);
+    if (!write_text(dir + "/memory.limit_in_bytes", value))
+      return "write " + dir + "/memory.limit_in_bytes: " + std::strerror(errno);
+    if (has_memsw && bytes <= current && !write_text(memsw, value))
+      return "write " + memsw + ": " + std::strerror(errno);
+    return {};
+  }
+  return "no memory cgroup controller mounted";
+}
+
 std::string sandbox_cgroups::dir_of(const std::string& controller) const {
   for (const auto& m : mounts())
     for (const auto& o : m.options)

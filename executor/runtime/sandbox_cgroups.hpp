@@ -51,6 +51,11 @@ class sandbox_cgroups {
   // Mount points of the cgroup v1 hierarchies (from /proc/self/mountinfo).
   [[nodiscard]] static std::vector<std::string> v1_mounts();
 
+  // Creates <parent> under the memory controller (when missing) and limits the memory of
+  // everything under it to `bytes` (no swap on top). Empty on success. A limit below what the
+  // sandboxes use now is refused by the kernel (said so).
+  [[nodiscard]] static std::string limit_parent_memory(const std::string& parent, uint64_t bytes);
+
  private:
   struct mount {
     std::string path;

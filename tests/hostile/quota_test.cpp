@@ -3,12 +3,15 @@
 // exec ids the executor uses itself. Against a real executor, runsc and RocksDB.
 #include <gtest/gtest.h>
 
+#include <condition_variable>
 #include <filesystem>
+#include <mutex>
 #include <fstream>
 #include <string>
 #include <vector>
 
 #include "bus/connection.hpp"
+#include "bus/jetstream.hpp"
 #include "schemas/codec.hpp"
 #include "schemas/ids.hpp"
 #include "schemas/subjects.hpp"
@@ -210,6 +213,168 @@ TEST(HostileQuota, NewExecsPerSecondAreLimitedPerSandbox) {
   ASSERT_TRUE(r) << r.detail;
   EXPECT_EQ(error_of(r.value), nullptr);
   (void)d.corral({"sandbox", "rm", sb});
+}
+
+TEST(HostileQuota, ExecRecordsAreCappedPerSandbox) {
+  char tmpl[] = "/tmp/corral-tenants-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string file = std::string(tmpl) + "/tenants";
+  { std::ofstream(file) << "hoarder sandbox_exec_record_mib=1\n"; }
+  deployment d({.node = "quota-records", .tenant = "hoarder",
+                .executor_args = {"--warm-pool", "0", "--tenants", file}});
+  std::string why;
+  ASSERT_TRUE(d.start(&why)) << why;
+  const auto sb = d.create({"--timeout", "300"});
+  auto conn = connect(d.nats().url());
+  ASSERT_TRUE(conn);
+  // Execs whose argv and env are ~120 KiB each: their records would be kept as long as the
+  // sandbox's; a MiB of them is the quota.
+  const std::string big(60 * 1024, 'x');
+  int accepted = 0, refused = 0;
+  for (int i = 0; i < 20 && refused == 0; ++i) {
+    flatbuffers::FlatBufferBuilder fbb;
+    auto id = fbb.CreateString("ex-record-" + std::to_string(i));
+    auto args = fbb.CreateVectorOfStrings({"true", big});
+    auto env = wire::build_pairs(fbb, {{"PAD", big}});
+    wire::ExecRequestBuilder b(fbb);
+    b.add_exec_id(id);
+    b.add_argv(args);
+    b.add_env(env);
+    fbb.Finish(b.Finish(), wire::ExecRequestIdentifier());
+    auto req = wire::release(fbb);
+    auto r = conn->request(wire::subjects::sandbox_op(d.tenant(), sb, "exec"), req.data(),
+                           req.size(), 10000);
+    ASSERT_TRUE(r) << r.detail;
+    if (const auto* e = error_of(r.value)) {
+      EXPECT_EQ(e->code(), wire::ErrorCode::resource_exhausted) << wire::str(e->message());
+      ++refused;
+    } else {
+      ++accepted;
+    }
+  }
+  EXPECT_EQ(refused, 1) << accepted << " execs of ~120 KiB records accepted in one sandbox";
+  EXPECT_GE(accepted, 7);
+  EXPECT_LE(accepted, 9);
+  (void)d.corral({"sandbox", "rm", sb});
+  std::filesystem::remove_all(tmpl);
+}
+
+TEST(HostileQuota, SandboxesTogetherAreLimitedToTheMemoryTheNodeAdmits) {
+  deployment d({.node = "quota-parent", .tenant = "any", .executor_args = {"--warm-pool", "0"}});
+  std::string why;
+  ASSERT_TRUE(d.start(&why)) << why;
+  // Every sandbox's memory cgroup is below corral's: its limit is the host's memory less the
+  // reserve, so that overcommitted limits can make the kernel kill a sandbox's process, never
+  // the executor's, NATS's or the host's.
+  std::ifstream limit("/sys/fs/cgroup/memory/corral/memory.limit_in_bytes");
+  uint64_t bytes = 0;
+  ASSERT_TRUE(limit >> bytes) << "no memory limit on the sandboxes' parent cgroup";
+  const uint64_t host = host_memory_mib() << 20;
+  EXPECT_LT(bytes, host) << "the sandboxes may take all of the host's memory";
+  EXPECT_GE(bytes, host / 2);
+}
+
+TEST(HostileQuota, ARunningExecsDroppedOutputIsExpiredNotSkipped) {
+  deployment d({.node = "quota-running", .tenant = "chatty2",
+                .executor_args = {"--warm-pool", "0", "--sandbox-stored-output-mib", "1"}});
+  std::string why;
+  ASSERT_TRUE(d.start(&why)) << why;
+  const auto sb = d.create({"--timeout", "300"});
+  auto conn = connect(d.nats().url());
+  ASSERT_TRUE(conn);
+  // 2 MiB written, then the exec waits (running) until its stdin closes.
+  bool printed = false;
+  std::mutex mu;
+  std::condition_variable cv;
+  uint64_t got = 0;
+  auto sub = conn->subscribe(wire::subjects::output(d.tenant(), sb, "ex-running"), "",
+                             [&](bus::message&& m) {
+                               if (const auto* c = wire::verify<wire::OutputChunk>(m.data.data(), m.data.size())) {
+                                 std::lock_guard<std::mutex> lock(mu);
+                                 got += c->data() ? c->data()->size() : 0;
+                                 printed = got >= 2u * 1024 * 1024;
+                                 cv.notify_all();
+                               }
+                             });
+  ASSERT_TRUE(sub) << sub.detail;
+  ASSERT_TRUE(conn->flush(5000));
+  flatbuffers::FlatBufferBuilder fbb;
+  auto id = fbb.CreateString("ex-running");
+  auto args = fbb.CreateVectorOfStrings(
+      {"python3", "-c", "import sys\nsys.stdout.write('y' * (2 << 20)); sys.stdout.flush()\nsys.stdin.read()\n"});
+  wire::ExecRequestBuilder b(fbb);
+  b.add_exec_id(id);
+  b.add_argv(args);
+  b.add_stdin(true);
+  fbb.Finish(b.Finish(), wire::ExecRequestIdentifier());
+  auto req = wire::release(fbb);
+  auto r = conn->request(wire::subjects::sandbox_op(d.tenant(), sb, "exec"), req.data(), req.size(), 10000);
+  ASSERT_TRUE(r) << r.detail;
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, 60s, [&] { return printed; })) << got << " bytes arrived";
+  }
+  auto replay = replay_request("ex-running", 0);
+  auto first = conn->request(wire::subjects::sandbox_op(d.tenant(), sb, "replay"), replay.data(),
+                             replay.size(), 10000);
+  ASSERT_TRUE(first) << first.detail;
+  const auto* e = error_of(first.value);
+  ASSERT_NE(e, nullptr) << "a replay from 0 of a running exec whose start was dropped answered frames";
+  EXPECT_EQ(e->code(), wire::ErrorCode::expired) << wire::str(e->message());
+  (void)d.corral({"sandbox", "rm", sb});
+}
+
+// A job that finds no sandbox (the node full, or its tenant at its quota) waits for one: each
+// try is not a delivery, so it is never ended executor_lost for another tenant's load.
+TEST(HostileQuota, AJobWaitsForASandboxInsteadOfBeingReportedLost) {
+  deployment d({.node = "quota-jobwait", .tenant = "holder",
+                .executor_args = {"--max-sandboxes", "2", "--warm-pool", "0", "--tenant-sandboxes",
+                                  "2", "--job-slots", "1", "--job-max-attempts", "2",
+                                  "--job-ack-wait-ms", "3000"}});
+  std::string why;
+  ASSERT_TRUE(d.start(&why)) << why;
+  std::vector<std::string> held = {d.create({"--timeout", "300"}), d.create({"--timeout", "300"})};
+  auto conn = connect(d.nats().url());
+  ASSERT_TRUE(conn);
+  auto setup = conn->request(wire::subjects::jobs_setup("waiter"), nullptr, 0, 30000);
+  ASSERT_TRUE(setup) << setup.detail;
+  auto js = bus::jetstream::open(*conn, &why);
+  ASSERT_TRUE(js) << why;
+  flatbuffers::FlatBufferBuilder fbb;
+  auto job_id = fbb.CreateString("j-wait");
+  auto batch = fbb.CreateString("bw");
+  auto lang = fbb.CreateString("python");
+  auto src = fbb.CreateString("print('ran')");
+  wire::JobBuilder jb(fbb);
+  jb.add_job_id(job_id);
+  jb.add_batch_id(batch);
+  jb.add_language(lang);
+  jb.add_source(src);
+  jb.add_timeout_ms(30000);
+  fbb.Finish(jb.Finish(), wire::JobIdentifier());
+  auto bytes = wire::release(fbb);
+  auto p = js->publish(wire::subjects::jobs("waiter", "default"), bytes.data(), bytes.size(), "waiter.j-wait");
+  ASSERT_TRUE(p) << p.detail;
+  // More tries than --job-max-attempts while the node is full...
+  ASSERT_TRUE(d.executor().wait_for_output_count("job j-wait of waiter waits for a sandbox", 3, 90s))
+      << d.executor().output();
+  // ... then room: the job runs.
+  for (const auto& sb : held) (void)d.corral({"sandbox", "rm", sb});
+  auto reader = js->reader(wire::subjects::results_stream("waiter"), wire::subjects::results("waiter", "bw"));
+  ASSERT_TRUE(reader) << reader.detail;
+  const auto deadline = std::chrono::steady_clock::now() + 120s;
+  std::vector<bus::js_message> got;
+  while (got.empty() && std::chrono::steady_clock::now() < deadline) {
+    auto m = reader.value->fetch(1, 2000);
+    ASSERT_TRUE(m || m.error == bus::bus_error::timeout) << m.detail;
+    for (auto& x : m.value) got.push_back(std::move(x));
+  }
+  ASSERT_EQ(got.size(), 1u) << "no result for the waiting job";
+  const auto* r = wire::verify<wire::JobResult>(got[0].data().data(), got[0].data().size());
+  ASSERT_NE(r, nullptr);
+  ASSERT_NE(r->status(), nullptr);
+  EXPECT_EQ(r->status()->outcome(), wire::Outcome::exited)
+      << wire::to_string(r->status()->outcome()) << ": " << wire::str(r->status()->message());
 }
 
 TEST(HostileQuota, ProbeExecIdsAreReserved) {

@@ -50,6 +50,9 @@ class background_process {
   // Waits until the combined output contains `needle`.
   bool wait_for_output(const std::string& needle,
                        std::chrono::milliseconds timeout = std::chrono::seconds(60));
+  // Waits until the combined output contains `needle` at least `count` times.
+  bool wait_for_output_count(const std::string& needle, std::size_t count,
+                             std::chrono::milliseconds timeout = std::chrono::seconds(60));
   // Waits for the exit; returns the exit code (128+signal), or -1 on timeout.
   int wait(std::chrono::milliseconds timeout = std::chrono::seconds(60));
   void signal(int sig);

@@ -253,6 +253,22 @@ bool background_process::wait_for_output(const std::string& needle,
   }) && shared_->output.find(needle) != std::string::npos;
 }
 
+bool background_process::wait_for_output_count(const std::string& needle, std::size_t count,
+                                               std::chrono::milliseconds timeout) {
+  if (!shared_) return false;
+  auto occurrences = [&] {
+    std::size_t n = 0;
+    for (std::size_t at = shared_->output.find(needle); at != std::string::npos;
+         at = shared_->output.find(needle, at + needle.size()))
+      ++n;
+    return n;
+  };
+  std::unique_lock<std::mutex> lock(shared_->mu);
+  return shared_->cv.wait_for(lock, timeout,
+                              [&] { return occurrences() >= count || shared_->closed; }) &&
+         occurrences() >= count;
+}
+
 int background_process::wait(std::chrono::milliseconds timeout) {
   if (pid_ <= 0) return exit_code_;
   const int code = wait_child(pid_, timeout);
