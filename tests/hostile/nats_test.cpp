@@ -556,6 +556,75 @@ TEST_F(HostileNats, ExecutorsAnswerOnlyToInboxes) {
   (void)up_->corral("alice", {"sandbox", "rm", sb});
 }
 
+TEST_F(HostileNats, ARevokedTenantIsShutOut) {
+  const std::string seed = up_->add_tenant("dave");
+  ASSERT_FALSE(seed.empty());
+  // dave's key, kept by dave (the deployment's copy goes with the revocation).
+  const std::string kept = up_->data() + "/dave-kept.nk";
+  fs::copy_file(seed, kept);
+  ASSERT_EQ(::chmod(kept.c_str(), 0600), 0);
+  std::mutex mu;
+  std::condition_variable cv;
+  bool closed = false;
+  bus::options o;
+  o.urls = {up_->nats_url()};
+  o.nkey_seed_file = kept;
+  o.max_reconnect = 0;
+  o.delivery_pool_threads = 0;
+  o.on_closed = [&] {
+    std::lock_guard<std::mutex> lock(mu);
+    closed = true;
+    cv.notify_all();
+  };
+  std::string why;
+  auto live = bus::connection::connect(o, &why);
+  ASSERT_TRUE(live) << why;
+  auto r = test::run({test::bin("corral"), "--nats", up_->nats_url(), "token", "revoke", "--tenant",
+                      "dave", "--data", up_->data()},
+                     {}, 60s);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_FALSE(fs::exists(seed)) << "the revoked seed file is still in the deployment";
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    EXPECT_TRUE(cv.wait_for(lock, 30s, [&] { return closed; }))
+        << "the revoked tenant's connection stayed open";
+  }
+  auto again = connect(up_->nats_url(), kept, "", nullptr, &why);
+  EXPECT_EQ(again, nullptr) << "a revoked key still connects";
+  std::ifstream tokens(up_->data() + "/tokens");
+  std::string all((std::istreambuf_iterator<char>(tokens)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(all.find(" dave"), std::string::npos) << "dave's gateway token is still there";
+}
+
+// A data directory someone else made (e.g. under /tmp, before the operator) is refused: its
+// owner could otherwise add identities, read seeds, or swap files under corral's feet.
+TEST(HostileNatsSetup, ADataDirectoryAnotherUserPreparedIsRefused) {
+  char tmpl[] = "/tmp/corral-prepared-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  ASSERT_EQ(::chmod(tmpl, 01777), 0);  // a shared, sticky directory, as /tmp is
+  const std::string data = std::string(tmpl) + "/var";
+  std::string why;
+  auto key = bus::generate_user_nkey(&why);
+  ASSERT_TRUE(key) << why;
+  // As nobody: the data directory, and a registry that makes the attacker an admin.
+  auto made = test::run({"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c",
+                         "mkdir -p '" + data + "/auth' && echo 'admin evil " + key->public_key +
+                             "' > '" + data + "/auth/identities'"},
+                        {}, 30s);
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  auto r = test::run({test::bin("corral"), "token", "create", "--tenant", "carol", "--data", data},
+                     {}, 60s);
+  EXPECT_NE(r.exit_code, 0) << "corral used a data directory that another user owns";
+  EXPECT_NE(r.err.find("another user"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(data + "/auth/auth.conf")) << "rendered the attacker's registry";
+  auto up = test::run({test::bin("corral"), "up", "--data", data, "--port",
+                       std::to_string(test::free_port()), "--gateway-port", "0"},
+                      {}, 60s);
+  EXPECT_NE(up.exit_code, 0) << "corral up started on another user's data directory";
+  std::error_code ec;
+  fs::remove_all(tmpl, ec);
+}
+
 // -- the keys themselves ---------------------------------------------------------------------
 
 TEST(NKeys, SeedsRoundTripAndCorruptionIsRefused) {
