@@ -26,6 +26,14 @@
 #         the stream stores nothing more (publishes get an error) until a
 #         restart. The startup banner prints the setting ("Sync Interval:").
 #   docs/jobs.md ("Durability of JetStream") says what it gives and costs.
+#   0002: a request that crosses a service import into an account where
+#         nothing subscribes gets the no-responders status (503) at once, as
+#         from nats-server 2.10.26 on. 2.9.10 counts the import's internal
+#         subscription as a delivery, so the requester waits out its timeout.
+#         Each tenant reaches the executors through such imports, and "no such
+#         sandbox" is exactly no subscriber: without the patch every request
+#         about an unknown (or another tenant's) sandbox takes the client's
+#         whole timeout. docs/security.md ("corral's nats-server") says more.
 #
 # How (mirrors Debian's dh-golang build of src:nats-server):
 #   * the github.com/nats-io/nats-server tree from

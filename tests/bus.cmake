@@ -4,7 +4,8 @@
 file(GLOB CORRAL_TEST_SUPPORT_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/support/*.cpp)
 add_library(corral_test_support STATIC ${CORRAL_TEST_SUPPORT_SOURCES})
 target_include_directories(corral_test_support PUBLIC ${CMAKE_SOURCE_DIR})
-target_compile_definitions(corral_test_support PRIVATE CORRAL_NATS_SERVER="${NATS_SERVER}"
+# corral's nats-server build (deploy/build.sh installs it): the server corral up runs.
+target_compile_definitions(corral_test_support PRIVATE CORRAL_NATS_SERVER="${CMAKE_BINARY_DIR}/bin/corral-nats-server"
   CORRAL_BIN_DIR="${CMAKE_BINARY_DIR}/bin")
 target_link_libraries(corral_test_support PUBLIC corral_bus Threads::Threads GTest::gtest)
 

@@ -200,6 +200,8 @@ bool nats_server_process::spawn(int port) {
     args.push_back(http_port_ > 0 ? std::to_string(http_port_) : "-1");
   }
   args.insert(args.end(), opts_.extra_args.begin(), opts_.extra_args.end());
+  if (::access(binary_.c_str(), X_OK) != 0)
+    return fail("no nats-server at " + binary_ + " (deploy/build.sh builds and installs it)");
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

@@ -9,8 +9,9 @@
 //   server.kill9();                        // crash it
 //   ASSERT_TRUE(server.restart()) << server.error();  // same port, same JetStream store
 //
-// The binary is $CORRAL_NATS_SERVER if set, else the one CMake found (CORRAL_NATS_SERVER), else
-// "nats-server" on PATH. The first start() lets the server pick a free port itself (-p -1, read
+// The binary is $CORRAL_NATS_SERVER if set, else corral's own build of nats-server
+// (<build>/bin/corral-nats-server, installed by deploy/build.sh: the server `corral up` runs, with
+// the patches docs/security.md and docs/jobs.md explain). The first start() lets the server pick a free port itself (-p -1, read
 // back from its ports file), so there is no bind-and-release race; restart() asks for the same
 // port again and retries while the port is still held.
 //
