@@ -79,16 +79,17 @@ bool write_text_file(const std::string& path, const std::string& text, std::stri
   return true;
 }
 
-// Asks the nats-server whose pid is in pid_file (if it runs) to reload its configuration.
-void reload_nats(const std::string& pid_file) {
+// Asks the nats-server whose pid is in pid_file (if it runs) to reload its configuration; false
+// when none runs (it reads the configuration at its next start).
+bool reload_nats(const std::string& pid_file) {
   std::ifstream in(pid_file);
   long pid = 0;
-  if (!(in >> pid) || pid <= 1) return;
+  if (!(in >> pid) || pid <= 1) return false;
   std::ifstream cmdline("/proc/" + std::to_string(pid) + "/cmdline");
   std::string program;
   std::getline(cmdline, program, '\0');
-  if (program.find("nats-server") == std::string::npos) return;  // a stale pid file
-  ::kill(static_cast<pid_t>(pid), SIGHUP);
+  if (program.find("nats-server") == std::string::npos) return false;  // a stale pid file
+  return ::kill(static_cast<pid_t>(pid), SIGHUP) == 0;
 }
 
 // After a reload for a new identity: waits (up to 10 s) until the deployment's running server
@@ -184,11 +185,14 @@ std::optional<std::string> ensure_tenant_identity(const std::string& data,
     // Twice: nats-server 2.9.10 wires a new account's imports only on the reload after the one
     // that created the account (reload.go adds service-import interest for existing accounts
     // only). The first makes the tenant's user known; the second its imports.
-    reload_nats(layout.nats_pid_file());
-    if (wait_until_accepted(layout, *seed)) {
-      const std::size_t done = reloads_logged(layout);
-      reload_nats(layout.nats_pid_file());
+    // Each reload waits until the server has logged it: a second signal while the first is
+    // being applied may be taken as one reload. Then the identity must be accepted, so that the
+    // credentials are usable when `corral token create` returns.
+    const std::size_t done = reloads_logged(layout);
+    if (reload_nats(layout.nats_pid_file())) {
       wait_for_reload_logged(layout, done + 1);
+      if (reload_nats(layout.nats_pid_file())) wait_for_reload_logged(layout, done + 2);
+      (void)wait_until_accepted(layout, *seed);
     }
   }
   return seed;
@@ -202,8 +206,7 @@ bool revoke_tenant_identity(const std::string& data, const std::string& tenant, 
   if (!auth.remove(bus::nats_role::tenant, tenant, removed, error)) return false;
   if (*removed) {
     const std::size_t done = reloads_logged(layout);
-    reload_nats(layout.nats_pid_file());
-    wait_for_reload_logged(layout, done + 1);
+    if (reload_nats(layout.nats_pid_file())) wait_for_reload_logged(layout, done + 1);
   }
   return true;
 }
