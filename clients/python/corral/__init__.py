@@ -160,7 +160,13 @@ class StreamWriter:
         self._p._sb._c.call("POST", self._p._path("/stdin"), body=bytes(data))
 
     def write_eof(self):
-        self._p._sb._c.call("POST", self._p._path("/stdin"), {"eof": "1"}, body=b"")
+        """Closes stdin. A process that has already exited has no stdin left to close: that is
+        not an error (it may well have finished reading before the close arrived)."""
+        try:
+            self._p._sb._c.call("POST", self._p._path("/stdin"), {"eof": "1"}, body=b"")
+        except ConflictError as e:
+            if e.code != "failed_precondition":
+                raise
 
     def drain(self):
         """Writes are sent when write() returns; nothing is buffered here."""
