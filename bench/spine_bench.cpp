@@ -10,8 +10,11 @@
 //  2. create to ready-for-exec; next to `runsc run -detach` of the same kind of bundle.
 //     Goal: p50 <= 1.3x the baseline.
 //
-// Usage: spine_bench [--runs N] [--exec-only] [-- EXECUTOR FLAGS...] (e.g. -- --disk-limit-mib 0).
-// --exec-only measures figure 1 alone (for comparing changes of the exec path quickly). Needs
+// Usage: spine_bench [--runs N] [--exec-only] [--accounts] [-- EXECUTOR FLAGS...]
+// (e.g. -- --disk-limit-mib 0). --exec-only measures figure 1 alone (for comparing changes of the
+// exec path quickly). --accounts runs NATS as `corral up` does (docs/security.md): the executor
+// with its own identity in account CORRAL, the client as a tenant in an account of its own, whose
+// requests cross a service import; without it, everyone is one anonymous account. Needs
 // root, nats-server, the built corral-executor, corral-init, corral-runsc (deploy/build.sh) and
 // a C compiler for the floor program.
 #include <sys/wait.h>
@@ -32,6 +35,7 @@
 #include "actors/config.hpp"
 #include "bench/bench_support.hpp"
 #include "bus/connection.hpp"
+#include "bus/nats_auth.hpp"
 #include "cli/client.hpp"
 #include "schemas/codec.hpp"
 #include "schemas/subjects.hpp"
@@ -86,6 +90,7 @@ int main(int argc, char** argv) {
 int main(int argc, char** argv) {
   int runs = 50;
   bool exec_only = false;
+  bool accounts = false;
   std::vector<std::string> executor_args;  // after "--": passed to corral-executor
   for (int i = 1; i < argc; ++i) {
     if (std::string(argv[i]) == "--") {
@@ -94,13 +99,34 @@ int main(int argc, char** argv) {
     }
     if (std::string(argv[i]) == "--runs" && i + 1 < argc) runs = std::max(5, std::atoi(argv[++i]));
     if (std::string(argv[i]) == "--exec-only") exec_only = true;
+    if (std::string(argv[i]) == "--accounts") accounts = true;
   }
 
   const std::string load_before = load_average();
   char tmpl[] = "/tmp/corral-bench-XXXXXX";
   if (!mkdtemp(tmpl)) return 1;
   const std::string dir = tmpl;
-  corral::test::nats_server_process nats;
+  // --accounts: the identities, and an anonymous user in CORRAL for the bench's own watchers.
+  corral::test::nats_server_process::options nats_options;
+  std::string executor_seed, tenant_seed;
+  if (accounts) {
+    corral::bus::nats_auth_dir auth(dir + "/auth");
+    std::string e;
+    auto ex = auth.ensure(corral::bus::nats_role::executor, "bench", nullptr, &e);
+    auto te = ex ? auth.ensure(corral::bus::nats_role::tenant, "bench", nullptr, &e) : std::nullopt;
+    auto ids = te ? auth.identities(&e) : std::nullopt;
+    if (!ids) {
+      std::cerr << "NATS identities: " << e << "\n";
+      return 1;
+    }
+    executor_seed = *ex;
+    tenant_seed = *te;
+    nats_options.config =
+        corral::bus::accounts_config(*ids, "      {user: \"bench\", password: \"bench-watch\", "
+                                           "permissions: {publish: \">\", subscribe: \">\"}}\n") +
+        "no_auth_user: \"bench\"\n";
+  }
+  corral::test::nats_server_process nats(nats_options);
   if (!nats.start()) {
     std::cerr << "nats-server: " << nats.error() << "\n";
     return 1;
@@ -109,6 +135,10 @@ int main(int argc, char** argv) {
   std::vector<std::string> executor_argv = {bin("corral-executor"), "--data", dir + "/executor",
                                             "--nats", nats.url(), "--node", "bench", "--runsc",
                                             bin("corral-runsc")};
+  if (accounts) {
+    executor_argv.push_back("--nats-creds");
+    executor_argv.push_back(executor_seed);
+  }
   executor_argv.insert(executor_argv.end(), executor_args.begin(), executor_args.end());
   if (!executor.start(executor_argv) ||
       !executor.wait_for_output("corral-executor: ready", 60s)) {
@@ -130,6 +160,7 @@ int main(int argc, char** argv) {
   corral::cli::client::config cfg;
   cfg.nats_url = nats.url();
   cfg.tenant = "bench";
+  cfg.nats_creds = tenant_seed;
   auto c = corral::cli::client::connect(cfg, &error);
   if (!c) {
     std::cerr << error << "\n";
@@ -273,8 +304,9 @@ int main(int argc, char** argv) {
   const auto cc_ = summarize(create), rr = summarize(runsc_run);
   std::string flags;
   for (const auto& a : executor_args) flags += " " + a;
-  std::printf("spine_bench (%d runs; 2-core VM, runsc ptrace platform; executor flags:%s)\n", runs,
-              flags.empty() ? " (defaults)" : flags.c_str());
+  std::printf("spine_bench (%d runs; 2-core VM, runsc ptrace platform; executor flags:%s; NATS: %s)\n",
+              runs, flags.empty() ? " (defaults)" : flags.c_str(),
+              accounts ? "accounts, the tenant through a service import" : "one anonymous account");
   std::printf("load average (1, 5, 15 min) %s at the start, %s at the end\n", load_before.c_str(),
               load_average().c_str());
   std::printf("exec round trip, request to exit status of `true` in a warm sandbox:\n");
