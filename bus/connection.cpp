@@ -115,9 +115,18 @@ struct nkey_signer {
 // such a signature is refused here instead: that attempt fails, and the next one (a new
 // connection, a new nonce) signs something else. connect() retries such a first connect;
 // nats.c's reconnect loop retries by itself. nats.c frees the signature with free().
-natsStatus sign_nonce_cb(char** /*custom_error*/, unsigned char** signature, int* length,
+//
+// A server that sends no nonce asks for no credentials: a client that has some refuses it (it
+// is misconfigured, or not the deployment's server), with that said in the connect's error.
+natsStatus sign_nonce_cb(char** custom_error, unsigned char** signature, int* length,
                          const char* nonce, void* closure) {
   auto* signer = static_cast<nkey_signer*>(closure);
+  if (nonce == nullptr) {
+    if (custom_error != nullptr)
+      *custom_error = ::strdup("the NATS server asks for no credentials (no nonce to sign): "
+                               "refusing it, since this client has an identity");
+    return NATS_ERR;
+  }
   std::vector<uint8_t> sig;
   if (!sign_with_seed(signer->seed, nonce, &sig)) return NATS_ERR;
   if (sig.front() == 0) {

@@ -25,6 +25,7 @@
 #include "schemas/codec.hpp"
 #include "schemas/subjects.hpp"
 #include "tests/support/deployment.hpp"
+#include "tests/support/nats_server.hpp"
 #include "tests/support/up_deployment.hpp"
 
 namespace corral {
@@ -661,6 +662,29 @@ TEST(NKeys, ASeedFileOthersMayReadIsRefused) {
   ASSERT_EQ(::chmod(path.c_str(), 0644), 0);
   EXPECT_FALSE(bus::read_user_nkey_file(path, &why));
   EXPECT_NE(why.find("read by others"), std::string::npos) << why;
+  fs::remove_all(tmpl);
+}
+
+// A client with an identity that reaches a server asking for none (a misconfigured or an
+// impostor server: it sends no nonce) refuses it, saying why, instead of crashing on the
+// missing nonce.
+TEST(NKeys, AServerThatAsksForNoCredentialsIsRefused) {
+  char tmpl[] = "/tmp/corral-nkey-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string path = std::string(tmpl) + "/k.nk";
+  std::string why;
+  auto k = bus::generate_user_nkey(&why);
+  ASSERT_TRUE(k) << why;
+  ASSERT_TRUE(bus::write_user_nkey_file(path, *k, &why)) << why;
+  test::nats_server_process open_server;
+  ASSERT_TRUE(open_server.start()) << open_server.error();
+  bus::options o;
+  o.urls = {open_server.url()};
+  o.nkey_seed_file = path;
+  o.max_reconnect = 0;
+  o.delivery_pool_threads = 0;
+  EXPECT_EQ(bus::connection::connect(o, &why), nullptr) << "connected to a server without auth";
+  EXPECT_NE(why.find("asks for no credentials"), std::string::npos) << why;
   fs::remove_all(tmpl);
 }
 
