@@ -96,7 +96,8 @@ const char* usage_text =
     "                        lease ends, or when another create arrives; 0: at once)]\n"
     "                       [--tenants FILE (per-tenant quota overrides, docs/operations.md)]\n"
     "                       [--tenant-sandboxes N (default: 3/4 of --max-sandboxes)]\n"
-    "                       [--tenant-cpu-millis N] [--tenant-memory-mib N] (0 = no quota)\n"
+    "                       [--tenant-cpu-millis N] [--tenant-memory-mib N] (0 = no quota;\n"
+    "                        memory: three quarters of the node's by default)\n"
     "                       [--tenant-stored-output-mib N (1024)] [--sandbox-stored-output-mib N (256)]\n"
     "                       [--tenant-execs-per-second R (100)]\n"
     "                       [--memory-reserve-mib N (kept from sandboxes' memory requests;\n"
@@ -334,7 +335,12 @@ int main(int argc, char** argv) {
       f.tenant_sandboxes > 0 ? static_cast<uint32_t>(f.tenant_sandboxes)
                              : std::max<uint32_t>(1, ctx.config.max_sandboxes * 3 / 4);
   if (f.tenant_cpu_millis >= 0) quota_defaults.cpu_millis = static_cast<uint64_t>(f.tenant_cpu_millis);
-  if (f.tenant_memory_mib >= 0) quota_defaults.memory_mib = static_cast<uint64_t>(f.tenant_memory_mib);
+  // Memory requests are reservations: without a quota one tenant's idle sandboxes could reserve
+  // the whole node. By default a tenant may reserve three quarters of what the node admits.
+  if (f.tenant_memory_mib >= 0)
+    quota_defaults.memory_mib = static_cast<uint64_t>(f.tenant_memory_mib);
+  else if (ctx.config.memory_capacity_mib > 0)
+    quota_defaults.memory_mib = std::max<uint64_t>(1, ctx.config.memory_capacity_mib * 3 / 4);
   if (f.tenant_stored_output_mib > 0)
     quota_defaults.stored_output_bytes = static_cast<uint64_t>(f.tenant_stored_output_mib) << 20;
   if (f.sandbox_stored_output_mib > 0)

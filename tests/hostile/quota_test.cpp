@@ -119,6 +119,33 @@ TEST(HostileQuota, MemoryIsAdmittedOnlyWhenTheHostCanHoldIt) {
     if (r->exit_code == 0) (void)d.corral({"sandbox", "rm", trim(r->out)});
 }
 
+// Memory requests are reservations: a tenant that reserves all it can with idle sandboxes
+// (largest first, then smaller and smaller to fill what is left) must still leave room for
+// another tenant's ordinary sandbox.
+TEST(HostileQuota, OneTenantCannotReserveEveryMegabyteOfTheNode) {
+  deployment d({.node = "quota-reserve", .tenant = "greedy",
+                .executor_args = {"--warm-pool", "0", "--max-sandboxes", "64"}});
+  std::string why;
+  ASSERT_TRUE(d.start(&why)) << why;
+  std::vector<std::string> held;
+  for (uint64_t mib = 16384; mib >= 64 && held.size() < 40;) {
+    const std::string m = std::to_string(mib);
+    auto r = d.corral({"sandbox", "create", "--memory", m, "--memory-request", m}, {}, 60s);
+    if (r.exit_code == 0) {
+      held.push_back(trim(r.out));
+      continue;  // the same size again
+    }
+    ASSERT_NE(r.err.find("resource_exhausted"), std::string::npos) << r.err;
+    mib /= 2;
+  }
+  ASSERT_FALSE(held.empty());
+  auto other = d.corral({"sandbox", "create"}, {}, 60s, "bystander");
+  EXPECT_EQ(other.exit_code, 0) << "one tenant's idle reservations locked another tenant out: "
+                                << other.err;
+  if (other.exit_code == 0) (void)d.corral({"sandbox", "rm", trim(other.out)}, {}, 60s, "bystander");
+  for (const auto& sb : held) (void)d.corral({"sandbox", "rm", sb});
+}
+
 TEST(HostileQuota, TheTenantsFileOverridesQuotasWithoutARestart) {
   char tmpl[] = "/tmp/corral-tenants-XXXXXX";
   ASSERT_NE(::mkdtemp(tmpl), nullptr);
