@@ -116,11 +116,13 @@ void add_usage_reply(const uint8_t* data, std::size_t size, usage_report& out) {
 std::optional<fs_reply_view> fs_reply_of(const uint8_t* data, std::size_t size) {
   const auto* rep = wire::verify<wire::FsReply>(data, size);
   if (rep == nullptr) return std::nullopt;
-  if (rep->entries() != nullptr) {
-    std::size_t n = 0;
+  // FlatBuffers may point many fields at one string: what would be copied out is counted
+  // first, and a reply that decodes to more than its own size is refused (no amplification).
+  std::size_t n = (rep->data() != nullptr ? rep->data()->size() : 0) +
+                  (rep->stat() != nullptr ? wire::str(rep->stat()->name()).size() : 0);
+  if (rep->entries() != nullptr)
     for (const auto* e : *rep->entries()) n += wire::str(e->name()).size();
-    if (n > size) return std::nullopt;
-  }
+  if (n > size) return std::nullopt;
   fs_reply_view v;
   if (rep->data() != nullptr) v.data.assign(rep->data()->begin(), rep->data()->end());
   if (rep->entries() != nullptr)
