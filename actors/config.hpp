@@ -42,6 +42,13 @@ struct node_config {
   int64_t warm_retry_max_ms = 60'000;
   int64_t default_timeout_ms = 300'000;        // sandbox lifetime when the client gives none
   int64_t max_timeout_ms = 24LL * 3600 * 1000; // longest lifetime a client may ask for
+  // A sandbox's long polls: each `wait` is answered within max_wait_ms (clients wait longer in
+  // rounds), before NATS drops its reply mapping (15 minutes: bus/nats_auth.cpp); past
+  // max_waiters waiting at once a new one is refused at once (each holds a reply mapping).
+  int64_t max_wait_ms = 10 * 60 * 1000;
+  uint32_t max_waiters = 256;
+  // Stdin writes whose acks wait for init to catch up, per process; past it, refused at once.
+  uint32_t max_held_stdin_acks = 256;
   uint32_t default_cpu_millis = 1000;          // cgroup cpu limit when the client gives none
   uint32_t max_cpu_millis = 2000;
   // Smallest cpu limit a client may ask for: a gVisor sandbox's sentry runs inside the same

@@ -194,6 +194,12 @@ void on_request(process_self self, bus_request& req) {
                                               "data"));
       return;
     }
+    if (st.held_stdin_acks.size() >= cfg.max_held_stdin_acks) {
+      reply(self, req, wire::make_error_reply(wire::ErrorCode::resource_exhausted,
+                                              "too many stdin writes wait for the process to read",
+                                              "stdin"));
+      return;
+    }
     if (!st.link || !st.link->send(make_command_stdin(st.rec.handle,
                                                       n ? data->data() : nullptr, n,
                                                       msg->eof()))) {

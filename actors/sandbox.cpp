@@ -684,7 +684,10 @@ void on_op(sandbox_self self, bus_request& req) {
       reply(self, req.reply, make_sandbox_reply(st.rec));
       return;
     }
-    timeout_ms = std::min(timeout_ms, st.ctx->config.max_timeout_ms);
+    timeout_ms = std::min(timeout_ms, st.ctx->config.max_wait_ms);
+    if (st.waiters.size() >= st.ctx->config.max_waiters)
+      return reply_error(self, req.reply, wire::ErrorCode::resource_exhausted,
+                         "too many waits on this sandbox at once", "wait");
     const auto id = st.next_waiter++;
     st.waiters.emplace(id, waiter{req.reply, until_ready});
     self->delayed_send(self, std::chrono::milliseconds(timeout_ms), wait_atom::value, req.reply,

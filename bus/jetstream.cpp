@@ -586,6 +586,14 @@ status jetstream::ensure_stream(const stream_config& cfg, int64_t timeout_ms) {
   sc.Replicas = cfg.replicas;
   sc.Discard = cfg.discard_new ? js_DiscardNew : js_DiscardOld;
   sc.AllowDirect = cfg.allow_direct;
+  jsRePublish rp;
+  if (!cfg.republish_destination.empty()) {
+    jsRePublish_Init(&rp);
+    rp.Source = cfg.republish_source.empty() ? nullptr : cfg.republish_source.c_str();
+    rp.Destination = cfg.republish_destination.c_str();
+    rp.HeadersOnly = cfg.republish_headers_only;
+    sc.RePublish = &rp;
+  }
   jsOptions o = api_options(timeout_ms);
 
   // Create, else update: the server answers a create of an existing stream with the same

@@ -67,6 +67,13 @@ struct stream_config {
   bool discard_new = false;
   // Messages may be read by sequence and subject without a consumer (next_message()).
   bool allow_direct = false;
+  // When not empty: every stored message whose subject matches republish_source (a subset of
+  // `subjects`) is published again, after it is stored, on republish_destination (a subject
+  // mapping: {{wildcard(N)}} takes the source's Nth wildcard token); headers only when
+  // republish_headers_only. The server cannot change this on an existing stream.
+  std::string republish_source;
+  std::string republish_destination;
+  bool republish_headers_only = true;
   int replicas = 1;           // 1..5; more than 1 needs a cluster
   bool file_storage = true;   // false = memory (tests only; corral's streams are file-backed)
 };

@@ -178,17 +178,45 @@ subject_permissions permissions_of(const nats_identity& id) {
   return p;
 }
 
+namespace {
+
+// The request subjects a tenant may send to CORRAL, below corral.v1.{t}, each with what the
+// server must keep for its answers. nats-server keeps a reply mapping per request that crosses
+// an import: a singleton mapping goes with the first answer (or at the threshold, for a long
+// poll that is answered late), a streamed one only when the threshold passes with no answer
+// (each answer restarts it). A 15-minute streamed threshold on everything let one tenant pin
+// about 0.7 KB of the server's memory per request for 15 minutes; so only the subjects answered
+// several times (scatter/gather, replays, pages of results) are streamed, with short thresholds.
+struct service_family {
+  const char* suffix;
+  bool streamed;
+  const char* threshold;
+};
+constexpr service_family service_families[] = {
+    // The ops of its sandboxes, one answer each (not their output: 7 tokens). `wait` is a long
+    // poll: the executor answers it within max_wait_ms (actors/config.hpp), before 15m.
+    {".sbx.*.info", false, "15m"},   {".sbx.*.terminate", false, "15m"},
+    {".sbx.*.wait", false, "15m"},   {".sbx.*.tags", false, "15m"},
+    {".sbx.*.exec", false, "15m"},   {".sbx.*.stdin", false, "15m"},
+    {".sbx.*.signal", false, "15m"}, {".sbx.*.resize", false, "15m"},
+    {".sbx.*.fs.*", false, "15m"},   // their file operations
+    {".pool.*.*", false, "15m"},     // creates and runs in a pool
+    {".node.*.*", false, "15m"},     // creates placed on one executor
+    {".jobs.*", false, "1m"},        // publishing jobs: the stream's ack (nothing else answers)
+    // Answered several times: a replay's frames and its end, every executor's part of a list,
+    // a setup or a usage report, a results read's messages and its end.
+    {".sbx.*.replay", true, "30s"},  {".list", true, "5s"},
+    {".usage", true, "5s"},          {".setup.jobs", true, "30s"},
+    {".read.results", true, "30s"},
+};
+
+}  // namespace
+
 std::vector<std::string> tenant_service_imports(const std::string& t) {
-  const std::string v1(subjects::prefix);
-  const std::string own = cat({v1, ".", t});
-  return {own + ".sbx.*.*",      // the ops of its sandboxes (not their output: 7 tokens)
-          own + ".sbx.*.fs.*",   // their file operations
-          own + ".pool.*.*",     // creates and runs in a pool
-          own + ".node.*.*",     // creates placed on one executor
-          own + ".list",         own + ".usage",
-          own + ".jobs.*",       // publishing jobs to its queue (the stream's acks come back)
-          own + ".setup.jobs",   // its job streams set up
-          own + ".read.results"};  // its stored results read back (subjects::results_read)
+  const std::string own = cat({std::string(subjects::prefix), ".", t});
+  std::vector<std::string> out;
+  for (const auto& f : service_families) out.push_back(own + f.suffix);
+  return out;
 }
 
 std::vector<std::string> tenant_stream_imports(const std::string& t) {
@@ -227,12 +255,13 @@ std::string accounts_config(const std::vector<nats_identity>& ids,
   for (const auto& id : ids)
     if (id.role != nats_role::tenant) user(out, id, "      ");
   out << extra_corral_users << "    ]\n"
-      << "    exports: [\n"
-      // A tenant's requests, answered by executors (or JetStream, for its jobs): several
-      // answers to one request (lists, replays), and long waits, within the threshold.
-      << "      {service: " << quoted(v1 + ".>") << ", response_type: stream, response_threshold: "
-      << quoted("15m") << "}\n"
-      << "      {stream: " << quoted(v1 + ".*.sbx.*.out.>") << "}\n"
+      << "    exports: [\n";
+  // A tenant's requests, answered by executors (or JetStream, for its jobs).
+  for (const auto& f : service_families)
+    out << "      {service: " << quoted(v1 + ".*" + f.suffix)
+        << ", response_type: " << (f.streamed ? "stream" : "singleton")
+        << ", response_threshold: " << quoted(f.threshold) << "}\n";
+  out << "      {stream: " << quoted(v1 + ".*.sbx.*.out.>") << "}\n"
       << "      {stream: " << quoted(v1 + ".*.results.*") << "}\n"
       << "    ]\n"
       << "  }\n";

@@ -246,9 +246,23 @@ outcome<sandbox_view> client::terminate(const std::string& id) {
 }
 
 outcome<sandbox_view> client::wait(const std::string& id, int64_t timeout_ms, bool until_ready) {
-  flatbuffers::FlatBufferBuilder fbb(64);
-  fbb.Finish(wire::CreateSandboxQuery(fbb, timeout_ms, until_ready), wire::SandboxQueryIdentifier());
-  return sandbox_call(id, "wait", wire::release(fbb), timeout_ms + 5000);
+  // In rounds of at most wait_round_ms: the executor answers one wait within its max_wait_ms
+  // (and NATS keeps a request's reply mapping only so long: docs/security.md).
+  constexpr int64_t wait_round_ms = 5 * 60 * 1000;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  for (;;) {
+    const int64_t left = std::max<int64_t>(
+        0, std::chrono::duration_cast<std::chrono::milliseconds>(
+               deadline - std::chrono::steady_clock::now())
+               .count());
+    const int64_t round = std::min(left, wait_round_ms);
+    flatbuffers::FlatBufferBuilder fbb(64);
+    fbb.Finish(wire::CreateSandboxQuery(fbb, round, until_ready), wire::SandboxQueryIdentifier());
+    auto r = sandbox_call(id, "wait", wire::release(fbb), round + 5000);
+    if (!r || round == left || wire::is_terminal(r.value->state) ||
+        (until_ready && r.value->ready && r.value->state == wire::SandboxState::running))
+      return r;
+  }
 }
 
 outcome<sandbox_view> client::tags(

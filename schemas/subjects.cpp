@@ -51,6 +51,23 @@ std::string jobs(std::string_view tenant, std::string_view pool) {
   return join({prefix, tenant, "jobs", pool});
 }
 std::string jobs_any_tenant(std::string_view pool) { return join({prefix, "*", "jobs", pool}); }
+namespace {
+constexpr std::string_view stored_prefix = "corral.internal.stored";
+}  // namespace
+std::string jobs_stored_any_tenant(std::string_view pool) {
+  return join({stored_prefix, "*", "jobs", pool});
+}
+std::string jobs_stored_destination(std::string_view tenant) {
+  return join({stored_prefix, tenant, "jobs", "{{wildcard(1)}}"});
+}
+std::string_view tenant_of_jobs_stored(std::string_view subject) {
+  const std::string head = std::string(stored_prefix) + ".";
+  if (subject.substr(0, head.size()) != head) return {};
+  auto rest = subject.substr(head.size());
+  auto dot = rest.find('.');
+  if (dot == std::string_view::npos || dot == 0) return {};
+  return rest.substr(0, dot);
+}
 std::string results(std::string_view tenant, std::string_view batch) {
   return join({prefix, tenant, "results", batch});
 }

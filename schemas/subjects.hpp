@@ -42,6 +42,16 @@ inline constexpr std::string_view prefix = "corral.v1";
 // the executors of a pool consume.
 [[nodiscard]] std::string jobs(std::string_view tenant, std::string_view pool);
 [[nodiscard]] std::string jobs_any_tenant(std::string_view pool);
+// corral.internal.stored.{t}.jobs.{pool} — the headers of each job the tenant's jobs stream has
+// stored, republished by the stream: the executors' doorbell (an idle puller asks that queue at
+// once). Outside corral.v1, so no tenant reaches it; and since nothing but JetStream subscribes
+// to corral.v1.{t}.jobs.*, a publish that no stream stores is answered "no responders" at once
+// instead of being an unanswered request the server keeps a reply mapping for.
+[[nodiscard]] std::string jobs_stored_any_tenant(std::string_view pool);
+// The stream's republish destination for corral.v1.{t}.jobs.* (the pool token carried over).
+[[nodiscard]] std::string jobs_stored_destination(std::string_view tenant);
+// The tenant of a jobs_stored subject; empty when `subject` is not one.
+[[nodiscard]] std::string_view tenant_of_jobs_stored(std::string_view subject);
 // corral.v1.{t}.results.{batch} — one JobResult per job, in the tenant's results stream.
 [[nodiscard]] std::string results(std::string_view tenant, std::string_view batch);
 // The JetStream streams (file-backed), one pair per tenant so that a tenant's NATS permissions

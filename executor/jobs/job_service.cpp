@@ -19,6 +19,9 @@ bus::stream_config jobs_stream(const service_config& cfg, const std::string& ten
   s.max_msg_size = static_cast<int32_t>(wire::max_message_bytes);
   s.max_bytes = cfg.jobs_max_bytes;
   s.discard_new = true;
+  s.republish_source = wire::subjects::jobs_stream_subjects(tenant);
+  s.republish_destination = wire::subjects::jobs_stored_destination(tenant);
+  s.republish_headers_only = true;
   return s;
 }
 
@@ -110,11 +113,13 @@ bool job_service::start(std::string* why) {
     if (setups_.size() < max_pending_setups) setups_.push_back(std::move(m));
     cv_.notify_all();
   });
-  // A doorbell: a job published on any tenant's queue is seen here too (core NATS delivers it
-  // besides storing it), so an idle puller asks that queue at once instead of at its next poll.
-  auto doorbell = conn_->subscribe(wire::subjects::jobs_any_tenant(cfg_.pool), "",
+  // A doorbell: each job a tenant's jobs stream stores is republished (headers only) on a subject
+  // no tenant reaches (subjects::jobs_stored_any_tenant), so an idle puller asks that queue at
+  // once instead of at its next poll.
+  auto doorbell = conn_->subscribe(wire::subjects::jobs_stored_any_tenant(cfg_.pool), "",
                                    [this](bus::message&& m) {
-                                     std::string tenant(wire::subjects::tenant_of(m.subject));
+                                     std::string tenant(wire::subjects::tenant_of_jobs_stored(m.subject));
+                                     if (tenant.empty()) return;
                                      std::lock_guard<std::mutex> lock(mu_);
                                      rung_.insert(std::move(tenant));
                                      cv_.notify_all();
@@ -225,7 +230,19 @@ bus::status job_service::setup_tenant(const std::string& tenant) {
     if (queues_.count(tenant) != 0) return {};
   }
   for (const auto& s : {jobs_stream(cfg_, tenant), results_stream(cfg_, tenant)}) {
-    if (auto st = js_->ensure_stream(s); !st) return st;
+    auto st = js_->ensure_stream(s);
+    if (!st && !s.republish_destination.empty() && st.error == bus::bus_error::invalid) {
+      // A jobs stream made before the doorbell was republished: the server cannot add that to
+      // it. Its jobs are found by the puller's polling instead.
+      auto without = s;
+      without.republish_source.clear();
+      without.republish_destination.clear();
+      st = js_->ensure_stream(without);
+      if (st)
+        std::cerr << "corral-executor: " << s.name
+                  << " predates the stored-job doorbell; its jobs are found by polling\n";
+    }
+    if (!st) return st;
   }
   bus::consumer_options co;
   co.ack_wait_ms = cfg_.ack_wait_ms;

@@ -23,6 +23,7 @@
 #include "bus/jetstream.hpp"
 #include "bus/nkey.hpp"
 #include "schemas/codec.hpp"
+#include "schemas/ids.hpp"
 #include "schemas/subjects.hpp"
 #include "tests/support/deployment.hpp"
 #include "tests/support/nats_server.hpp"
@@ -555,6 +556,48 @@ TEST_F(HostileNats, ExecutorsAnswerOnlyToInboxes) {
   EXPECT_EQ(b.received_with("bob").size(), 1u)
       << "the executor replayed alice's output onto bob's output subject";
   (void)up_->corral("alice", {"sandbox", "rm", sb});
+}
+
+// nats-server keeps a reply mapping for each request that crosses an import until it is
+// answered (singleton) or its threshold passes (streamed). A request nobody answers must not pin
+// the server's memory: 200,000 of them, publishes to the tenant's job subject before it has a
+// stream (the executors used to listen there without answering) and requests about a sandbox
+// that does not exist, leave the server's memory about where it was. (With one 15-minute
+// streamed export for everything, each held about 0.7 KB for 15 minutes: some 130 MB here.)
+TEST_F(HostileNats, UnansweredRequestsDoNotPinTheServersMemory) {
+  ASSERT_TRUE(have_tenants()) << "corral token create made no NATS credentials";
+  observer a;
+  auto conn = alice(&a);
+  ASSERT_TRUE(conn);
+  std::ifstream pid_file(up_->data() + "/nats/nats-server.pid");
+  long pid = 0;
+  ASSERT_TRUE(pid_file >> pid) << "no nats-server pid file";
+  auto rss_kib = [pid] {
+    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+    std::string line;
+    while (std::getline(status, line))
+      if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+    return 0L;
+  };
+  // A first round lets the server's allocator reach its working size.
+  const std::string unknown_sandbox = subjects::sandbox_op("alice", wire::new_id("sb-"), "info");
+  auto flood = [&](int n) {
+    const std::string body = "x";
+    for (int i = 0; i < n; ++i) {
+      const std::string reply = "_INBOX.alice.flood." + std::to_string(i);
+      const std::string& subject = i % 2 == 0 ? subjects::jobs("alice", "default") : unknown_sandbox;
+      ASSERT_TRUE(conn->publish(subject, reply, body.data(), body.size()));
+      if (i % 5000 == 4999) ASSERT_TRUE(conn->flush(30000));
+    }
+    ASSERT_TRUE(conn->flush(30000));
+  };
+  flood(20000);
+  const long before = rss_kib();
+  ASSERT_GT(before, 0);
+  flood(200000);
+  const long after = rss_kib();
+  EXPECT_LT(after - before, 40L * 1024) << "nats-server grew from " << before << " to " << after
+                                        << " KiB holding reply mappings nobody answers";
 }
 
 TEST_F(HostileNats, ARevokedTenantIsShutOut) {
