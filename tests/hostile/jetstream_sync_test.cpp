@@ -66,21 +66,13 @@ std::string payload(int k) {
   return buf;
 }
 
-// A nats-server of `binary` with `config`. The harness picks its binary from CORRAL_NATS_SERVER
-// when it is constructed; it is set for that moment only.
+// A nats-server of `binary` with `config`.
 std::unique_ptr<nats_server_process> server_of(const std::string& binary,
                                                const std::string& config) {
-  const char* old = std::getenv("CORRAL_NATS_SERVER");
-  const std::optional<std::string> saved = old ? std::optional<std::string>(old) : std::nullopt;
-  ::setenv("CORRAL_NATS_SERVER", binary.c_str(), 1);
   nats_server_process::options o;
   o.config = config;
-  auto s = std::make_unique<nats_server_process>(o);
-  if (saved)
-    ::setenv("CORRAL_NATS_SERVER", saved->c_str(), 1);
-  else
-    ::unsetenv("CORRAL_NATS_SERVER");
-  return s;
+  o.binary = binary;
+  return std::make_unique<nats_server_process>(o);
 }
 
 // `binary -t -c <config>`: the server's own configuration check.

@@ -40,18 +40,11 @@ accounts {
 )";
 
 std::unique_ptr<nats_server_process> server_of(const std::string& binary) {
-  const char* old = std::getenv("CORRAL_NATS_SERVER");
-  const std::optional<std::string> saved = old ? std::optional<std::string>(old) : std::nullopt;
-  ::setenv("CORRAL_NATS_SERVER", binary.c_str(), 1);
   nats_server_process::options o;
   o.jetstream = false;
   o.config = config;
-  auto s = std::make_unique<nats_server_process>(o);
-  if (saved)
-    ::setenv("CORRAL_NATS_SERVER", saved->c_str(), 1);
-  else
-    ::unsetenv("CORRAL_NATS_SERVER");
-  return s;
+  o.binary = binary;
+  return std::make_unique<nats_server_process>(o);
 }
 
 std::shared_ptr<corral::bus::connection> connect_as(const nats_server_process& s,

@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -689,14 +690,31 @@ TEST(NKeys, SeedsRoundTripAndCorruptionIsRefused) {
   EXPECT_TRUE(bus::valid_user_public_key(k->public_key));
 }
 
+// A fresh user nkey written to <a new temporary directory>/k.nk.
+struct temp_key {
+  std::string dir, path;
+  std::optional<bus::user_nkey> key;
+  temp_key() {
+    char tmpl[] = "/tmp/corral-nkey-XXXXXX";
+    if (::mkdtemp(tmpl) == nullptr) return;
+    dir = tmpl;
+    path = dir + "/k.nk";
+    std::string why;
+    key = bus::generate_user_nkey(&why);
+    if (key && !bus::write_user_nkey_file(path, *key, &why)) key.reset();
+  }
+  ~temp_key() {
+    std::error_code ec;
+    if (!dir.empty()) fs::remove_all(dir, ec);
+  }
+};
+
 TEST(NKeys, ASeedFileOthersMayReadIsRefused) {
-  char tmpl[] = "/tmp/corral-nkey-XXXXXX";
-  ASSERT_NE(::mkdtemp(tmpl), nullptr);
-  const std::string path = std::string(tmpl) + "/k.nk";
+  temp_key t;
+  ASSERT_TRUE(t.key) << "cannot make a key file";
+  const std::string& path = t.path;
+  auto& k = t.key;
   std::string why;
-  auto k = bus::generate_user_nkey(&why);
-  ASSERT_TRUE(k) << why;
-  ASSERT_TRUE(bus::write_user_nkey_file(path, *k, &why)) << why;
   struct stat st {};
   ASSERT_EQ(::stat(path.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
@@ -705,20 +723,16 @@ TEST(NKeys, ASeedFileOthersMayReadIsRefused) {
   ASSERT_EQ(::chmod(path.c_str(), 0644), 0);
   EXPECT_FALSE(bus::read_user_nkey_file(path, &why));
   EXPECT_NE(why.find("read by others"), std::string::npos) << why;
-  fs::remove_all(tmpl);
 }
 
 // A client with an identity that reaches a server asking for none (a misconfigured or an
 // impostor server: it sends no nonce) refuses it, saying why, instead of crashing on the
 // missing nonce.
 TEST(NKeys, AServerThatAsksForNoCredentialsIsRefused) {
-  char tmpl[] = "/tmp/corral-nkey-XXXXXX";
-  ASSERT_NE(::mkdtemp(tmpl), nullptr);
-  const std::string path = std::string(tmpl) + "/k.nk";
+  temp_key t;
+  ASSERT_TRUE(t.key) << "cannot make a key file";
+  const std::string& path = t.path;
   std::string why;
-  auto k = bus::generate_user_nkey(&why);
-  ASSERT_TRUE(k) << why;
-  ASSERT_TRUE(bus::write_user_nkey_file(path, *k, &why)) << why;
   test::nats_server_process open_server;
   ASSERT_TRUE(open_server.start()) << open_server.error();
   bus::options o;
@@ -728,7 +742,6 @@ TEST(NKeys, AServerThatAsksForNoCredentialsIsRefused) {
   o.delivery_pool_threads = 0;
   EXPECT_EQ(bus::connection::connect(o, &why), nullptr) << "connected to a server without auth";
   EXPECT_NE(why.find("asks for no credentials"), std::string::npos) << why;
-  fs::remove_all(tmpl);
 }
 
 }  // namespace

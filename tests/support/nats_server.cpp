@@ -120,7 +120,7 @@ bool accepts_clients(int port) {
 nats_server_process::nats_server_process() : nats_server_process(options{}) {}
 
 nats_server_process::nats_server_process(options opts)
-    : opts_(std::move(opts)), binary_(resolve_binary()) {}
+    : opts_(std::move(opts)), binary_(opts_.binary.empty() ? resolve_binary() : opts_.binary) {}
 
 nats_server_process::~nats_server_process() {
   kill9();

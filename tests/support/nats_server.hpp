@@ -34,6 +34,8 @@ class nats_server_process {
     // Written to server.conf in the work dir and passed with -c when not empty. Command-line
     // settings made here (address, port, JetStream, store dir) take precedence over it.
     std::string config;
+    // The server binary; empty: as said above ($CORRAL_NATS_SERVER, else corral's build).
+    std::string binary;
     std::vector<std::string> extra_args;  // appended to the command line
     int64_t ready_timeout_ms = 15000;     // start()/restart(): until the server accepts clients
     int64_t stop_timeout_ms = 10000;      // stop(): SIGTERM, then SIGKILL after this
