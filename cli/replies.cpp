@@ -166,6 +166,7 @@ void output_sequencer::apply(const std::vector<uint8_t>& m) {
 }
 
 void output_sequencer::offer(std::vector<uint8_t>&& m) {
+  if (done_) return;  // the exit ends the exec: nothing after it is output of this exec
   auto s = output_seq_of(m.data(), m.size());
   if (!s || *s < next_) return;
   if (*s == next_) {
