@@ -49,6 +49,40 @@ TEST(TokenStore, MapsHashesToTenantsAndReloads) {
   EXPECT_FALSE(store.tenant_of("t1"));  // the file is gone: nobody is let in
 }
 
+TEST(TokenStore, LinesMayCarryLimitsAndARole) {
+  const auto path = temp_file();
+  {
+    std::ofstream out(path);
+    out << sha256_hex("plain") << " alice\n"                                   // the old format
+        << sha256_hex("limited") << " bob max_streams=3 max_inflight=7\n"
+        << sha256_hex("op") << " operator role=admin\n"
+        << sha256_hex("odd") << " carol max_streams=lots colour=blue  # a comment\n"
+        << sha256_hex("bad-role") << " dave role=root\n";                      // skipped
+  }
+  token_store store(path);
+  auto alice = store.lookup("plain");
+  ASSERT_TRUE(alice);
+  EXPECT_EQ(alice->tenant, "alice");
+  EXPECT_FALSE(alice->max_streams);
+  EXPECT_FALSE(alice->admin);
+  auto bob = store.lookup("limited");
+  ASSERT_TRUE(bob);
+  EXPECT_EQ(bob->max_streams, std::optional<std::size_t>(3));
+  EXPECT_EQ(bob->max_inflight, std::optional<std::size_t>(7));
+  auto op = store.lookup("op");
+  ASSERT_TRUE(op);
+  EXPECT_TRUE(op->admin);
+  EXPECT_FALSE(store.tenant_of("op")) << "an operator's token is no tenant's";
+  auto carol = store.lookup("odd");
+  ASSERT_TRUE(carol) << "bad fields are ignored, the token stays good";
+  EXPECT_FALSE(carol->max_streams);
+  EXPECT_FALSE(store.lookup("bad-role"));
+  std::string ignored;
+  EXPECT_TRUE(parse_token_line(sha256_hex("x") + " erin max_inflight=0 max_streams=2", &ignored));
+  EXPECT_EQ(ignored, "max_inflight=0");
+  std::filesystem::remove(path);
+}
+
 TEST(TokenStore, NoFileLetsNobodyIn) {
   token_store store("/nonexistent/corral-tokens");
   EXPECT_FALSE(store.tenant_of("anything"));
