@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "gateway/tenant_slots.hpp"
 #include "gateway/token_store.hpp"
 
 namespace corral::gateway {
@@ -86,6 +87,35 @@ TEST(TokenStore, LinesMayCarryLimitsAndARole) {
 TEST(TokenStore, NoFileLetsNobodyIn) {
   token_store store("/nonexistent/corral-tokens");
   EXPECT_FALSE(store.tenant_of("anything"));
+}
+
+// Each tenant against its own limit, streams also against the gateway's; a slot comes back once,
+// by release() or with its last owner.
+TEST(GatewayTenantSlots, PerTenantAndTotalLimits) {
+  tenant_slots slots(3);  // streams of all tenants together
+  using k = tenant_slots::kind;
+  auto a1 = slots.take("a", k::stream, 2), a2 = slots.take("a", k::stream, 2);
+  ASSERT_TRUE(a1 && a2);
+  bool all_full = true;
+  EXPECT_FALSE(slots.take("a", k::stream, 2, &all_full)) << "a is at its limit";
+  EXPECT_FALSE(all_full);
+  auto b1 = slots.take("b", k::stream, 2);
+  ASSERT_TRUE(b1) << "b is served while a is at its limit";
+  EXPECT_FALSE(slots.take("b", k::stream, 2, &all_full)) << "the gateway is full";
+  EXPECT_TRUE(all_full);
+  auto inflight = slots.take("a", k::inflight, 1);
+  EXPECT_TRUE(inflight) << "in flight is counted apart from streams";
+  EXPECT_FALSE(slots.take("a", k::inflight, 1));
+  a1->release();
+  a1->release();  // once only
+  EXPECT_EQ(slots.held("a", k::stream), 1u);
+  EXPECT_EQ(slots.total(k::stream), 2u);
+  a2.reset();  // the last owner gives it back
+  b1.reset();
+  inflight.reset();
+  EXPECT_EQ(slots.total(k::stream), 0u);
+  EXPECT_EQ(slots.total(k::inflight), 0u);
+  EXPECT_EQ(slots.held("a", k::stream), 0u);
 }
 
 }  // namespace
