@@ -223,37 +223,43 @@ class HostileGateway : public test::deployment_test<hostile_gateway_options> {
 TEST_F(HostileGateway, StdinToProcessesThatNeverReadStallsNobodyElse) {
   ASSERT_TRUE(start_gateway());
   const auto a = token("flooder"), b = token("bystander");
-  const auto sb_a = create_sandbox(a), sb_b = create_sandbox(b);
-  ASSERT_FALSE(sb_a.empty());
+  const auto sb_b = create_sandbox(b);
   ASSERT_FALSE(sb_b.empty());
   ASSERT_EQ(gw_.call("GET", "/healthz").status, 200u);
-  constexpr int posts = 12;
+  // Twelve execs over four sandboxes: one sandbox's link to its init refuses stdin it cannot
+  // take at once ("sandbox link is busy"), and these POSTs are to wait, not to be refused.
+  constexpr int posts = 12, sandboxes = 4;
   const std::string body(1300 * 1024, 'z');
-  std::vector<std::string> eids;
-  for (int i = 0; i < posts; ++i) {
-    eids.push_back(start_exec(a, sb_a, {"sleep", "600"}, /*stdin_open=*/true));
-    ASSERT_FALSE(eids.back().empty());
+  std::vector<std::pair<std::string, std::string>> execs;  // sandbox, exec
+  for (int s = 0; s < sandboxes; ++s) {
+    const auto sb = create_sandbox(a);
+    ASSERT_FALSE(sb.empty());
+    for (int i = 0; i < posts / sandboxes; ++i) {
+      execs.emplace_back(sb, start_exec(a, sb, {"sleep", "600"}, /*stdin_open=*/true));
+      ASSERT_FALSE(execs.back().second.empty());
+    }
   }
   std::vector<std::unique_ptr<raw_client>> flood;
-  for (const auto& eid : eids) {
+  for (const auto& [sb, eid] : execs) {
     auto c = std::make_unique<raw_client>(gw_.port());
     ASSERT_TRUE(c->connected());
-    ASSERT_TRUE(c->send(raw_client::request("POST", "/v1/sandboxes/" + sb_a + "/execs/" + eid + "/stdin", a,
+    ASSERT_TRUE(c->send(raw_client::request("POST", "/v1/sandboxes/" + sb + "/execs/" + eid + "/stdin", a,
                                             "Content-Length: " + std::to_string(body.size()) + "\r\n") +
                         body));
     flood.push_back(std::move(c));
   }
-  // Every POST is in, and most are not answered: the processes do not read, and the executor
+  // Every POST is in, and they are not answered: the processes do not read, and the executor
   // holds the acknowledgement of what is past its first MiB (up to the gateway's request
-  // timeout, 30 s). A few may be refused at once ("sandbox link is busy"): at least as many as
-  // the gateway has workers (8) stay pending.
+  // timeout, 30 s). At least as many as the gateway has workers (8) must be pending.
   int pending = 0;
+  std::string answered;
   const auto pending_deadline = clock_type::now() + 500ms;
   for (auto& c : flood) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(pending_deadline - clock_type::now());
     if (c->read_status(std::max(left, std::chrono::milliseconds(1))) == 0) ++pending;
+    else answered += c->head().substr(0, c->head().find('\r')) + "; ";
   }
-  ASSERT_GE(pending, 8) << "too few stdin POSTs pending to test anything";
+  ASSERT_GE(pending, 8) << "too few stdin POSTs pending to test anything; answered: " << answered;
 
   auto timed = [&](const std::string& what, auto&& fn) {
     const auto t0 = clock_type::now();
