@@ -26,17 +26,25 @@
 //     then closes the programs' stdin, and every stream must end with its exit frame (exit 0).
 //     Goal: p99 <= 50 ms.
 //
+//  3. fairness: tenant B's latency, p50 and p99, of a sandbox info (GET) and of the exec round
+//     trip of (1a), first with the gateway otherwise idle, then while tenant A holds its maximum
+//     of output streams (--hog-streams, its token's max_streams) and keeps --hog-stdin stdin
+//     POSTs of 1.3 MiB pending to processes that never read (each re-sent when answered), in the
+//     same run. Goal (docs/security.md, "A tenant vs. the gateway"): p99 under load <= 2x idle.
+//
 // The figures are printed with the host's load average and the CPU each component used during
 // the fan-out window: on a shared 2-core machine, read them with the load.
 //
 // Usage: gateway_bench [--runs N] [--streams N] [--sandboxes N] [--viewers V] [--interval-ms MS]
-//                      [--seconds S] [--only overhead|streams] [-- EXECUTOR FLAGS...]
+//                      [--seconds S] [--hog-streams N] [--hog-stdin N]
+//                      [--only overhead|streams|fairness] [-- EXECUTOR FLAGS...]
 // Needs root (runsc), nats-server, the built corral, corral-executor, corral-init, corral-gateway
 // and corral-runsc (deploy/build.sh), and a C compiler for the ticking program.
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -50,6 +58,7 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <boost/asio.hpp>
@@ -403,6 +412,85 @@ class stream_client : public std::enable_shared_from_this<stream_client> {
   bool open_ = false, flowing_ = false, done_ = false, eof_sent_ = false, writing_ = false;
 };
 
+// Tenant A of the fairness figure, on an io_context of its own: output streams held open, and
+// stdin POSTs kept pending (each re-sent once answered) until stop().
+class hog {
+ public:
+  hog(uint16_t port, std::string token) : port_(port), token_(std::move(token)) {}
+  ~hog() { stop(); }
+
+  void hold_stream(const std::string& target) {
+    auto s = std::make_shared<tcp::socket>(ioc_);
+    auto buf = std::make_shared<std::string>();
+    s->async_connect({asio::ip::make_address("127.0.0.1"), port_}, [this, s, buf, target](beast::error_code ec) {
+      if (ec) return;
+      *buf = request("GET", target, 0);
+      asio::async_write(*s, asio::buffer(*buf), [this, s, buf](beast::error_code ec, std::size_t) {
+        if (ec) return;
+        buf->clear();
+        asio::async_read_until(*s, asio::dynamic_buffer(*buf), "\r\n\r\n",
+                               [this, s, buf](beast::error_code ec, std::size_t) {
+                                 if (ec) return;
+                                 if (buf->rfind("HTTP/1.1 200", 0) == 0) ++streams_open;
+                                 else ++refused;
+                                 drain(s);
+                               });
+      });
+    });
+  }
+
+  void keep_posting(const std::string& target, std::shared_ptr<const std::string> body) {
+    if (stopped_) return;
+    auto s = std::make_shared<tcp::socket>(ioc_);
+    auto buf = std::make_shared<std::string>(request("POST", target, body->size()) + *body);
+    s->async_connect({asio::ip::make_address("127.0.0.1"), port_}, [this, s, buf, target, body](beast::error_code ec) {
+      if (ec) return;
+      asio::async_write(*s, asio::buffer(*buf), [this, s, buf, target, body](beast::error_code ec, std::size_t) {
+        if (ec) return;
+        ++posts_sent;
+        buf->clear();
+        asio::async_read_until(*s, asio::dynamic_buffer(*buf), "\r\n\r\n",
+                               [this, s, buf, target, body](beast::error_code, std::size_t) {
+                                 ++posts_answered;
+                                 beast::error_code ignored;
+                                 s->close(ignored);
+                                 keep_posting(target, body);
+                               });
+      });
+    });
+  }
+
+  void run() { thread_ = std::thread([this] { ioc_.run(); }); }
+  void stop() {
+    stopped_ = true;
+    ioc_.stop();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  std::atomic<int> streams_open{0}, refused{0}, posts_sent{0}, posts_answered{0};
+
+ private:
+  std::string request(const std::string& method, const std::string& target, std::size_t body) {
+    std::string r = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " +
+                    token_ + "\r\n";
+    if (body > 0) r += "Content-Length: " + std::to_string(body) + "\r\n";
+    return r + "\r\n";
+  }
+  void drain(const std::shared_ptr<tcp::socket>& s) {
+    auto chunk = std::make_shared<std::array<char, 4096>>();
+    s->async_read_some(asio::buffer(*chunk), [this, s, chunk](beast::error_code ec, std::size_t) {
+      if (!ec) drain(s);
+    });
+  }
+
+  uint16_t port_;
+  std::string token_;
+  asio::io_context ioc_;
+  asio::executor_work_guard<asio::io_context::executor_type> work_ = asio::make_work_guard(ioc_);
+  std::thread thread_;
+  std::atomic<bool> stopped_{false};
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -410,6 +498,7 @@ int main(int argc, char** argv) {
   std::size_t streams = 1000, sandboxes = 10, viewers = 5;
   int interval_ms = 200;
   int seconds = 20;
+  std::size_t hog_streams = 64, hog_stdin = 12;
   std::string only;
   std::vector<std::string> executor_args;  // after "--": passed to corral-executor
   for (int i = 1; i < argc; ++i) {
@@ -430,9 +519,12 @@ int main(int argc, char** argv) {
     else if (a == "--interval-ms") interval_ms = std::max(10, std::stoi(v));
     else if (a == "--seconds") seconds = std::max(1, std::stoi(v));
     else if (a == "--only") only = v;
+    else if (a == "--hog-streams") hog_streams = std::max<std::size_t>(1, std::stoul(v));
+    else if (a == "--hog-stdin") hog_stdin = std::stoul(v);
     else {
       std::cerr << "usage: gateway_bench [--runs N] [--streams N] [--sandboxes N] [--viewers V] [--interval-ms MS]"
-                   " [--seconds S] [--only overhead|streams] [-- EXECUTOR FLAGS...]\n";
+                   " [--seconds S] [--hog-streams N] [--hog-stdin N] [--only overhead|streams|fairness]"
+                   " [-- EXECUTOR FLAGS...]\n";
       return 2;
     }
   }
@@ -457,7 +549,15 @@ int main(int argc, char** argv) {
     return 1;
   }
   corral::test::gateway_process gw;
-  if (!gw.start(d, &why, {"--max-streams", std::to_string(streams + 64)})) {
+  // The fan-out is one tenant's: its limit is the gateway's (only then is the flag given, so
+  // that --only overhead|fairness also run against an older gateway: CORRAL_TEST_GATEWAY_BIN).
+  const auto max_streams = std::to_string(streams + hog_streams + 64);
+  std::vector<std::string> gw_flags = {"--max-streams", max_streams};
+  if (only.empty() || only == "streams") {
+    gw_flags.push_back("--tenant-max-streams");
+    gw_flags.push_back(max_streams);
+  }
+  if (!gw.start(d, &why, gw_flags)) {
     std::cerr << why << "\n";
     return 1;
   }
@@ -603,6 +703,109 @@ int main(int argc, char** argv) {
     std::printf("  p50 (a) - (b): %+.2f ms (goal <= +2 ms)   p50 (a) - (c): %+.2f ms   "
                 "p95 (a) - (b): %+.2f ms   HTTP connections opened: %d for %d runs\n",
                 h.p50 - n.p50, h.p50 - b.p50, h.p95 - n.p95, reconnects, runs);
+    std::fflush(stdout);
+  }
+
+  // -- 3. fairness ----------------------------------------------------------------------------
+  if (only == "fairness" || only.empty()) {
+    const std::string sb_b = create();
+    if (sb_b.empty()) return 1;
+    const std::string a_token = gw.add_token("hog", "max_streams=" + std::to_string(hog_streams));
+    http_client a_web(port, a_token);
+    auto r = a_web.call(http::verb::post, "/v1/sandboxes", json{{"timeout", 1800}}.dump());
+    if (r.status != 201) {
+      std::cerr << "A's create: " << r.status << " " << r.body << "\n";
+      return 1;
+    }
+    const std::string sb_a = json::parse(r.body).value("id", "");
+    auto a_exec = [&](bool stdin_open) -> std::string {
+      auto e = a_web.call(http::verb::post, "/v1/sandboxes/" + sb_a + "/exec",
+                          json{{"args", {"sleep", "3600"}}, {"stdin", stdin_open}}.dump());
+      return e.status == 201 ? json::parse(e.body).value("exec_id", "") : std::string();
+    };
+    const std::string a_quiet = a_exec(false);
+    std::vector<std::string> a_readers;
+    for (std::size_t i = 0; i < hog_stdin; ++i) a_readers.push_back(a_exec(true));
+    if (a_quiet.empty() || std::count(a_readers.begin(), a_readers.end(), std::string()) > 0) {
+      std::cerr << "A's execs failed\n";
+      return 1;
+    }
+    // B: a sandbox info, then an exec round trip; interleaved, `runs` of each.
+    std::vector<double> info_times, exec_times;
+    auto measure = [&](int n) -> bool {
+      info_times.clear();
+      exec_times.clear();
+      for (int i = 0; i < n; ++i) {
+        auto t0 = clk::now();
+        auto info = web.call(http::verb::get, "/v1/sandboxes/" + sb_b);
+        info_times.push_back(ms_since(t0));
+        if (info.status != 200) {
+          std::cerr << "B's info: " << info.status << " " << info.body << "\n";
+          return false;
+        }
+        t0 = clk::now();
+        auto e = web.call(http::verb::post, "/v1/sandboxes/" + sb_b + "/exec",
+                          R"({"args": ["echo", "x"], "stdin": false})");
+        if (e.status != 201) {
+          std::cerr << "B's exec: " << e.status << " " << e.body << "\n";
+          return false;
+        }
+        auto exit = web.follow_until_exit(
+            "/v1/sandboxes/" + sb_b + "/execs/" + json::parse(e.body).value("exec_id", "") + "/output?follow=1",
+            nullptr);
+        exec_times.push_back(ms_since(t0));
+        web.finish_stream();
+        if (!exit || (*exit)["returncode"] != 0) {
+          std::cerr << "B's exec did not end well\n";
+          return false;
+        }
+      }
+      return true;
+    };
+    if (!measure(10)) return 1;  // warm up
+    const std::string load_idle_before = load_average();
+    if (!measure(runs)) return 1;
+    const auto info_idle = summarize(info_times), exec_idle = summarize(exec_times);
+    const std::string load_idle = load_average();
+
+    hog h(port, a_token);
+    for (std::size_t i = 0; i < hog_streams + 1; ++i)  // one more than A may have
+      h.hold_stream("/v1/sandboxes/" + sb_a + "/execs/" + a_quiet + "/output?follow=1");
+    auto body = std::make_shared<const std::string>(1300 * 1024, 'z');
+    for (const auto& eid : a_readers)
+      h.keep_posting("/v1/sandboxes/" + sb_a + "/execs/" + eid + "/stdin", body);
+    h.run();
+    const auto deadline = clk::now() + 60s;
+    while ((static_cast<std::size_t>(h.streams_open.load()) < hog_streams ||
+            static_cast<std::size_t>(h.posts_sent.load()) < hog_stdin) &&
+           clk::now() < deadline)
+      std::this_thread::sleep_for(20ms);
+    const int open_at_start = h.streams_open.load();
+    const std::string load_busy_before = load_average();
+    const bool ok = measure(runs);
+    const std::string load_busy = load_average();
+    const int open = h.streams_open.load(), refused = h.refused.load();
+    const int sent = h.posts_sent.load(), answered = h.posts_answered.load();
+    h.stop();
+    if (!ok) return 1;
+    const auto info_busy = summarize(info_times), exec_busy = summarize(exec_times);
+    (void)a_web.call(http::verb::post, "/v1/sandboxes/" + sb_a + "/terminate");
+    (void)web.call(http::verb::post, "/v1/sandboxes/" + sb_b + "/terminate");
+    std::printf("gateway_bench: fairness, tenant B's latency, %d runs each, idle vs while tenant A holds "
+                "%d of its %zu streams (%d more refused) and %zu stdin POSTs of 1.3 MiB to processes that "
+                "never read (%d sent, %d answered meanwhile)\n",
+                runs, open_at_start, hog_streams, refused, hog_stdin, sent, answered);
+    std::printf("  load idle: %s -> %s; under A: %s -> %s\n", load_idle_before.c_str(),
+                load_idle.c_str(), load_busy_before.c_str(), load_busy.c_str());
+    auto row = [](const char* what, const stats& idle, const stats& busy) {
+      std::printf("  %-34s idle p50 %7.2f ms  p99 %7.2f ms   under A p50 %7.2f ms  p99 %7.2f ms   "
+                  "p99 ratio %.2f (goal <= 2)\n",
+                  what, idle.p50, idle.p99, busy.p50, busy.p99, idle.p99 > 0 ? busy.p99 / idle.p99 : 0.0);
+    };
+    row("B: GET sandbox info", info_idle, info_busy);
+    row("B: exec round trip (POST + output)", exec_idle, exec_busy);
+    if (open < static_cast<int>(hog_streams))
+      std::printf("  note: A had only %d streams open at the end\n", open);
     std::fflush(stdout);
   }
 

@@ -198,7 +198,7 @@ outcome<sandbox_view> client::sandbox_call(const std::string& id, const std::str
   return sandbox_of(std::move(r));
 }
 
-outcome<sandbox_view> client::create(const create_options& o) {
+std::vector<uint8_t> create_request_bytes(const create_options& o) {
   flatbuffers::FlatBufferBuilder fbb(512);
   auto name = fbb.CreateString(o.name);
   auto wd = fbb.CreateString(o.workdir);
@@ -222,6 +222,10 @@ outcome<sandbox_view> client::create(const create_options& o) {
   b.add_tags(tags);
   b.add_env(env);
   fbb.Finish(b.Finish(), wire::CreateSandboxIdentifier());
+  return wire::release(fbb);
+}
+
+outcome<sandbox_view> client::create(const create_options& o) {
   if (!o.node.empty() && !wire::valid_token(o.node)) {
     outcome<sandbox_view> bad;
     bad.error = err(wire::ErrorCode::invalid_argument, "invalid node: " + o.node);
@@ -229,7 +233,7 @@ outcome<sandbox_view> client::create(const create_options& o) {
   }
   auto r = call(o.node.empty() ? wire::subjects::create(cfg_.tenant, cfg_.pool)
                                : wire::subjects::node_create(cfg_.tenant, o.node),
-                wire::release(fbb), cfg_.request_timeout_ms);
+                create_request_bytes(o), cfg_.request_timeout_ms);
   if (!r && r.error.code == wire::ErrorCode::not_found)
     r.error = err(wire::ErrorCode::resource_exhausted,
                   o.node.empty() ? "no executor of pool '" + cfg_.pool + "' has room (or none is running)"
@@ -516,13 +520,7 @@ outcome<bool> client::stdin_write(const std::string& sandbox_id, const std::stri
 // -- file operations ----------------------------------------------------------------------------
 
 namespace corral::cli {
-outcome<fs_reply_view> client::fs_call(const std::string& sandbox_id, const std::string& op,
-                                       const fs_request_options& o) {
-  outcome<fs_reply_view> out;
-  if (!wire::valid_id(sandbox_id, "sb-")) {
-    out.error = err(wire::ErrorCode::not_found, "no such sandbox: " + sandbox_id);
-    return out;
-  }
+std::vector<uint8_t> fs_request_bytes(const fs_request_options& o) {
   flatbuffers::FlatBufferBuilder fbb(o.data.size() + o.path.size() + 256);
   auto path = fbb.CreateString(o.path);
   auto data = fbb.CreateVector(o.data);
@@ -539,7 +537,17 @@ outcome<fs_reply_view> client::fs_call(const std::string& sandbox_id, const std:
   b.add_recursive(o.recursive);
   b.add_mode(o.mode);
   fbb.Finish(b.Finish(), wire::FsRequestIdentifier());
-  auto r = call(wire::subjects::sandbox_op(cfg_.tenant, sandbox_id, "fs." + op), wire::release(fbb),
+  return wire::release(fbb);
+}
+
+outcome<fs_reply_view> client::fs_call(const std::string& sandbox_id, const std::string& op,
+                                       const fs_request_options& o) {
+  outcome<fs_reply_view> out;
+  if (!wire::valid_id(sandbox_id, "sb-")) {
+    out.error = err(wire::ErrorCode::not_found, "no such sandbox: " + sandbox_id);
+    return out;
+  }
+  auto r = call(wire::subjects::sandbox_op(cfg_.tenant, sandbox_id, "fs." + op), fs_request_bytes(o),
                 cfg_.request_timeout_ms);
   if (!r) {
     if (r.error.code == wire::ErrorCode::not_found && r.error.field.empty() &&

@@ -214,6 +214,11 @@ class client {
   std::shared_ptr<bus::connection> conn_;
 };
 
+// The request bytes of client::create and client::fs_call, for callers that send them their own
+// way (the gateway, asynchronously).
+[[nodiscard]] std::vector<uint8_t> create_request_bytes(const create_options& opts);
+[[nodiscard]] std::vector<uint8_t> fs_request_bytes(const fs_request_options& request);
+
 // "2.3s", "4m", "1h"
 std::string format_age(int64_t ms);
 

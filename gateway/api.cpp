@@ -1,16 +1,20 @@
 #include "gateway/api.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <chrono>
 #include <cstdio>
-#include <condition_variable>
-#include <deque>
 #include <limits>
-#include <thread>
 
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 #include <nlohmann/json.hpp>
 
+#include "cli/client.hpp"
+#include "cli/replies.hpp"
+#include "gateway/nats_request.hpp"
 #include "schemas/codec.hpp"
 #include "schemas/ids.hpp"
 #include "schemas/subjects.hpp"
@@ -106,40 +110,6 @@ json exit_json(const wire::ExitStatus* s) {
               {"stderr_bytes", s->stderr_bytes()}};
 }
 
-// Messages of one subscription, bounded in bytes: past max_bytes they are dropped and
-// `overflowed` set (the reader then replays from the executor's store instead).
-struct mailbox {
-  explicit mailbox(std::size_t max_queued_bytes) : max_bytes(max_queued_bytes) {}
-  std::size_t max_bytes;
-  std::mutex mu;
-  std::condition_variable cv;
-  std::deque<bus::message> q;
-  std::size_t bytes = 0;
-  bool overflowed = false;
-  void push(bus::message&& m) {
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      if (bytes + m.data.size() > max_bytes) {
-        overflowed = true;
-        q.clear();
-        bytes = 0;
-      } else {
-        bytes += m.data.size();
-        q.push_back(std::move(m));
-      }
-    }
-    cv.notify_one();
-  }
-  std::optional<bus::message> pop(clock_type::time_point deadline) {
-    std::unique_lock<std::mutex> lock(mu);
-    if (!cv.wait_until(lock, deadline, [&] { return !q.empty(); })) return std::nullopt;
-    auto m = std::move(q.front());
-    q.pop_front();
-    bytes -= m.data.size();
-    return m;
-  }
-};
-
 std::optional<api_error> error_in(const bus::message& m) {
   if (!wire::has_identifier<wire::ErrorReply>(m.data.data(), m.data.size())) return std::nullopt;
   const auto* e = wire::verify<wire::ErrorReply>(m.data.data(), m.data.size());
@@ -147,175 +117,6 @@ std::optional<api_error> error_in(const bus::message& m) {
   return api_error{e->code(), std::string(wire::str(e->message()))};
 }
 
-}  // namespace
-
-// One request in flight.
-struct api::call {
-  http_request req;
-  std::shared_ptr<responder> res;
-  std::string route = "unknown";
-  clock_type::time_point started = clock_type::now();
-  std::vector<std::string> path;  // segments after /v1
-  std::map<std::string, std::vector<std::string>> query;
-  std::string tenant;
-  cli::client* client = nullptr;
-  bus::connection* streams = nullptr;  // output streams' connection
-  reply_router* router = nullptr;      // over *streams
-  metrics* m = nullptr;
-  bool answered = false;
-
-  std::string q(const std::string& k, const std::string& dflt = {}) const {
-    auto it = query.find(k);
-    return it == query.end() || it->second.empty() ? dflt : it->second.front();
-  }
-  bool flag(const std::string& k) const {
-    auto v = q(k);
-    return v == "1" || v == "true" || v == "yes";
-  }
-  void send(http::status st, const std::string& body, const char* type = "application/json") {
-    http_response r{st, req.version()};
-    r.set(http::field::content_type, type);
-    r.keep_alive(req.keep_alive());
-    r.body() = body;
-    r.prepare_payload();
-    finish(static_cast<unsigned>(st));
-    res->reply(std::move(r));
-  }
-  void ok(const json& j, http::status st = http::status::ok) { send(st, j.dump(-1, ' ', false, json::error_handler_t::replace)); }
-  void fail(wire::ErrorCode code, const std::string& message) {
-    send(status_of(code), error_json(code, message).dump(-1, ' ', false, json::error_handler_t::replace));
-  }
-  void fail(const cli::call_error& e) { fail(e.code, e.message); }
-  void finish(unsigned status) {
-    if (answered) return;
-    answered = true;
-    m->observe(route, status,
-               std::chrono::duration<double>(clock_type::now() - started).count());
-  }
-};
-
-namespace {
-// The answer of a method and path no route serves (docs/openapi.yaml lists the routes).
-std::string route_unknown(const http_request& req) {
-  return "no such route: " + std::string(req.method_string()) + " " +
-         std::string(req.target().substr(0, req.target().find('?')));
-}
-}  // namespace
-
-api::api(const gateway_config& cfg, token_store& tokens, metrics& m)
-    : cfg_(cfg), tokens_(tokens), metrics_(m) {}
-
-api::tenant_link* api::link_for(const std::string& tenant, std::string* why) {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto& l = links_[tenant];
-  if (!l.client) {
-    cli::client::config cc;
-    cc.nats_url = cfg_.nats_url;
-    cc.nats_creds = cfg_.nats_creds;
-    cc.nats_ca = cfg_.nats_ca;
-    cc.inbox_prefix = std::string(wire::subjects::gateway_inbox_prefix);
-    cc.tenant = tenant;
-    cc.pool = cfg_.pool;
-    cc.request_timeout_ms = cfg_.request_timeout_ms;
-    auto c = cli::client::connect(cc, why);
-    bus::options o;
-    o.urls = {cfg_.nats_url};
-    o.name = "corral-gateway";
-    o.nkey_seed_file = cfg_.nats_creds;
-    o.tls_ca_file = cfg_.nats_ca;
-    o.inbox_prefix = std::string(wire::subjects::gateway_inbox_prefix);
-    o.delivery_pool_threads = cfg_.nats_delivery_threads;
-    std::unique_ptr<bus::connection> streams;
-    if (c) streams = bus::connection::connect(o, why);
-    std::unique_ptr<reply_router> r;
-    if (streams) r = reply_router::create(*streams, why);
-    if (!r) {
-      links_.erase(tenant);
-      return nullptr;
-    }
-    l.client = std::move(c);
-    l.streams = std::move(streams);
-    l.router = std::move(r);
-  }
-  return &l;
-}
-
-bool api::nats_connected() {
-  std::string why;
-  auto* l = link_for("gateway", &why);
-  return l != nullptr && l->client->conn().is_connected();
-}
-
-void api::handle(http_request&& req, std::shared_ptr<responder> res) {
-  auto c = std::make_shared<call>();
-  c->req = std::move(req);
-  c->res = std::move(res);
-  c->m = &metrics_;
-  const std::string target(c->req.target());
-  const auto qpos = target.find('?');
-  const std::string path = target.substr(0, qpos);
-  if (qpos != std::string::npos) {
-    std::string_view qs(target);
-    qs.remove_prefix(qpos + 1);
-    while (!qs.empty()) {
-      auto amp = qs.find('&');
-      auto part = qs.substr(0, amp);
-      auto eq = part.find('=');
-      c->query[percent_decode(part.substr(0, eq))].push_back(
-          eq == std::string_view::npos ? std::string() : percent_decode(part.substr(eq + 1)));
-      if (amp == std::string_view::npos) break;
-      qs.remove_prefix(amp + 1);
-    }
-  }
-  const auto method = c->req.method();
-  if (path == "/healthz" && method == http::verb::get) {
-    c->route = "/healthz";
-    const bool up = nats_connected();
-    return c->send(up ? http::status::ok : http::status::service_unavailable,
-                   json{{"status", up ? "ok" : "nats_unavailable"}}.dump(-1, ' ', false, json::error_handler_t::replace));
-  }
-  if (path == "/metrics" && method == http::verb::get) {
-    c->route = "/metrics";
-    return c->send(http::status::ok, metrics_.render(nats_connected()), "text/plain; version=0.0.4");
-  }
-  if (path.rfind("/v1/", 0) != 0) {
-    return c->fail(wire::ErrorCode::not_found, route_unknown(c->req));
-  }
-  for (std::size_t i = 4; i <= path.size();) {
-    auto slash = path.find('/', i);
-    if (slash == std::string::npos) slash = path.size();
-    c->path.push_back(percent_decode(std::string_view(path).substr(i, slash - i)));
-    i = slash + 1;
-  }
-  // Authentication before routing: without a token every /v1 path answers 401.
-  const auto auth = std::string(c->req[http::field::authorization]);
-  const std::string bearer = "Bearer ";
-  std::optional<std::string> tenant;
-  if (auth.rfind(bearer, 0) == 0) tenant = tokens_.tenant_of(auth.substr(bearer.size()));
-  if (!tenant) {
-    c->route = "unauthenticated";
-    c->finish(401);
-    http_response r{http::status::unauthorized, c->req.version()};
-    r.set(http::field::content_type, "application/json");
-    r.set(http::field::www_authenticate, "Bearer");
-    r.keep_alive(c->req.keep_alive());
-    r.body() = json{{"error", {{"code", "unauthenticated"},
-                               {"message", "missing or unknown bearer token"}}}}.dump(-1, ' ', false, json::error_handler_t::replace);
-    r.prepare_payload();
-    return c->res->reply(std::move(r));
-  }
-  c->tenant = *tenant;
-  std::string why;
-  auto* link = link_for(c->tenant, &why);
-  if (link == nullptr) return c->fail(wire::ErrorCode::unavailable, "NATS: " + why);
-  c->client = link->client.get();
-  c->streams = link->streams.get();
-  c->router = link->router.get();
-  dispatch(c);
-}
-
-
-namespace {
 
 pairs pairs_of(const json& j, const char* field) {
   pairs out;
@@ -375,53 +176,6 @@ cli::create_options create_options_of(const json& j) {
   return o;
 }
 
-// Sends a replay request and hands each frame to on_frame until the executor's Ack; returns
-// "done", "more", or an error.
-struct replay_result {
-  std::optional<api_error> error;
-  bool more = false;
-};
-replay_result replay_once(bus::connection& conn, const std::string& tenant, const std::string& sb,
-                          const std::string& eid, uint64_t from_seq,
-                          const std::function<void(bus::message&&)>& on_frame,
-                          int64_t timeout_ms) {
-  replay_result out;
-  auto box = std::make_shared<mailbox>(std::numeric_limits<std::size_t>::max());
-  const auto inbox = conn.new_inbox();
-  auto sub = conn.subscribe(inbox, "", [box](bus::message&& m) { box->push(std::move(m)); });
-  if (!sub) {
-    out.error = api_error{wire::ErrorCode::unavailable, "NATS: " + sub.detail};
-    return out;
-  }
-  flatbuffers::FlatBufferBuilder b(128);
-  auto id = b.CreateString(eid);
-  b.Finish(wire::CreateReplayRequest(b, id, from_seq), wire::ReplayRequestIdentifier());
-  auto payload = wire::release(b);
-  if (auto st = conn.publish(wire::subjects::sandbox_op(tenant, sb, "replay"), inbox,
-                             payload.data(), payload.size());
-      !st) {
-    out.error = api_error{wire::ErrorCode::unavailable, "NATS: " + st.detail};
-    return out;
-  }
-  const auto deadline = clock_type::now() + std::chrono::milliseconds(timeout_ms);
-  for (;;) {
-    auto m = box->pop(deadline);
-    if (!m) {
-      out.error = api_error{wire::ErrorCode::deadline_exceeded, "no replay answer in time"};
-      return out;
-    }
-    if (auto e = error_in(*m)) {
-      out.error = e;
-      return out;
-    }
-    if (const auto* a = wire::verify<wire::Ack>(m->data.data(), m->data.size())) {
-      out.more = wire::str(a->message()) == "more";
-      return out;
-    }
-    on_frame(std::move(*m));
-  }
-}
-
 std::vector<uint8_t> exec_request(const std::string& eid, const std::vector<std::string>& argv,
                                   const pairs& env, const std::string& workdir, int64_t timeout_ms,
                                   bool stdin_open, bool pty, uint16_t rows, uint16_t cols) {
@@ -435,14 +189,761 @@ std::vector<uint8_t> exec_request(const std::string& eid, const std::vector<std:
   return wire::release(fbb);
 }
 
+
+api_error error_of(nats_request::end e, const std::string& detail, const std::string& nobody) {
+  switch (e) {
+    case nats_request::end::no_responders: return {wire::ErrorCode::not_found, nobody};
+    case nats_request::end::timed_out: return {wire::ErrorCode::deadline_exceeded, "no answer in time"};
+    default: return {wire::ErrorCode::unavailable, "NATS: " + detail};
+  }
+}
+
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+// What admit() found in a request's headers, handed to handle() with the request.
+struct admitted {
+  token_entry who;
+  std::shared_ptr<tenant_slots::slot> slot;
+  bool stream = false;  // the slot is a stream's
+};
+
+// Whether a /v1 request lasts (an output stream, a WebSocket, a long-poll): it then takes a
+// stream slot from its headers on, instead of one in flight.
+bool lasts(http::verb method, std::string_view path, std::string_view query) {
+  std::vector<std::string_view> seg;
+  for (std::size_t i = 4; i <= path.size();) {
+    auto slash = path.find('/', i);
+    if (slash == std::string_view::npos) slash = path.size();
+    seg.push_back(path.substr(i, slash - i));
+    i = slash + 1;
+  }
+  if (method == http::verb::post && seg.size() == 1 && seg[0] == "run") return true;
+  if (seg.empty() || seg[0] != "sandboxes") return false;
+  if (method == http::verb::get && seg.size() == 3 && seg[2] == "wait") return true;
+  if (method == http::verb::get && seg.size() == 5 && seg[2] == "execs" &&
+      (seg[4] == "output" || seg[4] == "ws"))
+    return true;
+  if (method == http::verb::post && seg.size() == 3 && seg[2] == "terminate") {
+    for (std::string_view w : {"wait=1", "wait=true", "wait=yes"})
+      for (std::size_t at = query.find(w); at != std::string_view::npos; at = query.find(w, at + 1))
+        if ((at == 0 || query[at - 1] == '&') &&
+            (at + w.size() == query.size() || query[at + w.size()] == '&'))
+          return true;
+  }
+  return false;
+}
+
+constexpr const char* default_nobody = "no such sandbox (or no executor answers)";
+// A gather (list, usage): every executor's answer within this long.
+constexpr int64_t gather_ms = 300;
+constexpr std::size_t gather_max_replies = 1024;
+
 }  // namespace
 
-bool api::reserve_stream(const std::shared_ptr<call>& c) {
-  if (++metrics_.open_streams > static_cast<int64_t>(cfg_.max_open_streams)) {
-    --metrics_.open_streams;
-    c->fail(wire::ErrorCode::resource_exhausted, "too many open streams on this gateway");
+// One request in flight. Its NATS calls, and everything after its first one, run on the
+// connection's strand (res->executor()); handle() and route() run on a worker and only start
+// them (ask, gather, or a post), touching nothing of the strand's state.
+struct api::call : std::enable_shared_from_this<api::call> {
+  http_request req;
+  std::shared_ptr<responder> res;
+  std::string route = "unknown";
+  clock_type::time_point started = clock_type::now();
+  std::vector<std::string> path;  // segments after /v1
+  std::map<std::string, std::vector<std::string>> query;
+  std::string tenant;
+  token_entry who;
+  bus::connection* conn = nullptr;
+  reply_router* router = nullptr;
+  metrics* m = nullptr;
+  const gateway_config* cfg = nullptr;
+  // In flight, or a stream (a long-poll's, given back with the answer; an output stream's is
+  // moved into the stream). Released once, by the answer or by the client leaving.
+  std::shared_ptr<tenant_slots::slot> slot;
+  bool stream_slot = false;  // slot is a stream's (admit() saw a request that lasts)
+  std::atomic<bool> answered{false};
+  // On the strand:
+  bool gone = false;                       // the client left before the answer
+  std::shared_ptr<nats_request> current;   // the NATS call being waited for
+  std::function<void()> on_abandon;        // what else stops when the client leaves
+
+  std::string q(const std::string& k, const std::string& dflt = {}) const {
+    auto it = query.find(k);
+    return it == query.end() || it->second.empty() ? dflt : it->second.front();
+  }
+  bool flag(const std::string& k) const {
+    auto v = q(k);
+    return v == "1" || v == "true" || v == "yes";
+  }
+  void send(http::status st, std::string body, const char* type = "application/json") {
+    http_response r{st, req.version()};
+    r.set(http::field::content_type, type);
+    if (st == http::status::too_many_requests)
+      r.set(http::field::retry_after, std::to_string(cfg->retry_after_s));
+    r.keep_alive(req.keep_alive());
+    r.body() = std::move(body);
+    r.prepare_payload();
+    finish(static_cast<unsigned>(st));
+    if (slot) slot->release();
+    res->reply(std::move(r));
+  }
+  void ok(const json& j, http::status st = http::status::ok) { send(st, dump(j)); }
+  void fail(wire::ErrorCode code, const std::string& message) {
+    send(status_of(code), dump(error_json(code, message)));
+  }
+  void fail(const api_error& e) { fail(e.code, e.message); }
+  void finish(unsigned status) {
+    if (answered.exchange(true)) return;
+    m->observe(route, status, std::chrono::duration<double>(clock_type::now() - started).count());
+  }
+
+  // On the strand: the client left before its answer. Its NATS call is dropped (a late answer
+  // goes nowhere), its slot given back, and what else was started for it stopped.
+  void abandon() {
+    if (gone || answered) return;
+    gone = true;
+    finish(499);  // nginx's "client closed request"
+    if (current) current->cancel();
+    current.reset();
+    if (slot) slot->release();
+    if (auto f = std::move(on_abandon)) f();
+    on_abandon = nullptr;
+  }
+
+  // Runs f on the strand unless the client has left.
+  void on_strand(std::function<void()> f) {
+    boost::asio::dispatch(res->executor(), [self = shared_from_this(), f = std::move(f)] {
+      if (!self->gone) f();
+    });
+  }
+
+  using reply_then = std::function<void(bus::message&&)>;
+  using error_then = std::function<void(const api_error&)>;
+  // One NATS request, from any thread; `then` gets its reply on the strand. An ErrorReply, no
+  // responders (`nobody`), a timeout or a failed publish goes to on_error, or answers the call.
+  void ask(std::string subject, std::vector<uint8_t> payload, int64_t timeout_ms, reply_then then,
+           error_then on_error = {}, std::string nobody = default_nobody) {
+    on_strand([self = shared_from_this(), subject = std::move(subject), payload = std::move(payload),
+               timeout_ms, then = std::move(then), on_error = std::move(on_error),
+               nobody = std::move(nobody)]() mutable {
+      auto got = std::make_shared<std::optional<bus::message>>();
+      self->current = nats_request::start(
+          *self->router, self->res->executor(), subject, payload, timeout_ms,
+          [got](bus::message&& m) {
+            *got = std::move(m);
+            return true;
+          },
+          [self, got, then = std::move(then), on_error = std::move(on_error),
+           nobody = std::move(nobody)](nats_request::end e, const std::string& detail) {
+            self->current.reset();
+            std::optional<api_error> err;
+            if (e == nats_request::end::done) {
+              err = error_in(**got);
+              if (!err) return then(std::move(**got));
+            } else {
+              err = error_of(e, detail, nobody);
+            }
+            if (on_error) on_error(*err);
+            else self->fail(*err);
+          });
+    });
+  }
+
+  // A sandbox operation whose answer is a SandboxReply.
+  void sandbox_op(const std::string& sb, const std::string& op, std::vector<uint8_t> payload,
+                  int64_t timeout_ms, std::function<void(cli::sandbox_view&&)> then,
+                  error_then on_error = {}) {
+    ask(wire::subjects::sandbox_op(tenant, sb, op), std::move(payload), timeout_ms,
+        [self = shared_from_this(), then = std::move(then)](bus::message&& m) {
+          auto v = cli::sandbox_reply_of(m.data.data(), m.data.size());
+          if (!v) return self->fail(wire::ErrorCode::malformed, "unexpected reply");
+          then(std::move(*v));
+        },
+        std::move(on_error), "no such sandbox: " + sb);
+  }
+
+  // A file operation whose answer is an FsReply.
+  void fs_op(const std::string& sb, const std::string& op, const cli::fs_request_options& o,
+             std::function<void(cli::fs_reply_view&&)> then, error_then on_error = {}) {
+    ask(wire::subjects::sandbox_op(tenant, sb, "fs." + op), cli::fs_request_bytes(o),
+        cfg->request_timeout_ms,
+        [self = shared_from_this(), then = std::move(then), op](bus::message&& m) {
+          auto v = cli::fs_reply_of(m.data.data(), m.data.size());
+          if (!v) return self->fail(wire::ErrorCode::malformed, "unexpected reply to fs." + op);
+          then(std::move(*v));
+        },
+        std::move(on_error), "no such sandbox: " + sb);
+  }
+
+  // Scatter/gather: every answer within gather_ms (no executor answering is none).
+  void gather(std::string subject, std::vector<uint8_t> payload,
+              std::function<void(std::vector<bus::message>&&)> then) {
+    on_strand([self = shared_from_this(), subject = std::move(subject), payload = std::move(payload),
+               then = std::move(then)]() mutable {
+      auto all = std::make_shared<std::vector<bus::message>>();
+      self->current = nats_request::start(
+          *self->router, self->res->executor(), subject, payload, gather_ms,
+          [all](bus::message&& m) {
+            all->push_back(std::move(m));
+            return all->size() >= gather_max_replies;
+          },
+          [self, all, then = std::move(then)](nats_request::end e, const std::string& detail) {
+            self->current.reset();
+            if (e == nats_request::end::failed)
+              return self->fail(wire::ErrorCode::unavailable, "NATS: " + detail);
+            if (e == nats_request::end::no_responders) all->clear();
+            then(std::move(*all));
+          });
+    });
+  }
+
+  // Fire and forget, on the strand or not: ends a sandbox the call made (run), also after the
+  // client left.
+  void terminate_quietly(const std::string& sb) {
+    boost::asio::dispatch(res->executor(), [self = shared_from_this(), sb] {
+      (void)nats_request::start(*self->router, self->res->executor(),
+                                wire::subjects::sandbox_op(self->tenant, sb, "terminate"), {},
+                                self->cfg->request_timeout_ms, nullptr, nullptr);
+    });
+  }
+};
+
+namespace {
+std::string_view sv(boost::beast::string_view v) { return {v.data(), v.size()}; }
+
+// The answer of a method and path no route serves (docs/openapi.yaml lists the routes).
+std::string route_unknown(const std::string& method, std::string_view target) {
+  return "no such route: " + method + " " + std::string(target.substr(0, target.find('?')));
+}
+
+http_response json_response(http::status st, unsigned version, bool keep_alive, const json& body) {
+  http_response r{st, version};
+  r.set(http::field::content_type, "application/json");
+  r.keep_alive(keep_alive);
+  r.body() = dump(body);
+  r.prepare_payload();
+  return r;
+}
+
+http_response error_response(http::status st, unsigned version, const std::string& code,
+                             const std::string& message) {
+  return json_response(st, version, false, json{{"error", {{"code", code}, {"message", message}}}});
+}
+
+bool announces_body(const http::request_header<>& head) {
+  if (head.find(http::field::transfer_encoding) != head.end()) return true;
+  auto it = head.find(http::field::content_length);
+  return it != head.end() && it->value() != "0";
+}
+
+std::string bearer_of(const http::request_header<>& head) {
+  auto it = head.find(http::field::authorization);
+  if (it == head.end()) return {};
+  const std::string_view v = sv(it->value());
+  constexpr std::string_view bearer = "Bearer ";
+  if (v.substr(0, bearer.size()) != bearer) return {};
+  return std::string(v.substr(bearer.size()));
+}
+}  // namespace
+
+api::api(const gateway_config& cfg, token_store& tokens, metrics& m)
+    : cfg_(cfg), tokens_(tokens), metrics_(m), slots_(cfg.max_open_streams) {}
+
+api::tenant_link* api::link_for(const std::string& tenant, std::string* why) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto& l = links_[tenant];
+  if (!l.conn) {
+    bus::options o;
+    o.urls = {cfg_.nats_url};
+    o.name = "corral-gateway";
+    o.nkey_seed_file = cfg_.nats_creds;
+    o.tls_ca_file = cfg_.nats_ca;
+    o.inbox_prefix = std::string(wire::subjects::gateway_inbox_prefix);
+    o.delivery_pool_threads = cfg_.nats_delivery_threads;
+    auto conn = bus::connection::connect(o, why);
+    std::unique_ptr<reply_router> r;
+    if (conn) r = reply_router::create(*conn, why);
+    if (!r) {
+      links_.erase(tenant);
+      return nullptr;
+    }
+    l.conn = std::move(conn);
+    l.router = std::move(r);
+  }
+  return &l;
+}
+
+bool api::nats_connected() {
+  std::string why;
+  auto* l = link_for("gateway", &why);
+  return l != nullptr && l->conn->is_connected();
+}
+
+admission api::admit(const http::request_header<>& head) {
+  admission a;
+  const std::string_view target = sv(head.target());
+  const std::string_view path = target.substr(0, target.find('?'));
+  const unsigned v = head.version();
+  const std::string method(head.method_string());
+  if (path == "/healthz" || path == "/metrics") {
+    if (head.method() != http::verb::get) {
+      a.refuse = error_response(http::status::not_found, v, "not_found", route_unknown(method, target));
+    } else if (announces_body(head)) {
+      a.refuse = error_response(http::status::bad_request, v, "invalid_argument", "no body expected");
+    } else if (path == "/metrics") {
+      // Gateway-wide figures: an operator's token only (or the metrics listener).
+      auto who = tokens_.lookup(bearer_of(head));
+      if (!who) {
+        a.refuse = error_response(http::status::unauthorized, v, "unauthenticated",
+                                  "/metrics needs an operator token (role=admin)");
+        a.refuse->set(http::field::www_authenticate, "Bearer");
+      } else if (!who->admin) {
+        a.refuse = error_response(http::status::forbidden, v, "permission_denied",
+                                  "/metrics needs an operator token (role=admin)");
+      }
+    }
+    return a;
+  }
+  if (path.substr(0, 4) != "/v1/") {
+    a.refuse = error_response(http::status::not_found, v, "not_found", route_unknown(method, target));
+    return a;
+  }
+  // Authentication before routing, and before the body: without a token every /v1 path
+  // answers 401.
+  auto who = tokens_.lookup(bearer_of(head));
+  if (!who) {
+    a.refuse = error_response(http::status::unauthorized, v, "unauthenticated",
+                              "missing or unknown bearer token");
+    a.refuse->set(http::field::www_authenticate, "Bearer");
+    return a;
+  }
+  if (who->admin) {
+    a.refuse = error_response(http::status::forbidden, v, "permission_denied",
+                              "an operator token is for /metrics only");
+    return a;
+  }
+  const auto qpos = target.find('?');
+  const bool stream = lasts(head.method(), path,
+                            qpos == std::string_view::npos ? std::string_view() : target.substr(qpos + 1));
+  bool all_full = false;
+  auto slot = stream ? slots_.take(who->tenant, tenant_slots::kind::stream,
+                                   who->max_streams.value_or(cfg_.tenant_max_streams), &all_full)
+                     : slots_.take(who->tenant, tenant_slots::kind::inflight,
+                                   who->max_inflight.value_or(cfg_.tenant_max_inflight));
+  if (!slot) {
+    ++metrics_.tenant_limited;
+    a.refuse = error_response(http::status::too_many_requests, v, "resource_exhausted",
+                              !stream ? "too many requests of this tenant in flight"
+                              : all_full ? "too many open streams on this gateway"
+                                         : "too many open streams of this tenant");
+    a.refuse->set(http::field::retry_after, std::to_string(cfg_.retry_after_s));
+    return a;
+  }
+  a.hold = std::make_shared<admitted>(admitted{std::move(*who), std::move(slot), stream});
+  return a;
+}
+
+admission api::admit_metrics_listener(const http::request_header<>& head) {
+  admission a;
+  const std::string_view target = sv(head.target());
+  const std::string_view path = target.substr(0, target.find('?'));
+  if (head.method() != http::verb::get || (path != "/metrics" && path != "/healthz"))
+    a.refuse = error_response(http::status::not_found, head.version(), "not_found",
+                              route_unknown(std::string(head.method_string()), target));
+  else if (announces_body(head))
+    a.refuse = error_response(http::status::bad_request, head.version(), "invalid_argument",
+                              "no body expected");
+  return a;
+}
+
+void api::answer_health(const std::shared_ptr<responder>& res, unsigned version, bool keep_alive) {
+  const auto started = clock_type::now();
+  const bool up = nats_connected();
+  const auto st = up ? http::status::ok : http::status::service_unavailable;
+  metrics_.observe("/healthz", static_cast<unsigned>(st),
+                   std::chrono::duration<double>(clock_type::now() - started).count());
+  res->reply(json_response(st, version, keep_alive, json{{"status", up ? "ok" : "nats_unavailable"}}));
+}
+
+void api::answer_metrics(const std::shared_ptr<responder>& res, unsigned version, bool keep_alive) {
+  metrics::sampled now;
+  now.nats_connected = nats_connected();
+  now.open_streams = slots_.total(tenant_slots::kind::stream);
+  now.inflight = slots_.total(tenant_slots::kind::inflight);
+  metrics_.observe("/metrics", 200, 0);
+  http_response r{http::status::ok, version};
+  r.set(http::field::content_type, "text/plain; version=0.0.4");
+  r.keep_alive(keep_alive);
+  r.body() = metrics_.render(now);
+  r.prepare_payload();
+  res->reply(std::move(r));
+}
+
+void api::handle_metrics_listener(http_request&& req, std::shared_ptr<responder> res) {
+  const std::string_view target = sv(req.target());
+  if (target.substr(0, target.find('?')) == "/metrics")
+    return answer_metrics(res, req.version(), req.keep_alive());
+  answer_health(res, req.version(), req.keep_alive());
+}
+
+void api::handle(http_request&& req, std::shared_ptr<responder> res, std::shared_ptr<void> hold) {
+  const std::string target(req.target());
+  const auto qpos = target.find('?');
+  const std::string path = target.substr(0, qpos);
+  if (path == "/healthz") return answer_health(res, req.version(), req.keep_alive());
+  if (path == "/metrics") return answer_metrics(res, req.version(), req.keep_alive());
+  auto c = std::make_shared<call>();
+  c->req = std::move(req);
+  c->res = std::move(res);
+  c->m = &metrics_;
+  c->cfg = &cfg_;
+  auto adm = std::static_pointer_cast<admitted>(hold);
+  if (!adm) {  // admit() lets no /v1 request through without one
+    c->route = "unauthenticated";
+    return c->fail(wire::ErrorCode::internal, "request not admitted");
+  }
+  c->who = adm->who;
+  c->tenant = adm->who.tenant;
+  c->slot = std::move(adm->slot);
+  c->stream_slot = adm->stream;
+  if (qpos != std::string::npos) {
+    std::string_view qs(target);
+    qs.remove_prefix(qpos + 1);
+    while (!qs.empty()) {
+      auto amp = qs.find('&');
+      auto part = qs.substr(0, amp);
+      auto eq = part.find('=');
+      c->query[percent_decode(part.substr(0, eq))].push_back(
+          eq == std::string_view::npos ? std::string() : percent_decode(part.substr(eq + 1)));
+      if (amp == std::string_view::npos) break;
+      qs.remove_prefix(amp + 1);
+    }
+  }
+  for (std::size_t i = 4; i <= path.size();) {
+    auto slash = path.find('/', i);
+    if (slash == std::string::npos) slash = path.size();
+    c->path.push_back(percent_decode(std::string_view(path).substr(i, slash - i)));
+    i = slash + 1;
+  }
+  std::string why;
+  auto* link = link_for(c->tenant, &why);
+  if (link == nullptr) return c->fail(wire::ErrorCode::unavailable, "NATS: " + why);
+  c->conn = link->conn.get();
+  c->router = link->router.get();
+  route(c);
+  // After route(): the client leaving is handled on the strand, after everything route() did
+  // (a client already gone gets it at once).
+  std::weak_ptr<call> weak = c;
+  c->res->on_client_gone([weak] {
+    if (auto c = weak.lock()) c->abandon();
+  });
+}
+
+namespace {
+
+
+// The StdinWrite of data[at, at+n) for exec `eid`, eof set when asked.
+std::vector<uint8_t> stdin_write(const std::string& eid, const std::string& data, std::size_t at,
+                                 std::size_t n, bool eof) {
+  flatbuffers::FlatBufferBuilder b(n + 128);
+  auto id = b.CreateString(eid);
+  auto d = b.CreateVector(reinterpret_cast<const uint8_t*>(data.data()) + at, n);
+  b.Finish(wire::CreateStdinWrite(b, id, d, eof), wire::StdinWriteIdentifier());
+  return wire::release(b);
+}
+
+std::vector<uint8_t> sandbox_query(int64_t timeout_ms, bool until_ready) {
+  flatbuffers::FlatBufferBuilder fbb(64);
+  fbb.Finish(wire::CreateSandboxQuery(fbb, timeout_ms, until_ready), wire::SandboxQueryIdentifier());
+  return wire::release(fbb);
+}
+
+}  // namespace
+
+namespace {
+
+// Writes `data` to an exec's stdin, one StdinWrite of at most `chunk` bytes at a time, each
+// waiting for its acknowledgement (the executor's flow control), on the call's strand; then
+// done(error or nothing). Holds no thread while the process does not read.
+class stdin_feed : public std::enable_shared_from_this<stdin_feed> {
+ public:
+  using done_fn = std::function<void(std::optional<api_error>)>;
+  template <class Call>
+  static void start(std::shared_ptr<Call> c, std::string sb, std::string eid,
+                    std::shared_ptr<const std::string> data, bool eof, std::size_t chunk, done_fn done) {
+    auto f = std::shared_ptr<stdin_feed>(new stdin_feed());
+    f->next_ = [f_weak = std::weak_ptr<stdin_feed>(f), c, sb, eid, data, eof, chunk,
+                done = std::move(done)](std::size_t at) mutable {
+      auto self = f_weak.lock();
+      if (!self) return;
+      const std::size_t n = std::min(chunk, data->size() - at);
+      const bool last = at + n >= data->size();
+      c->ask(wire::subjects::sandbox_op(c->tenant, sb, "stdin"), stdin_write(eid, *data, at, n, eof && last),
+             c->cfg->request_timeout_ms,
+             [self, at, n, last, done](bus::message&&) {
+               if (last) {
+                 auto d = done;
+                 self->next_ = nullptr;  // ends the feed's self-reference
+                 return d(std::nullopt);
+               }
+               self->next_(at + n);
+             },
+             [self, done](const api_error& e) {
+               auto d = done;
+               self->next_ = nullptr;
+               d(e);
+             },
+             "stdin: no such sandbox or exec");
+    };
+    f->next_(0);
+  }
+
+ private:
+  std::function<void(std::size_t)> next_;
+};
+
+}  // namespace
+
+// POST /v1/run: a sandbox, one exec in it with the given stdin, its whole output, the sandbox
+// ended. On the call's strand; the output comes through an output_pump (in order, gap-free),
+// each stream kept up to `cap` bytes (truncated says when anything was not kept).
+class run_job : public std::enable_shared_from_this<run_job> {
+ public:
+  run_job(std::shared_ptr<api::call> c, cli::create_options co, std::vector<std::string> argv,
+          pairs env, std::string workdir, std::string input, std::size_t cap, pump_limits lim,
+          int64_t deadline_ms)
+      : c_(std::move(c)), co_(std::move(co)), argv_(std::move(argv)), env_(std::move(env)),
+        workdir_(std::move(workdir)), input_(std::make_shared<const std::string>(std::move(input))),
+        cap_(cap), lim_(lim), deadline_ms_(deadline_ms), timer_(c_->res->executor()) {}
+
+  void start() {
+    auto self = shared_from_this();
+    c_->on_abandon = [self] { self->stop(); };
+    timer_.expires_after(std::chrono::milliseconds(deadline_ms_));
+    timer_.async_wait([weak = std::weak_ptr<run_job>(self)](const boost::system::error_code& ec) {
+      if (auto s = weak.lock(); s && !ec)
+        s->fail({wire::ErrorCode::deadline_exceeded, "the run did not end in time"});
+    });
+    c_->ask(wire::subjects::create(c_->tenant, c_->cfg->pool), cli::create_request_bytes(co_),
+            c_->cfg->request_timeout_ms,
+            [self](bus::message&& m) {
+              auto v = cli::sandbox_reply_of(m.data.data(), m.data.size());
+              if (!v) return self->fail({wire::ErrorCode::malformed, "unexpected reply"});
+              self->sb_ = v->id;
+              self->exec();
+            },
+            [self](const api_error& e) {
+              if (e.code == wire::ErrorCode::not_found)
+                return self->fail({wire::ErrorCode::resource_exhausted,
+                                   "no executor of pool '" + self->c_->cfg->pool +
+                                       "' has room (or none is running)"});
+              self->fail(e);
+            });
+  }
+
+ private:
+  void exec() {
+    if (done_) return;
+    auto self = shared_from_this();
+    eid_ = wire::new_id("ex-");
+    c_->ask(wire::subjects::sandbox_op(c_->tenant, sb_, "exec"),
+            exec_request(eid_, argv_, env_, workdir_, co_.timeout_ms, !input_->empty(), false, 0, 0),
+            c_->cfg->request_timeout_ms, [self](bus::message&&) { self->follow(); },
+            [self](const api_error& e) { self->fail(e); }, "no such sandbox: " + sb_);
+  }
+
+  void follow() {
+    if (done_) return;
+    auto self = shared_from_this();
+    pump_target t{c_->tenant, sb_, eid_};
+    t.follow = true;
+    output_pump::sink s;
+    s.open = [](const std::shared_ptr<output_pump>& p) { p->opened(); };
+    s.data = [self](wire::Stream st, uint64_t, const uint8_t* d, std::size_t n) {
+      auto& dst = st == wire::Stream::stderr ? self->err_ : self->out_;
+      (st == wire::Stream::stderr ? self->err_seen_ : self->out_seen_) += n;
+      if (dst.size() + n > self->cap_) {
+        self->truncated_ = true;
+        n = self->cap_ - dst.size();
+      }
+      dst.append(reinterpret_cast<const char*>(d), n);
+    };
+    s.exit = [self](const wire::ExitStatus* x) { self->exited(cli::result_of(x)); };
+    s.error = [self](const pump_error& e, bool) { self->fail({e.code, e.message}); };
+    s.queued_bytes = [] { return std::size_t{0}; };  // kept here, up to cap_, not queued
+    pump_ = output_pump::create(c_->res->executor(), *c_->conn, *c_->router, std::move(t), lim_,
+                                std::move(s));
+    pump_->start();
+    if (!input_->empty())
+      // A process that does not read its stdin is not an error of the run: its output says.
+      stdin_feed::start(c_, sb_, eid_, input_, true, c_->cfg->max_stdin_chunk_bytes,
+                        [](std::optional<api_error>) {});
+  }
+
+  void exited(const cli::exec_result& r) {
+    if (done_) return;
+    done_ = true;
+    timer_.cancel();
+    pump_.reset();
+    c_->terminate_quietly(sb_);
+    // Honest about what was not kept: bytes past the cap, or fewer than the executor counted.
+    const bool truncated = truncated_ || out_seen_ < r.stdout_bytes || err_seen_ < r.stderr_bytes;
+    c_->ok({{"sandbox_id", sb_}, {"stdout", out_}, {"stderr", err_}, {"returncode", r.exit_code},
+            {"status", wire::EnumNameOutcome(r.outcome)}, {"message", r.message},
+            {"truncated", truncated}});
+  }
+
+  void fail(const api_error& e) {
+    if (done_) return;
+    stop();
+    c_->fail(e);
+  }
+
+  // The client left, the deadline passed or an error: the sandbox goes too.
+  void stop() {
+    if (std::exchange(done_, true)) return;
+    timer_.cancel();
+    if (pump_) (void)pump_->stop();
+    pump_.reset();
+    if (!sb_.empty()) c_->terminate_quietly(sb_);
+  }
+
+  std::shared_ptr<api::call> c_;
+  cli::create_options co_;
+  std::vector<std::string> argv_;
+  pairs env_;
+  std::string workdir_;
+  std::shared_ptr<const std::string> input_;
+  std::size_t cap_;
+  pump_limits lim_;
+  int64_t deadline_ms_;
+  boost::asio::steady_timer timer_;
+  std::string sb_, eid_, out_, err_;
+  uint64_t out_seen_ = 0, err_seen_ = 0;
+  bool truncated_ = false, done_ = false;
+  std::shared_ptr<output_pump> pump_;
+};
+
+// GET /v1/sandboxes/{id}/files: the whole file, never cut silently. One fs.read at a time (the
+// executor's cap each); a file that one read holds is one ordinary response, a longer one a
+// chunked response whose next read is asked for once the client has taken the last. An error
+// after the first piece aborts the connection: the client sees a chunked body without its end,
+// never a short file.
+class file_read : public std::enable_shared_from_this<file_read> {
+ public:
+  file_read(std::shared_ptr<api::call> c, std::string sb, std::string path)
+      : c_(std::move(c)), sb_(std::move(sb)), path_(std::move(path)) {}
+
+  void next() {
+    cli::fs_request_options o;
+    o.path = path_;
+    o.offset = offset_;
+    o.length = 0;  // the executor's cap
+    auto self = shared_from_this();
+    c_->fs_op(sb_, "read", o, [self](cli::fs_reply_view&& r) { self->on_piece(std::move(r)); },
+              [self](const api_error& e) {
+                if (!self->ch_) return self->c_->fail(e);
+                std::fprintf(stderr, "corral-gateway: file read of %s cut: %s\n",
+                             self->sb_.c_str(), e.message.c_str());
+                self->ch_->abort();
+              });
+  }
+
+ private:
+  void on_piece(cli::fs_reply_view&& r) {
+    const bool last = r.eof || r.data.empty();
+    if (!ch_) {
+      if (last)
+        return c_->send(http::status::ok, std::string(r.data.begin(), r.data.end()),
+                        "application/octet-stream");
+      c_->finish(200);
+      ch_ = c_->res->begin_stream(http::status::ok, "application/octet-stream");
+      auto self = shared_from_this();
+      // The slot of the request stays taken until the stream ends.
+      auto slot = std::move(c_->slot);
+      stream_channel::handlers h;
+      h.on_drained = [self] {
+        if (!self->ended_) self->next();
+      };
+      h.on_closed = [self, slot] {
+        self->ended_ = true;
+        if (slot) slot->release();
+        if (self->c_->current) self->c_->current->cancel();
+        self->c_->current.reset();
+        self->ch_.reset();  // ends the cycle channel → handlers → this
+      };
+      ch_->set_handlers(std::move(h));
+    }
+    if (ended_ || !ch_) return;
+    offset_ = r.next_offset;
+    ch_->send(false, std::string(r.data.begin(), r.data.end()));
+    if (last) {
+      ended_ = true;
+      ch_->finish();
+    }
+  }
+
+  std::shared_ptr<api::call> c_;
+  std::string sb_, path_;
+  uint64_t offset_ = 0;
+  bool ended_ = false;
+  std::shared_ptr<stream_channel> ch_;
+};
+
+namespace {
+
+// PUT /v1/sandboxes/{id}/files: the body in fs.write requests of at most `chunk` bytes, one at
+// a time: the first truncates (or appends), each next one at the offset the last answered.
+void write_file(const std::shared_ptr<api::call>& c, const std::string& sb, const std::string& path,
+                bool append, std::size_t at, uint64_t offset, uint64_t written, std::size_t chunk) {
+  const auto& data = c->req.body();
+  cli::fs_request_options o;
+  o.path = path;
+  o.append = append;
+  o.truncate = !append && at == 0;
+  o.offset = offset;
+  const std::size_t n = std::min(chunk, data.size() - at);
+  o.data.assign(data.begin() + static_cast<std::ptrdiff_t>(at),
+                data.begin() + static_cast<std::ptrdiff_t>(at + n));
+  c->fs_op(sb, "write", o, [c, sb, path, append, at, n, written, chunk](cli::fs_reply_view&& r) {
+    const uint64_t total = written + r.count;
+    if (at + n >= c->req.body().size()) return c->ok({{"written", total}});
+    write_file(c, sb, path, append, at + n, r.next_offset, total, chunk);
+  });
+}
+
+// GET /v1/sandboxes/{id}/files/list: every page of entries.
+void list_files(const std::shared_ptr<api::call>& c, const std::string& sb, const std::string& path,
+                uint64_t offset, std::shared_ptr<json> entries) {
+  cli::fs_request_options o;
+  o.path = path;
+  o.offset = offset;
+  c->fs_op(sb, "list", o, [c, sb, path, offset, entries](cli::fs_reply_view&& r) {
+    for (const auto& e : r.entries)
+      entries->push_back({{"name", e.name}, {"type", wire::EnumNameFsFileType(e.type)},
+                          {"size", e.size}, {"mode", e.mode}, {"mtime_ms", e.mtime_ms}});
+    if (r.eof || r.next_offset <= offset) return c->ok({{"entries", *entries}});
+    list_files(c, sb, path, r.next_offset, entries);
+  });
+}
+
+}  // namespace
+
+bool api::take_stream(const std::shared_ptr<call>& c) {
+  if (c->stream_slot) return true;  // taken from the headers (admit)
+  bool all_full = false;
+  auto s = slots_.take(c->tenant, tenant_slots::kind::stream,
+                       c->who.max_streams.value_or(cfg_.tenant_max_streams), &all_full);
+  if (!s) {
+    ++metrics_.tenant_limited;
+    c->fail(wire::ErrorCode::resource_exhausted,
+            all_full ? "too many open streams on this gateway"
+                     : "too many open streams of this tenant");
     return false;
   }
+  // Streams count as streams, not as requests in flight.
+  if (c->slot) c->slot->release();
+  c->slot = std::move(s);
+  c->stream_slot = true;
   return true;
 }
 
@@ -453,24 +954,14 @@ pump_limits api::limits() const {
   return l;
 }
 
-void api::start_long(const std::shared_ptr<call>& c, std::function<void(call&)> fn) {
-  if (!reserve_stream(c)) return;
-  std::thread([this, c, fn = std::move(fn)] {
-    try {
-      fn(*c);
-    } catch (const std::exception& e) {
-      if (!c->answered) c->fail(wire::ErrorCode::internal, e.what());
-    }
-    --metrics_.open_streams;
-  }).detach();
-}
-
-void api::dispatch(const std::shared_ptr<call>& cp) {
+void api::route(const std::shared_ptr<call>& cp) {
   call& c = *cp;
   const auto& p = c.path;
   const auto method = c.req.method();
-  auto& cl = *c.client;
   const auto req_timeout = cfg_.request_timeout_ms;
+  const auto unknown = [&] {
+    c.fail(wire::ErrorCode::not_found, route_unknown(std::string(c.req.method_string()), sv(c.req.target())));
+  };
   json body;
   auto parse_body = [&]() -> bool {
     if (c.req.body().empty()) {
@@ -484,21 +975,33 @@ void api::dispatch(const std::shared_ptr<call>& cp) {
     }
     return true;
   };
+  auto sandbox_answer = [cp](http::status st = http::status::ok) {
+    return [cp, st](cli::sandbox_view&& v) { cp->ok(sandbox_json(v), st); };
+  };
   try {
     // /v1/usage
     if (p.size() == 1 && p[0] == "usage" && method == http::verb::get) {
       c.route = "/v1/usage";
-      auto r = cl.usage(c.q("sandbox_id"));
-      if (!r) return c.fail(r.error);
-      json sbs = json::array();
-      for (const auto& s : r.value->sandboxes)
-        sbs.push_back({{"sandbox_id", s.sandbox_id}, {"node", s.node},
-                       {"cpu_core_seconds", s.usage.cpu_core_seconds},
-                       {"gib_seconds", s.usage.gib_seconds}, {"cost", s.usage.cost}});
-      const auto& t = r.value->total;
-      return c.ok({{"tenant", c.tenant}, {"sandboxes", sbs},
-                   {"total", {{"cpu_core_seconds", t.cpu_core_seconds},
-                              {"gib_seconds", t.gib_seconds}, {"cost", t.cost}}}});
+      flatbuffers::FlatBufferBuilder fbb(128);
+      auto id = fbb.CreateString(c.q("sandbox_id"));
+      fbb.Finish(wire::CreateUsageRequest(fbb, id), wire::UsageRequestIdentifier());
+      return c.gather(wire::subjects::usage(c.tenant), wire::release(fbb),
+                      [cp](std::vector<bus::message>&& replies) {
+                        cli::usage_report report;
+                        for (const auto& m : replies)
+                          cli::add_usage_reply(m.data.data(), m.data.size(), report);
+                        std::sort(report.sandboxes.begin(), report.sandboxes.end(),
+                                  [](const auto& a, const auto& b) { return a.sandbox_id < b.sandbox_id; });
+                        json sbs = json::array();
+                        for (const auto& s : report.sandboxes)
+                          sbs.push_back({{"sandbox_id", s.sandbox_id}, {"node", s.node},
+                                         {"cpu_core_seconds", s.usage.cpu_core_seconds},
+                                         {"gib_seconds", s.usage.gib_seconds}, {"cost", s.usage.cost}});
+                        const auto& t = report.total;
+                        cp->ok({{"tenant", cp->tenant}, {"sandboxes", sbs},
+                                {"total", {{"cpu_core_seconds", t.cpu_core_seconds},
+                                           {"gib_seconds", t.gib_seconds}, {"cost", t.cost}}}});
+                      });
     }
     // /v1/run
     if (p.size() == 1 && p[0] == "run" && method == http::verb::post) {
@@ -510,50 +1013,38 @@ void api::dispatch(const std::shared_ptr<call>& cp) {
       co.timeout_ms = ms_of(body, "timeout");
       co.cpu_millis = uint_of(body, "cpu", 1000);
       co.memory_mib = uint_of(body, "memory");
-      cli::exec_options eo;
-      eo.argv = args;
-      eo.env = pairs_of(body, "env");
-      eo.workdir = body.value("workdir", "");
-      eo.timeout_ms = co.timeout_ms;
+      auto env = pairs_of(body, "env");
+      std::string workdir = body.value("workdir", "");
       std::string input = body.value("stdin", "");
-      eo.stdin_open = !input.empty();
-      const std::size_t cap = cfg_.max_body_bytes;
-      return start_long(cp, [co, eo, input, cap](call& c) {
-        auto sb = c.client->create(co);
-        if (!sb) return c.fail(sb.error);
-        std::string out, err;
-        bool truncated = false;
-        bool fed = false;
-        auto r = c.client->exec(
-            sb.value->id, eo,
-            [&](wire::Stream s, const uint8_t* d, std::size_t n) {
-              auto& dst = s == wire::Stream::stderr ? err : out;
-              if (dst.size() + n > cap) { truncated = true; n = cap - dst.size(); }
-              dst.append(reinterpret_cast<const char*>(d), n);
-            },
-            [input, fed]() mutable -> std::optional<std::vector<uint8_t>> {
-              if (fed) return std::nullopt;
-              fed = true;
-              return std::vector<uint8_t>(input.begin(), input.end());
-            });
-        (void)c.client->terminate(sb.value->id);
-        if (!r) return c.fail(r.error);
-        c.ok({{"sandbox_id", sb.value->id}, {"stdout", out}, {"stderr", err},
-              {"returncode", r.value->exit_code},
-              {"status", wire::EnumNameOutcome(r.value->outcome)},
-              {"message", r.value->message}, {"truncated", truncated}});
-      });
+      if (!take_stream(cp)) return;
+      const int64_t deadline = co.timeout_ms > 0
+                                   ? std::min(cfg_.max_wait_ms, co.timeout_ms + cfg_.request_timeout_ms)
+                                   : cfg_.max_wait_ms;
+      auto job = std::make_shared<run_job>(cp, std::move(co), std::move(args), std::move(env),
+                                           std::move(workdir), std::move(input), cfg_.max_body_bytes,
+                                           limits(), deadline);
+      return c.on_strand([job] { job->start(); });
     }
-    if (p.empty() || p[0] != "sandboxes")
-      return c.fail(wire::ErrorCode::not_found, route_unknown(c.req));
+    if (p.empty() || p[0] != "sandboxes") return unknown();
     // /v1/sandboxes
     if (p.size() == 1) {
       c.route = "/v1/sandboxes";
       if (method == http::verb::post) {
         if (!parse_body()) return;
-        auto r = cl.create(create_options_of(body));
-        if (!r) return c.fail(r.error);
-        return c.ok(sandbox_json(*r.value), http::status::created);
+        const auto pool = cfg_.pool;
+        return c.ask(wire::subjects::create(c.tenant, pool), cli::create_request_bytes(create_options_of(body)),
+                     req_timeout,
+                     [cp](bus::message&& m) {
+                       auto v = cli::sandbox_reply_of(m.data.data(), m.data.size());
+                       if (!v) return cp->fail(wire::ErrorCode::malformed, "unexpected reply");
+                       cp->ok(sandbox_json(*v), http::status::created);
+                     },
+                     [cp, pool](const api_error& e) {
+                       if (e.code == wire::ErrorCode::not_found && e.message == default_nobody)
+                         return cp->fail(wire::ErrorCode::resource_exhausted,
+                                         "no executor of pool '" + pool + "' has room (or none is running)");
+                       cp->fail(e);
+                     });
       }
       if (method == http::verb::get) {
         pairs tags;
@@ -564,33 +1055,42 @@ void api::dispatch(const std::shared_ptr<call>& cp) {
               return c.fail(wire::ErrorCode::invalid_argument, "tag must be key:value");
             tags.emplace_back(t.substr(0, colon), t.substr(colon + 1));
           }
-        auto r = cl.list(c.flag("all"), c.q("name"), tags);
-        if (!r) return c.fail(r.error);
-        json arr = json::array();
-        for (const auto& v : *r.value) arr.push_back(sandbox_json(v));
-        return c.ok({{"sandboxes", arr}});
+        flatbuffers::FlatBufferBuilder fbb(256);
+        auto n = fbb.CreateString(c.q("name"));
+        auto t = wire::build_pairs(fbb, tags);
+        fbb.Finish(wire::CreateListSandboxes(fbb, n, t, c.flag("all")), wire::ListSandboxesIdentifier());
+        return c.gather(wire::subjects::list(c.tenant), wire::release(fbb),
+                        [cp](std::vector<bus::message>&& replies) {
+                          std::vector<cli::sandbox_view> all;
+                          for (const auto& m : replies)
+                            cli::add_sandbox_list(m.data.data(), m.data.size(), all);
+                          std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) {
+                            return a.created_at_ms < b.created_at_ms;
+                          });
+                          json arr = json::array();
+                          for (const auto& v : all) arr.push_back(sandbox_json(v));
+                          cp->ok({{"sandboxes", arr}});
+                        });
       }
-      return c.fail(wire::ErrorCode::not_found, route_unknown(c.req));
+      return unknown();
     }
-    const std::string& sb = p[1];
+    const std::string sb = p[1];
     if (!wire::valid_id(sb, "sb-")) return c.fail(wire::ErrorCode::not_found, "no such sandbox: " + sb);
     if (p.size() == 2 && method == http::verb::get) {
       c.route = "/v1/sandboxes/{id}";
-      auto r = cl.info(sb);
-      if (!r) return c.fail(r.error);
-      return c.ok(sandbox_json(*r.value));
+      return c.sandbox_op(sb, "info", {}, req_timeout, sandbox_answer());
     }
     if (p.size() == 3 && p[2] == "terminate" && method == http::verb::post) {
       c.route = "/v1/sandboxes/{id}/terminate";
       const bool wait = c.flag("wait");
-      return start_long(cp, [sb, wait, this](call& c) {
-        auto r = c.client->terminate(sb);
-        if (!r) return c.fail(r.error);
-        if (wait && !r.value->has_return_code) {
-          auto w = c.client->wait(sb, cfg_.max_wait_ms);
-          if (w) r = w;
-        }
-        c.ok(sandbox_json(*r.value));
+      if (wait && !take_stream(cp)) return;  // a long-poll
+      const int64_t max_wait = cfg_.max_wait_ms;
+      return c.sandbox_op(sb, "terminate", {}, req_timeout, [cp, sb, wait, max_wait](cli::sandbox_view&& v) {
+        if (!wait || v.has_return_code) return cp->ok(sandbox_json(v));
+        auto first = std::make_shared<cli::sandbox_view>(std::move(v));
+        cp->sandbox_op(sb, "wait", sandbox_query(max_wait, false), max_wait + 5000,
+                       [cp](cli::sandbox_view&& w) { cp->ok(sandbox_json(w)); },
+                       [cp, first](const api_error&) { cp->ok(sandbox_json(*first)); });
       });
     }
     if (p.size() == 3 && p[2] == "wait" && method == http::verb::get) {
@@ -599,23 +1099,22 @@ void api::dispatch(const std::shared_ptr<call>& cp) {
       if (auto t = c.q("timeout"); !t.empty()) timeout_ms = static_cast<int64_t>(std::stod(t) * 1000);
       if (timeout_ms < 0 || timeout_ms > cfg_.max_wait_ms)
         return c.fail(wire::ErrorCode::invalid_argument, "timeout out of range");
-      const bool ready = c.flag("ready");
-      return start_long(cp, [sb, timeout_ms, ready](call& c) {
-        auto r = c.client->wait(sb, timeout_ms, ready);
-        if (!r) return c.fail(r.error);
-        c.ok(sandbox_json(*r.value));
-      });
+      if (!take_stream(cp)) return;
+      return c.sandbox_op(sb, "wait", sandbox_query(timeout_ms, c.flag("ready")), timeout_ms + 5000,
+                          sandbox_answer());
     }
     if (p.size() == 3 && p[2] == "tags" && (method == http::verb::put || method == http::verb::get)) {
       c.route = "/v1/sandboxes/{id}/tags";
-      std::optional<pairs> set;
+      std::vector<uint8_t> payload;
       if (method == http::verb::put) {
         if (!parse_body()) return;
-        set = pairs_of(body.contains("tags") ? body : json{{"tags", body}}, "tags");
+        auto set = pairs_of(body.contains("tags") ? body : json{{"tags", body}}, "tags");
+        flatbuffers::FlatBufferBuilder fbb(256);
+        auto t = wire::build_pairs(fbb, set);
+        fbb.Finish(wire::CreateSetTags(fbb, t), wire::SetTagsIdentifier());
+        payload = wire::release(fbb);
       }
-      auto r = cl.tags(sb, set);
-      if (!r) return c.fail(r.error);
-      return c.ok(sandbox_json(*r.value));
+      return c.sandbox_op(sb, "tags", std::move(payload), req_timeout, sandbox_answer());
     }
     if (p.size() == 3 && p[2] == "exec" && method == http::verb::post) {
       c.route = "/v1/sandboxes/{id}/exec";
@@ -629,49 +1128,61 @@ void api::dispatch(const std::shared_ptr<call>& cp) {
       auto payload = exec_request(eid, args, pairs_of(body, "env"), body.value("workdir", ""),
                                   ms_of(body, "timeout"), body.value("stdin", true),
                                   body.value("pty", false), 0, 0);
-      auto r = cl.conn().request(wire::subjects::sandbox_op(c.tenant, sb, "exec"), payload.data(),
-                                 payload.size(), req_timeout);
-      if (!r) return c.fail(r.error == bus::bus_error::no_responders ? wire::ErrorCode::not_found
-                                                                     : wire::ErrorCode::unavailable,
-                            r.error == bus::bus_error::no_responders ? "no such sandbox: " + sb
-                                                                     : "NATS: " + r.detail);
-      if (auto e = error_in(r.value)) return c.fail(e->code, e->message);
-      const auto* rep = wire::verify<wire::ExecReply>(r.value.data.data(), r.value.data.size());
-      if (rep == nullptr) return c.fail(wire::ErrorCode::internal, "unexpected exec reply");
-      return c.ok({{"exec_id", eid}, {"reattached", rep->reattached()}}, http::status::created);
+      return c.ask(wire::subjects::sandbox_op(c.tenant, sb, "exec"), std::move(payload), req_timeout,
+                   [cp, eid](bus::message&& m) {
+                     auto re = cli::exec_reply_reattached(m.data.data(), m.data.size());
+                     if (!re) return cp->fail(wire::ErrorCode::internal, "unexpected exec reply");
+                     cp->ok({{"exec_id", eid}, {"reattached", *re}}, http::status::created);
+                   },
+                   {}, "no such sandbox: " + sb);
     }
     if (p.size() >= 4 && p[2] == "execs") {
-      const std::string& eid = p[3];
+      const std::string eid = p[3];
       if (!wire::valid_token(eid)) return c.fail(wire::ErrorCode::not_found, "no such exec: " + eid);
       if (p.size() == 4 && method == http::verb::get) {
         c.route = "/v1/sandboxes/{id}/execs/{eid}";
         // Existence first (a replay past the end answers not_found, or the exit when finished),
         // then an attach-only re-attach with the same id for the counts: never a process.
-        auto info = cl.info(sb);
-        if (!info) return c.fail(info.error);
-        std::optional<api_error> gone;
-        auto rr = replay_once(cl.conn(), c.tenant, sb, eid, std::numeric_limits<uint64_t>::max() - 1,
-                              [](bus::message&&) {}, req_timeout);
-        if (rr.error) return c.fail(rr.error->code, rr.error->message);
-        auto payload = wire::make_attach_request(eid);
-        auto r = cl.conn().request(wire::subjects::sandbox_op(c.tenant, sb, "exec"), payload.data(),
-                                   payload.size(), req_timeout);
-        if (!r) return c.fail(wire::ErrorCode::unavailable, "NATS: " + r.detail);
-        if (auto e = error_in(r.value)) return c.fail(e->code, e->message);
-        const auto* rep = wire::verify<wire::ExecReply>(r.value.data.data(), r.value.data.size());
-        if (rep == nullptr) return c.fail(wire::ErrorCode::internal, "unexpected exec reply");
-        json j{{"exec_id", eid}, {"finished", rep->finished()},
-               {"stdout_bytes", rep->stdout_bytes()}, {"stderr_bytes", rep->stderr_bytes()}};
-        if (rep->finished()) {
-          auto x = exit_json(rep->status());
-          j["status"] = x["status"];
-          j["returncode"] = x["returncode"];
-          j["message"] = x["message"];
-        } else {
-          j["status"] = "running";
-          j["returncode"] = nullptr;
-        }
-        return c.ok(j);
+        auto attach = [cp, sb, eid, req_timeout] {
+          cp->ask(wire::subjects::sandbox_op(cp->tenant, sb, "exec"), wire::make_attach_request(eid),
+                  req_timeout, [cp, eid](bus::message&& m) {
+                    const auto* rep = wire::verify<wire::ExecReply>(m.data.data(), m.data.size());
+                    if (rep == nullptr) return cp->fail(wire::ErrorCode::internal, "unexpected exec reply");
+                    json j{{"exec_id", eid}, {"finished", rep->finished()},
+                           {"stdout_bytes", rep->stdout_bytes()}, {"stderr_bytes", rep->stderr_bytes()}};
+                    if (rep->finished()) {
+                      auto x = exit_json(rep->status());
+                      j["status"] = x["status"];
+                      j["returncode"] = x["returncode"];
+                      j["message"] = x["message"];
+                    } else {
+                      j["status"] = "running";
+                      j["returncode"] = nullptr;
+                    }
+                    cp->ok(j);
+                  });
+        };
+        auto replay_end = [cp, sb, eid, req_timeout, attach](cli::sandbox_view&&) {
+          flatbuffers::FlatBufferBuilder b(128);
+          auto id = b.CreateString(eid);
+          b.Finish(wire::CreateReplayRequest(b, id, std::numeric_limits<uint64_t>::max() - 1),
+                   wire::ReplayRequestIdentifier());
+          auto error = std::make_shared<std::optional<api_error>>();
+          cp->current = nats_request::start(
+              *cp->router, cp->res->executor(), wire::subjects::sandbox_op(cp->tenant, sb, "replay"),
+              wire::release(b), req_timeout,
+              [error](bus::message&& m) {
+                if ((*error = error_in(m))) return true;
+                return cli::ack_of(m.data.data(), m.data.size()).has_value();
+              },
+              [cp, error, attach, sb](nats_request::end e, const std::string& detail) {
+                cp->current.reset();
+                if (e != nats_request::end::done) return cp->fail(error_of(e, detail, "no such sandbox: " + sb));
+                if (*error) return cp->fail(**error);
+                attach();
+              });
+        };
+        return c.sandbox_op(sb, "info", {}, req_timeout, replay_end);
       }
       if (p.size() == 5 && p[4] == "output" && method == http::verb::get) {
         c.route = "/v1/sandboxes/{id}/execs/{eid}/output";
@@ -697,25 +1208,15 @@ void api::dispatch(const std::shared_ptr<call>& cp) {
       if (p.size() == 5 && p[4] == "stdin" && method == http::verb::post) {
         c.route = "/v1/sandboxes/{id}/execs/{eid}/stdin";
         const bool eof = c.flag("eof");
-        const auto& data = c.req.body();
-        const auto subject = wire::subjects::sandbox_op(c.tenant, sb, "stdin");
-        std::size_t at = 0;
-        do {
-          const std::size_t n = std::min(cfg_.max_stdin_chunk_bytes, data.size() - at);
-          const bool last = at + n >= data.size();
-          flatbuffers::FlatBufferBuilder b(n + 128);
-          auto id = b.CreateString(eid);
-          auto d = b.CreateVector(reinterpret_cast<const uint8_t*>(data.data()) + at, n);
-          b.Finish(wire::CreateStdinWrite(b, id, d, eof && last), wire::StdinWriteIdentifier());
-          auto payload = wire::release(b);
-          auto r = cl.conn().request(subject, payload.data(), payload.size(), req_timeout);
-          if (!r) return c.fail(r.error == bus::bus_error::no_responders ? wire::ErrorCode::not_found
-                                                                         : wire::ErrorCode::unavailable,
-                                "stdin: " + r.detail);
-          if (auto e = error_in(r.value)) return c.fail(e->code, e->message);
-          at += n;
-        } while (at < data.size());
-        return c.ok({{"written", data.size()}, {"eof", eof}});
+        // The body stays in the request (the call holds it) while the feed runs.
+        auto data = std::shared_ptr<const std::string>(cp, &c.req.body());
+        const auto size = data->size();
+        return c.on_strand([cp, sb, eid, data, eof, size, chunk = cfg_.max_stdin_chunk_bytes] {
+          stdin_feed::start(cp, sb, eid, data, eof, chunk, [cp, size, eof](std::optional<api_error> e) {
+            if (e) return cp->fail(*e);
+            cp->ok({{"written", size}, {"eof", eof}});
+          });
+        });
       }
       if (p.size() == 5 && p[4] == "signal" && method == http::verb::post) {
         c.route = "/v1/sandboxes/{id}/execs/{eid}/signal";
@@ -727,14 +1228,9 @@ void api::dispatch(const std::shared_ptr<call>& cp) {
         auto id = b.CreateString(eid);
         b.Finish(wire::CreateSignalRequest(b, id, body["signal"].get<int>()),
                  wire::SignalRequestIdentifier());
-        auto payload = wire::release(b);
-        auto r = cl.conn().request(wire::subjects::sandbox_op(c.tenant, sb, "signal"),
-                                   payload.data(), payload.size(), req_timeout);
-        if (!r) return c.fail(r.error == bus::bus_error::no_responders ? wire::ErrorCode::not_found
-                                                                       : wire::ErrorCode::unavailable,
-                              "signal: " + r.detail);
-        if (auto e = error_in(r.value)) return c.fail(e->code, e->message);
-        return c.ok({{"ok", true}});
+        return c.ask(wire::subjects::sandbox_op(c.tenant, sb, "signal"), wire::release(b), req_timeout,
+                     [cp](bus::message&&) { cp->ok({{"ok", true}}); }, {},
+                     "signal: no such sandbox or exec");
       }
     }
     if (p.size() >= 3 && p[2] == "files") {
@@ -743,69 +1239,59 @@ void api::dispatch(const std::shared_ptr<call>& cp) {
       if (p.size() == 3) {
         c.route = "/v1/sandboxes/{id}/files";
         if (method == http::verb::get) {
-          std::string data;
-          auto r = cl.fs_read(sb, path, [&](const uint8_t* d, std::size_t n) {
-            data.append(reinterpret_cast<const char*>(d), n);
-          }, cfg_.max_body_bytes);
-          if (!r) return c.fail(r.error);
-          return c.send(http::status::ok, data, "application/octet-stream");
+          auto r = std::make_shared<file_read>(cp, sb, path);
+          return c.on_strand([r] { r->next(); });
         }
-        if (method == http::verb::put) {
-          bool given = false;
-          const auto& data = c.req.body();
-          auto r = cl.fs_write(sb, path, [&]() -> std::optional<std::vector<uint8_t>> {
-            if (given) return std::nullopt;
-            given = true;
-            return std::vector<uint8_t>(data.begin(), data.end());
-          }, c.flag("append"));
-          if (!r) return c.fail(r.error);
-          return c.ok({{"written", *r.value}});
-        }
+        if (method == http::verb::put)
+          return write_file(cp, sb, path, c.flag("append"), 0, 0, 0, cfg_.max_stdin_chunk_bytes);
         if (method == http::verb::delete_) {
-          auto r = cl.fs_remove(sb, path, c.flag("recursive"));
-          if (!r) return c.fail(r.error);
-          return c.ok({{"removed", *r.value}});
+          cli::fs_request_options o;
+          o.path = path;
+          o.recursive = c.flag("recursive");
+          return c.fs_op(sb, "remove", o, [cp](cli::fs_reply_view&& r) { cp->ok({{"removed", r.count}}); });
         }
       }
       if (p.size() == 4 && p[3] == "list" && method == http::verb::get) {
         c.route = "/v1/sandboxes/{id}/files/list";
-        auto r = cl.fs_list(sb, path);
-        if (!r) return c.fail(r.error);
-        json arr = json::array();
-        for (const auto& e : *r.value)
-          arr.push_back({{"name", e.name}, {"type", wire::EnumNameFsFileType(e.type)},
-                         {"size", e.size}, {"mode", e.mode}, {"mtime_ms", e.mtime_ms}});
-        return c.ok({{"entries", arr}});
+        return list_files(cp, sb, path, 0, std::make_shared<json>(json::array()));
       }
       if (p.size() == 4 && p[3] == "mkdir" && method == http::verb::post) {
         c.route = "/v1/sandboxes/{id}/files/mkdir";
-        auto r = cl.fs_mkdir(sb, path, c.flag("parents"));
-        if (!r) return c.fail(r.error);
-        return c.ok({{"ok", true}}, http::status::created);
+        cli::fs_request_options o;
+        o.path = path;
+        o.parents = c.flag("parents");
+        return c.fs_op(sb, "mkdir", o, [cp](cli::fs_reply_view&&) { cp->ok({{"ok", true}}, http::status::created); });
       }
     }
-    return c.fail(wire::ErrorCode::not_found, route_unknown(c.req));
+    return unknown();
   } catch (const std::exception& e) {
     // Untrusted input that did not fit (a JSON field of the wrong type, a bad number).
     return c.fail(wire::ErrorCode::invalid_argument, e.what());
   }
 }
 
-// What both kinds of output stream share: the sink's end, its queue and the stream count, and
-// the pump started on the connection's executor.
+// What both kinds of output stream share: the sink's end, its queue and the stream's slot (given
+// back when the pump ends, whichever way), and the pump started on the connection's strand.
 void api::run_pump(const std::shared_ptr<call>& c,
                    const std::shared_ptr<std::shared_ptr<stream_channel>>& ch, pump_target target,
                    output_pump::sink s) {
+  auto slot = std::move(c->slot);
   s.end = [ch] { (*ch)->finish(); };
   s.queued_bytes = [ch] { return *ch ? (*ch)->queued_bytes() : std::size_t{0}; };
-  s.closed = [this] { --metrics_.open_streams; };
-  auto p = output_pump::create(c->res->executor(), *c->streams, *c->router, std::move(target),
+  s.closed = [slot] {
+    if (slot) slot->release();
+  };
+  auto p = output_pump::create(c->res->executor(), *c->conn, *c->router, std::move(target),
                                limits(), std::move(s));
-  boost::asio::post(c->res->executor(), [p] { p->start(); });
+  c->on_strand([c, p] {
+    // Until the stream opens, a client that leaves stops the pump (then its channel does).
+    c->on_abandon = [p] { (void)p->stop(); };
+    p->start();
+  });
 }
 
 void api::stream_output(const std::shared_ptr<call>& c, pump_target target) {
-  if (!reserve_stream(c)) return;
+  if (!take_stream(c)) return;
   // The response begins with the executor's first answer: an unknown sandbox or exec still
   // gets its status code.
   auto ch = std::make_shared<std::shared_ptr<stream_channel>>();
@@ -928,7 +1414,7 @@ class websocket_stdin : public std::enable_shared_from_this<websocket_stdin> {
 }  // namespace
 
 void api::stream_websocket(const std::shared_ptr<call>& c, pump_target target) {
-  if (!reserve_stream(c)) return;
+  if (!take_stream(c)) return;
   auto ch = std::make_shared<std::shared_ptr<stream_channel>>();
   const auto subject = wire::subjects::sandbox_op(c->tenant, target.sandbox, "stdin");
   const auto eid = target.exec_id;

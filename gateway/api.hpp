@@ -1,57 +1,74 @@
 #pragma once
-// corral-gateway's HTTP API (docs/openapi.yaml): routes, bearer-token auth, and the translation
-// to NATS requests through corral_client (one client, one NATS connection, per tenant seen).
+// corral-gateway's HTTP API (docs/openapi.yaml): routes, bearer-token auth, per-tenant limits,
+// and the translation to NATS requests (one NATS connection per tenant seen).
 // Stateless: everything a request needs is in the request or asked from the executors.
 //
-// Threads: handle() runs on the server's worker pool and may block on NATS. Output streams
-// (NDJSON and WebSocket) hold no thread: an output_pump per stream runs on the connection's
-// strand, fed by NATS callbacks. Long-polls (wait, terminate?wait, run) move to a thread of
-// their own so they never starve the pool. Both count against max_open_streams (429 beyond).
+// Threads (docs/security.md, "A tenant vs. the gateway"): admit() runs on an Asio thread with
+// the request's headers only; handle() on the server's worker pool, where it parses and routes,
+// and starts the request's NATS calls. No thread ever waits for an executor: every NATS request
+// is asynchronous (nats_request), its answer handled on the client connection's strand, and so
+// are output streams (output_pump), stdin, long-polls (wait, terminate?wait, run) and file reads.
+// A client that leaves cancels what its request was waiting for and frees its slots at once.
+//
+// Limits: per tenant, streams (output streams, WebSockets, long-polls) and other requests in
+// flight (from their headers on), each answered 429 with Retry-After beyond; streams also for all
+// tenants together (max_open_streams).
 #include <map>
 #include <memory>
 #include <mutex>
 
-#include "cli/client.hpp"
+#include "bus/connection.hpp"
 #include "gateway/config.hpp"
 #include "gateway/http_server.hpp"
 #include "gateway/metrics.hpp"
 #include "gateway/output_pump.hpp"
 #include "gateway/reply_router.hpp"
+#include "gateway/tenant_slots.hpp"
 #include "gateway/token_store.hpp"
 
 namespace corral::gateway {
 
 class api {
  public:
+  // One request in flight (api.cpp).
+  struct call;
+
   api(const gateway_config& cfg, token_store& tokens, metrics& m);
-  void handle(http_request&& req, std::shared_ptr<responder> res);
+  // The header_check of the main listener: 401 without a tenant's token (/v1) or an operator's
+  // (/metrics), 429 for a tenant at its limit of requests in flight, 404 for unknown paths, and
+  // no body read for any of them.
+  [[nodiscard]] admission admit(const http::request_header<>& head);
+  void handle(http_request&& req, std::shared_ptr<responder> res, std::shared_ptr<void> hold);
+  // The metrics listener: /metrics and /healthz without a token, nothing else.
+  [[nodiscard]] admission admit_metrics_listener(const http::request_header<>& head);
+  void handle_metrics_listener(http_request&& req, std::shared_ptr<responder> res);
   [[nodiscard]] bool nats_connected();
 
  private:
-  struct call;
-  // Per tenant seen: the client of ordinary requests, and a connection of its own for output
-  // streams (subscriptions served by a shared delivery pool, not a thread each) with the router
-  // of its asynchronous requests.
+  // Per tenant seen: one NATS connection (subscriptions served by a shared delivery pool, not a
+  // thread each) and the router of its asynchronous requests.
   struct tenant_link {
-    std::unique_ptr<cli::client> client;
-    std::unique_ptr<bus::connection> streams;
+    std::unique_ptr<bus::connection> conn;
     std::unique_ptr<reply_router> router;
   };
   tenant_link* link_for(const std::string& tenant, std::string* why);
-  void dispatch(const std::shared_ptr<call>& c);
-  // Counts a stream against max_open_streams; false (and 429 answered) when full.
-  bool reserve_stream(const std::shared_ptr<call>& c);
+  void route(const std::shared_ptr<call>& c);
+  // Makes sure the call holds a stream slot (admit() takes one for requests known to last);
+  // false (and 429 answered) when full.
+  bool take_stream(const std::shared_ptr<call>& c);
   void stream_output(const std::shared_ptr<call>& c, pump_target target);
   void stream_websocket(const std::shared_ptr<call>& c, pump_target target);
   void run_pump(const std::shared_ptr<call>& c,
                 const std::shared_ptr<std::shared_ptr<stream_channel>>& ch, pump_target target,
                 output_pump::sink s);
-  void start_long(const std::shared_ptr<call>& c, std::function<void(call&)> fn);
   [[nodiscard]] pump_limits limits() const;
+  void answer_health(const std::shared_ptr<responder>& res, unsigned version, bool keep_alive);
+  void answer_metrics(const std::shared_ptr<responder>& res, unsigned version, bool keep_alive);
 
   const gateway_config& cfg_;
   token_store& tokens_;
   metrics& metrics_;
+  tenant_slots slots_;
   std::mutex mu_;
   std::map<std::string, tenant_link> links_;
 };

@@ -13,11 +13,18 @@ struct gateway_config {
   std::string nats_url = "nats://127.0.0.1:4222";
   std::string nats_creds;  // the gateway's NATS nkey seed file (docs/security.md)
   std::string nats_ca;     // TLS: the CA that verifies the NATS server (docs/operations.md)
-  std::string tokens_file;      // lines "SHA256HEX TENANT"; reloaded when it changes
+  std::string tokens_file;      // lines "SHA256HEX TENANT [key=value...]"; reloaded when it changes
   std::string pool = "default";
 
+  // /metrics (and /healthz) on a listener of their own, without a token; empty: none, and
+  // /metrics on the main listener answers only an operator token (role=admin).
+  std::string metrics_host;
+  uint16_t metrics_port = 0;
+
   int io_threads = 2;           // Asio threads: accept, parse, write; never block
-  int worker_threads = 8;       // run the blocking NATS calls of ordinary requests
+  // Route a complete request (parse its JSON, find its tenant's NATS link) and start its NATS
+  // calls; nothing on them waits for NATS: every answer comes back on the connection's strand.
+  int worker_threads = 8;
   // nats.c's shared delivery pool for the subscriptions of output streams (one subscription per
   // stream, all served by these threads; nats.c's default is a thread per subscription).
   int nats_delivery_threads = 4;
@@ -26,9 +33,21 @@ struct gateway_config {
   int64_t read_timeout_ms = 30'000;  // a client must send a whole request within this
   int64_t write_timeout_ms = 30'000; // a client must take each response piece within this
   int64_t idle_timeout_ms = 60'000;  // keep-alive connection without a request
-  std::size_t max_open_streams = 1024;  // output streams and WebSockets at once (429 beyond)
+  // Output streams, WebSockets and long-polls at once, all tenants together (429 beyond).
+  std::size_t max_open_streams = 1024;
+  // Per tenant (defaults; the tokens file may set max_streams= / max_inflight= per token): its
+  // output streams, WebSockets and long-polls (wait, terminate?wait, run) at once, and its other
+  // requests at once, counted from their headers (so also bounding their bodies in memory).
+  std::size_t tenant_max_streams = 256;
+  std::size_t tenant_max_inflight = 32;
+  // Connections at once: all (0: three quarters of the descriptor limit at start) and from one
+  // source address (0: no limit; behind a load balancer every client has its address).
+  std::size_t max_connections = 0;
+  std::size_t max_connections_per_address = 0;
   int64_t max_wait_ms = 600'000;        // longest long-poll (wait, run)
   int64_t request_timeout_ms = 30'000;  // one NATS request
+  // The Retry-After (seconds) of a 429 for a tenant at its limit.
+  int retry_after_s = 1;
   // Live output held per stream while its client is slow; beyond it the gateway drops it and
   // later replays from the executor's store (the executor keeps the output, not the gateway).
   std::size_t max_stream_queued_bytes = 4 * 1024 * 1024;

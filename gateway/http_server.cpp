@@ -4,9 +4,17 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/websocket.hpp>
 
+#include <sys/resource.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <array>
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
 #include <deque>
+#include <map>
+#include <mutex>
 #include <optional>
 #include <thread>
 #include <vector>
@@ -37,12 +45,42 @@ void fire_closed(stream_channel::handlers& h) {
   if (gone.on_closed) gone.on_closed();
 }
 
+// What a socket that woke a wait_read says, while its client has nothing to send (HTTP/1.1, a
+// request pending): its FIN or an error (gone), bytes (a pipelined request), or nothing at all
+// (quiet: the wakeup was stale, which edge-triggered epoll allows; wait again).
+enum class peer_state { gone, sent, quiet };
+peer_state peek(tcp::socket& s) {
+  char c = 0;
+  const ssize_t n = ::recv(s.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n > 0) return peer_state::sent;
+  if (n == 0) return peer_state::gone;
+  return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? peer_state::quiet
+                                                                   : peer_state::gone;
+}
+
+// One accepted connection counted against the server's limits; released (once) when its socket
+// is closed, or at the latest when the last owner drops it.
+class conn_slot {
+ public:
+  using release_fn = std::function<void()>;
+  explicit conn_slot(release_fn f) : release_(std::move(f)) {}
+  ~conn_slot() { release(); }
+  conn_slot(const conn_slot&) = delete;
+  conn_slot& operator=(const conn_slot&) = delete;
+  void release() {
+    if (auto f = std::exchange(release_, nullptr)) f();
+  }
+
+ private:
+  release_fn release_;
+};
+
 // The WebSocket a session became. Everything on the strand of the TCP stream it took over.
 class websocket_channel : public stream_channel,
                           public std::enable_shared_from_this<websocket_channel> {
  public:
-  websocket_channel(beast::tcp_stream&& s, const gateway_config& cfg)
-      : ws_(std::move(s)), cfg_(cfg), write_timer_(ws_.get_executor()) {}
+  websocket_channel(beast::tcp_stream&& s, const gateway_config& cfg, std::shared_ptr<conn_slot> slot)
+      : ws_(std::move(s)), cfg_(cfg), write_timer_(ws_.get_executor()), slot_(std::move(slot)) {}
 
   void accept(const http_request& req, std::function<void(std::shared_ptr<stream_channel>)> done) {
     beast::get_lowest_layer(ws_).expires_never();
@@ -55,6 +93,9 @@ class websocket_channel : public stream_channel,
     ws_.async_accept(req, [self = shared_from_this(), done = std::move(done)](beast::error_code ec) {
       if (ec) {
         self->closed_ = true;
+        beast::error_code cec;
+        beast::get_lowest_layer(self->ws_).socket().close(cec);
+        if (self->slot_) self->slot_->release();
         return done(nullptr);
       }
       done(self);
@@ -138,12 +179,16 @@ class websocket_channel : public stream_channel,
     closed_ = true;
     q_.clear();
     queued_ = 0;
+    beast::error_code ec;
+    beast::get_lowest_layer(ws_).socket().close(ec);
+    if (slot_) slot_->release();
     fire_closed(h_);
   }
 
   websocket::stream<beast::tcp_stream> ws_;
   const gateway_config& cfg_;
   asio::steady_timer write_timer_;
+  std::shared_ptr<conn_slot> slot_;
   beast::flat_buffer in_;
   std::deque<message> q_;
   std::size_t queued_ = 0;
@@ -204,8 +249,9 @@ class http_stream_channel : public stream_channel,
 class session : public responder, public std::enable_shared_from_this<session> {
  public:
   session(tcp::socket&& socket, const gateway_config& cfg, asio::thread_pool& workers,
-          const request_handler& handler)
-      : stream_(std::move(socket)), cfg_(cfg), workers_(workers), handler_(handler) {}
+          const request_handler& handler, const header_check& check, std::shared_ptr<conn_slot> slot)
+      : stream_(std::move(socket)), ex_(stream_.get_executor()), cfg_(cfg), workers_(workers),
+        handler_(handler), check_(check), slot_(std::move(slot)) {}
 
   void start() {
     asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read_next(); });
@@ -213,19 +259,22 @@ class session : public responder, public std::enable_shared_from_this<session> {
 
   void reply(http_response res) override {
     auto r = std::make_shared<http_response>(std::move(res));
-    asio::post(stream_.get_executor(), [self = shared_from_this(), r] {
+    asio::post(ex_, [self = shared_from_this(), r] {
+      self->answer_begun();
       self->stream_.expires_after(std::chrono::milliseconds(self->cfg_.write_timeout_ms));
       http::async_write(self->stream_, *r, [self, r](beast::error_code ec, std::size_t) {
-        if (ec || !r->keep_alive()) return self->shutdown();
+        if (ec) return self->shutdown();
+        if (!r->keep_alive()) return self->linger_close();
         self->read_next();
       });
     });
   }
 
-  asio::any_io_executor executor() override { return stream_.get_executor(); }
+  asio::any_io_executor executor() override { return ex_; }
 
   std::shared_ptr<stream_channel> begin_stream(http::status status,
                                                std::string_view content_type) override {
+    answer_begun();
     std::string head = "HTTP/1.1 " + std::to_string(static_cast<unsigned>(status)) + " " +
                        std::string(http::obsolete_reason(status)) +
                        "\r\nContent-Type: " + std::string(content_type) +
@@ -240,10 +289,20 @@ class session : public responder, public std::enable_shared_from_this<session> {
 
   void accept_websocket(const http_request& req,
                         std::function<void(std::shared_ptr<stream_channel>)> done) override {
+    answer_begun();
     if (!websocket::is_upgrade(req) || closed_) return done(nullptr);
     // The TCP stream moves into the WebSocket, on the same strand; this session is done.
     closed_ = true;
-    std::make_shared<websocket_channel>(std::move(stream_), cfg_)->accept(req, std::move(done));
+    std::make_shared<websocket_channel>(std::move(stream_), cfg_, std::move(slot_))
+        ->accept(req, std::move(done));
+  }
+
+  void on_client_gone(std::function<void()> f) override {
+    asio::dispatch(ex_, [self = shared_from_this(), f = std::move(f)]() mutable {
+      if (self->gone_) return asio::post(self->ex_, std::move(f));
+      if (self->answering_) return;
+      self->gone_handlers_.push_back(std::move(f));
+    });
   }
 
  private:
@@ -251,12 +310,53 @@ class session : public responder, public std::enable_shared_from_this<session> {
 
   void read_next() {
     if (closed_) return;
+    answering_ = false;
+    gone_handlers_.clear();
+    hold_.reset();
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(cfg_.max_header_bytes));
     parser_->body_limit(cfg_.max_body_bytes);
     // The first request of a connection gets the read deadline; later ones the idle one too.
     stream_.expires_after(std::chrono::milliseconds(
         requests_ == 0 ? cfg_.read_timeout_ms : std::max(cfg_.read_timeout_ms, cfg_.idle_timeout_ms)));
+    // Headers first: the header_check decides before any of the body is read.
+    http::async_read_header(stream_, buffer_, *parser_,
+                            [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                              self->on_header(ec);
+                            });
+  }
+
+  // An error of reading a request: answered, or the connection just ends.
+  bool read_failed(beast::error_code ec) {
+    if (!ec) return false;
+    answering_ = true;
+    if (ec == http::error::body_limit)
+      reply(plain_error(http::status::payload_too_large, "too_large", "request body over the limit"));
+    else if (ec == http::error::header_limit)
+      reply(plain_error(http::status::request_header_fields_too_large, "too_large",
+                        "request headers over the limit"));
+    else if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
+             ec == asio::error::operation_aborted || ec == asio::error::connection_reset ||
+             ec == asio::error::eof)
+      shutdown();
+    else
+      reply(plain_error(http::status::bad_request, "invalid_argument", "bad request"));
+    return true;
+  }
+
+  void on_header(beast::error_code ec) {
+    if (read_failed(ec)) return;
+    if (check_) {
+      admission a = check_(parser_->get().base());
+      if (a.refuse) {
+        // The body stays unread: the connection cannot carry another request after it.
+        answering_ = true;
+        a.refuse->keep_alive(false);
+        return reply(std::move(*a.refuse));
+      }
+      hold_ = std::move(a.hold);
+    }
+    if (parser_->is_done()) return on_read({});
     http::async_read(stream_, buffer_, *parser_,
                      [self = shared_from_this()](beast::error_code ec, std::size_t) {
                        self->on_read(ec);
@@ -264,23 +364,49 @@ class session : public responder, public std::enable_shared_from_this<session> {
   }
 
   void on_read(beast::error_code ec) {
-    if (ec == http::error::body_limit)
-      return reply(plain_error(http::status::payload_too_large, "too_large",
-                               "request body over the limit"));
-    if (ec == http::error::header_limit)
-      return reply(plain_error(http::status::request_header_fields_too_large, "too_large",
-                               "request headers over the limit"));
-    if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
-        ec == asio::error::operation_aborted || ec == asio::error::connection_reset)
-      return shutdown();
-    if (ec) return reply(plain_error(http::status::bad_request, "invalid_argument", "bad request"));
+    if (read_failed(ec)) return;
     ++requests_;
     stream_.expires_never();
     auto req = std::make_shared<http_request>(parser_->release());
     keep_alive_ = req->keep_alive();
-    asio::post(workers_, [self = shared_from_this(), req] {
-      self->handler_(std::move(*req), self);
+    asio::post(workers_, [self = shared_from_this(), req, hold = std::move(hold_)]() mutable {
+      self->handler_(std::move(*req), self, std::move(hold));
     });
+    watch_client();
+  }
+
+  // While a request is pending the client has nothing to send (HTTP/1.1): a readable socket
+  // with no byte waiting is its FIN (or a reset), and what was started for it can stop now.
+  void watch_client() {
+    if (closed_ || answering_ || watching_) return;
+    watching_ = true;
+    stream_.socket().async_wait(tcp::socket::wait_read, [self = shared_from_this()](beast::error_code ec) {
+      self->watching_ = false;
+      if (ec || self->closed_ || self->answering_) return;
+      switch (peek(self->stream_.socket())) {
+        case peer_state::gone: return self->client_gone();
+        case peer_state::quiet: return self->watch_client();
+        case peer_state::sent: return;  // a pipelined request: it waits for its turn
+      }
+    });
+  }
+
+  void client_gone() {
+    gone_ = true;
+    shutdown();
+    auto handlers = std::move(gone_handlers_);
+    gone_handlers_.clear();
+    for (auto& f : handlers) f();
+  }
+
+  // On the strand: the answer begins; the client watch ends (the stream watches for itself).
+  void answer_begun() {
+    answering_ = true;
+    gone_handlers_.clear();
+    if (watching_) {
+      beast::error_code ec;
+      stream_.socket().cancel(ec);
+    }
   }
 
   void shutdown() {
@@ -288,16 +414,51 @@ class session : public responder, public std::enable_shared_from_this<session> {
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
     stream_.close();
+    hold_.reset();
+    if (slot_) slot_->release();
   }
 
+  // After an answer that ends the connection: the client may still be sending a body nobody
+  // reads; closing at once would reset the connection and could destroy the answer before the
+  // client read it. Send our FIN, then read (into a small buffer, dropped) until the client's
+  // FIN, at most linger_ms.
+  void linger_close() {
+    if (closed_) return;
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    hold_.reset();
+    stream_.expires_after(std::chrono::milliseconds(linger_ms));
+    drain_some();
+  }
+  void drain_some() {
+    auto buf = std::make_shared<std::array<char, 4096>>();
+    stream_.async_read_some(asio::buffer(*buf), [self = shared_from_this(), buf](beast::error_code ec,
+                                                                                  std::size_t n) {
+      self->lingered_ += n;
+      if (ec || self->lingered_ > linger_max_bytes) return self->shutdown();
+      self->drain_some();
+    });
+  }
+  static constexpr int64_t linger_ms = 1000;
+  static constexpr std::size_t linger_max_bytes = 16 * 1024 * 1024;
+
   beast::tcp_stream stream_;
+  // The strand, kept: stream_ moves into a WebSocket while others may still post here.
+  asio::any_io_executor ex_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   const gateway_config& cfg_;
   asio::thread_pool& workers_;
   const request_handler& handler_;
+  const header_check& check_;
+  std::shared_ptr<conn_slot> slot_;
+  std::shared_ptr<void> hold_;  // the admission of the request being read
   std::atomic<bool> closed_{false};
   bool keep_alive_ = false;  // of the request being answered
+  bool answering_ = false;   // the current request's answer has begun
+  bool watching_ = false, gone_ = false;
+  std::vector<std::function<void()>> gone_handlers_;
+  std::size_t lingered_ = 0;
   uint64_t requests_ = 0;
 };
 
@@ -323,10 +484,11 @@ void http_stream_channel::watch_client() {
                                   [self = shared_from_this()](beast::error_code ec) {
                                     self->watching_ = false;
                                     if (ec || self->closed_) return;
-                                    beast::error_code aec;
-                                    const auto n = self->s_->stream_.socket().available(aec);
-                                    if (aec || n == 0) self->abort();
-                                    // else: a pipelined request waits for its turn
+                                    switch (peek(self->s_->stream_.socket())) {
+                                      case peer_state::gone: return self->abort();
+                                      case peer_state::quiet: return self->watch_client();
+                                      case peer_state::sent: return;  // a pipelined request waits
+                                    }
                                   });
 }
 
@@ -380,30 +542,106 @@ void http_stream_channel::close_now() {
 }  // namespace
 
 struct http_server::impl {
-  impl(const gateway_config& c, request_handler h)
-      : cfg(c), handler(std::move(h)), workers(static_cast<std::size_t>(c.worker_threads)) {}
+  impl(const gateway_config& c, request_handler h, header_check chk, connection_counters* k)
+      : cfg(c), handler(std::move(h)), check(std::move(chk)),
+        workers(static_cast<std::size_t>(c.worker_threads)), counters(k != nullptr ? k : &own_counters),
+        accept_timer(ioc) {}
   gateway_config cfg;
   request_handler handler;
+  header_check check;
+  // Before ioc: sessions destroyed with it release their slots here.
+  std::mutex mu;
+  std::size_t connections = 0;
+  std::map<asio::ip::address, std::size_t> by_address;
+  connection_counters own_counters;
   asio::io_context ioc;
   asio::thread_pool workers;
+  connection_counters* counters;
   std::optional<tcp::acceptor> acceptor;
+  asio::steady_timer accept_timer;
+  int64_t accept_backoff_ms = 0;  // 0: accepting normally
   uint16_t port = 0;
+  std::size_t max_connections = 0;
+
+  static constexpr int64_t first_backoff_ms = 50;
+  static constexpr int64_t max_backoff_ms = 1000;
+
+  // Out of descriptors (or kernel memory): the listening socket stays readable, so accepting
+  // again at once would spin. Pause, doubling, until an accept succeeds.
+  static bool out_of_resources(const beast::error_code& ec) {
+    return ec == asio::error::no_descriptors || ec.value() == ENFILE || ec.value() == EMFILE ||
+           ec == asio::error::no_buffer_space || ec == asio::error::no_memory;
+  }
 
   void accept() {
     acceptor->async_accept(asio::make_strand(ioc), [this](beast::error_code ec, tcp::socket s) {
-      if (ec == asio::error::operation_aborted) return;
-      if (!ec) {
-        beast::error_code nec;
-        s.set_option(tcp::no_delay(true), nec);  // best effort
-        std::make_shared<session>(std::move(s), cfg, workers, handler)->start();
+      if (ec == asio::error::operation_aborted || !acceptor->is_open()) return;
+      if (out_of_resources(ec)) {
+        if (accept_backoff_ms == 0)
+          std::fprintf(stderr, "corral-gateway: accept: %s; pausing\n", ec.message().c_str());
+        accept_backoff_ms = accept_backoff_ms == 0 ? first_backoff_ms
+                                                   : std::min(accept_backoff_ms * 2, max_backoff_ms);
+        ++counters->accept_pauses;
+        accept_timer.expires_after(std::chrono::milliseconds(accept_backoff_ms));
+        accept_timer.async_wait([this](beast::error_code tec) {
+          if (!tec) accept();
+        });
+        return;
       }
+      accept_backoff_ms = 0;
+      if (!ec) admit(std::move(s));
       accept();
     });
   }
+
+  void admit(tcp::socket s) {
+    beast::error_code ec;
+    const auto peer = s.remote_endpoint(ec).address();
+    if (ec) return;  // already gone
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      const bool full = max_connections != 0 && connections >= max_connections;
+      const bool address_full = cfg.max_connections_per_address != 0 &&
+                                by_address[peer] >= cfg.max_connections_per_address;
+      if (full || address_full) {
+        if (by_address[peer] == 0) by_address.erase(peer);
+        ++counters->refused;
+        return refuse(std::move(s), full);
+      }
+      ++connections;
+      ++by_address[peer];
+    }
+    ++counters->open;
+    auto slot = std::make_shared<conn_slot>([this, peer] {
+      std::lock_guard<std::mutex> lock(mu);
+      --connections;
+      if (auto it = by_address.find(peer); it != by_address.end() && --it->second == 0)
+        by_address.erase(it);
+      --counters->open;
+    });
+    s.set_option(tcp::no_delay(true), ec);  // best effort
+    std::make_shared<session>(std::move(s), cfg, workers, handler, check, std::move(slot))->start();
+  }
+
+  // A 503 in one non-blocking send (it fits any socket buffer), then the close.
+  static void refuse(tcp::socket s, bool all) {
+    const std::string body = std::string(R"({"error":{"code":"unavailable","message":")") +
+                             (all ? "too many connections to this gateway"
+                                  : "too many connections from this address") +
+                             "\"}}";
+    const std::string res = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                            "Retry-After: 1\r\nConnection: close\r\nContent-Length: " +
+                            std::to_string(body.size()) + "\r\n\r\n" + body;
+    (void)::send(s.native_handle(), res.data(), res.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    beast::error_code ec;
+    s.shutdown(tcp::socket::shutdown_both, ec);
+    s.close(ec);
+  }
 };
 
-http_server::http_server(const gateway_config& cfg, request_handler handler)
-    : impl_(std::make_unique<impl>(cfg, std::move(handler))) {}
+http_server::http_server(const gateway_config& cfg, request_handler handler, header_check check,
+                         connection_counters* counters)
+    : impl_(std::make_unique<impl>(cfg, std::move(handler), std::move(check), counters)) {}
 
 http_server::~http_server() {
   stop();
@@ -428,6 +666,11 @@ bool http_server::start(std::string* why) {
     return false;
   }
   impl_->port = impl_->acceptor->local_endpoint().port();
+  impl_->max_connections = impl_->cfg.max_connections;
+  if (rlimit nofile{}; impl_->max_connections == 0 && getrlimit(RLIMIT_NOFILE, &nofile) == 0 &&
+                       nofile.rlim_cur != RLIM_INFINITY)
+    // The last quarter stays for everything else: NATS connections (one per tenant), files.
+    impl_->max_connections = std::max<std::size_t>(4, nofile.rlim_cur / 4 * 3);
   impl_->accept();
   return true;
 }
@@ -445,6 +688,7 @@ void http_server::stop() {
   asio::post(impl_->ioc, [this] {
     beast::error_code ec;
     if (impl_->acceptor) impl_->acceptor->close(ec);
+    impl_->accept_timer.cancel();
   });
   impl_->ioc.stop();
 }

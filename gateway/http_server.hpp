@@ -1,17 +1,24 @@
 #pragma once
 // The HTTP/1.1 side of corral-gateway: Boost.Beast over Asio. Asio threads (io_threads) only
-// accept, parse and write; each complete request is handed to the request_handler on a worker
-// pool, which may block (NATS calls) and answers through its responder from any thread.
-// Requests that last (output streams, WebSockets) do not hold a thread: they answer through a
-// stream_channel, asynchronously, on the connection's strand.
+// accept, parse and write. A request's headers are read first and shown to the header_check,
+// which may refuse it (401, 429, ...) before a byte of its body is read; the whole request is
+// then handed to the request_handler on a worker pool, which must not wait for anything slow
+// (docs/security.md, "A tenant vs. the gateway"): it starts asynchronous work and answers
+// through its responder, from any thread. Requests that last (output streams, WebSockets) answer
+// through a stream_channel, asynchronously, on the connection's strand.
 //
 // Bounds (gateway_config): header and body sizes (431/413), a deadline for reading a whole
 // request, one for each write; a client that stops reading is disconnected at the write
-// deadline, which frees everything the gateway held for it. Accepted sockets have TCP_NODELAY:
-// a small chunk goes out at once instead of waiting for the client's delayed ACK.
+// deadline, and a client that leaves while its request is pending is noticed at once
+// (responder::on_client_gone), which frees everything the gateway held for it. Connections at
+// once, in all and per source address (refused with a 503 beyond); when the process runs out of
+// descriptors, accepting pauses (50 ms, doubling to 1 s) instead of spinning. Accepted sockets
+// have TCP_NODELAY: a small chunk goes out at once instead of waiting for the client's delayed
+// ACK.
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/beast/http.hpp>
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -90,14 +97,39 @@ class responder {
                                 std::function<void(std::shared_ptr<stream_channel>)> done) = 0;
   // True once the client has disconnected or failed a write.
   [[nodiscard]] virtual bool closed() const = 0;
+  // Runs `f` once, on executor(), when the client goes (FIN, reset) before the answer has begun
+  // (reply, begin_stream, accept_websocket); at once (posted) when it is gone already. Once the
+  // answer has begun, `f` is dropped unrun: a stream's channel says the rest (on_closed).
+  virtual void on_client_gone(std::function<void()> f) = 0;
 };
 
+// What the header_check decides, on an Asio thread, from a request's headers alone.
+struct admission {
+  // Answered at once; the body is never read (the connection closes after the answer).
+  std::optional<http_response> refuse;
+  // Handed to the request_handler with the request (e.g. a tenant's slot, held while the body
+  // is read); dropped with the request when it never gets there.
+  std::shared_ptr<void> hold;
+};
+// Must not block. Empty: every request is admitted.
+using header_check = std::function<admission(const http::request_header<>& head)>;
+
 // Runs on a worker thread. `res` outlives the call if the handler keeps the pointer.
-using request_handler = std::function<void(http_request&& req, std::shared_ptr<responder> res)>;
+using request_handler =
+    std::function<void(http_request&& req, std::shared_ptr<responder> res, std::shared_ptr<void> hold)>;
+
+// The server's own gauges, for metrics (any thread may read them).
+struct connection_counters {
+  std::atomic<int64_t> open{0};         // connections now (WebSockets included)
+  std::atomic<uint64_t> refused{0};     // over max_connections or max_connections_per_address
+  std::atomic<uint64_t> accept_pauses{0};  // accept failed for want of descriptors
+};
 
 class http_server {
  public:
-  http_server(const gateway_config& cfg, request_handler handler);
+  // Listens on cfg.listen_host:listen_port. `counters` (optional) must outlive the server.
+  http_server(const gateway_config& cfg, request_handler handler, header_check check = {},
+              connection_counters* counters = nullptr);
   ~http_server();
   http_server(const http_server&) = delete;
   http_server& operator=(const http_server&) = delete;

@@ -1,21 +1,33 @@
 #pragma once
 // Prometheus counters of corral-gateway: requests by route and status, a latency histogram,
-// open streams, NATS state. Thread-safe.
+// open streams, requests in flight, connections, NATS state. Gateway-wide only: no tenant's name
+// or figures appear. Served to an operator's token or on the metrics listener only
+// (docs/operations.md, "The gateway"). Thread-safe.
 #include <atomic>
+#include <cstdint>
 #include <map>
 #include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "gateway/http_server.hpp"
+
 namespace corral::gateway {
 
 class metrics {
  public:
   void observe(const std::string& route, unsigned status, double seconds);
-  std::atomic<int64_t> open_streams{0};
-  // The text exposition format; nats_connected is sampled by the caller.
-  [[nodiscard]] std::string render(bool nats_connected);
+  // The HTTP server's gauges (the main listener's).
+  connection_counters connections;
+  // Refusals of a tenant at one of its limits (429).
+  std::atomic<uint64_t> tenant_limited{0};
+  struct sampled {
+    bool nats_connected = false;
+    std::size_t open_streams = 0, inflight = 0;
+  };
+  // The text exposition format; `now` is sampled by the caller.
+  [[nodiscard]] std::string render(const sampled& now);
 
  private:
   std::mutex mu_;

@@ -4,7 +4,7 @@ if(TARGET corral-executor AND TARGET corral-gateway)
   find_package(nlohmann_json 3 REQUIRED)
   corral_add_test(NAME gateway_test
     SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/gateway_test.cpp ${CMAKE_CURRENT_SOURCE_DIR}/gateway_harness.cpp
-    LIBS corral_schemas corral_test_support Boost::headers nlohmann_json::nlohmann_json
+    LIBS corral_gateway corral_schemas corral_test_support Boost::headers nlohmann_json::nlohmann_json
     LABELS integration)
   add_dependencies(gateway_test corral corral-executor corral-init corral-gateway)
   if(CORRAL_SANITIZE)

@@ -357,7 +357,12 @@ TEST_F(Gateway, StalledReaderDoesNotStallOthers) {
 
 TEST_F(Gateway, Metrics) {
   (void)call("GET", "/v1/sandboxes");
-  auto m = call("GET", "/metrics", {}, "");
+  // Gateway-wide figures: an operator's token, not a tenant's, not none.
+  EXPECT_EQ(call("GET", "/metrics", {}, "").status, 401u);
+  EXPECT_EQ(call("GET", "/metrics", {}, token_).status, 403u);
+  const auto admin = gw_->add_token("operator", "role=admin");
+  EXPECT_EQ(call("GET", "/v1/sandboxes", {}, admin).status, 403u) << "an operator token is no tenant's";
+  auto m = call("GET", "/metrics", {}, admin);
   ASSERT_EQ(m.status, 200u);
   EXPECT_NE(m.body.find("corral_gateway_requests_total{route=\"/v1/sandboxes\",status=\"200\"}"),
             std::string::npos) << m.body;
@@ -402,7 +407,7 @@ TEST_F(Gateway, OpenApiRoutesExist) {
     if (target.find("/files") != std::string::npos) target += "?path=/tmp/x";
     const std::string refused_body = method == "POST" || method == "PUT" ? "[]" : "";
     auto anon = call(method, target, refused_body, "");
-    if (route.rfind("/v1/", 0) == 0) EXPECT_EQ(anon.status, 401u) << method << " " << route;
+    if (route.rfind("/v1/", 0) == 0 || route == "/metrics") EXPECT_EQ(anon.status, 401u) << method << " " << route;
     else EXPECT_EQ(anon.status, 200u) << method << " " << route;
     auto authed = call(method, target, refused_body);
     EXPECT_NE(authed.status, 0u) << method << " " << route;
@@ -481,7 +486,7 @@ TEST_F(Gateway, PythonClient) {
                      {{"CORRAL_URL", gw_->url()}, {"CORRAL_TOKEN", token_},
                       {"PYTHONPATH", src + "/clients/python"}, {"PYTHONDONTWRITEBYTECODE", "1"}});
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
-  EXPECT_NE(r.err.find("Ran 3 tests"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("Ran 4 tests"), std::string::npos) << r.err;
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 """The Python client against a real gateway + executor (run by gateway_test's PythonClient,
 which sets CORRAL_URL, CORRAL_TOKEN and PYTHONPATH). The issue's example, then errors."""
 
+import hashlib
 import os
 import sys
 import unittest
@@ -37,6 +38,26 @@ class ClientTest(unittest.TestCase):
         finally:
             sb.terminate()
         self.assertEqual(corral.Sandbox.from_id(sb.object_id).wait(timeout=30), 137)
+
+    def test_a_large_file_reads_whole(self):
+        # Larger than one response of the gateway (8 MiB): streamed whole, never cut.
+        sb = corral.Sandbox.create(timeout=300)
+        try:
+            size = 9 * 1024 * 1024 + 7
+            p = sb.exec("sh", "-c", "head -c %d /dev/urandom > /tmp/big && sha256sum /tmp/big" % size)
+            digest = p.stdout.read().split()[0]
+            self.assertEqual(p.wait(), 0)
+            with sb.open("/tmp/big", "rb") as f:
+                data = f.read()
+            self.assertEqual(len(data), size)
+            self.assertEqual(hashlib.sha256(data).hexdigest(), digest)
+            self.assertEqual(len(sb.files.read("/tmp/big")), size)
+            with sb.open("/tmp/small.txt", "w") as f:
+                f.write("hello ")
+                f.write("there")
+            self.assertEqual(sb.open("/tmp/small.txt").read(), "hello there")
+        finally:
+            sb.terminate()
 
     def test_timeouts_raise_typed_errors(self):
         sb = corral.Sandbox.create(timeout=120)

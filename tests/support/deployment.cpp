@@ -80,13 +80,21 @@ std::string deployment::nats_config() const {
 }
 
 std::string deployment::creds(const std::string& tenant) {
+  return identity_creds(bus::nats_role::tenant, tenant);
+}
+
+std::string deployment::gateway_creds(const std::string& name) {
+  return identity_creds(bus::nats_role::gateway, name);
+}
+
+std::string deployment::identity_creds(bus::nats_role role, const std::string& tenant) {
   if (!opts_.nats_auth || dir_.empty()) return {};
   bus::nats_auth_dir auth(dir_ + "/auth");
   bool created = false;
   std::string e;
-  auto seed = auth.ensure(bus::nats_role::tenant, tenant, &created, &e);
+  auto seed = auth.ensure(role, tenant, &created, &e);
   if (!seed) {
-    ADD_FAILURE() << "NATS identity of tenant " << tenant << ": " << e;
+    ADD_FAILURE() << "NATS identity of " << bus::to_string(role) << " " << tenant << ": " << e;
     return {};
   }
   if (created && nats_->running()) {

@@ -15,6 +15,7 @@
 
 #include <gtest/gtest.h>
 
+#include "bus/nats_auth.hpp"
 #include "tests/support/child_process.hpp"
 #include "tests/support/nats_server.hpp"
 
@@ -49,6 +50,8 @@ class deployment {
   // The seed file of `tenant`'s NATS identity (created, and the server reloaded, when new);
   // empty without nats_auth.
   std::string creds(const std::string& tenant);
+  // The same for a gateway's identity (role gateway, in account CORRAL).
+  std::string gateway_creds(const std::string& name = "test");
 
   // Runs `corral --nats URL --tenant T args...` (tenant: the deployment's by default).
   run_result corral(const std::vector<std::string>& args, const std::string& input = {},
@@ -69,6 +72,9 @@ class deployment {
  private:
   options opts_;
   std::string nats_config() const;
+  // creds() of any role: the identity made when missing, and the server reloaded until it
+  // accepts it.
+  std::string identity_creds(bus::nats_role role, const std::string& name);
   std::string dir_;
   std::string harness_password_;
   std::unique_ptr<nats_server_process> nats_ = std::make_unique<nats_server_process>();

@@ -133,6 +133,10 @@ class _Client:
             data = res.read()
         except socket.timeout as e:
             raise TimeoutError("no answer from the gateway in time", "deadline_exceeded") from e
+        except http.client.IncompleteRead as e:
+            # A streamed answer (a large file) that the gateway had to abort: never a short one.
+            raise UnavailableError("the answer was cut short after %d bytes" % len(e.partial),
+                                   "unavailable") from e
         finally:
             conn.close()
         return data if raw else json.loads(data or b"{}")
@@ -307,6 +311,7 @@ class FileSystem:
         return "/v1/sandboxes/%s/files%s" % (self._sb.object_id, suffix)
 
     def read(self, path):
+        """The whole file (the gateway streams a large one; a cut stream raises)."""
         return self._sb._c.call("GET", self._path(), {"path": path}, raw=True)
 
     def write(self, path, data, append=False):
@@ -325,6 +330,49 @@ class FileSystem:
 
     def rm(self, path, recursive=False):
         self._sb._c.call("DELETE", self._path(), {"path": path, "recursive": "1" if recursive else "0"})
+
+
+class SandboxFile:
+    """A file inside a sandbox, as Sandbox.open returns it (Modal's sb.open): read modes read the
+    whole file at the first read; write and append modes send what was written at close."""
+
+    def __init__(self, sandbox, path, mode):
+        if mode not in ("r", "rb", "w", "wb", "a", "ab"):
+            raise InvalidArgumentError("mode must be r, rb, w, wb, a or ab", "invalid_argument")
+        self._sb, self._path, self._mode = sandbox, path, mode
+        self._text = "b" not in mode
+        self._data = None
+        self._pos = 0
+        self._out = [] if mode[0] in "wa" else None
+        self.closed = False
+
+    def read(self, n=-1):
+        if self._out is not None:
+            raise InvalidArgumentError("file not open for reading", "invalid_argument")
+        if self._data is None:
+            self._data = self._sb.files.read(self._path)
+        end = len(self._data) if n is None or n < 0 else min(len(self._data), self._pos + n)
+        chunk, self._pos = self._data[self._pos:end], end
+        return chunk.decode() if self._text else chunk
+
+    def write(self, data):
+        if self._out is None:
+            raise InvalidArgumentError("file not open for writing", "invalid_argument")
+        self._out.append(data.encode() if isinstance(data, str) else bytes(data))
+        return len(data)
+
+    def close(self):
+        if self.closed:
+            return
+        self.closed = True
+        if self._out is not None:
+            self._sb.files.write(self._path, b"".join(self._out), append=self._mode[0] == "a")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 class Sandbox:
@@ -409,6 +457,10 @@ class Sandbox:
             body["exec_id"] = exec_id
         reply = self._c.call("POST", self._path("/exec"), body=body)
         return ContainerProcess(self, reply["exec_id"], text=text)
+
+    def open(self, path, mode="r"):
+        """A file inside the sandbox (SandboxFile)."""
+        return SandboxFile(self, path, mode)
 
     def __repr__(self):
         return "Sandbox(%s)" % self.object_id
