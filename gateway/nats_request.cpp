@@ -41,25 +41,24 @@ void nats_request::on_message(bus::message&& m) {
   if (on_reply_ && on_reply_(std::move(m))) finish(end::done, {});
 }
 
-void nats_request::finish(end e, const std::string& detail) {
-  if (ended_) return;
+bool nats_request::stop() {
+  if (ended_) return false;
   ended_ = true;
   router_.close(ticket_);
   ticket_ = 0;
   timer_.cancel();
   on_reply_ = nullptr;
+  return true;
+}
+
+void nats_request::finish(end e, const std::string& detail) {
   auto f = std::move(on_end_);
   on_end_ = nullptr;
-  if (f) f(e, detail);
+  if (stop() && f) f(e, detail);
 }
 
 void nats_request::cancel() {
-  if (ended_) return;
-  ended_ = true;
-  router_.close(ticket_);
-  ticket_ = 0;
-  timer_.cancel();
-  on_reply_ = nullptr;
+  (void)stop();
   on_end_ = nullptr;
 }
 

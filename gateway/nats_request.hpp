@@ -45,6 +45,8 @@ class nats_request : public std::enable_shared_from_this<nats_request> {
   nats_request(reply_router& router, boost::asio::any_io_executor ex, reply_fn on_reply, end_fn on_end);
   void on_message(bus::message&& m);
   void finish(end e, const std::string& detail);
+  // No more replies are routed here and the timer stops; false when the request had ended.
+  bool stop();
 
   reply_router& router_;
   boost::asio::any_io_executor ex_;
