@@ -263,6 +263,11 @@ parsed_line parse_line(std::string_view text, std::size_t line, int64_t default_
   }
   if (tests) {
     p.has_tests = true;
+    // Python: a statement of its own between the program and the tests, so that nothing the
+    // program leaves open at its end can reach into the tests: a completion ending in a decorator
+    // line (`@lambda f: lambda *a: None`) would otherwise wrap the tests' own `def check` and pass
+    // a wrong answer. Left open, it is now a SyntaxError.
+    if (p.language == "python") body += "\npass  # the program ends here; the tests follow\n";
     body += "\n\n" + *tests + "\n";
     if (entry_point) body += "\ncheck(" + *entry_point + (p.language == "javascript" ? ");\n" : ")\n");
   }

@@ -4,11 +4,14 @@
 #include <gtest/gtest.h>
 
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -128,9 +131,48 @@ TEST(SweepLine, HumanEvalPythonIsAssembledAsTheHarnessDoes) {
   EXPECT_FALSE(p.expected.has_value());
   EXPECT_EQ(p.source,
             "def add(a, b):\n    \"\"\"Sum.\"\"\"\n    return a + b\n"
+            "\npass  # the program ends here; the tests follow\n"
             "\n\ndef check(candidate):\n    assert candidate(1, 2) == 3\n"
             "\n\ncheck(add)\n");
   EXPECT_EQ(p.timeout_ms, 10'000);
+}
+
+// A completion that leaves a decorator (or a bracket, a backslash, a block header) open at its
+// end cannot reach into the tests: the assembled program does not compile, so it cannot pass.
+// Without the separating statement the decorator wraps the tests' `def check` with a no-op and
+// a wrong answer passes.
+TEST(SweepLine, AnOpenEndOfTheProgramCannotReachIntoTheTests) {
+  const std::vector<std::string> open_ends = {
+      "    return a - b\n\n@lambda f: (lambda *a, **k: None)\n",
+      "    return a - b\n\nx = (\n",
+      "    return a - b\n\nx = 1 + \\\n",
+      "    return a - b\n\nif True:\n",
+  };
+  for (const auto& completion : open_ends) {
+    json j = {{"id", "open-end"},
+              {"prompt", "def add(a, b):\n"},
+              {"completion", completion},
+              {"test", "def check(candidate):\n    assert candidate(2, 3) == 5\n"},
+              {"entry_point", "add"}};
+    auto p = must_parse(j.dump());
+    char tmpl[] = "/tmp/corral-sweep-src-XXXXXX";
+    const int fd = ::mkstemp(tmpl);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::write(fd, p.source.data(), p.source.size()), static_cast<ssize_t>(p.source.size()));
+    ::close(fd);
+    const std::string err_file = std::string(tmpl) + ".err";
+    const int status = std::system(("python3 -c \"import sys; compile(open(sys.argv[1]).read(), "
+                                    "'program', 'exec')\" " + std::string(tmpl) + " 2>" + err_file)
+                                       .c_str());
+    std::ifstream e(err_file);
+    const std::string err((std::istreambuf_iterator<char>(e)), std::istreambuf_iterator<char>());
+    ::unlink(tmpl);
+    ::unlink(err_file.c_str());
+    ASSERT_NE(status, -1);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1)
+        << "compiles, so the tests can be wrapped:\n" << p.source;
+    EXPECT_NE(err.find("Error"), std::string::npos) << err;
+  }
 }
 
 TEST(SweepLine, JavaScriptWithAndWithoutEntryPoint) {
