@@ -2,6 +2,7 @@
 # runtime, and `corral fs` end to end on real runsc sandboxes.
 corral_add_test(NAME files_init_test
   SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/files_init_test.cpp ${CMAKE_CURRENT_SOURCE_DIR}/init_harness_unsafe.cpp
+    ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/init_commands.cpp
   LIBS corral_schemas
   LABELS unit)
 add_dependencies(files_init_test corral-init)

@@ -14,6 +14,7 @@
 
 #include "schemas/codec.hpp"
 #include "schemas/frame.hpp"
+#include "tests/fuzz/init_commands.hpp"
 #include "tests/init_harness.hpp"
 
 namespace corral::init_test {
@@ -24,16 +25,8 @@ namespace fs = std::filesystem;
 
 test_clock::time_point deadline() { return test_clock::now() + 30s; }
 
-struct fs_call_args {
-  wire::FsOp op = wire::FsOp::none;
-  std::string path;
-  uint64_t offset = 0;
-  uint64_t length = 0;
-  std::string data;
-  bool create = true, truncate = false, append = false, exclusive = false;
-  bool parents = false, recursive = false;
-  uint32_t mode = 0;
-};
+// The FsCall command encoder the fuzz targets use (tests/fuzz/init_commands.hpp).
+using fuzz::fs_call_args;
 
 struct entry {
   std::string name;
@@ -74,28 +67,9 @@ class fs_client {
     ASSERT_TRUE(init_.write(wire::make_frame(payload), deadline()));
   }
 
-  bytes encode(uint64_t id, const fs_call_args& a) {
-    flatbuffers::FlatBufferBuilder fbb(a.data.size() + 512);
-    const auto path = fbb.CreateString(a.path);
-    const auto data = fbb.CreateVector(reinterpret_cast<const uint8_t*>(a.data.data()), a.data.size());
-    wire::FsCallBuilder b(fbb);
-    b.add_call_id(id);
-    b.add_op(a.op);
-    b.add_path(path);
-    b.add_offset(a.offset);
-    b.add_length(a.length);
-    b.add_data(data);
-    b.add_create(a.create);
-    b.add_truncate(a.truncate);
-    b.add_append(a.append);
-    b.add_exclusive(a.exclusive);
-    b.add_parents(a.parents);
-    b.add_recursive(a.recursive);
-    b.add_mode(a.mode);
-    const auto call = b.Finish();
-    fbb.Finish(wire::CreateInitCommand(fbb, wire::Command::FsCall, call.Union()),
-               wire::InitCommandIdentifier());
-    return bytes(fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize());
+  bytes encode(uint64_t id, fs_call_args a) {
+    a.call_id = id;
+    return fuzz::command_fs_call(a);
   }
 
   // Sends one call and waits for its FsResult.
