@@ -18,7 +18,7 @@
 #include <string>
 #include <string_view>
 
-#include "storage/status.hpp"
+#include "schemas/status.hpp"
 
 namespace corral::storage::key_layout {
 

@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "schemas/codec.hpp"
-#include "storage/status.hpp"
+#include "schemas/status.hpp"
 
 namespace corral::storage {
 

@@ -20,6 +20,16 @@
 // Reads see every write that returned before they started. list_* and read_output read from one
 // point-in-time view of the database.
 //
+// Errors: every call answers with a corral::status or corral::result (schemas/status.hpp). Codes:
+//   not_found            no record under that key (get_* only)
+//   invalid_argument     an id is empty, too long or contains a NUL byte; records disagree
+//   too_large            an encoded record or chunk is over store_options::max_record_bytes
+//   malformed            bytes in the database do not decode as the expected record
+//   failed_precondition  a record written by a newer format version than this build reads
+//   resource_exhausted   the disk is full
+//   unavailable          the store is closed, or the database is locked or busy
+//   internal             any other RocksDB or file system error (message says which)
+//
 // Threads: every method, close() included, may be called from any thread at any time. close()
 // waits for calls in flight; calls after it fail with `unavailable`.
 #include <cstddef>
@@ -29,7 +39,7 @@
 #include <vector>
 
 #include "storage/records.hpp"
-#include "storage/status.hpp"
+#include "schemas/status.hpp"
 
 namespace corral::storage {
 

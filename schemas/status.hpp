@@ -1,7 +1,9 @@
 #pragma once
-// Error values of the store: a status (code + message) and result<T> (a T or a status).
-// No exceptions cross this module's boundary; both types are [[nodiscard]], so a caller that
-// drops one gets a warning. Ignoring one on purpose is written `(void)call(); // why`.
+// The project's one result vocabulary: a status (a wire error code + a message) and result<T>
+// (a T or a status). Every module's own calls answer with these, and no exception crosses a
+// module's boundary (docs/architecture.md, "Results and errors"). Both types are [[nodiscard]], so
+// a caller that drops one gets a warning; ignoring one on purpose is written
+// `(void)call(); // why`. The codes are wire::ErrorCode, so a status can go into a reply as is.
 #include <cstdlib>
 #include <optional>
 #include <string>
@@ -9,19 +11,9 @@
 
 #include "schemas/codec.hpp"
 
-namespace corral::storage {
+namespace corral {
 
-// The outcome of a store call. Codes are the project's wire::ErrorCode, so an actor can put one
-// in a reply as is. Codes the store uses:
-//   ok                   success
-//   not_found            no record under that key (get_* only)
-//   invalid_argument     an id is empty, too long or contains a NUL byte; records disagree
-//   too_large            an encoded record or chunk is over store_options::max_record_bytes
-//   malformed            bytes in the database do not decode as the expected record
-//   failed_precondition  a record written by a newer format version than this build reads
-//   resource_exhausted   the disk is full
-//   unavailable          the store is closed, or the database is locked or busy
-//   internal             any other RocksDB or file system error (message says which)
+// The outcome of a call that returns no value. Each module documents the codes it uses.
 struct [[nodiscard]] status {
   wire::ErrorCode code = wire::ErrorCode::ok;
   std::string message;
@@ -77,4 +69,4 @@ class [[nodiscard]] result {
   status error_;
 };
 
-}  // namespace corral::storage
+}  // namespace corral
