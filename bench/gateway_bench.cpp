@@ -1,4 +1,4 @@
-// The gateway's two figures (issue #4, Performance), each next to its baseline measured in the
+// The gateway's two figures (docs/operations.md, "The gateway"), each next to its baseline measured in the
 // same run, against a real nats-server, corral-executor (runsc sandboxes) and corral-gateway:
 //
 //  1. overhead: the exec round trip of `echo x` in a warm sandbox, request to exit status,

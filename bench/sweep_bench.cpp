@@ -1,4 +1,4 @@
-// Sweep throughput (issue #5, Performance): 500 small Python programs with tests, each run in a
+// Sweep throughput (docs/jobs.md, "Speed"): 500 small Python programs with tests, each run in a
 // fresh sandbox, as programs per second — next to the same programs run as bare `python3`
 // subprocesses with no isolation, measured in the same run on the same machine.
 //

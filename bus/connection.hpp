@@ -1,5 +1,5 @@
 #pragma once
-// The one NATS client of corral (DESIGN.md §1, §7), used by the executor, the gateway and the CLI:
+// The one NATS client of corral (docs/architecture.md, "The parts" and "Floors"), used by the executor, the gateway and the CLI:
 // connect and reconnect, publish, request/reply, scatter/gather and subscriptions, over nats.c.
 //
 // Errors are values (bus_error + a human-readable detail); nothing here throws, and every result

@@ -1,6 +1,6 @@
 #pragma once
 // JetStream over the one NATS client (bus/connection.hpp): what must survive a crash — the job
-// queue and the results (DESIGN.md §1, §3; RELIABILITY.md P1–P3).
+// queue and the results (docs/protocol.md, docs/jobs.md; docs/promises.md P1–P3).
 //
 //   auto js = bus::jetstream::open(conn, &why);
 //   js->ensure_stream({.name = "CORRAL_JOBS", .subjects = {"corral.v1.*.jobs.*"},

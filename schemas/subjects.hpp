@@ -1,5 +1,5 @@
 #pragma once
-// NATS subject names of the public protocol (DESIGN.md §3). Callers validate tokens
+// NATS subject names of the public protocol (docs/protocol.md). Callers validate tokens
 // (valid_token / valid_id) before building a subject from client input.
 #include <string>
 #include <string_view>

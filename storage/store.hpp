@@ -1,7 +1,7 @@
 #pragma once
-// The executor's typed store (DESIGN.md §4): sandbox and process records, exec output and a few
+// The executor's typed store (docs/architecture.md, "Storage"): sandbox and process records, exec output and a few
 // node-wide values, kept in one RocksDB per node. Actors persist every state change here before
-// they acknowledge it (RELIABILITY.md P2, P10). No RocksDB type appears in this interface.
+// they acknowledge it (docs/promises.md P2, P10). No RocksDB type appears in this interface.
 //
 // Durability. Every call that writes is one atomic WriteBatch: after a crash either all of it
 // is there or none of it. When a write returns ok:
@@ -49,7 +49,7 @@ inline constexpr std::size_t max_record_bytes_limit = 64 * 1024 * 1024;
 
 struct store_options {
   // fsync the log before synced writes return (see Durability). false trades crash safety for
-  // speed: only for tests and benchmarks, never for an executor (RELIABILITY.md P2).
+  // speed: only for tests and benchmarks, never for an executor (docs/promises.md P2).
   bool sync_state_writes = true;
   // fsync the log before append_output returns. Default false: output is written often and in
   // small batches, and becomes durable with the next synced write.
@@ -119,7 +119,7 @@ class store {
   // take the total data size past max_bytes. The first chunk is returned whatever its size, so a
   // reader always makes progress; an empty result means no chunk at or after from_seq. Fails
   // with malformed rather than skip a chunk that does not decode (output is never silently cut,
-  // RELIABILITY.md P4).
+  // docs/promises.md P4).
   virtual result<std::vector<output_chunk>> read_output(const std::string& sandbox_id,
                                                         const std::string& exec_id,
                                                         uint64_t from_seq,

@@ -172,7 +172,7 @@ TEST_F(E2E, BadInputGetsClearErrorsAndNeverCrashesTheExecutor) {
   auto unknown = d_->corral({"sandbox", "info", wire::new_id("sb-")});
   EXPECT_EQ(unknown.exit_code, 1);
   EXPECT_NE(unknown.err.find("not_found"), std::string::npos) << unknown.err;
-  // Another tenant's valid id answers exactly like an unknown one (P8).
+  // Another tenant's valid id answers exactly like an unknown one (docs/promises.md P8).
   auto other = test::run({bin("corral"), "--nats", d_->nats().url(), "--tenant", "intruder",
                           "sandbox", "info", sb});
   EXPECT_EQ(other.exit_code, 1);
@@ -356,7 +356,7 @@ TEST(E2ECrash, ExecutorKill9MidExecThenRestartEndsEverythingInATerminalStatus) {
   EXPECT_EQ(left.exit_code, 0) << "runsc list failed, so it proves nothing: " << left.err;
   EXPECT_EQ(left.out.find(keep), std::string::npos) << left.out;
   EXPECT_EQ(left.out.find(victim), std::string::npos) << left.out;
-  // SIGTERM drains and exits cleanly within its bound (P11).
+  // SIGTERM drains and exits cleanly within its bound (docs/promises.md P11).
   const auto t0 = std::chrono::steady_clock::now();
   EXPECT_EQ(d.executor().stop(20s), 0) << d.executor().output();
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 20s);

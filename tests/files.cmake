@@ -1,4 +1,4 @@
-# Files (issue 3): corral-init's file operations, the sandbox's file_ops against the fake
+# Files (docs/protocol.md, "Files"): corral-init's file operations, the sandbox's file_ops against the fake
 # runtime, and `corral fs` end to end on real runsc sandboxes.
 corral_add_test(NAME files_init_test
   SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/files_init_test.cpp ${CMAKE_CURRENT_SOURCE_DIR}/init_harness_unsafe.cpp

@@ -1,7 +1,7 @@
 // `corral fs` end to end through the real path: corral CLI -> nats-server -> corral-executor ->
 // runsc sandbox -> corral-init, which does the file work inside the sandbox. Covers streaming
 // (3 MiB byte-exact), append, list, stat, mkdir -p, rm -r, every typed error, visibility to and
-// from exec, and P13: symlinks planted in the sandbox that point at host files never reach them.
+// from exec, and docs/promises.md P13: symlinks planted in the sandbox that point at host files never reach them.
 #include <gtest/gtest.h>
 
 #include <stdlib.h>
@@ -233,7 +233,7 @@ TEST_F(FilesE2E, EveryTypedError) {
   expect_error(fs_cmd({"cat", ended, "/etc/hostname"}), "failed_precondition", "not running");
 }
 
-// P13: paths resolve inside the sandbox only. Symlinks planted in the sandbox that name a host
+// docs/promises.md P13: paths resolve inside the sandbox only. Symlinks planted in the sandbox that name a host
 // file (directly, and through /proc/1/root) reach at most the sandbox's own copy of that path;
 // the host file is never read or written. (/proc/1 is the user namespace's reaper, closed to
 // the files API as to every process of the sandbox: docs/protocol.md "corral-init's boundary".)

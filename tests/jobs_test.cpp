@@ -1,4 +1,4 @@
-// Jobs (issue #5) against a real nats-server (JetStream), corral-executor and runsc:
+// Jobs against a real nats-server (JetStream), corral-executor and runsc:
 //  - run requests (direct): results, outcomes, "completed", rejections;
 //  - the fresh isolation level: jobs of one tenant share a recycled sandbox and nothing of one
 //    job is observable by the next (files, processes, env, listening sockets, SysV IPC), and the

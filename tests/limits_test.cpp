@@ -1,4 +1,4 @@
-// Limits enforced from outside the sandbox (RELIABILITY.md P5, P12), against the real runtime:
+// Limits enforced from outside the sandbox (docs/promises.md P5, P12), against the real runtime:
 // real runsc, corral-init, overlayfs, tmpfs and cgroups (needs root). A memory bomb ends the
 // sandbox with "out of memory" from the memory cgroup; a disk filler gets ENOSPC from the
 // writable layer's quota; a fork bomb gets EAGAIN inside and leaves no host process behind; and

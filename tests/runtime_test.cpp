@@ -659,7 +659,7 @@ TEST_F(GvisorRuntimeTest, DestroyLeavesNothingBehind) {
   expect_gone(s.id);
 }
 
-// P13: what a sandbox leaves in its writable layer (links to host paths, deep trees) is removed
+// docs/promises.md P13: what a sandbox leaves in its writable layer (links to host paths, deep trees) is removed
 // without following anything out of the sandbox's tree.
 TEST_F(GvisorRuntimeTest, DestroyNeverFollowsLinksTheSandboxPlanted) {
   const std::string victim_dir = data_dir_ + "/victim";

@@ -1,5 +1,5 @@
 // Unit tests of the gvisor runtime's host-side parts that need neither runsc nor corral-init:
-// config validation, the OCI spec, the JSON reader, no-follow tree removal (P13), running
+// config validation, the OCI spec, the JSON reader, no-follow tree removal (docs/promises.md P13), running
 // commands, the host image recipe, the link reactor over plain pipes.
 #include <fcntl.h>
 #include <poll.h>

@@ -1,6 +1,6 @@
 # storage: the typed store, tested against a real RocksDB in a temp dir per test.
 
-# The child that store_crash_test kills with SIGKILL mid-write (RELIABILITY.md P10).
+# The child that store_crash_test kills with SIGKILL mid-write (docs/promises.md P10).
 add_executable(store_crash_writer ${CMAKE_CURRENT_SOURCE_DIR}/store_crash_writer.cpp)
 target_link_libraries(store_crash_writer PRIVATE corral_storage)
 

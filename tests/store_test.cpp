@@ -1,5 +1,5 @@
 // storage/: record encodings, the store over a real RocksDB in a temp dir, and a kill -9 crash
-// test (RELIABILITY.md P2, P9, P10).
+// test (docs/promises.md P2, P9, P10).
 #include <sys/stat.h>
 #include "storage/store.hpp"
 
@@ -893,7 +893,7 @@ TEST_F(store_test, concurrent_writers_and_close) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Crash test (RELIABILITY.md P10): a child writes synced transitions and reports each
+// Crash test (docs/promises.md P10): a child writes synced transitions and reports each
 // acknowledged one through a pipe (tests/store_crash_writer.cpp); it is killed with SIGKILL at a
 // random point; on reopen every acknowledged transition must be there, and nothing but the one
 // transition in flight at the kill may be there beyond it.

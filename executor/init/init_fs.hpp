@@ -1,7 +1,7 @@
 #pragma once
 // File operations of corral-init (FsCall in schemas/init_command.fbs), implemented with raw
 // syscalls in fs_unsafe.cpp. They run inside the sandbox, so every path resolves in the
-// sandbox's own tree (symlinks included): the host never resolves a sandbox path (P13).
+// sandbox's own tree (symlinks included): the host never resolves a sandbox path (docs/promises.md P13).
 //
 // Every function is bounded by its arguments (bytes or entries per call) so that one call never
 // holds init's single-threaded event loop for long, and never blocks on a FIFO or a device: only

@@ -1,5 +1,5 @@
 #pragma once
-// The job runner of one executor (issue #5): runs one-shot jobs (schemas/job.fbs) and produces
+// The job runner of one executor: runs one-shot jobs (schemas/job.fbs) and produces
 // their JobResult. Two isolation levels (Job.isolation):
 //   fresh:  a lease — a sandbox of the job's tenant and shape, kept between that tenant's jobs,
 //           with the guest runner (guest_runner.py serve) in it. Each job is a process forked from

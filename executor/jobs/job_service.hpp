@@ -9,7 +9,7 @@
 //     published to corral.v1.{t}.results.{batch} (stream CORRAL_RESULTS_{t}; Nats-Msg-Id
 //     "{t}.{job_id}": a re-run after a lost ack is dropped as a duplicate) and only then is the
 //     job acked. A job delivered more than max_attempts times gets an executor_lost result
-//     instead of a further run (P3: every accepted job gets exactly one result; none is lost).
+//     instead of a further run (docs/promises.md P3: every accepted job gets exactly one result; none is lost).
 //   - corral.v1.{t}.read.results (ResultsRead, one executor of the queue group answers): a
 //     batch's stored results read back for the tenant, by stream sequence (tenants have no
 //     JetStream API of their own).

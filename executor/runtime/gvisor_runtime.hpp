@@ -1,5 +1,5 @@
 #pragma once
-// The `gvisor` runtime (DESIGN.md §5): every corral sandbox is one runsc container whose PID 1
+// The `gvisor` runtime (docs/architecture.md, "Runtimes"): every corral sandbox is one runsc container whose PID 1
 // is corral-init, its root a per-sandbox writable overlay over a read-only image.
 //
 // Layout under data_dir (everything of the runtime lives there; nothing else on the host is
@@ -40,7 +40,7 @@
 // Whatever could not be removed stays visible in list_host_sandboxes(), so a later destroy()
 // retries it. start() runs the same teardown when it fails.
 //
-// Limits (P5): memory in linux.resources (cgroup memory.limit_in_bytes); reaching it, the
+// Limits (docs/promises.md P5): memory in linux.resources (cgroup memory.limit_in_bytes); reaching it, the
 // kernel's OOM killer kills the sandbox's sentry, i.e. the whole sandbox (gVisor has no OOM
 // killer of its own): the link's on_closed reason then starts with oom_death_reason. Disk: the
 // writable layer's quota (disk_limit_mib). (runsc's own /tmp is a tmpfs in sandbox memory,

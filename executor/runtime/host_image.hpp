@@ -1,5 +1,5 @@
 #pragma once
-// The host default image (DESIGN.md §6): the host's own programs and libraries, and nothing else
+// The host default image (docs/architecture.md, "Runtimes"): the host's own programs and libraries, and nothing else
 // of the host.
 //
 // The image rootfs holds only: the merged-/usr links (bin, lib, lib64, sbin; lib32 and libx32

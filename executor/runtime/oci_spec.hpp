@@ -1,12 +1,12 @@
 #pragma once
 // The OCI runtime spec (config.json) of one sandbox. A pure function of its inputs.
 //
-// What the sandbox sees (P6): the image root (writable through the per-sandbox layer), the
+// What the sandbox sees (docs/promises.md P6): the image root (writable through the per-sandbox layer), the
 // host's /usr read-only, corral-init read-only at /.corral/init, its own /proc, /dev, /sys
 // (read-only) and /dev/shm; no other host path, no host environment (init's environment is
 // PATH only), no host namespaces. The processes of the sandbox get Docker's default capability
 // set without NET_RAW; in particular without CAP_SYS_ADMIN and CAP_SYS_RESOURCE, so
-// RLIMIT_NPROC binds root inside the sandbox and no limit can be raised from inside (P5).
+// RLIMIT_NPROC binds root inside the sandbox and no limit can be raised from inside (docs/promises.md P5).
 // corral-init alone also gets init_only_capability (CAP_SYS_ADMIN: it starts the user
 // processes' PID namespace and their exec cgroups), which it drops from its bounding set
 // before it starts anything, so that no process it starts can have it

@@ -4,7 +4,7 @@
 //
 // The child gets exactly fds 0, 1, 2 (every other fd is closed on exec, whatever its
 // FD_CLOEXEC flag), an empty signal mask, default signal dispositions, a new session, and only
-// the environment given here: nothing of the executor's environment leaks (P6).
+// the environment given here: nothing of the executor's environment leaks (docs/promises.md P6).
 #include <chrono>
 #include <cstddef>
 #include <optional>

@@ -1,5 +1,5 @@
 #pragma once
-// Host-side file operations on trees that a sandbox may have written (P13): nothing here ever
+// Host-side file operations on trees that a sandbox may have written (docs/promises.md P13): nothing here ever
 // follows a symbolic link or crosses into another filesystem. Implemented in
 // tree_fs_unsafe.cpp. Every function returns an empty string on success, else an error text.
 #include <sys/types.h>

@@ -1,4 +1,4 @@
-// *at() file operations that refuse symlinks and mount crossings (P13).
+// *at() file operations that refuse symlinks and mount crossings (docs/promises.md P13).
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>

@@ -1,4 +1,4 @@
-// What of the host a sandbox sees (RELIABILITY.md P6; docs/security.md, "Smaller boundaries"):
+// What of the host a sandbox sees (docs/promises.md P6; docs/security.md, "Smaller boundaries"):
 // the host's /usr, read-only, but not /usr/local, the host administrator's own tools, packages
 // and their configuration.
 #include <gtest/gtest.h>

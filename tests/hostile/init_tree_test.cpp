@@ -1,4 +1,4 @@
-// Process trees that end whole (RELIABILITY.md P5; docs/protocol.md "corral-init's boundary"):
+// Process trees that end whole (docs/promises.md P5; docs/protocol.md "corral-init's boundary"):
 // an exec's timeout, its output_limit kill and an executor restart (init's session change) end
 // every process the exec started: setsid, setpgid and double-forked descendants included,
 // checked from another exec. A background process that an exec leaves when it exits normally
