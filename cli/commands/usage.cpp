@@ -56,7 +56,8 @@ int run(context& ctx, const args_t& args) {
       nlohmann::ordered_json j;
       j["sandbox_id"] = s.sandbox_id;
       j["node"] = s.node;
-      for (auto& [k, val] : amount_json(s.usage).items()) j[k] = val;
+      const auto amount = amount_json(s.usage);
+      for (const auto& [k, val] : amount.items()) j[k] = val;
       list.push_back(std::move(j));
     }
     nlohmann::ordered_json doc;
