@@ -4,6 +4,13 @@
 // window_changed).
 #include <gtest/gtest.h>
 
+#include <poll.h>
+#include <pty.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <string>
@@ -209,6 +216,68 @@ TEST_F(CliJson, PtyExecFollowsTerminalResizes) {
   EXPECT_NE(out.find("size 50 132"), std::string::npos) << out;
   EXPECT_TRUE(reported);
   EXPECT_GT(asked.load(), 1);
+  EXPECT_EQ(d_->corral({"sandbox", "rm", sb}).exit_code, 0);
+}
+
+
+// The CLI's side of it: `corral exec -t` on a terminal (a pty this test holds the master of)
+// sends the new size when the terminal is resized (SIGWINCH), and `stty size` inside sees it.
+TEST_F(CliJson, ExecTtyOnATerminalSendsItsNewSize) {
+  const auto sb = d_->create({"--timeout", "600"});
+  ASSERT_TRUE(wire::valid_id(sb, "sb-")) << sb;
+  const auto argv = d_->cli({"exec", "-t", sb, "--", "sh", "-c",
+                             "i=0; while [ $i -lt 200 ]; do s=$(stty size); echo \"size $s\"; "
+                             "[ \"$s\" = \"40 100\" ] && exit 0; sleep 0.1; i=$((i+1)); done; "
+                             "exit 1"});
+  std::vector<char*> cargv;
+  for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
+  cargv.push_back(nullptr);
+  winsize first{};
+  first.ws_row = 24;
+  first.ws_col = 80;
+  int master = -1;
+  const pid_t pid = ::forkpty(&master, nullptr, nullptr, &first);
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::execv(cargv[0], cargv.data());
+    ::_exit(127);
+  }
+  // Reads the terminal until `what` has been seen or the deadline; false at EOF or deadline.
+  std::string seen;
+  auto read_until = [&](const std::string& what, std::chrono::seconds within) {
+    const auto until = std::chrono::steady_clock::now() + within;
+    while (seen.find(what) == std::string::npos) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          until - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return false;
+      pollfd p{master, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
+      char buf[4096];
+      const ssize_t n = ::read(master, buf, sizeof buf);
+      if (n <= 0) return false;  // EIO: the child closed the terminal
+      seen.append(buf, static_cast<std::size_t>(n));
+    }
+    return true;
+  };
+  EXPECT_TRUE(read_until("size 24 80", std::chrono::seconds(30))) << seen;
+  winsize grown{};
+  grown.ws_row = 40;
+  grown.ws_col = 100;
+  ASSERT_EQ(::ioctl(master, TIOCSWINSZ, &grown), 0);  // the kernel sends corral SIGWINCH
+  EXPECT_TRUE(read_until("size 40 100", std::chrono::seconds(30))) << seen;
+  (void)read_until("\n<never>", std::chrono::seconds(5));  // drain until corral exits (EIO)
+  int status = 0;
+  pid_t waited = 0;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while ((waited = ::waitpid(pid, &status, WNOHANG)) == 0 &&
+         std::chrono::steady_clock::now() < until)
+    (void)read_until("\n<never>", std::chrono::seconds(1));
+  if (waited == 0) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &status, 0);
+  }
+  ::close(master);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << ": " << seen;
   EXPECT_EQ(d_->corral({"sandbox", "rm", sb}).exit_code, 0);
 }
 
