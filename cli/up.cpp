@@ -308,7 +308,7 @@ int run_up(const std::vector<std::string>& args, const char* argv0) {
       "pid_file: \"" + layout.nats_pid_file() + "\"\n"
       "log_file: \"" + layout.nats_dir() + "/nats-server.log\"\n"
       "jetstream {\n  store_dir: \"" + layout.nats_dir() + "\"\n" +
-      // corral's build fsyncs every message before acknowledging it (RELIABILITY.md P2,
+      // corral's build fsyncs every message before acknowledging it (docs/architecture.md,
       // docs/jobs.md "Durability of JetStream"); Debian's server refuses the setting.
       (nats_binary == "nats-server" ? std::string() : std::string("  sync_interval: always\n")) +
       "}\n"
