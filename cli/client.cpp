@@ -454,8 +454,22 @@ outcome<exec_result> client::exec(const std::string& sandbox_id, const exec_opti
   if (exec_reply_reattached(first.value->data.data(), first.value->data.size()).value_or(false)) {
     (void)replay();  // a failed replay is retried on the next gap or silence check
   }
+  // A pty exec's terminal size, sent again whenever o.window_changed reports a new one.
+  const bool watch_window = o.pty && o.window_changed;
+  auto send_window_size = [&] {
+    uint16_t rows = 0, cols = 0;
+    if (!o.window_changed(rows, cols)) return;
+    flatbuffers::FlatBufferBuilder b(128);
+    auto eid = b.CreateString(exec_id);
+    b.Finish(wire::CreateResizeRequest(b, eid, rows, cols), wire::ResizeRequestIdentifier());
+    // A refused resize (the exec has just ended) changes nothing: the exit follows.
+    (void)call(wire::subjects::sandbox_op(cfg_.tenant, sandbox_id, "resize"), wire::release(b),
+               cfg_.request_timeout_ms);
+  };
+  const auto pop_wait = std::chrono::milliseconds(watch_window ? exec_options::window_poll_ms : 250);
   while (!seq.done() && !gone) {
-    auto m = box->pop(clock_type::now() + std::chrono::milliseconds(250));
+    if (watch_window) send_window_size();
+    auto m = box->pop(clock_type::now() + pop_wait);
     const auto now = clock_type::now();
     if (m) {
       last_heard = now;

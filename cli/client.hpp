@@ -56,6 +56,11 @@ struct exec_options {
   std::string exec_id;  // empty = a fresh one
   bool pty = false;     // a pseudo-terminal: stderr merged into stdout
   uint16_t rows = 0, cols = 0;
+  // With pty: asked by exec() while the exec runs (at least every window_poll_ms, and after
+  // each frame of output) whether the terminal changed size; true with the new size, which
+  // exec() then sends (a ResizeRequest on corral.v1.{t}.sbx.{sb}.resize). Empty: the size stays.
+  std::function<bool(uint16_t& rows, uint16_t& cols)> window_changed;
+  static constexpr int64_t window_poll_ms = 100;
 };
 
 struct exec_result {

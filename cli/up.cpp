@@ -30,6 +30,19 @@ namespace corral::cli {
 
 namespace {
 
+// How long `corral up` and `corral token create` wait, and how often they look.
+constexpr int64_t identity_connect_timeout_ms = 1'000;  // one try of the new identity
+constexpr auto reload_wait = std::chrono::seconds(10);   // the server to take a new identity
+constexpr auto reload_poll = std::chrono::milliseconds(50);
+constexpr auto reload_log_poll = std::chrono::milliseconds(20);
+constexpr auto nats_start_wait = std::chrono::seconds(15);  // nats-server to listen
+constexpr auto child_poll = std::chrono::milliseconds(20);
+constexpr int executor_stop_ms = 30'000;  // SIGTERM to SIGKILL: the executor drains its sandboxes
+constexpr int server_stop_ms = 10'000;    // ... nats-server and the gateway
+constexpr int reap_after_kill_ms = 5'000;  // a SIGKILLed child to be reaped
+// A child that could not become its program exits with the shell's "command not found".
+constexpr int spawn_failed_status = 127;
+
 namespace fs = std::filesystem;
 
 std::string self_dir(const char* argv0) {
@@ -54,11 +67,12 @@ pid_t spawn(const std::vector<std::string>& argv, const sigset_t& mask, int chil
   const pid_t pid = ::fork();
   if (pid != 0) return pid;
   // The child: only async-signal-safe calls until exec.
-  if (::prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || ::getppid() != parent) ::_exit(127);
+  if (::prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || ::getppid() != parent)
+    ::_exit(spawn_failed_status);
   if (child_umask >= 0) ::umask(static_cast<mode_t>(child_umask));
   ::sigprocmask(SIG_SETMASK, &mask, nullptr);
   ::execvp(cargv[0], cargv.data());
-  ::_exit(127);
+  ::_exit(spawn_failed_status);
 }
 
 // A private directory: created 0700, or made 0700 when it exists.
@@ -106,17 +120,17 @@ bool wait_until_accepted(const up_layout& layout, const std::string& seed_file) 
   o.urls = {"nats://" + listen};
   o.name = "corral token create";
   o.nkey_seed_file = seed_file;
-  o.connect_timeout_ms = 1000;
+  o.connect_timeout_ms = identity_connect_timeout_ms;
   o.max_reconnect = 0;
   o.delivery_pool_threads = 0;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  const auto deadline = std::chrono::steady_clock::now() + reload_wait;
   while (std::chrono::steady_clock::now() < deadline) {
     std::string why;
     if (bus::connection::connect(o, &why)) return true;
     if (why.find("Authorization") == std::string::npos &&
         why.find("Authentication") == std::string::npos)
       return false;  // not running (or not reachable): nothing to wait for
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the server's reload
+    std::this_thread::sleep_for(reload_poll);  // the server's reload
   }
   return false;
 }
@@ -133,9 +147,9 @@ std::size_t reloads_logged(const up_layout& layout) {
 
 // Waits (up to 10 s) until the server has logged `count` reloads.
 void wait_for_reload_logged(const up_layout& layout, std::size_t count) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  const auto deadline = std::chrono::steady_clock::now() + reload_wait;
   while (reloads_logged(layout) < count && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // the server's reload
+    std::this_thread::sleep_for(reload_log_poll);  // the server's reload
 }
 
 // The NATS server binary: corral's own build (deploy/build-nats-server.sh) beside this program
@@ -164,7 +178,7 @@ bool wait_exit(pid_t pid, int ms, int* status) {
     pid_t r = ::waitpid(pid, status, WNOHANG);
     if (r == pid || (r < 0 && errno == ECHILD)) return true;
     if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling a child, not a test
+    std::this_thread::sleep_for(child_poll);  // polling a child, not a test
   }
 }
 
@@ -172,6 +186,10 @@ bool wait_exit(pid_t pid, int ms, int* status) {
 
 std::string up_layout::tenant_seed_file(const std::string& tenant) const {
   return bus::nats_auth_dir(auth_dir()).seed_file(bus::nats_role::tenant, tenant);
+}
+
+std::string up_layout::operator_seed_file() const {
+  return bus::nats_auth_dir(auth_dir()).seed_file(bus::nats_role::admin, "operator");
 }
 
 std::optional<std::string> ensure_tenant_identity(const std::string& data,
@@ -290,7 +308,7 @@ int run_up(const std::vector<std::string>& args, const char* argv0) {
       "pid_file: \"" + layout.nats_pid_file() + "\"\n"
       "log_file: \"" + layout.nats_dir() + "/nats-server.log\"\n"
       "jetstream {\n  store_dir: \"" + layout.nats_dir() + "\"\n" +
-      // corral's build fsyncs every message before acknowledging it (RELIABILITY.md P2,
+      // corral's build fsyncs every message before acknowledging it (docs/architecture.md,
       // docs/jobs.md "Durability of JetStream"); Debian's server refuses the setting.
       (nats_binary == "nats-server" ? std::string() : std::string("  sync_interval: always\n")) +
       "}\n"
@@ -328,12 +346,12 @@ int run_up(const std::vector<std::string>& args, const char* argv0) {
     int st = 0;
     if (executor_pid > 0) {
       ::kill(executor_pid, SIGTERM);
-      if (!wait_exit(executor_pid, 30000, &st)) ::kill(executor_pid, SIGKILL);
-      wait_exit(executor_pid, 5000, &st);
+      if (!wait_exit(executor_pid, executor_stop_ms, &st)) ::kill(executor_pid, SIGKILL);
+      wait_exit(executor_pid, reap_after_kill_ms, &st);
     }
     ::kill(nats, SIGTERM);
-    if (!wait_exit(nats, 10000, &st)) ::kill(nats, SIGKILL);
-    wait_exit(nats, 5000, &st);
+    if (!wait_exit(nats, server_stop_ms, &st)) ::kill(nats, SIGKILL);
+    wait_exit(nats, reap_after_kill_ms, &st);
   };
   auto interrupted = [&]() {
     sigset_t pending;
@@ -341,7 +359,7 @@ int run_up(const std::vector<std::string>& args, const char* argv0) {
     return sigpending(&pending) == 0 &&
            (sigismember(&pending, SIGINT) == 1 || sigismember(&pending, SIGTERM) == 1);
   };
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  const auto deadline = std::chrono::steady_clock::now() + nats_start_wait;
   while (!port_accepts(port)) {
     int st = 0;
     if (::waitpid(nats, &st, WNOHANG) == nats) {
@@ -359,7 +377,7 @@ int run_up(const std::vector<std::string>& args, const char* argv0) {
       abandon(-1);
       return 1;
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling a child, not a test
+    std::this_thread::sleep_for(child_poll);  // polling a child, not a test
   }
   // Per-tenant quota overrides: DIR/tenants when the operator writes one (docs/operations.md).
   std::vector<std::string> exec_argv = {self + "/corral-executor", "--data", data + "/executor",
@@ -444,28 +462,28 @@ int run_up(const std::vector<std::string>& args, const char* argv0) {
       if (!ended) continue;
       if (::waitpid(executor, &st, WNOHANG) == 0) {
         ::kill(executor, SIGTERM);
-        if (!wait_exit(executor, 30000, &st)) ::kill(executor, SIGKILL);
+        if (!wait_exit(executor, executor_stop_ms, &st)) ::kill(executor, SIGKILL);
       }
       break;
     }
     std::cerr << "corral up: stopping\n";
     int st = 0;
     ::kill(executor, SIGTERM);
-    if (!wait_exit(executor, 30000, &st)) {
+    if (!wait_exit(executor, executor_stop_ms, &st)) {
       ::kill(executor, SIGKILL);
-      wait_exit(executor, 5000, &st);
+      wait_exit(executor, reap_after_kill_ms, &st);
     }
     break;
   }
   if (gateway > 0) {
     int st = 0;
     ::kill(gateway, SIGTERM);
-    if (!wait_exit(gateway, 10000, &st)) ::kill(gateway, SIGKILL);
+    if (!wait_exit(gateway, server_stop_ms, &st)) ::kill(gateway, SIGKILL);
   }
   if (nats > 0) {
     int st = 0;
     ::kill(nats, SIGTERM);
-    if (!wait_exit(nats, 10000, &st)) ::kill(nats, SIGKILL);
+    if (!wait_exit(nats, server_stop_ms, &st)) ::kill(nats, SIGKILL);
   }
   return exit_code;
 }

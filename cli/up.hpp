@@ -25,6 +25,8 @@ struct up_layout {
   [[nodiscard]] std::string nats_pid_file() const { return data + "/nats/nats-server.pid"; }
   // A tenant's NATS seed file (what `corral --tenant T` uses by default from DIR ./var).
   [[nodiscard]] std::string tenant_seed_file(const std::string& tenant) const;
+  // The operator's (admin) NATS seed file (what `corral node ls` uses by default from ./var).
+  [[nodiscard]] std::string operator_seed_file() const;
 };
 
 // The NATS identity of `tenant` in the deployment under `data` (created when missing, and then

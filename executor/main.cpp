@@ -101,7 +101,9 @@ const char* usage_text =
     "                       [--tenant-stored-output-mib N (1024)] [--sandbox-stored-output-mib N (256)]\n"
     "                       [--tenant-execs-per-second R (100)]\n"
     "                       [--memory-reserve-mib N (kept from sandboxes' memory requests;\n"
-    "                        default max(1024, a tenth of the host's memory); 0 = no check)]\n";
+    "                        default max(1024, a tenth of the host's memory); 0 = no check)]\n"
+    "                       [--scheduler-threads N (the actors' worker threads; 0 = CAF's\n"
+    "                        default)]\n";
 
 bool parse(int argc, char** argv, flags& f) {
   for (int i = 1; i < argc; ++i) {

@@ -6,7 +6,10 @@
 // carries text only: bytes that are not UTF-8 would reach the guest changed).
 #include <nlohmann/json.hpp>
 
-#include "cli/sweep.hpp"
+#include "client/sweep/job.hpp"
+#include "client/sweep/out_file.hpp"
+#include "client/sweep/program.hpp"
+#include "client/sweep/verdict.hpp"
 #include "executor/jobs/guest.hpp"
 #include "executor/jobs/job_runner.hpp"
 #include "tests/fuzz/fuzz_checks.hpp"
@@ -21,7 +24,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const auto result = jobs::unrun_result(plan.job_id, plan.batch_id, wire::Outcome::rejected,
                                            plan.rejected, cfg.node_id, 1);
     fuzz::expect_answer<wire::JobResult>(result);
-    const auto read = cli::sweep::read_result(result.data(), result.size());
+    const auto read = sweep::read_result(result.data(), result.size());
     if (!read || read->job_id != plan.job_id || read->outcome != wire::Outcome::rejected)
       fuzz::fail("the result of a rejected job does not read back");
     return 0;

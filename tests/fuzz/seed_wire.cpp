@@ -7,7 +7,10 @@
 
 #include "actors/validate.hpp"
 #include "actors/wire_build.hpp"
-#include "cli/sweep.hpp"
+#include "client/sweep/job.hpp"
+#include "client/sweep/out_file.hpp"
+#include "client/sweep/program.hpp"
+#include "client/sweep/verdict.hpp"
 #include "executor/jobs/guest.hpp"
 #include "executor/jobs/job_runner.hpp"
 #include "tests/fuzz/file_ops_harness.hpp"
@@ -348,19 +351,19 @@ void wire_seeds(seed_writer& out) {
     edges(out, "init_event", wire::InitEventIdentifier());
   }
 
-  // job: as corral sweep builds them (cli/sweep.cpp build_job), and by hand for argv jobs.
+  // job: as corral sweep builds them (client/sweep/job.cpp build_job), and by hand for argv jobs.
   {
-    cli::sweep::options o;
+    sweep::options o;
     int n = 0;
     for (const char* line :
          {R"J({"id":"p1","language":"python","source":"print(1)","expected":"1"})J",
           R"J({"id":"p2","language":"javascript","source":"console.log(2)"})J",
           R"J({"id":"p3","language":"python","source":"def f(x): return x","tests":"assert f(1)==1"})J",
           R"J({"id":"p4","language":"python","source":"print(input())","stdin":"hi"})J"}) {
-      auto parsed = cli::sweep::parse_line(line, 1, 10'000);
+      auto parsed = sweep::parse_line(line, 1, 10'000);
       if (!parsed.prog) continue;
       out.write("job", "sweep_" + std::to_string(++n),
-                cli::sweep::build_job(*parsed.prog, "batch-1", cli::sweep::job_id("batch-1", *parsed.prog), o));
+                sweep::build_job(*parsed.prog, "batch-1", sweep::job_id("batch-1", *parsed.prog), o));
     }
     auto job = [&](const std::string& id, const std::string& language, const strings& argv,
                    const std::vector<std::pair<std::string, std::string>>& files,
