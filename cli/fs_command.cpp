@@ -25,7 +25,7 @@ int usage(const std::string& why) {
   return 2;
 }
 
-int fail(const call_error& e) {
+int fail(const client::call_error& e) {
   std::cerr << "corral: " << wire::to_string(e.code) << ": " << e.message << "\n";
   return 1;
 }
@@ -49,7 +49,7 @@ std::string time_text(int64_t ms) {
   return buf;
 }
 
-void print_entry_line(const fs_entry_view& e) {
+void print_entry_line(const client::fs_entry_view& e) {
   std::printf("%c %04o %12llu %s %s\n", type_letter(e.type), e.mode,
               static_cast<unsigned long long>(e.size), time_text(e.mtime_ms).c_str(),
               e.name.c_str());
@@ -57,7 +57,7 @@ void print_entry_line(const fs_entry_view& e) {
 
 }  // namespace
 
-int run_fs_command(client& c, const std::vector<std::string>& all) {
+int run_fs_command(client::session& c, const std::vector<std::string>& all) {
   if (all.empty()) return usage("missing subcommand");
   const std::string sub = all[0];
   bool flag_append = false, flag_parents = false, flag_recursive = false;

@@ -3,7 +3,7 @@
 #include <string>
 #include <vector>
 
-#include "cli/client.hpp"
+#include "client/client.hpp"
 
 namespace corral::cli {
 
@@ -11,6 +11,6 @@ extern const char* const fs_usage_text;
 
 // Runs `corral fs ARGS...`. Exit status: 0 done, 1 a failed request (the error is printed as
 // "corral: CODE: message"), 2 a usage error.
-int run_fs_command(client& c, const std::vector<std::string>& args);
+int run_fs_command(client::session& c, const std::vector<std::string>& args);
 
 }  // namespace corral::cli

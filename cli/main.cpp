@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "cli/client.hpp"
+#include "client/client.hpp"
 #include "cli/fs_command.hpp"
 #include "cli/sweep.hpp"
 #include "cli/token.hpp"
@@ -66,7 +66,7 @@ int usage(const std::string& why = {}) {
   return 2;
 }
 
-int fail(const cli::call_error& e) {
+int fail(const client::call_error& e) {
   std::cerr << "corral: " << wire::to_string(e.code) << ": " << e.message << "\n";
   return 1;
 }
@@ -96,9 +96,9 @@ bool parse_uint(const std::string& s, uint32_t& out) {
   return true;
 }
 
-void print_sandbox_line(const cli::sandbox_view& v, int64_t now_ms) {
+void print_sandbox_line(const client::sandbox_view& v, int64_t now_ms) {
   std::printf("%-25s  %-16s  %-11s  %7s  %s\n", v.id.c_str(), v.name.empty() ? "-" : v.name.c_str(),
-              wire::to_string(v.state), cli::format_age(now_ms - v.created_at_ms).c_str(),
+              wire::to_string(v.state), client::format_age(now_ms - v.created_at_ms).c_str(),
               v.node.c_str());
 }
 
@@ -108,11 +108,11 @@ int64_t now_ms() {
       .count();
 }
 
-void print_info(const cli::sandbox_view& v) {
+void print_info(const client::sandbox_view& v) {
   std::printf("id:          %s\nname:        %s\nstatus:      %s\nnode:        %s\nimage:       %s\n",
               v.id.c_str(), v.name.c_str(), wire::to_string(v.state), v.node.c_str(),
               v.image.c_str());
-  std::printf("age:         %s\ntimeout:     %llds\n", cli::format_age(now_ms() - v.created_at_ms).c_str(),
+  std::printf("age:         %s\ntimeout:     %llds\n", client::format_age(now_ms() - v.created_at_ms).c_str(),
               static_cast<long long>(v.timeout_ms / 1000));
   std::printf("ready:       %s\n", v.ready ? "yes" : "no");
   if (v.has_return_code) std::printf("returncode:  %d\n", v.return_code);
@@ -151,7 +151,7 @@ class raw_terminal {
   std::_Exit(code);
 }
 
-int run_exec(cli::client& c, const std::string& sandbox, cli::exec_options opts,
+int run_exec(client::session& c, const std::string& sandbox, client::exec_options opts,
              bool forward_stdin = true) {
   // Without a pty, a terminal's stdin is not forwarded (it would never end); with one, it is:
   // the remote program reads the keys.
@@ -165,7 +165,7 @@ int run_exec(cli::client& c, const std::string& sandbox, cli::exec_options opts,
     }
     raw.emplace();
   }
-  cli::client::stdin_fn source;
+  client::session::stdin_fn source;
   if (opts.stdin_open) {
     source = []() -> std::optional<std::vector<uint8_t>> {
       std::vector<uint8_t> buf(256 * 1024);
@@ -195,7 +195,7 @@ int run_exec(cli::client& c, const std::string& sandbox, cli::exec_options opts,
 }
 
 // corral usage [SANDBOX_ID]: metered use of this tenant's sandboxes, and the tenant's total.
-int cmd_usage(cli::client& c, const std::vector<std::string>& args) {
+int cmd_usage(client::session& c, const std::vector<std::string>& args) {
   if (args.size() > 1) return usage("usage: at most one sandbox id");
   auto r = c.usage(args.empty() ? std::string() : args[0]);
   if (!r) return fail(r.error);
@@ -209,12 +209,12 @@ int cmd_usage(cli::client& c, const std::vector<std::string>& args) {
   return 0;
 }
 
-int cmd_sandbox(cli::client& c, std::vector<std::string> args) {
+int cmd_sandbox(client::session& c, std::vector<std::string> args) {
   if (args.empty()) return usage("sandbox: missing subcommand");
   const auto sub = args[0];
   args.erase(args.begin());
   if (sub == "create") {
-    cli::create_options o;
+    client::create_options o;
     for (std::size_t i = 0; i < args.size(); ++i) {
       const auto& a = args[i];
       auto val = [&]() -> const std::string* { return i + 1 < args.size() ? &args[++i] : nullptr; };
@@ -260,7 +260,7 @@ int cmd_sandbox(cli::client& c, std::vector<std::string> args) {
   if (sub == "logs") {
     // The entrypoint's output: re-attach to its exec id (never starts anything, P1) and replay.
     if (args.size() != 1) return usage("sandbox logs: give one sandbox id");
-    cli::exec_options o;
+    client::exec_options o;
     o.exec_id = "entrypoint";
     o.argv = {"(entrypoint)"};
     return run_exec(c, args[0], o, /*forward_stdin=*/false);
@@ -313,7 +313,7 @@ int cmd_sandbox(cli::client& c, std::vector<std::string> args) {
 
 // Splits "[options] SANDBOX -- ARGV..." / "[options] -- ARGV...".
 int parse_exec_args(const std::vector<std::string>& args, bool want_sandbox, std::string& sandbox,
-                    cli::exec_options& o, int64_t* sandbox_timeout) {
+                    client::exec_options& o, int64_t* sandbox_timeout) {
   std::size_t i = 0;
   for (; i < args.size(); ++i) {
     const auto& a = args[i];
@@ -407,7 +407,7 @@ int cmd_token(const std::vector<std::string>& args, const std::string& default_t
 
 int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
-  cli::client::config cfg;
+  client::session::config cfg;
   if (const char* e = std::getenv("CORRAL_NATS_URL"); e && *e) cfg.nats_url = e;
   if (const char* e = std::getenv("CORRAL_NATS_CREDS"); e && *e) cfg.nats_creds = e;
   if (const char* e = std::getenv("CORRAL_NATS_CA"); e && *e) cfg.nats_ca = e;
@@ -439,7 +439,7 @@ int main(int argc, char** argv) {
   if (cmd == "sweep") return cli::sweep::run_command(args, cfg);  // connects when it has work
 
   std::string error;
-  auto c = cli::client::connect(cfg, &error);
+  auto c = client::session::connect(cfg, &error);
   if (!c) {
     std::cerr << "corral: cannot reach NATS at " << cfg.nats_url << ": " << error << "\n";
     return 1;
@@ -449,16 +449,16 @@ int main(int argc, char** argv) {
   if (cmd == "fs") return cli::run_fs_command(*c, args);
   if (cmd == "exec") {
     std::string sandbox;
-    cli::exec_options o;
+    client::exec_options o;
     if (int rc = parse_exec_args(args, true, sandbox, o, nullptr)) return rc;
     leave(run_exec(*c, sandbox, o));
   }
   if (cmd == "run") {
     std::string unused;
-    cli::exec_options o;
+    client::exec_options o;
     int64_t sandbox_timeout = 0;
     if (int rc = parse_exec_args(args, false, unused, o, &sandbox_timeout)) return rc;
-    cli::create_options co;
+    client::create_options co;
     co.timeout_ms = sandbox_timeout;
     auto sb = c->create(co);
     if (!sb) return fail(sb.error);

@@ -558,7 +558,7 @@ std::string format_duration(double s) {
 
 class sweep_run {
  public:
-  sweep_run(options o, client::config cfg) : o_(std::move(o)), cfg_(std::move(cfg)) {}
+  sweep_run(options o, client::session::config cfg) : o_(std::move(o)), cfg_(std::move(cfg)) {}
   ~sweep_run() {
     if (in_fd_ >= 0) ::close(in_fd_);
   }
@@ -577,14 +577,14 @@ class sweep_run {
   int64_t backoff(int attempt, int64_t cap_ms = backoff_max_ms);
   void progress_loop();
 
-  int run_direct(client& c);
-  int run_queue(client& c);
-  std::optional<job_result> run_one(client& c, const entry& e, const program& p,
+  int run_direct(client::session& c);
+  int run_queue(client::session& c);
+  std::optional<job_result> run_one(client::session& c, const entry& e, const program& p,
                                     const wire::bytes& job, std::string* why);
   void take_queue_result(const std::vector<uint8_t>& m, std::vector<uint8_t>& seen);
 
   options o_;
-  client::config cfg_;
+  client::session::config cfg_;
   std::string batch_;
   int in_fd_ = -1;
   std::vector<entry> entries_;
@@ -740,7 +740,7 @@ void sweep_run::progress_loop() {
 }
 
 // One job over run(t, pool), retried while the executors are busy or briefly unreachable.
-std::optional<job_result> sweep_run::run_one(client& c, const entry& e, const program& p,
+std::optional<job_result> sweep_run::run_one(client::session& c, const entry& e, const program& p,
                                              const wire::bytes& job, std::string* why) {
   const std::string subject = wire::subjects::run(cfg_.tenant, cfg_.pool);
   const int64_t timeout = p.timeout_ms + request_margin_ms;
@@ -804,7 +804,7 @@ std::optional<job_result> sweep_run::run_one(client& c, const entry& e, const pr
   return std::nullopt;
 }
 
-int sweep_run::run_direct(client& c) {
+int sweep_run::run_direct(client::session& c) {
   std::vector<std::size_t> todo;
   for (std::size_t i = 0; i < entries_.size(); ++i)
     if (!entries_[i].finished && !entries_[i].job_id.empty()) todo.push_back(i);
@@ -862,7 +862,7 @@ void sweep_run::take_queue_result(const std::vector<uint8_t>& m, std::vector<uin
   record(e, *p, *r);
 }
 
-int sweep_run::run_queue(client& c) {
+int sweep_run::run_queue(client::session& c) {
   const std::string results_subject = wire::subjects::results(cfg_.tenant, batch_);
   const std::string jobs_subject = wire::subjects::jobs(cfg_.tenant, cfg_.pool);
   const std::string hint =
@@ -1044,7 +1044,7 @@ int sweep_run::run() {
   int rc = 0;
   if (todo_ > 0) {
     std::string error;
-    auto c = client::connect(cfg_, &error);
+    auto c = client::session::connect(cfg_, &error);
     if (!c) {
       stop("cannot reach NATS at " + cfg_.nats_url + ": " + error);
     } else {
@@ -1089,7 +1089,7 @@ int sweep_run::run() {
 
 }  // namespace
 
-int run_command(const std::vector<std::string>& args, const client::config& cfg) {
+int run_command(const std::vector<std::string>& args, const client::session::config& cfg) {
   options o;
   std::string why;
   if (!parse_args(args, o, &why)) {

@@ -44,7 +44,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "cli/client.hpp"
+#include "client/client.hpp"
 #include "schemas/codec.hpp"
 
 namespace corral::cli::sweep {
@@ -177,6 +177,6 @@ struct out_file_state {
 // `corral sweep ARGS...` with the global options in cfg. Exit status: 0 when every program
 // has a result in the output file, 1 when some have none (rerun to resume) or the sweep could
 // not start, 2 on a usage error.
-int run_command(const std::vector<std::string>& args, const client::config& cfg);
+int run_command(const std::vector<std::string>& args, const client::session::config& cfg);
 
 }  // namespace corral::cli::sweep

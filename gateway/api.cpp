@@ -12,8 +12,12 @@
 #include <boost/beast/websocket/rfc6455.hpp>
 #include <nlohmann/json.hpp>
 
-#include "cli/client.hpp"
-#include "cli/replies.hpp"
+#include "client/base64.hpp"
+#include "client/client.hpp"
+#include "client/errors.hpp"
+#include "client/replies.hpp"
+#include "client/requests.hpp"
+#include "gateway/json_mapping.hpp"
 #include "gateway/nats_request.hpp"
 #include "schemas/codec.hpp"
 #include "schemas/ids.hpp"
@@ -23,182 +27,7 @@ namespace corral::gateway {
 
 namespace {
 
-using json = nlohmann::json;
 using clock_type = std::chrono::steady_clock;
-using pairs = std::vector<std::pair<std::string, std::string>>;
-
-struct api_error {
-  wire::ErrorCode code;
-  std::string message;
-};
-
-http::status status_of(wire::ErrorCode c) {
-  switch (c) {
-    case wire::ErrorCode::not_found: return http::status::not_found;
-    case wire::ErrorCode::invalid_argument:
-    case wire::ErrorCode::malformed:
-    case wire::ErrorCode::is_a_directory:
-    case wire::ErrorCode::not_a_directory: return http::status::bad_request;
-    case wire::ErrorCode::too_large: return http::status::payload_too_large;
-    case wire::ErrorCode::already_exists:
-    case wire::ErrorCode::failed_precondition:
-    case wire::ErrorCode::not_empty: return http::status::conflict;
-    case wire::ErrorCode::permission_denied: return http::status::forbidden;
-    case wire::ErrorCode::resource_exhausted: return http::status::too_many_requests;
-    case wire::ErrorCode::unavailable: return http::status::service_unavailable;
-    case wire::ErrorCode::deadline_exceeded: return http::status::gateway_timeout;
-    case wire::ErrorCode::expired: return http::status::gone;
-    default: return http::status::internal_server_error;
-  }
-}
-
-json error_json(wire::ErrorCode code, const std::string& message) {
-  return json{{"error", {{"code", wire::to_string(code)}, {"message", message}}}};
-}
-
-std::string base64(const uint8_t* p, std::size_t n) {
-  static const char* t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((n + 2) / 3 * 4);
-  for (std::size_t i = 0; i < n; i += 3) {
-    uint32_t v = uint32_t(p[i]) << 16;
-    if (i + 1 < n) v |= uint32_t(p[i + 1]) << 8;
-    if (i + 2 < n) v |= p[i + 2];
-    out.push_back(t[(v >> 18) & 63]);
-    out.push_back(t[(v >> 12) & 63]);
-    out.push_back(i + 1 < n ? t[(v >> 6) & 63] : '=');
-    out.push_back(i + 2 < n ? t[v & 63] : '=');
-  }
-  return out;
-}
-
-std::string percent_decode(std::string_view s) {
-  std::string out;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '+') out.push_back(' ');
-    else if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
-             std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
-      out.push_back(static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16)));
-      i += 2;
-    } else out.push_back(s[i]);
-  }
-  return out;
-}
-
-const char* state_name(wire::SandboxState s) { return wire::EnumNameSandboxState(s); }
-
-json sandbox_json(const cli::sandbox_view& v) {
-  json tags = json::object();
-  for (const auto& [k, val] : v.tags) tags[k] = val;
-  json j{{"id", v.id},           {"name", v.name},
-         {"status", state_name(v.state)},
-         {"node", v.node},       {"created_at_ms", v.created_at_ms},
-         {"started_at_ms", v.started_at_ms}, {"ended_at_ms", v.ended_at_ms},
-         {"timeout_ms", v.timeout_ms}, {"tags", tags}, {"ready", v.ready},
-         {"message", v.message}};
-  j["returncode"] = v.has_return_code ? json(v.return_code) : json(nullptr);
-  return j;
-}
-
-json exit_json(const wire::ExitStatus* s) {
-  if (s == nullptr) return json{{"status", "internal"}, {"returncode", 255}};
-  return json{{"status", wire::EnumNameOutcome(s->outcome())},
-              {"returncode", s->exit_code()},
-              {"signal", s->signal()},
-              {"message", std::string(wire::str(s->message()))},
-              {"stdout_bytes", s->stdout_bytes()},
-              {"stderr_bytes", s->stderr_bytes()}};
-}
-
-std::optional<api_error> error_in(const bus::message& m) {
-  if (!wire::has_identifier<wire::ErrorReply>(m.data.data(), m.data.size())) return std::nullopt;
-  const auto* e = wire::verify<wire::ErrorReply>(m.data.data(), m.data.size());
-  if (e == nullptr) return api_error{wire::ErrorCode::malformed, "malformed error reply"};
-  return api_error{e->code(), std::string(wire::str(e->message()))};
-}
-
-
-pairs pairs_of(const json& j, const char* field) {
-  pairs out;
-  if (!j.contains(field)) return out;
-  const auto& o = j.at(field);
-  if (!o.is_object()) throw std::invalid_argument(std::string(field) + " must be an object");
-  for (auto it = o.begin(); it != o.end(); ++it) {
-    if (!it.value().is_string()) throw std::invalid_argument(std::string(field) + " values must be strings");
-    out.emplace_back(it.key(), it.value().get<std::string>());
-  }
-  return out;
-}
-
-std::vector<std::string> strings_of(const json& j, const char* field) {
-  std::vector<std::string> out;
-  if (!j.contains(field)) return out;
-  const auto& a = j.at(field);
-  if (!a.is_array()) throw std::invalid_argument(std::string(field) + " must be an array of strings");
-  for (const auto& v : a) {
-    if (!v.is_string()) throw std::invalid_argument(std::string(field) + " must be an array of strings");
-    out.push_back(v.get<std::string>());
-  }
-  return out;
-}
-
-// Seconds (a number) in `field` as milliseconds; 0 when absent.
-int64_t ms_of(const json& j, const char* field) {
-  if (!j.contains(field)) return 0;
-  if (!j.at(field).is_number() || j.at(field).get<double>() < 0 || j.at(field).get<double>() > 1e7)
-    throw std::invalid_argument(std::string(field) + " must be a number of seconds");
-  return static_cast<int64_t>(j.at(field).get<double>() * 1000);
-}
-
-uint32_t uint_of(const json& j, const char* field, double scale = 1) {
-  if (!j.contains(field)) return 0;
-  if (!j.at(field).is_number() || j.at(field).get<double>() < 0 || j.at(field).get<double>() * scale > 4e9)
-    throw std::invalid_argument(std::string(field) + " must be a non-negative number");
-  return static_cast<uint32_t>(j.at(field).get<double>() * scale);
-}
-
-cli::create_options create_options_of(const json& j) {
-  cli::create_options o;
-  o.name = j.value("name", "");
-  o.timeout_ms = ms_of(j, "timeout");
-  o.idle_timeout_ms = ms_of(j, "idle_timeout");
-  o.cpu_millis = uint_of(j, "cpu", 1000);  // cores
-  o.memory_mib = uint_of(j, "memory");       // MiB
-  o.cpu_request_millis = uint_of(j, "cpu_request", 1000);
-  o.memory_request_mib = uint_of(j, "memory_request");
-  o.workdir = j.value("workdir", "");
-  o.tags = pairs_of(j, "tags");
-  o.env = pairs_of(j, "env");
-  o.entrypoint = strings_of(j, "entrypoint");
-  o.probe_command = strings_of(j, "probe_command");
-  o.probe_tcp_port = static_cast<int32_t>(uint_of(j, "probe_tcp_port"));
-  o.probe_interval_ms = ms_of(j, "probe_interval");
-  return o;
-}
-
-std::vector<uint8_t> exec_request(const std::string& eid, const std::vector<std::string>& argv,
-                                  const pairs& env, const std::string& workdir, int64_t timeout_ms,
-                                  bool stdin_open, bool pty, uint16_t rows, uint16_t cols) {
-  flatbuffers::FlatBufferBuilder fbb(1024);
-  auto id = fbb.CreateString(eid);
-  auto a = fbb.CreateVectorOfStrings(argv);
-  auto e = wire::build_pairs(fbb, env);
-  auto wd = fbb.CreateString(workdir);
-  fbb.Finish(wire::CreateExecRequest(fbb, id, a, e, wd, timeout_ms, stdin_open, pty, rows, cols),
-             wire::ExecRequestIdentifier());
-  return wire::release(fbb);
-}
-
-
-api_error error_of(nats_request::end e, const std::string& detail, const std::string& nobody) {
-  switch (e) {
-    case nats_request::end::no_responders: return {wire::ErrorCode::not_found, nobody};
-    case nats_request::end::timed_out: return {wire::ErrorCode::deadline_exceeded, "no answer in time"};
-    default: return {wire::ErrorCode::unavailable, "NATS: " + detail};
-  }
-}
-
-std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
 // What admit() found in a request's headers, handed to handle() with the request.
 struct admitted {
@@ -233,7 +62,6 @@ bool lasts(http::verb method, std::string_view path, std::string_view query) {
   return false;
 }
 
-constexpr const char* default_nobody = "no such sandbox (or no executor answers)";
 // A gather (list, usage): every executor's answer within this long.
 constexpr int64_t gather_ms = 300;
 constexpr std::size_t gather_max_replies = 1024;
@@ -253,7 +81,7 @@ struct api::call : std::enable_shared_from_this<api::call> {
   std::string tenant;
   token_entry who;
   bus::connection* conn = nullptr;
-  reply_router* router = nullptr;
+  client::reply_router* router = nullptr;
   metrics* m = nullptr;
   const gateway_config* cfg = nullptr;
   // In flight, or a stream (a long-poll's, given back with the answer; an output stream's is
@@ -290,7 +118,7 @@ struct api::call : std::enable_shared_from_this<api::call> {
   void fail(wire::ErrorCode code, const std::string& message) {
     send(status_of(code), dump(error_json(code, message)));
   }
-  void fail(const api_error& e) { fail(e.code, e.message); }
+  void fail(const status& e) { fail(e.code, e.message); }
   void finish(unsigned status) {
     if (answered.exchange(true)) return;
     m->observe(route, status, std::chrono::duration<double>(clock_type::now() - started).count());
@@ -317,14 +145,15 @@ struct api::call : std::enable_shared_from_this<api::call> {
   }
 
   using reply_then = std::function<void(bus::message&&)>;
-  using error_then = std::function<void(const api_error&)>;
-  // One NATS request, from any thread; `then` gets its reply on the strand. An ErrorReply, no
-  // responders (`nobody`), a timeout or a failed publish goes to on_error, or answers the call.
-  void ask(std::string subject, std::vector<uint8_t> payload, int64_t timeout_ms, reply_then then,
-           error_then on_error = {}, std::string nobody = default_nobody) {
+  using error_then = std::function<void(const status&)>;
+  // One NATS request, from any thread; `then` gets its reply on the strand. An ErrorReply, or
+  // the wire error of a request of this kind that got no answer (client::wire_error), goes to
+  // on_error, or answers the call.
+  void ask(std::string subject, std::vector<uint8_t> payload, int64_t timeout_ms,
+           client::request_kind kind, std::string what, reply_then then, error_then on_error = {}) {
     on_strand([self = shared_from_this(), subject = std::move(subject), payload = std::move(payload),
-               timeout_ms, then = std::move(then), on_error = std::move(on_error),
-               nobody = std::move(nobody)]() mutable {
+               timeout_ms, kind, what = std::move(what), then = std::move(then),
+               on_error = std::move(on_error)]() mutable {
       auto got = std::make_shared<std::optional<bus::message>>();
       self->current = nats_request::start(
           *self->router, self->res->executor(), subject, payload, timeout_ms,
@@ -332,15 +161,15 @@ struct api::call : std::enable_shared_from_this<api::call> {
             *got = std::move(m);
             return true;
           },
-          [self, got, then = std::move(then), on_error = std::move(on_error),
-           nobody = std::move(nobody)](nats_request::end e, const std::string& detail) {
+          [self, got, kind, what = std::move(what), then = std::move(then),
+           on_error = std::move(on_error)](nats_request::end e, const std::string& detail) {
             self->current.reset();
-            std::optional<api_error> err;
+            std::optional<status> err;
             if (e == nats_request::end::done) {
-              err = error_in(**got);
+              err = client::error_in(**got);
               if (!err) return then(std::move(**got));
             } else {
-              err = error_of(e, detail, nobody);
+              err = client::wire_error(kind, nats_request::failure_of(e), what, detail);
             }
             if (on_error) on_error(*err);
             else self->fail(*err);
@@ -350,28 +179,29 @@ struct api::call : std::enable_shared_from_this<api::call> {
 
   // A sandbox operation whose answer is a SandboxReply.
   void sandbox_op(const std::string& sb, const std::string& op, std::vector<uint8_t> payload,
-                  int64_t timeout_ms, std::function<void(cli::sandbox_view&&)> then,
+                  int64_t timeout_ms, std::function<void(client::sandbox_view&&)> then,
                   error_then on_error = {}) {
     ask(wire::subjects::sandbox_op(tenant, sb, op), std::move(payload), timeout_ms,
+        client::request_kind::sandbox, sb,
         [self = shared_from_this(), then = std::move(then)](bus::message&& m) {
-          auto v = cli::sandbox_reply_of(m.data.data(), m.data.size());
+          auto v = client::sandbox_reply_of(m.data.data(), m.data.size());
           if (!v) return self->fail(wire::ErrorCode::malformed, "unexpected reply");
           then(std::move(*v));
         },
-        std::move(on_error), "no such sandbox: " + sb);
+        std::move(on_error));
   }
 
   // A file operation whose answer is an FsReply.
-  void fs_op(const std::string& sb, const std::string& op, const cli::fs_request_options& o,
-             std::function<void(cli::fs_reply_view&&)> then, error_then on_error = {}) {
-    ask(wire::subjects::sandbox_op(tenant, sb, "fs." + op), cli::fs_request_bytes(o),
-        cfg->request_timeout_ms,
+  void fs_op(const std::string& sb, const std::string& op, const client::fs_request_options& o,
+             std::function<void(client::fs_reply_view&&)> then, error_then on_error = {}) {
+    ask(wire::subjects::sandbox_op(tenant, sb, "fs." + op), client::fs_request_bytes(o),
+        cfg->request_timeout_ms, client::request_kind::sandbox, sb,
         [self = shared_from_this(), then = std::move(then), op](bus::message&& m) {
-          auto v = cli::fs_reply_of(m.data.data(), m.data.size());
+          auto v = client::fs_reply_of(m.data.data(), m.data.size());
           if (!v) return self->fail(wire::ErrorCode::malformed, "unexpected reply to fs." + op);
           then(std::move(*v));
         },
-        std::move(on_error), "no such sandbox: " + sb);
+        std::move(on_error));
   }
 
   // Scatter/gather: every answer within gather_ms (no executor answering is none).
@@ -448,34 +278,55 @@ std::string bearer_of(const http::request_header<>& head) {
 api::api(const gateway_config& cfg, token_store& tokens, metrics& m)
     : cfg_(cfg), tokens_(tokens), metrics_(m), slots_(cfg.max_open_streams) {}
 
+bus::options api::nats_options() const {
+  bus::options o;
+  o.urls = {cfg_.nats_url};
+  o.name = "corral-gateway";
+  o.nkey_seed_file = cfg_.nats_creds;
+  o.tls_ca_file = cfg_.nats_ca;
+  o.inbox_prefix = std::string(wire::subjects::gateway_inbox_prefix);
+  o.delivery_pool_threads = cfg_.nats_delivery_threads;
+  return o;
+}
+
 api::tenant_link* api::link_for(const std::string& tenant, std::string* why) {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto& l = links_[tenant];
-  if (!l.conn) {
-    bus::options o;
-    o.urls = {cfg_.nats_url};
-    o.name = "corral-gateway";
-    o.nkey_seed_file = cfg_.nats_creds;
-    o.tls_ca_file = cfg_.nats_ca;
-    o.inbox_prefix = std::string(wire::subjects::gateway_inbox_prefix);
-    o.delivery_pool_threads = cfg_.nats_delivery_threads;
-    auto conn = bus::connection::connect(o, why);
-    std::unique_ptr<reply_router> r;
-    if (conn) r = reply_router::create(*conn, why);
-    if (!r) {
-      links_.erase(tenant);
-      return nullptr;
-    }
-    l.conn = std::move(conn);
-    l.router = std::move(r);
+  std::shared_ptr<tenant_link> l;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto& slot = links_[tenant];
+    if (!slot) slot = std::make_shared<tenant_link>();
+    l = slot;
   }
-  return &l;
+  // The map keeps every link: the pointer returned stays valid for the api's life.
+  if (l->up.load(std::memory_order_acquire)) return l.get();
+  std::lock_guard<std::mutex> connecting(l->connecting);
+  if (l->up.load(std::memory_order_acquire)) return l.get();  // made while this one waited
+  auto conn = bus::connection::connect(nats_options(), why);
+  if (!conn) return nullptr;  // the next request of the tenant tries again
+  auto router = client::reply_router::create(*conn, why);
+  if (!router) return nullptr;
+  l->conn = std::move(conn);
+  l->router = std::move(router);
+  l->up.store(true, std::memory_order_release);
+  return l.get();
+}
+
+std::size_t api::tenant_links() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return links_.size();
 }
 
 bool api::nats_connected() {
-  std::string why;
-  auto* l = link_for("gateway", &why);
-  return l != nullptr && l->conn->is_connected();
+  // The gateway's own connection, not a tenant's: a tenant named like it shares nothing.
+  std::lock_guard<std::mutex> lock(health_mu_);
+  if (!health_conn_) {
+    auto o = nats_options();
+    o.name = "corral-gateway-health";
+    std::string why;
+    health_conn_ = bus::connection::connect(o, &why);
+    if (!health_conn_) return false;
+  }
+  return health_conn_->is_connected();
 }
 
 admission api::admit(const http::request_header<>& head) {
@@ -640,33 +491,12 @@ void api::handle(http_request&& req, std::shared_ptr<responder> res, std::shared
 
 namespace {
 
-
-// The StdinWrite of data[at, at+n) for exec `eid`, eof set when asked.
-std::vector<uint8_t> stdin_write(const std::string& eid, const std::string& data, std::size_t at,
-                                 std::size_t n, bool eof) {
-  flatbuffers::FlatBufferBuilder b(n + 128);
-  auto id = b.CreateString(eid);
-  auto d = b.CreateVector(reinterpret_cast<const uint8_t*>(data.data()) + at, n);
-  b.Finish(wire::CreateStdinWrite(b, id, d, eof), wire::StdinWriteIdentifier());
-  return wire::release(b);
-}
-
-std::vector<uint8_t> sandbox_query(int64_t timeout_ms, bool until_ready) {
-  flatbuffers::FlatBufferBuilder fbb(64);
-  fbb.Finish(wire::CreateSandboxQuery(fbb, timeout_ms, until_ready), wire::SandboxQueryIdentifier());
-  return wire::release(fbb);
-}
-
-}  // namespace
-
-namespace {
-
 // Writes `data` to an exec's stdin, one StdinWrite of at most `chunk` bytes at a time, each
 // waiting for its acknowledgement (the executor's flow control), on the call's strand; then
 // done(error or nothing). Holds no thread while the process does not read.
 class stdin_feed : public std::enable_shared_from_this<stdin_feed> {
  public:
-  using done_fn = std::function<void(std::optional<api_error>)>;
+  using done_fn = std::function<void(std::optional<status>)>;
   template <class Call>
   static void start(std::shared_ptr<Call> c, std::string sb, std::string eid,
                     std::shared_ptr<const std::string> data, bool eof, std::size_t chunk, done_fn done) {
@@ -677,8 +507,10 @@ class stdin_feed : public std::enable_shared_from_this<stdin_feed> {
       if (!self) return;
       const std::size_t n = std::min(chunk, data->size() - at);
       const bool last = at + n >= data->size();
-      c->ask(wire::subjects::sandbox_op(c->tenant, sb, "stdin"), stdin_write(eid, *data, at, n, eof && last),
-             c->cfg->request_timeout_ms,
+      c->ask(wire::subjects::sandbox_op(c->tenant, sb, "stdin"),
+             client::stdin_write_bytes(eid, reinterpret_cast<const uint8_t*>(data->data()) + at, n,
+                                       eof && last),
+             c->cfg->request_timeout_ms, client::request_kind::exec, "stdin",
              [self, at, n, last, done](bus::message&&) {
                if (last) {
                  auto d = done;
@@ -687,12 +519,11 @@ class stdin_feed : public std::enable_shared_from_this<stdin_feed> {
                }
                self->next_(at + n);
              },
-             [self, done](const api_error& e) {
+             [self, done](const status& e) {
                auto d = done;
                self->next_ = nullptr;
                d(e);
-             },
-             "stdin: no such sandbox or exec");
+             });
     };
     f->next_(0);
   }
@@ -708,12 +539,14 @@ class stdin_feed : public std::enable_shared_from_this<stdin_feed> {
 // each stream kept up to `cap` bytes (truncated says when anything was not kept).
 class run_job : public std::enable_shared_from_this<run_job> {
  public:
-  run_job(std::shared_ptr<api::call> c, cli::create_options co, std::vector<std::string> argv,
-          pairs env, std::string workdir, std::string input, std::size_t cap, pump_limits lim,
-          int64_t deadline_ms)
-      : c_(std::move(c)), co_(std::move(co)), argv_(std::move(argv)), env_(std::move(env)),
-        workdir_(std::move(workdir)), input_(std::make_shared<const std::string>(std::move(input))),
-        cap_(cap), lim_(lim), deadline_ms_(deadline_ms), timer_(c_->res->executor()) {}
+  run_job(std::shared_ptr<api::call> c, client::create_options co, client::exec_options xo,
+          std::string input, std::size_t cap, pump_limits lim, int64_t deadline_ms)
+      : c_(std::move(c)), co_(std::move(co)), xo_(std::move(xo)),
+        input_(std::make_shared<const std::string>(std::move(input))), cap_(cap), lim_(lim),
+        deadline_ms_(deadline_ms), timer_(c_->res->executor()) {
+    xo_.timeout_ms = co_.timeout_ms;
+    xo_.stdin_open = !input_->empty();
+  }
 
   void start() {
     auto self = shared_from_this();
@@ -723,32 +556,25 @@ class run_job : public std::enable_shared_from_this<run_job> {
       if (auto s = weak.lock(); s && !ec)
         s->fail({wire::ErrorCode::deadline_exceeded, "the run did not end in time"});
     });
-    c_->ask(wire::subjects::create(c_->tenant, c_->cfg->pool), cli::create_request_bytes(co_),
-            c_->cfg->request_timeout_ms,
+    c_->ask(wire::subjects::create(c_->tenant, c_->cfg->pool), client::create_request_bytes(co_),
+            c_->cfg->request_timeout_ms, client::request_kind::create, c_->cfg->pool,
             [self](bus::message&& m) {
-              auto v = cli::sandbox_reply_of(m.data.data(), m.data.size());
+              auto v = client::sandbox_reply_of(m.data.data(), m.data.size());
               if (!v) return self->fail({wire::ErrorCode::malformed, "unexpected reply"});
               self->sb_ = v->id;
               self->exec();
             },
-            [self](const api_error& e) {
-              if (e.code == wire::ErrorCode::not_found)
-                return self->fail({wire::ErrorCode::resource_exhausted,
-                                   "no executor of pool '" + self->c_->cfg->pool +
-                                       "' has room (or none is running)"});
-              self->fail(e);
-            });
+            [self](const status& e) { self->fail(e); });
   }
 
  private:
   void exec() {
     if (done_) return;
     auto self = shared_from_this();
-    eid_ = wire::new_id("ex-");
-    c_->ask(wire::subjects::sandbox_op(c_->tenant, sb_, "exec"),
-            exec_request(eid_, argv_, env_, workdir_, co_.timeout_ms, !input_->empty(), false, 0, 0),
-            c_->cfg->request_timeout_ms, [self](bus::message&&) { self->follow(); },
-            [self](const api_error& e) { self->fail(e); }, "no such sandbox: " + sb_);
+    eid_ = wire::new_exec_id();
+    c_->ask(wire::subjects::sandbox_op(c_->tenant, sb_, "exec"), client::exec_request_bytes(eid_, xo_),
+            c_->cfg->request_timeout_ms, client::request_kind::sandbox, sb_,
+            [self](bus::message&&) { self->follow(); }, [self](const status& e) { self->fail(e); });
   }
 
   void follow() {
@@ -767,8 +593,8 @@ class run_job : public std::enable_shared_from_this<run_job> {
       }
       dst.append(reinterpret_cast<const char*>(d), n);
     };
-    s.exit = [self](const wire::ExitStatus* x) { self->exited(cli::result_of(x)); };
-    s.error = [self](const pump_error& e, bool) { self->fail({e.code, e.message}); };
+    s.exit = [self](const wire::ExitStatus* x) { self->exited(client::result_of(x)); };
+    s.error = [self](const status& e, bool) { self->fail(e); };
     s.queued_bytes = [] { return std::size_t{0}; };  // kept here, up to cap_, not queued
     pump_ = output_pump::create(c_->res->executor(), *c_->conn, *c_->router, std::move(t), lim_,
                                 std::move(s));
@@ -776,10 +602,10 @@ class run_job : public std::enable_shared_from_this<run_job> {
     if (!input_->empty())
       // A process that does not read its stdin is not an error of the run: its output says.
       stdin_feed::start(c_, sb_, eid_, input_, true, c_->cfg->max_stdin_chunk_bytes,
-                        [](std::optional<api_error>) {});
+                        [](std::optional<status>) {});
   }
 
-  void exited(const cli::exec_result& r) {
+  void exited(const client::exec_result& r) {
     if (done_) return;
     done_ = true;
     timer_.cancel();
@@ -792,7 +618,7 @@ class run_job : public std::enable_shared_from_this<run_job> {
             {"truncated", truncated}});
   }
 
-  void fail(const api_error& e) {
+  void fail(const status& e) {
     if (done_) return;
     stop();
     c_->fail(e);
@@ -808,10 +634,8 @@ class run_job : public std::enable_shared_from_this<run_job> {
   }
 
   std::shared_ptr<api::call> c_;
-  cli::create_options co_;
-  std::vector<std::string> argv_;
-  pairs env_;
-  std::string workdir_;
+  client::create_options co_;
+  client::exec_options xo_;
   std::shared_ptr<const std::string> input_;
   std::size_t cap_;
   pump_limits lim_;
@@ -834,13 +658,13 @@ class file_read : public std::enable_shared_from_this<file_read> {
       : c_(std::move(c)), sb_(std::move(sb)), path_(std::move(path)) {}
 
   void next() {
-    cli::fs_request_options o;
+    client::fs_request_options o;
     o.path = path_;
     o.offset = offset_;
     o.length = 0;  // the executor's cap
     auto self = shared_from_this();
-    c_->fs_op(sb_, "read", o, [self](cli::fs_reply_view&& r) { self->on_piece(std::move(r)); },
-              [self](const api_error& e) {
+    c_->fs_op(sb_, "read", o, [self](client::fs_reply_view&& r) { self->on_piece(std::move(r)); },
+              [self](const status& e) {
                 if (!self->ch_) return self->c_->fail(e);
                 std::fprintf(stderr, "corral-gateway: file read of %s cut: %s\n",
                              self->sb_.c_str(), e.message.c_str());
@@ -849,7 +673,7 @@ class file_read : public std::enable_shared_from_this<file_read> {
   }
 
  private:
-  void on_piece(cli::fs_reply_view&& r) {
+  void on_piece(client::fs_reply_view&& r) {
     const bool last = r.eof || r.data.empty();
     if (!ch_) {
       if (last)
@@ -896,7 +720,7 @@ namespace {
 void write_file(const std::shared_ptr<api::call>& c, const std::string& sb, const std::string& path,
                 bool append, std::size_t at, uint64_t offset, uint64_t written, std::size_t chunk) {
   const auto& data = c->req.body();
-  cli::fs_request_options o;
+  client::fs_request_options o;
   o.path = path;
   o.append = append;
   o.truncate = !append && at == 0;
@@ -904,7 +728,7 @@ void write_file(const std::shared_ptr<api::call>& c, const std::string& sb, cons
   const std::size_t n = std::min(chunk, data.size() - at);
   o.data.assign(data.begin() + static_cast<std::ptrdiff_t>(at),
                 data.begin() + static_cast<std::ptrdiff_t>(at + n));
-  c->fs_op(sb, "write", o, [c, sb, path, append, at, n, written, chunk](cli::fs_reply_view&& r) {
+  c->fs_op(sb, "write", o, [c, sb, path, append, at, n, written, chunk](client::fs_reply_view&& r) {
     const uint64_t total = written + r.count;
     if (at + n >= c->req.body().size()) return c->ok({{"written", total}});
     write_file(c, sb, path, append, at + n, r.next_offset, total, chunk);
@@ -914,10 +738,10 @@ void write_file(const std::shared_ptr<api::call>& c, const std::string& sb, cons
 // GET /v1/sandboxes/{id}/files/list: every page of entries.
 void list_files(const std::shared_ptr<api::call>& c, const std::string& sb, const std::string& path,
                 uint64_t offset, std::shared_ptr<json> entries) {
-  cli::fs_request_options o;
+  client::fs_request_options o;
   o.path = path;
   o.offset = offset;
-  c->fs_op(sb, "list", o, [c, sb, path, offset, entries](cli::fs_reply_view&& r) {
+  c->fs_op(sb, "list", o, [c, sb, path, offset, entries](client::fs_reply_view&& r) {
     for (const auto& e : r.entries)
       entries->push_back({{"name", e.name}, {"type", wire::EnumNameFsFileType(e.type)},
                           {"size", e.size}, {"mode", e.mode}, {"mtime_ms", e.mtime_ms}});
@@ -976,20 +800,17 @@ void api::route(const std::shared_ptr<call>& cp) {
     return true;
   };
   auto sandbox_answer = [cp](http::status st = http::status::ok) {
-    return [cp, st](cli::sandbox_view&& v) { cp->ok(sandbox_json(v), st); };
+    return [cp, st](client::sandbox_view&& v) { cp->ok(sandbox_json(v), st); };
   };
   try {
     // /v1/usage
     if (p.size() == 1 && p[0] == "usage" && method == http::verb::get) {
       c.route = "/v1/usage";
-      flatbuffers::FlatBufferBuilder fbb(128);
-      auto id = fbb.CreateString(c.q("sandbox_id"));
-      fbb.Finish(wire::CreateUsageRequest(fbb, id), wire::UsageRequestIdentifier());
-      return c.gather(wire::subjects::usage(c.tenant), wire::release(fbb),
+      return c.gather(wire::subjects::usage(c.tenant), client::usage_request_bytes(c.q("sandbox_id")),
                       [cp](std::vector<bus::message>&& replies) {
-                        cli::usage_report report;
+                        client::usage_report report;
                         for (const auto& m : replies)
-                          cli::add_usage_reply(m.data.data(), m.data.size(), report);
+                          client::add_usage_reply(m.data.data(), m.data.size(), report);
                         std::sort(report.sandboxes.begin(), report.sandboxes.end(),
                                   [](const auto& a, const auto& b) { return a.sandbox_id < b.sandbox_id; });
                         json sbs = json::array();
@@ -1009,20 +830,21 @@ void api::route(const std::shared_ptr<call>& cp) {
       if (!parse_body()) return;
       auto args = strings_of(body, "args");
       if (args.empty()) return c.fail(wire::ErrorCode::invalid_argument, "args must not be empty");
-      cli::create_options co;
+      client::create_options co;
       co.timeout_ms = ms_of(body, "timeout");
       co.cpu_millis = uint_of(body, "cpu", 1000);
       co.memory_mib = uint_of(body, "memory");
-      auto env = pairs_of(body, "env");
-      std::string workdir = body.value("workdir", "");
+      client::exec_options xo;
+      xo.argv = std::move(args);
+      xo.env = pairs_of(body, "env");
+      xo.workdir = body.value("workdir", "");
       std::string input = body.value("stdin", "");
       if (!take_stream(cp)) return;
       const int64_t deadline = co.timeout_ms > 0
                                    ? std::min(cfg_.max_wait_ms, co.timeout_ms + cfg_.request_timeout_ms)
                                    : cfg_.max_wait_ms;
-      auto job = std::make_shared<run_job>(cp, std::move(co), std::move(args), std::move(env),
-                                           std::move(workdir), std::move(input), cfg_.max_body_bytes,
-                                           limits(), deadline);
+      auto job = std::make_shared<run_job>(cp, std::move(co), std::move(xo), std::move(input),
+                                           cfg_.max_body_bytes, limits(), deadline);
       return c.on_strand([job] { job->start(); });
     }
     if (p.empty() || p[0] != "sandboxes") return unknown();
@@ -1032,18 +854,12 @@ void api::route(const std::shared_ptr<call>& cp) {
       if (method == http::verb::post) {
         if (!parse_body()) return;
         const auto pool = cfg_.pool;
-        return c.ask(wire::subjects::create(c.tenant, pool), cli::create_request_bytes(create_options_of(body)),
-                     req_timeout,
+        return c.ask(wire::subjects::create(c.tenant, pool), client::create_request_bytes(create_options_of(body)),
+                     req_timeout, client::request_kind::create, pool,
                      [cp](bus::message&& m) {
-                       auto v = cli::sandbox_reply_of(m.data.data(), m.data.size());
+                       auto v = client::sandbox_reply_of(m.data.data(), m.data.size());
                        if (!v) return cp->fail(wire::ErrorCode::malformed, "unexpected reply");
                        cp->ok(sandbox_json(*v), http::status::created);
-                     },
-                     [cp, pool](const api_error& e) {
-                       if (e.code == wire::ErrorCode::not_found && e.message == default_nobody)
-                         return cp->fail(wire::ErrorCode::resource_exhausted,
-                                         "no executor of pool '" + pool + "' has room (or none is running)");
-                       cp->fail(e);
                      });
       }
       if (method == http::verb::get) {
@@ -1055,15 +871,12 @@ void api::route(const std::shared_ptr<call>& cp) {
               return c.fail(wire::ErrorCode::invalid_argument, "tag must be key:value");
             tags.emplace_back(t.substr(0, colon), t.substr(colon + 1));
           }
-        flatbuffers::FlatBufferBuilder fbb(256);
-        auto n = fbb.CreateString(c.q("name"));
-        auto t = wire::build_pairs(fbb, tags);
-        fbb.Finish(wire::CreateListSandboxes(fbb, n, t, c.flag("all")), wire::ListSandboxesIdentifier());
-        return c.gather(wire::subjects::list(c.tenant), wire::release(fbb),
+        return c.gather(wire::subjects::list(c.tenant),
+                        client::list_request_bytes(c.flag("all"), c.q("name"), tags),
                         [cp](std::vector<bus::message>&& replies) {
-                          std::vector<cli::sandbox_view> all;
+                          std::vector<client::sandbox_view> all;
                           for (const auto& m : replies)
-                            cli::add_sandbox_list(m.data.data(), m.data.size(), all);
+                            client::add_sandbox_list(m.data.data(), m.data.size(), all);
                           std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) {
                             return a.created_at_ms < b.created_at_ms;
                           });
@@ -1085,22 +898,26 @@ void api::route(const std::shared_ptr<call>& cp) {
       const bool wait = c.flag("wait");
       if (wait && !take_stream(cp)) return;  // a long-poll
       const int64_t max_wait = cfg_.max_wait_ms;
-      return c.sandbox_op(sb, "terminate", {}, req_timeout, [cp, sb, wait, max_wait](cli::sandbox_view&& v) {
+      return c.sandbox_op(sb, "terminate", {}, req_timeout, [cp, sb, wait, max_wait](client::sandbox_view&& v) {
         if (!wait || v.has_return_code) return cp->ok(sandbox_json(v));
-        auto first = std::make_shared<cli::sandbox_view>(std::move(v));
-        cp->sandbox_op(sb, "wait", sandbox_query(max_wait, false), max_wait + 5000,
-                       [cp](cli::sandbox_view&& w) { cp->ok(sandbox_json(w)); },
-                       [cp, first](const api_error&) { cp->ok(sandbox_json(*first)); });
+        auto first = std::make_shared<client::sandbox_view>(std::move(v));
+        cp->sandbox_op(sb, "wait", client::sandbox_query_bytes(max_wait, false), max_wait + 5000,
+                       [cp](client::sandbox_view&& w) { cp->ok(sandbox_json(w)); },
+                       [cp, first](const status&) { cp->ok(sandbox_json(*first)); });
       });
     }
     if (p.size() == 3 && p[2] == "wait" && method == http::verb::get) {
       c.route = "/v1/sandboxes/{id}/wait";
       int64_t timeout_ms = 60'000;
-      if (auto t = c.q("timeout"); !t.empty()) timeout_ms = static_cast<int64_t>(std::stod(t) * 1000);
-      if (timeout_ms < 0 || timeout_ms > cfg_.max_wait_ms)
+      if (auto t = c.q("timeout"); !t.empty()) {
+        auto ms = seconds_param_ms(t, cfg_.max_wait_ms);
+        if (!ms) return c.fail(ms.code(), "timeout " + ms.error().message);
+        timeout_ms = *ms;
+      } else if (timeout_ms > cfg_.max_wait_ms) {
         return c.fail(wire::ErrorCode::invalid_argument, "timeout out of range");
+      }
       if (!take_stream(cp)) return;
-      return c.sandbox_op(sb, "wait", sandbox_query(timeout_ms, c.flag("ready")), timeout_ms + 5000,
+      return c.sandbox_op(sb, "wait", client::sandbox_query_bytes(timeout_ms, c.flag("ready")), timeout_ms + 5000,
                           sandbox_answer());
     }
     if (p.size() == 3 && p[2] == "tags" && (method == http::verb::put || method == http::verb::get)) {
@@ -1109,10 +926,7 @@ void api::route(const std::shared_ptr<call>& cp) {
       if (method == http::verb::put) {
         if (!parse_body()) return;
         auto set = pairs_of(body.contains("tags") ? body : json{{"tags", body}}, "tags");
-        flatbuffers::FlatBufferBuilder fbb(256);
-        auto t = wire::build_pairs(fbb, set);
-        fbb.Finish(wire::CreateSetTags(fbb, t), wire::SetTagsIdentifier());
-        payload = wire::release(fbb);
+        payload = client::set_tags_bytes(set);
       }
       return c.sandbox_op(sb, "tags", std::move(payload), req_timeout, sandbox_answer());
     }
@@ -1122,19 +936,23 @@ void api::route(const std::shared_ptr<call>& cp) {
       auto args = strings_of(body, "args");
       if (args.empty()) return c.fail(wire::ErrorCode::invalid_argument, "args must not be empty");
       std::string eid = body.value("exec_id", "");
-      if (eid.empty()) eid = wire::new_id("ex-");
+      if (eid.empty()) eid = wire::new_exec_id();
       if (!wire::valid_token(eid))
         return c.fail(wire::ErrorCode::invalid_argument, "exec_id must be 1..64 of [A-Za-z0-9_-]");
-      auto payload = exec_request(eid, args, pairs_of(body, "env"), body.value("workdir", ""),
-                                  ms_of(body, "timeout"), body.value("stdin", true),
-                                  body.value("pty", false), 0, 0);
-      return c.ask(wire::subjects::sandbox_op(c.tenant, sb, "exec"), std::move(payload), req_timeout,
+      client::exec_options xo;
+      xo.argv = std::move(args);
+      xo.env = pairs_of(body, "env");
+      xo.workdir = body.value("workdir", "");
+      xo.timeout_ms = ms_of(body, "timeout");
+      xo.stdin_open = body.value("stdin", true);
+      xo.pty = body.value("pty", false);
+      return c.ask(wire::subjects::sandbox_op(c.tenant, sb, "exec"), client::exec_request_bytes(eid, xo),
+                   req_timeout, client::request_kind::sandbox, sb,
                    [cp, eid](bus::message&& m) {
-                     auto re = cli::exec_reply_reattached(m.data.data(), m.data.size());
+                     auto re = client::exec_reply_reattached(m.data.data(), m.data.size());
                      if (!re) return cp->fail(wire::ErrorCode::internal, "unexpected exec reply");
                      cp->ok({{"exec_id", eid}, {"reattached", *re}}, http::status::created);
-                   },
-                   {}, "no such sandbox: " + sb);
+                   });
     }
     if (p.size() >= 4 && p[2] == "execs") {
       const std::string eid = p[3];
@@ -1145,7 +963,7 @@ void api::route(const std::shared_ptr<call>& cp) {
         // then an attach-only re-attach with the same id for the counts: never a process.
         auto attach = [cp, sb, eid, req_timeout] {
           cp->ask(wire::subjects::sandbox_op(cp->tenant, sb, "exec"), wire::make_attach_request(eid),
-                  req_timeout, [cp, eid](bus::message&& m) {
+                  req_timeout, client::request_kind::sandbox, sb, [cp, eid](bus::message&& m) {
                     const auto* rep = wire::verify<wire::ExecReply>(m.data.data(), m.data.size());
                     if (rep == nullptr) return cp->fail(wire::ErrorCode::internal, "unexpected exec reply");
                     json j{{"exec_id", eid}, {"finished", rep->finished()},
@@ -1162,22 +980,20 @@ void api::route(const std::shared_ptr<call>& cp) {
                     cp->ok(j);
                   });
         };
-        auto replay_end = [cp, sb, eid, req_timeout, attach](cli::sandbox_view&&) {
-          flatbuffers::FlatBufferBuilder b(128);
-          auto id = b.CreateString(eid);
-          b.Finish(wire::CreateReplayRequest(b, id, std::numeric_limits<uint64_t>::max() - 1),
-                   wire::ReplayRequestIdentifier());
-          auto error = std::make_shared<std::optional<api_error>>();
+        auto replay_end = [cp, sb, eid, req_timeout, attach](client::sandbox_view&&) {
+          auto error = std::make_shared<std::optional<status>>();
           cp->current = nats_request::start(
               *cp->router, cp->res->executor(), wire::subjects::sandbox_op(cp->tenant, sb, "replay"),
-              wire::release(b), req_timeout,
+              client::replay_request_bytes(eid, std::numeric_limits<uint64_t>::max() - 1), req_timeout,
               [error](bus::message&& m) {
-                if ((*error = error_in(m))) return true;
-                return cli::ack_of(m.data.data(), m.data.size()).has_value();
+                if ((*error = client::error_in(m))) return true;
+                return client::ack_of(m.data.data(), m.data.size()).has_value();
               },
               [cp, error, attach, sb](nats_request::end e, const std::string& detail) {
                 cp->current.reset();
-                if (e != nats_request::end::done) return cp->fail(error_of(e, detail, "no such sandbox: " + sb));
+                if (e != nats_request::end::done)
+                  return cp->fail(client::wire_error(client::request_kind::sandbox,
+                                                     nats_request::failure_of(e), sb, detail));
                 if (*error) return cp->fail(**error);
                 attach();
               });
@@ -1212,7 +1028,7 @@ void api::route(const std::shared_ptr<call>& cp) {
         auto data = std::shared_ptr<const std::string>(cp, &c.req.body());
         const auto size = data->size();
         return c.on_strand([cp, sb, eid, data, eof, size, chunk = cfg_.max_stdin_chunk_bytes] {
-          stdin_feed::start(cp, sb, eid, data, eof, chunk, [cp, size, eof](std::optional<api_error> e) {
+          stdin_feed::start(cp, sb, eid, data, eof, chunk, [cp, size, eof](std::optional<status> e) {
             if (e) return cp->fail(*e);
             cp->ok({{"written", size}, {"eof", eof}});
           });
@@ -1224,13 +1040,9 @@ void api::route(const std::shared_ptr<call>& cp) {
         if (!body.contains("signal") || !body["signal"].is_number_integer() ||
             body["signal"].get<int>() < 1 || body["signal"].get<int>() > 64)
           return c.fail(wire::ErrorCode::invalid_argument, "signal must be 1..64");
-        flatbuffers::FlatBufferBuilder b(128);
-        auto id = b.CreateString(eid);
-        b.Finish(wire::CreateSignalRequest(b, id, body["signal"].get<int>()),
-                 wire::SignalRequestIdentifier());
-        return c.ask(wire::subjects::sandbox_op(c.tenant, sb, "signal"), wire::release(b), req_timeout,
-                     [cp](bus::message&&) { cp->ok({{"ok", true}}); }, {},
-                     "signal: no such sandbox or exec");
+        return c.ask(wire::subjects::sandbox_op(c.tenant, sb, "signal"),
+                     client::signal_request_bytes(eid, body["signal"].get<int>()), req_timeout,
+                     client::request_kind::exec, "signal", [cp](bus::message&&) { cp->ok({{"ok", true}}); });
       }
     }
     if (p.size() >= 3 && p[2] == "files") {
@@ -1245,10 +1057,10 @@ void api::route(const std::shared_ptr<call>& cp) {
         if (method == http::verb::put)
           return write_file(cp, sb, path, c.flag("append"), 0, 0, 0, cfg_.max_stdin_chunk_bytes);
         if (method == http::verb::delete_) {
-          cli::fs_request_options o;
+          client::fs_request_options o;
           o.path = path;
           o.recursive = c.flag("recursive");
-          return c.fs_op(sb, "remove", o, [cp](cli::fs_reply_view&& r) { cp->ok({{"removed", r.count}}); });
+          return c.fs_op(sb, "remove", o, [cp](client::fs_reply_view&& r) { cp->ok({{"removed", r.count}}); });
         }
       }
       if (p.size() == 4 && p[3] == "list" && method == http::verb::get) {
@@ -1257,10 +1069,10 @@ void api::route(const std::shared_ptr<call>& cp) {
       }
       if (p.size() == 4 && p[3] == "mkdir" && method == http::verb::post) {
         c.route = "/v1/sandboxes/{id}/files/mkdir";
-        cli::fs_request_options o;
+        client::fs_request_options o;
         o.path = path;
         o.parents = c.flag("parents");
-        return c.fs_op(sb, "mkdir", o, [cp](cli::fs_reply_view&&) { cp->ok({{"ok", true}}, http::status::created); });
+        return c.fs_op(sb, "mkdir", o, [cp](client::fs_reply_view&&) { cp->ok({{"ok", true}}, http::status::created); });
       }
     }
     return unknown();
@@ -1317,13 +1129,13 @@ void api::stream_output(const std::shared_ptr<call>& c, pump_target target) {
   };
   s.data = [line](wire::Stream st, uint64_t at, const uint8_t* d, std::size_t n) {
     line(json{{"stream", st == wire::Stream::stdout ? "stdout" : "stderr"}, {"offset", at},
-              {"data", base64(d, n)}});
+              {"data", client::base64_encode(d, n)}});
   };
   s.exit = [line, ch](const wire::ExitStatus* x) {
     line(json{{"exit", exit_json(x)}});
     (*ch)->finish();
   };
-  s.error = [c, ch, line](const pump_error& e, bool opened) {
+  s.error = [c, ch, line](const status& e, bool opened) {
     if (!opened) return c->fail(e.code, e.message);
     line(error_json(e.code, e.message));
     (*ch)->finish();
@@ -1339,7 +1151,7 @@ namespace {
 // process reads is held back by TCP, not buffered here. On the channel's strand.
 class websocket_stdin : public std::enable_shared_from_this<websocket_stdin> {
  public:
-  websocket_stdin(std::shared_ptr<stream_channel> ch, reply_router& router, std::string subject,
+  websocket_stdin(std::shared_ptr<stream_channel> ch, client::reply_router& router, std::string subject,
                   std::string exec_id, std::size_t chunk_max, int64_t timeout_ms)
       : ch_(std::move(ch)), router_(router), subject_(std::move(subject)),
         exec_id_(std::move(exec_id)), chunk_max_(chunk_max), timeout_ms_(timeout_ms),
@@ -1367,10 +1179,6 @@ class websocket_stdin : public std::enable_shared_from_this<websocket_stdin> {
   void send_next() {
     n_ = std::min(chunk_max_, data_.size() - at_);
     const bool last = at_ + n_ >= data_.size();
-    flatbuffers::FlatBufferBuilder b(n_ + 128);
-    auto id = b.CreateString(exec_id_);
-    auto d = b.CreateVector(reinterpret_cast<const uint8_t*>(data_.data()) + at_, n_);
-    b.Finish(wire::CreateStdinWrite(b, id, d, eof_ && last), wire::StdinWriteIdentifier());
     std::weak_ptr<websocket_stdin> weak = shared_from_this();
     auto ex = ch_->executor();
     auto t = router_.open([weak, ex](uint64_t id, bus::message&&) {
@@ -1381,7 +1189,10 @@ class websocket_stdin : public std::enable_shared_from_this<websocket_stdin> {
     ticket_ = t.id;
     // A refused write (the exec ended) or one that fails is dropped, as the process would
     // not read it anyway; the stream goes on.
-    if (!router_.publish(subject_, t, wire::release(b))) return on_answer(t.id);
+    if (!router_.publish(subject_, t,
+                         client::stdin_write_bytes(
+                             exec_id_, reinterpret_cast<const uint8_t*>(data_.data()) + at_, n_,
+                             eof_ && last))) return on_answer(t.id);
     timer_.expires_after(std::chrono::milliseconds(timeout_ms_));
     timer_.async_wait([weak, id = t.id](const boost::system::error_code& ec) {
       if (auto s = weak.lock(); s && !ec) s->on_answer(id);
@@ -1400,7 +1211,7 @@ class websocket_stdin : public std::enable_shared_from_this<websocket_stdin> {
   }
 
   std::shared_ptr<stream_channel> ch_;
-  reply_router& router_;
+  client::reply_router& router_;
   std::string subject_, exec_id_;
   std::size_t chunk_max_;
   int64_t timeout_ms_;
@@ -1458,7 +1269,7 @@ void api::stream_websocket(const std::shared_ptr<call>& c, pump_target target) {
     (*ch)->send(false, exit_json(x).dump(-1, ' ', false, json::error_handler_t::replace));
     (*ch)->finish();
   };
-  s.error = [c, ch](const pump_error& e, bool opened) {
+  s.error = [c, ch](const status& e, bool opened) {
     if (!opened) return c->fail(e.code, e.message);
     (*ch)->send(false, error_json(e.code, e.message).dump(-1, ' ', false, json::error_handler_t::replace));
     (*ch)->finish();

@@ -509,7 +509,7 @@ class SweepCommand : public ::testing::Test {
     return out;
   }
   std::string dir_;
-  client::config cfg_;
+  client::session::config cfg_;
 };
 
 TEST_F(SweepCommand, InvalidLinesAreResultsAndAreWrittenOnce) {
