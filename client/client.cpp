@@ -344,7 +344,7 @@ outcome<exec_result> session::exec(const std::string& sandbox_id, const exec_opt
     gap_since = !seq.needs_replay() ? clock_type::time_point::max()
                                     : std::min(gap_since, clock_type::now());
   };
-  // Asks the executor for the stored frames from `next` on (P4: exactly the missing bytes).
+  // Asks the executor for the stored frames from `next` on (exactly the missing frames).
   auto replay = [&]() -> bool {
     for (int round = 0; round < 1000 && !seq.ended(); ++round) {
       auto rbox = std::make_shared<mailbox>();
@@ -404,7 +404,7 @@ outcome<exec_result> session::exec(const std::string& sandbox_id, const exec_opt
     }
     if (now - last_heard > std::chrono::seconds(5)) {
       // Silence: ask for the exec's state by re-attaching with the same id, attach-only (never
-      // a process, P1), and replay what is stored past the last frame we have: chunks published
+      // a process), and replay what is stored past the last frame we have: chunks published
       // while the connection was down are not re-sent, and a live exec may send nothing more
       // that would reveal the gap.
       last_heard = now;

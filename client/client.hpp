@@ -117,8 +117,10 @@ struct usage_report {
   usage_amount total;
 };
 
+// The answer of a call: a value, or the call's error. (The CLI reads both fields; new code of the
+// library's own uses corral::result.)
 template <class T>
-struct outcome {
+struct [[nodiscard]] outcome {
   std::optional<T> value;
   call_error error;
   explicit operator bool() const { return value.has_value(); }

@@ -1,5 +1,5 @@
 #pragma once
-// The output of one exec, sent to one client in sequence order and gap-free (P4), without a
+// The output of one exec, sent to one client in sequence order and gap-free, without a
 // thread: replayed from the executor's store (corral.v1.{t}.sbx.{sb}.replay), then, with follow,
 // live from corral.v1.{t}.sbx.{sb}.out.{ex} until the exit frame.
 //

@@ -9,6 +9,14 @@
 #include <fstream>
 #include <mutex>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <atomic>
+#include <thread>
+
 #include <boost/asio/io_context.hpp>
 
 #include "gateway/api.hpp"
@@ -122,6 +130,63 @@ TEST_F(GatewayApi, WaitTimeoutThatIsNotAFiniteNumberIsRefused) {
         << t << ": " << answer->body();
   }
   EXPECT_EQ(api_->tenant_links(), 1u);  // acme's
+}
+
+// A NATS URL whose server never says hello: connections are accepted and nothing is sent, so a
+// connect waits until its connect timeout.
+class silent_server {
+ public:
+  silent_server() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&a), len) != 0 || ::listen(fd_, 16) != 0 ||
+        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+      return;
+    port_ = ntohs(a.sin_port);
+  }
+  ~silent_server() {
+    for (int c : accepted_) ::close(c);
+    if (fd_ >= 0) ::close(fd_);
+  }
+  std::string url() const { return "nats://127.0.0.1:" + std::to_string(port_); }
+  // Waits (up to timeout_ms) for a client to connect, and keeps it waiting.
+  bool accept_one(int timeout_ms) {
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, timeout_ms) != 1) return false;
+    const int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (c < 0) return false;
+    accepted_.push_back(c);
+    return true;
+  }
+
+ private:
+  int fd_ = -1;
+  uint16_t port_ = 0;
+  std::vector<int> accepted_;
+};
+
+TEST(TenantLinks, ASlowConnectHoldsUpNoOtherTenant) {
+  silent_server nats;
+  gateway_config cfg;
+  cfg.nats_url = nats.url();
+  tenant_link_pool pool(cfg);
+  std::atomic<bool> slow_done{false};
+  std::thread slow([&] {
+    std::string why;
+    EXPECT_EQ(pool.get("slow", &why), nullptr);  // the server never answers
+    slow_done = true;
+  });
+  // The slow tenant's connect is under way (its TCP connection is in), and stays so until its
+  // connect timeout (2 s): meanwhile the links are not locked.
+  ASSERT_TRUE(nats.accept_one(10'000));
+  EXPECT_EQ(pool.size(), 1u);
+  EXPECT_FALSE(slow_done.load()) << "size() waited for another tenant's connect";
+  slow.join();
+  std::string why;
+  EXPECT_EQ(pool.get("slow", &why), nullptr);  // a failed connect is tried again, not cached
 }
 
 }  // namespace
