@@ -5,7 +5,7 @@
 //     (a) through HTTP as a client makes it: POST .../exec, then GET .../output?follow=1 read
 //         until the exit frame, on one keep-alive connection (a new one when the gateway closed
 //         it: that cost is the gateway's too);
-//     (b) straight over NATS with the corral client library (cli::client::exec), the baseline
+//     (b) straight over NATS with the corral client library (client::session::exec), the baseline
 //         the issue names;
 //     (c) straight over NATS with bus/ alone, the leanest client: subscribe to the output
 //         (nats.c's shared delivery pool, as the gateway does), the exec request, wait for the
@@ -69,7 +69,7 @@
 
 #include "bench/bench_support.hpp"
 #include "bus/connection.hpp"
-#include "cli/client.hpp"
+#include "client/client.hpp"
 #include "schemas/codec.hpp"
 #include "schemas/ids.hpp"
 #include "schemas/subjects.hpp"
@@ -564,10 +564,10 @@ int main(int argc, char** argv) {
   const std::string token = gw.new_token(d, "bench");
   const uint16_t port = gw.port();
 
-  corral::cli::client::config cc;
+  corral::client::session::config cc;
   cc.nats_url = d.nats().url();
   cc.tenant = "bench";
-  auto nats = corral::cli::client::connect(cc, &why);
+  auto nats = corral::client::session::connect(cc, &why);
   if (!nats) {
     std::cerr << why << "\n";
     return 1;
@@ -605,7 +605,7 @@ int main(int argc, char** argv) {
       return exit && (*exit)["returncode"] == 0 && out == "eAo=";  // base64 of "x\n"
     };
     auto over_nats = [&]() -> bool {
-      corral::cli::exec_options eo;
+      corral::client::exec_options eo;
       eo.argv = {"echo", "x"};
       std::string out;
       auto r = nats->exec(sb, eo, [&](corral::wire::Stream, const uint8_t* p, std::size_t n) {
@@ -623,7 +623,7 @@ int main(int argc, char** argv) {
     }
     auto over_bus = [&]() -> bool {
       namespace wire = corral::wire;
-      const auto eid = wire::new_id("ex-");
+      const auto eid = wire::new_exec_id();
       struct exec_state {
         std::mutex mu;
         std::condition_variable cv;
@@ -850,7 +850,7 @@ int main(int argc, char** argv) {
     double clock_skew_ms = 0;
     for (int i = 0; i < 5; ++i) {
       const int64_t before = realtime_ns();
-      corral::cli::exec_options eo;
+      corral::client::exec_options eo;
       eo.argv = {"/tmp/ticker", "0", "1"};
       std::string out;
       auto r = nats->exec(sbs.front(), eo, [&](corral::wire::Stream, const uint8_t* p, std::size_t n) {

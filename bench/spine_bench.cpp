@@ -36,7 +36,7 @@
 #include "bench/bench_support.hpp"
 #include "bus/connection.hpp"
 #include "bus/nats_auth.hpp"
-#include "cli/client.hpp"
+#include "client/client.hpp"
 #include "schemas/codec.hpp"
 #include "schemas/subjects.hpp"
 #include "tests/support/child_process.hpp"
@@ -157,11 +157,11 @@ int main(int argc, char** argv) {
   }
 
   std::string error;
-  corral::cli::client::config cfg;
+  corral::client::session::config cfg;
   cfg.nats_url = nats.url();
   cfg.tenant = "bench";
   cfg.nats_creds = tenant_seed;
-  auto c = corral::cli::client::connect(cfg, &error);
+  auto c = corral::client::session::connect(cfg, &error);
   if (!c) {
     std::cerr << error << "\n";
     return 1;
@@ -180,7 +180,7 @@ int main(int argc, char** argv) {
   auto sink = [](corral::wire::Stream, const uint8_t*, std::size_t) {};
   auto exec = [&](std::vector<std::string> argv, std::string* out = nullptr,
                   const std::string& input = {}) {
-    corral::cli::exec_options o;
+    corral::client::exec_options o;
     o.argv = std::move(argv);
     o.stdin_open = !input.empty();
     bool sent = false;
@@ -189,8 +189,8 @@ int main(int argc, char** argv) {
         [&](corral::wire::Stream s, const uint8_t* p, std::size_t n) {
           if (out && s == corral::wire::Stream::stdout) out->append(reinterpret_cast<const char*>(p), n);
         },
-        input.empty() ? corral::cli::client::stdin_fn{}
-                      : corral::cli::client::stdin_fn([&]() -> std::optional<std::vector<uint8_t>> {
+        input.empty() ? corral::client::session::stdin_fn{}
+                      : corral::client::session::stdin_fn([&]() -> std::optional<std::vector<uint8_t>> {
                           if (sent) return std::nullopt;
                           sent = true;
                           return std::vector<uint8_t>(input.begin(), input.end());

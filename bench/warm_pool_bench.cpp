@@ -35,7 +35,7 @@
 
 #include "bench/bench_support.hpp"
 #include "bus/connection.hpp"
-#include "cli/client.hpp"
+#include "client/client.hpp"
 #include "schemas/codec.hpp"
 #include "schemas/subjects.hpp"
 #include "tests/support/child_process.hpp"
@@ -62,7 +62,7 @@ struct executor_under_test {
   std::string data;
   std::string node;
   corral::test::background_process proc;
-  std::unique_ptr<corral::cli::client> client;
+  std::unique_ptr<corral::client::session> client;
 
   bool start(const std::string& dir, const std::string& name, const std::string& nats_url,
              const std::vector<std::string>& flags) {
@@ -76,12 +76,12 @@ struct executor_under_test {
       std::cerr << name << " did not start: " << proc.output() << "\n";
       return false;
     }
-    corral::cli::client::config cfg;
+    corral::client::session::config cfg;
     cfg.nats_url = nats_url;
     cfg.tenant = "bench";
     cfg.pool = name;
     std::string error;
-    client = corral::cli::client::connect(cfg, &error);
+    client = corral::client::session::connect(cfg, &error);
     if (!client) std::cerr << error << "\n";
     return client != nullptr;
   }
@@ -90,8 +90,8 @@ struct executor_under_test {
   }
 };
 
-bool exec_true(corral::cli::client& c, const std::string& id) {
-  corral::cli::exec_options o;
+bool exec_true(corral::client::session& c, const std::string& id) {
+  corral::client::exec_options o;
   o.argv = {"true"};
   auto r = c.exec(id, o, [](corral::wire::Stream, const uint8_t*, std::size_t) {});
   return r && r.value->exit_code == 0;
@@ -148,12 +148,12 @@ sustained_result sustained(const std::string& nats_url, const std::string& pool,
   std::vector<std::thread> workers;
   for (int w = 0; w < concurrency; ++w) {
     workers.emplace_back([&] {
-      corral::cli::client::config cfg;
+      corral::client::session::config cfg;
       cfg.nats_url = nats_url;
       cfg.tenant = "bench";
       cfg.pool = pool;
       std::string error;
-      auto c = corral::cli::client::connect(cfg, &error);
+      auto c = corral::client::session::connect(cfg, &error);
       if (!c) {
         std::lock_guard<std::mutex> lock(mu);
         ++res.failures;

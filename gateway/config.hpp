@@ -1,6 +1,6 @@
 #pragma once
 // corral-gateway's configuration: every limit is a named value with a default, validated by
-// validate() at start-up (STYLE.md 6).
+// validate() at start-up.
 #include <cstddef>
 #include <cstdint>
 #include <string>

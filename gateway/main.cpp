@@ -1,4 +1,4 @@
-// corral-gateway: the HTTP/JSON + WebSocket front of corral (DESIGN.md §1). Stateless: any
+// corral-gateway: the HTTP/JSON + WebSocket front of corral (docs/architecture.md). Stateless: any
 // number of replicas may run behind a load balancer.
 #include <sys/resource.h>
 

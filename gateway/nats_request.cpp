@@ -6,13 +6,13 @@ namespace corral::gateway {
 
 namespace asio = boost::asio;
 
-nats_request::nats_request(reply_router& router, asio::any_io_executor ex, reply_fn on_reply,
+nats_request::nats_request(client::reply_router& router, asio::any_io_executor ex, reply_fn on_reply,
                            end_fn on_end)
     : router_(router), ex_(ex), timer_(ex), on_reply_(std::move(on_reply)), on_end_(std::move(on_end)) {}
 
 nats_request::~nats_request() { router_.close(ticket_); }
 
-std::shared_ptr<nats_request> nats_request::start(reply_router& router, asio::any_io_executor ex,
+std::shared_ptr<nats_request> nats_request::start(client::reply_router& router, asio::any_io_executor ex,
                                                   const std::string& subject,
                                                   const std::vector<uint8_t>& payload,
                                                   int64_t timeout_ms, reply_fn on_reply,
@@ -60,6 +60,14 @@ void nats_request::finish(end e, const std::string& detail) {
 void nats_request::cancel() {
   (void)stop();
   on_end_ = nullptr;
+}
+
+client::transport_failure nats_request::failure_of(end e) {
+  switch (e) {
+    case end::no_responders: return client::transport_failure::no_responders;
+    case end::timed_out: return client::transport_failure::timed_out;
+    default: return client::transport_failure::failed;
+  }
 }
 
 }  // namespace corral::gateway

@@ -1,6 +1,6 @@
 #pragma once
 // One NATS request answered without a waiting thread (docs/security.md, "A tenant vs. the
-// gateway"): published through a reply_router, every reply posted onto an executor (the client
+// gateway"): published through a client::reply_router, every reply posted onto an executor (the client
 // connection's strand), ended by its last reply, its deadline or cancel().
 //
 // Threads: start() and cancel() must be called on the executor; every callback runs there.
@@ -13,7 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "gateway/reply_router.hpp"
+#include "client/errors.hpp"
+#include "client/reply_router.hpp"
 
 namespace corral::gateway {
 
@@ -31,24 +32,26 @@ class nats_request : public std::enable_shared_from_this<nats_request> {
   using end_fn = std::function<void(end, const std::string& detail)>;
 
   // The request holds itself (through the router and its timer) until it ends.
-  [[nodiscard]] static std::shared_ptr<nats_request> start(reply_router& router,
+  [[nodiscard]] static std::shared_ptr<nats_request> start(client::reply_router& router,
                                                            boost::asio::any_io_executor ex,
                                                            const std::string& subject,
                                                            const std::vector<uint8_t>& payload,
                                                            int64_t timeout_ms, reply_fn on_reply,
                                                            end_fn on_end);
+  // How an end other than done failed, for client::wire_error.
+  [[nodiscard]] static client::transport_failure failure_of(end e);
   // Ends it without calling anything; later replies are dropped. Idempotent.
   void cancel();
   ~nats_request();
 
  private:
-  nats_request(reply_router& router, boost::asio::any_io_executor ex, reply_fn on_reply, end_fn on_end);
+  nats_request(client::reply_router& router, boost::asio::any_io_executor ex, reply_fn on_reply, end_fn on_end);
   void on_message(bus::message&& m);
   void finish(end e, const std::string& detail);
   // No more replies are routed here and the timer stops; false when the request had ended.
   bool stop();
 
-  reply_router& router_;
+  client::reply_router& router_;
   boost::asio::any_io_executor ex_;
   boost::asio::steady_timer timer_;
   reply_fn on_reply_;

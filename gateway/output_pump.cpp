@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <chrono>
 
+#include "client/errors.hpp"
+#include "client/requests.hpp"
 #include "schemas/subjects.hpp"
 
 namespace corral::gateway {
@@ -13,32 +15,19 @@ namespace asio = boost::asio;
 
 namespace {
 
-std::optional<uint64_t> seq_of(const bus::message& m) {
-  if (const auto* c = wire::verify<wire::OutputChunk>(m.data.data(), m.data.size())) return c->seq();
-  if (const auto* x = wire::verify<wire::ExecExit>(m.data.data(), m.data.size())) return x->seq();
-  return std::nullopt;
-}
-
-std::optional<pump_error> error_in(const bus::message& m) {
-  if (!wire::has_identifier<wire::ErrorReply>(m.data.data(), m.data.size())) return std::nullopt;
-  const auto* e = wire::verify<wire::ErrorReply>(m.data.data(), m.data.size());
-  if (e == nullptr) return pump_error{wire::ErrorCode::malformed, "malformed error reply"};
-  return pump_error{e->code(), std::string(wire::str(e->message()))};
-}
-
 constexpr int64_t first_quiet_ms = 1000;
 constexpr int64_t max_quiet_ms = 8000;
 
 }  // namespace
 
 std::shared_ptr<output_pump> output_pump::create(asio::any_io_executor ex, bus::connection& conn,
-                                                 reply_router& router, pump_target target,
+                                                 client::reply_router& router, pump_target target,
                                                  pump_limits limits, sink s) {
   return std::shared_ptr<output_pump>(
       new output_pump(std::move(ex), conn, router, std::move(target), limits, std::move(s)));
 }
 
-output_pump::output_pump(asio::any_io_executor ex, bus::connection& conn, reply_router& router,
+output_pump::output_pump(asio::any_io_executor ex, bus::connection& conn, client::reply_router& router,
                          pump_target target, pump_limits limits, sink s)
     : ex_(ex),
       conn_(conn),
@@ -46,6 +35,8 @@ output_pump::output_pump(asio::any_io_executor ex, bus::connection& conn, reply_
       target_(std::move(target)),
       limits_(limits),
       sink_(std::move(s)),
+      seq_(client::output_sequencer::options{limits.max_queued_bytes, target_.offset}),
+      emit_([this](const client::output_frame& f) { deliver(f); }),
       replay_timer_(ex),
       quiet_timer_(ex),
       quiet_ms_(first_quiet_ms) {}
@@ -87,7 +78,7 @@ void output_pump::subscribe_live() {
 void output_pump::request_replay() {
   if (stopped_ || ended_ || replay_ticket_ != 0) return;
   replay_wanted_ = false;
-  gap_ = false;  // this replay covers every frame stored so far
+  seq_.replay_asked();  // this replay covers every frame stored so far
   // The request holds the pump until it is answered, timed out or abandoned (release()).
   auto self = shared_from_this();
   std::weak_ptr<output_pump> weak = self;
@@ -95,10 +86,7 @@ void output_pump::request_replay() {
     asio::post(self->ex_, [p = self, id, m = std::move(m)]() mutable { p->on_replay(id, std::move(m)); });
   });
   replay_ticket_ = t.id;
-  flatbuffers::FlatBufferBuilder b(128);
-  auto id = b.CreateString(target_.exec_id);
-  b.Finish(wire::CreateReplayRequest(b, id, next_), wire::ReplayRequestIdentifier());
-  const auto payload = wire::release(b);
+  const auto payload = client::replay_request_bytes(target_.exec_id, seq_.next());
   if (auto st = router_.publish(wire::subjects::sandbox_op(target_.tenant, target_.sandbox, "replay"),
                                 t, payload);
       !st)
@@ -122,8 +110,10 @@ void output_pump::replay_when_drained() {
 
 void output_pump::on_replay(uint64_t ticket, bus::message&& m) {
   if (stopped_ || ticket != replay_ticket_) return;
-  if (m.data.empty()) return fail({wire::ErrorCode::not_found, "no such sandbox: " + target_.sandbox});
-  if (auto e = error_in(m)) return fail(std::move(*e));
+  if (m.data.empty())  // nobody answers (client/reply_router.hpp)
+    return fail(client::wire_error(client::request_kind::sandbox,
+                                   client::transport_failure::no_responders, target_.sandbox));
+  if (auto e = client::error_in(m)) return fail(std::move(*e));
   if (const auto* a = wire::verify<wire::Ack>(m.data.data(), m.data.size())) {
     const bool more = wire::str(a->message()) == "more";
     router_.close(replay_ticket_);
@@ -131,15 +121,11 @@ void output_pump::on_replay(uint64_t ticket, bus::message&& m) {
     replay_timer_.cancel();
     return replay_done(more);
   }
-  const auto seq = seq_of(m);
-  if (!seq || *seq < next_) return;
   if (!ensure_open()) {
-    if (stopped_) return;
-    held_bytes_ += m.data.size();  // until the sink is open; at most one replay batch
-    held_.emplace(*seq, std::move(m));
+    if (!stopped_) (void)seq_.offer(std::move(m.data), {});  // held until the sink is open
     return;
   }
-  if (*seq == next_) apply(m);
+  (void)seq_.offer(std::move(m.data), emit_);
 }
 
 bool output_pump::ensure_open() {
@@ -175,7 +161,7 @@ void output_pump::opened() {
   }
   if (stopped_) return;
   // Frames the replay brought while the sink was opening, in order.
-  send_held();
+  seq_.flush(emit_);
   if (stopped_ || ended_ || !replay_more_) return;
   const bool more = *replay_more_;
   replay_more_.reset();
@@ -187,67 +173,46 @@ void output_pump::drained() {
   if (replay_wanted_ && replay_ticket_ == 0) request_replay();
 }
 
-// The store has been read to its end: send the live frames held meanwhile, then wait for more.
+// The store has been read to its end: without follow, the output is all sent; with it, wait for
+// more (and ask the store again for what is still missing).
 void output_pump::settle() {
-  send_held();
   if (stopped_ || ended_) return;
   if (!target_.follow) {
     if (sink_.end) sink_.end();
     return finish();
   }
   // Frames missing before a held one, or dropped live: the store has them by now.
-  if (gap_ || !held_.empty()) replay_when_drained();
+  if (seq_.needs_replay()) replay_when_drained();
   arm_quiet_timer();
 }
 
 void output_pump::on_live(bus::message&& m) {
   if (stopped_ || ended_) return;
   ++live_seen_;
-  const auto seq = seq_of(m);
-  if (!seq || *seq < next_) return;
-  if (opened_ && replay_ticket_ == 0 && held_.empty() && *seq == next_) return apply(m);
-  // Held: while the store is being read, before the sink opened, or ahead of a gap.
-  if (held_bytes_ + m.data.size() > limits_.max_queued_bytes) {
-    gap_ = true;  // fetched from the store instead
-  } else {
-    held_bytes_ += m.data.size();
-    held_.emplace(*seq, std::move(m));
-  }
-  if (opened_ && replay_ticket_ == 0) settle();
+  // Held before the sink opened, or ahead of a gap; a frame past the cap is fetched from the
+  // store instead. A replay in flight brings what is missing; otherwise one is asked for.
+  (void)seq_.offer(std::move(m.data), opened_ ? emit_ : client::output_sequencer::emit_fn());
+  if (opened_ && replay_ticket_ == 0 && !stopped_ && !ended_ && seq_.needs_replay())
+    replay_when_drained();
 }
 
 void output_pump::on_live_dropped() {
   live_dropped_ = false;
   if (stopped_ || ended_) return;
-  gap_ = true;
+  seq_.lost();
   if (opened_) replay_when_drained();
 }
 
-void output_pump::apply(const bus::message& m) {
-  if (const auto* ch = wire::verify<wire::OutputChunk>(m.data.data(), m.data.size())) {
-    if (ch->seq() != next_) return;
-    ++next_;
-    const bool is_out = ch->stream() == wire::Stream::stdout;
-    if ((is_out && !target_.want_stdout) || (!is_out && !target_.want_stderr) || ch->data() == nullptr)
-      return;
-    uint64_t at = ch->offset();
-    const uint8_t* d = ch->data()->data();
-    std::size_t n = ch->data()->size();
-    if (at + n <= target_.offset) return;
-    if (at < target_.offset) {
-      d += target_.offset - at;
-      n -= static_cast<std::size_t>(target_.offset - at);
-      at = target_.offset;
-    }
-    if (sink_.data) sink_.data(ch->stream(), at, d, n);
-    update_queued();
-  } else if (const auto* x = wire::verify<wire::ExecExit>(m.data.data(), m.data.size())) {
-    if (x->seq() != next_) return;
-    ++next_;
+void output_pump::deliver(const client::output_frame& f) {
+  if (f.exit != nullptr) {
     ended_ = true;
-    if (sink_.exit) sink_.exit(x->status());
-    finish();
+    if (sink_.exit) sink_.exit(f.exit->status());
+    return finish();
   }
+  const bool is_out = f.stream == wire::Stream::stdout;
+  if ((is_out && !target_.want_stdout) || (!is_out && !target_.want_stderr)) return;
+  if (sink_.data) sink_.data(f.stream, f.offset, f.data, f.size);
+  update_queued();
 }
 
 void output_pump::arm_quiet_timer() {
@@ -272,30 +237,15 @@ void output_pump::arm_quiet_timer() {
   });
 }
 
-// Sends the held frames that continue the stream (up to a gap), dropping those already sent.
-void output_pump::send_held() {
-  while (!held_.empty() && !stopped_ && !ended_) {
-    auto it = held_.begin();
-    if (it->first > next_) break;
-    auto m = std::move(it->second);
-    held_bytes_ -= m.data.size();
-    const auto seq = it->first;
-    held_.erase(it);
-    if (seq == next_) apply(m);
-  }
-}
-
 void output_pump::release() {
   live_.reset();  // no live handler runs after this
   router_.close(replay_ticket_);
   replay_ticket_ = 0;
   replay_timer_.cancel();
   quiet_timer_.cancel();
-  held_.clear();
-  held_bytes_ = 0;
 }
 
-void output_pump::fail(pump_error e) {
+void output_pump::fail(status e) {
   if (stopped_) return;
   stopped_ = true;
   release();

@@ -1,5 +1,5 @@
 #pragma once
-// The output of one exec, sent to one client in sequence order and gap-free (P4), without a
+// The output of one exec, sent to one client in sequence order and gap-free, without a
 // thread: replayed from the executor's store (corral.v1.{t}.sbx.{sb}.replay), then, with follow,
 // live from corral.v1.{t}.sbx.{sb}.out.{ex} until the exit frame.
 //
@@ -27,13 +27,13 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 
 #include "bus/connection.hpp"
-#include "gateway/reply_router.hpp"
+#include "client/output_sequencer.hpp"
+#include "client/reply_router.hpp"
 #include "schemas/codec.hpp"
 
 namespace corral::gateway {
@@ -50,11 +50,6 @@ struct pump_limits {
   int64_t request_timeout_ms = 30'000;  // for each replay answer
 };
 
-struct pump_error {
-  wire::ErrorCode code = wire::ErrorCode::internal;
-  std::string message;
-};
-
 class output_pump : public std::enable_shared_from_this<output_pump> {
  public:
   // What the pump drives; all called on the executor. After exit, error or end, nothing more
@@ -66,7 +61,7 @@ class output_pump : public std::enable_shared_from_this<output_pump> {
     std::function<void(wire::Stream, uint64_t offset, const uint8_t* data, std::size_t n)> data;
     std::function<void(const wire::ExitStatus* status)> exit;  // the last frame
     // Before open (opened == false): nothing was sent yet, answer with a status code.
-    std::function<void(const pump_error& e, bool opened)> error;
+    std::function<void(const status& e, bool opened)> error;
     std::function<void()> end;                 // no follow: the stored output is all sent
     std::function<std::size_t()> queued_bytes; // what the client has not taken yet
     std::function<void()> closed;              // once, whatever the way the pump ended
@@ -74,7 +69,7 @@ class output_pump : public std::enable_shared_from_this<output_pump> {
 
   [[nodiscard]] static std::shared_ptr<output_pump> create(boost::asio::any_io_executor ex,
                                                            bus::connection& conn,
-                                                           reply_router& router, pump_target target,
+                                                           client::reply_router& router, pump_target target,
                                                            pump_limits limits, sink s);
   ~output_pump();
 
@@ -88,7 +83,7 @@ class output_pump : public std::enable_shared_from_this<output_pump> {
   bool stop();
 
  private:
-  output_pump(boost::asio::any_io_executor ex, bus::connection& conn, reply_router& router,
+  output_pump(boost::asio::any_io_executor ex, bus::connection& conn, client::reply_router& router,
               pump_target target, pump_limits limits, sink s);
   void subscribe_live();
   void request_replay();
@@ -100,32 +95,31 @@ class output_pump : public std::enable_shared_from_this<output_pump> {
   void on_live(bus::message&& m);
   void on_live_dropped();
   void settle();
-  void send_held();
-  void apply(const bus::message& m);
+  // A frame the sequencer hands on, in order.
+  void deliver(const client::output_frame& f);
   void arm_quiet_timer();
-  void fail(pump_error e);
+  void fail(status e);
   void finish();
   void release();
   void update_queued();
 
   boost::asio::any_io_executor ex_;
   bus::connection& conn_;
-  reply_router& router_;
+  client::reply_router& router_;
   pump_target target_;
   pump_limits limits_;
   sink sink_;
 
-  uint64_t next_ = 0;  // sequence number of the next frame to send
+  // The order of the frames: held until the sink is open, or ahead of a gap (at most
+  // max_queued_bytes; past it a frame is dropped and fetched again from the store).
+  client::output_sequencer seq_;
+  client::output_sequencer::emit_fn emit_;
   bool opening_ = false, opened_ = false, ended_ = false, stopped_ = false;
   std::unique_ptr<bus::subscription> live_;
-  // Frames held back: until opened (replay answers), or live ones ahead of next_.
-  std::map<uint64_t, bus::message> held_;
-  std::size_t held_bytes_ = 0;
-  bool gap_ = false;          // live frames were dropped: the store has them
   uint64_t replay_ticket_ = 0;  // the replay in flight, 0 = none
   bool replay_wanted_ = false;  // as soon as the client has taken what is queued
   std::optional<bool> replay_more_;  // a replay finished before the sink opened
-  std::optional<pump_error> pending_error_;
+  std::optional<status> pending_error_;
   boost::asio::steady_timer replay_timer_, quiet_timer_;
   int64_t quiet_ms_ = 1000;
   bool quiet_armed_ = false;

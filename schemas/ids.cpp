@@ -55,4 +55,6 @@ bool valid_id(std::string_view id, std::string_view prefix) {
   return true;
 }
 
+std::string new_exec_id() { return new_id("ex-"); }
+
 }  // namespace corral::wire

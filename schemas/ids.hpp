@@ -11,6 +11,8 @@ inline constexpr std::size_t id_random_chars = 22;
 
 // Draws 128 bits from getrandom(2). Thread-safe.
 [[nodiscard]] std::string new_id(std::string_view prefix);
+// A fresh exec id ("ex-…"): the one way every part (client, gateway, sandbox actor) mints one.
+[[nodiscard]] std::string new_exec_id();
 
 // A subject token a client may choose (tenant, pool, node, exec id, names): 1..64 characters
 // of [A-Za-z0-9_-]. Anything else could inject NATS wildcards or separators.

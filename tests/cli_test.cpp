@@ -18,7 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "cli/client.hpp"
+#include "client/client.hpp"
 #include "schemas/ids.hpp"
 #include "tests/support/child_process.hpp"
 #include "tests/support/deployment.hpp"
@@ -178,15 +178,15 @@ TEST_F(CliJson, SandboxLsInfoUsageAndNodeLsAreOneJsonDocument) {
 TEST_F(CliJson, PtyExecFollowsTerminalResizes) {
   const auto sb = d_->create({"--timeout", "600"});
   ASSERT_TRUE(wire::valid_id(sb, "sb-")) << sb;
-  cli::client::config cfg;
+  client::session::config cfg;
   cfg.nats_url = d_->nats().url();
   cfg.nats_creds = d_->creds(d_->tenant());
   cfg.tenant = d_->tenant();
   std::string error;
-  auto c = cli::client::connect(cfg, &error);
+  auto c = client::session::connect(cfg, &error);
   ASSERT_NE(c, nullptr) << error;
 
-  cli::exec_options o;
+  client::exec_options o;
   o.pty = true;
   o.stdin_open = true;
   o.rows = 24;

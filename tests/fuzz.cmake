@@ -52,7 +52,7 @@ corral_add_fuzz(NAME job SOURCES ${CORRAL_FUZZ_DIR}/job_fuzz.cpp LIBS corral_job
 corral_add_fuzz(NAME results_read SOURCES ${CORRAL_FUZZ_DIR}/results_read_fuzz.cpp
                 LIBS corral_jobs corral_client corral_fuzz_init)
 
-# The clients' side: the decoding of replies (cli/replies.hpp) and of job results (client/sweep).
+# The clients' side: the decoding of replies (client/replies.hpp) and of job results (client/sweep).
 foreach(name ack error_reply exec_exit exec_reply fs_reply output_chunk sandbox_list sandbox_reply
              usage_reply heartbeat)
   corral_add_fuzz(NAME ${name} SOURCES ${CORRAL_FUZZ_DIR}/${name}_fuzz.cpp

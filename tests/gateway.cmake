@@ -20,3 +20,11 @@ if(TARGET corral_gateway)
     SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/gateway_tokens_test.cpp
     LIBS corral_gateway)
 endif()
+
+# The API in process in front of a nats-server (no executor): query values, NATS links.
+if(TARGET corral_gateway)
+  corral_add_test(NAME gateway_api_test
+    SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/gateway_api_test.cpp
+    LIBS corral_gateway corral_test_support
+    LABELS integration)
+endif()

@@ -27,7 +27,7 @@ using namespace corral::sweep::test;
 // What `corral sweep ARGS` does with the library, without its console: 0 when every program has
 // a result in the output file, 1 when some have none or the sweep could not start, 2 on a usage
 // error (cli/commands/sweep.cpp).
-int run_command(const std::vector<std::string>& args, const cli::client::config& cfg) {
+int run_command(const std::vector<std::string>& args, const client::session::config& cfg) {
   options o;
   std::string why;
   if (!parse_args(args, o, &why)) return exit_usage;
@@ -64,7 +64,7 @@ class SweepCommand : public ::testing::Test {
     return out;
   }
   std::string dir_;
-  cli::client::config cfg_;
+  client::session::config cfg_;
 };
 
 TEST_F(SweepCommand, InvalidLinesAreResultsAndAreWrittenOnce) {

@@ -12,9 +12,23 @@
 
 #include <nlohmann/json.hpp>
 
-#include "cli/client.hpp"
+#include "client/client.hpp"
 
 namespace corral::cli {
+
+// The client library's types, as the verbs use them.
+using client::call_error;
+using client::create_options;
+using client::exec_options;
+using client::exec_result;
+using client::format_age;
+using client::fs_entry_view;
+using client::fs_reply_view;
+using client::outcome;
+using client::sandbox_usage_view;
+using client::sandbox_view;
+using client::usage_amount;
+using client::usage_report;
 
 // Exit statuses of the command line itself (an exec's own status is the process's: see
 // exec_status in cli/commands/exec_io.hpp).
@@ -27,22 +41,22 @@ using args_t = std::vector<std::string>;
 // What every verb is run with: the global options, and the connection, made on first use.
 class context {
  public:
-  client::config cfg;
+  client::session::config cfg;
   bool creds_given = false;  // --nats-creds or CORRAL_NATS_CREDS
   const char* argv0 = "corral";
 
   // cfg with the tenant's credentials: cfg.nats_creds, else the tenant's seed in ./var/auth
   // (`corral up`'s layout, from the directory it was started in) when it exists.
-  [[nodiscard]] client::config tenant_config() const;
+  [[nodiscard]] client::session::config tenant_config() const;
   // The tenant's client (tenant_config()), connected on the first call. Null after printing
   // why it could not connect.
-  client* connect();
+  client::session* connect();
   // The operator's connection (node verbs): cfg.nats_creds when given, else ./var/auth's admin
   // seed when it exists. Null after printing why.
   std::shared_ptr<bus::connection> connect_operator();
 
  private:
-  std::unique_ptr<client> client_;
+  std::unique_ptr<client::session> client_;
 };
 
 struct verb {

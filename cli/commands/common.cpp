@@ -12,8 +12,8 @@
 
 namespace corral::cli {
 
-client::config context::tenant_config() const {
-  client::config c = cfg;
+client::session::config context::tenant_config() const {
+  client::session::config c = cfg;
   if (!creds_given) {
     // `corral up`'s own layout, from the directory it was started in.
     const std::string local = up_layout{"var"}.tenant_seed_file(c.tenant);
@@ -22,11 +22,11 @@ client::config context::tenant_config() const {
   return c;
 }
 
-client* context::connect() {
+client::session* context::connect() {
   if (client_) return client_.get();
-  const client::config c = tenant_config();
+  const client::session::config c = tenant_config();
   std::string error;
-  client_ = client::connect(c, &error);
+  client_ = client::session::connect(c, &error);
   if (!client_) std::cerr << "corral: cannot reach NATS at " << c.nats_url << ": " << error << "\n";
   return client_.get();
 }

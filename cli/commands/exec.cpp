@@ -34,7 +34,7 @@ int run(context& ctx, const args_t& args) {
   std::string sandbox;
   exec_options o;
   if (int rc = parse_exec_args(exec_verb, args, true, sandbox, o, nullptr)) return rc;
-  client* c = ctx.connect();
+  client::session* c = ctx.connect();
   if (c == nullptr) return exit_failed;
   leave(run_exec(*c, sandbox, o));
 }

@@ -64,7 +64,7 @@ bool terminal_size(uint16_t& rows, uint16_t& cols) {
   std::_Exit(code);
 }
 
-int run_exec(client& c, const std::string& sandbox, exec_options opts, bool forward_stdin) {
+int run_exec(client::session& c, const std::string& sandbox, exec_options opts, bool forward_stdin) {
   // Without a pty, a terminal's stdin is not forwarded (it would never end); with one, it is:
   // the remote program reads the keys.
   opts.stdin_open = forward_stdin && (opts.pty || ::isatty(STDIN_FILENO) == 0);
@@ -86,7 +86,7 @@ int run_exec(client& c, const std::string& sandbox, exec_options opts, bool forw
     };
     raw.emplace();
   }
-  client::stdin_fn source;
+  client::session::stdin_fn source;
   if (opts.stdin_open) {
     source = []() -> std::optional<std::vector<uint8_t>> {
       std::vector<uint8_t> buf(stdin_read_bytes);

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "cli/client.hpp"
+#include "client/client.hpp"
 
 namespace corral::cli {
 
@@ -18,7 +18,7 @@ inline constexpr int exec_status_killed = 137;    // 128 + SIGKILL: killed (out 
 // Runs opts in the sandbox with this process's stdio. stdin is forwarded when forward_stdin and
 // it is not a terminal, or with a pty. Returns the process's shell-style exit status, or
 // exit_failed when the exec could not be run or followed.
-int run_exec(client& c, const std::string& sandbox, exec_options opts, bool forward_stdin = true);
+int run_exec(client::session& c, const std::string& sandbox, client::exec_options opts, bool forward_stdin = true);
 
 // Exits with `code` at once, output flushed, without running destructors: exec's stdin pump
 // may still be blocked on a read of our stdin or in a last request, and must not see the
@@ -35,6 +35,6 @@ struct verb;
 // "[options] -- ARGV...". run's --timeout is the sandbox's (sandbox_timeout), --exec-timeout the
 // exec's. Returns 0, or exit_usage after printing why.
 int parse_exec_args(const verb& v, const std::vector<std::string>& args, bool want_sandbox,
-                    std::string& sandbox, exec_options& o, int64_t* sandbox_timeout);
+                    std::string& sandbox, client::exec_options& o, int64_t* sandbox_timeout);
 
 }  // namespace corral::cli

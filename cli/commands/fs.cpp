@@ -62,9 +62,9 @@ int run_fs(const verb& v, const std::string& sub, context& ctx, const args_t& ar
   if (pos.size() != 2) return usage_error(v, "expected SANDBOX PATH");
   const std::string& sb = pos[0];
   const std::string& path = pos[1];
-  client* cp = ctx.connect();
+  client::session* cp = ctx.connect();
   if (cp == nullptr) return exit_failed;
-  client& c = *cp;
+  client::session& c = *cp;
 
   if (sub == "cat") {
     bool stdout_ok = true;

@@ -33,7 +33,7 @@ int run(context& ctx, const args_t& args) {
   exec_options o;
   int64_t sandbox_timeout = 0;
   if (int rc = parse_exec_args(run_verb, args, false, unused, o, &sandbox_timeout)) return rc;
-  client* c = ctx.connect();
+  client::session* c = ctx.connect();
   if (c == nullptr) return exit_failed;
   create_options co;
   co.timeout_ms = sandbox_timeout;

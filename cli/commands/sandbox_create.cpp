@@ -79,7 +79,7 @@ int run(context& ctx, const args_t& args) {
     if (!ok) return usage_error(v, "bad " + a);
   }
   o.entrypoint = r.rest();
-  client* c = ctx.connect();
+  client::session* c = ctx.connect();
   if (c == nullptr) return exit_failed;
   auto created = c->create(o);
   if (!created) return fail(created.error);

@@ -23,7 +23,7 @@ namespace {
 int run(context& ctx, const args_t& args) {
   if (args.size() != 1 || args[0].empty() || args[0][0] == '-')
     return usage_error(sandbox_logs_verb, "give one sandbox id");
-  client* c = ctx.connect();
+  client::session* c = ctx.connect();
   if (c == nullptr) return exit_failed;
   // Re-attaches to the entrypoint's exec id (which never starts anything) and replays.
   exec_options o;

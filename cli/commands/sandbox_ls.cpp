@@ -48,7 +48,7 @@ int run(context& ctx, const args_t& args) {
     }
   }
   if (r.saw_separator()) return usage_error(v, "unknown argument --");
-  client* c = ctx.connect();
+  client::session* c = ctx.connect();
   if (c == nullptr) return exit_failed;
   auto listed = c->list(all, name, tags);
   if (!listed) return fail(listed.error);

@@ -24,7 +24,7 @@ namespace {
 
 int run(context& ctx, const args_t& args) {
   const verb& v = sandbox_rm_verb;
-  client* c = ctx.connect();
+  client::session* c = ctx.connect();
   if (c == nullptr) return exit_failed;
   std::size_t used = 0;
   int rc = exit_ok;

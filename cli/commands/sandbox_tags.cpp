@@ -32,7 +32,7 @@ int run(context& ctx, const args_t& args) {
     if (!parse_pair(args[i], p)) return usage_error(v, "bad tag " + args[i] + " (K=V)");
     set->push_back(p);
   }
-  client* c = ctx.connect();
+  client::session* c = ctx.connect();
   if (c == nullptr) return exit_failed;
   auto r = c->tags(args[0], set);
   if (!r) return fail(r.error);

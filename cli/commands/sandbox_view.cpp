@@ -47,7 +47,7 @@ nlohmann::ordered_json sandbox_json(const sandbox_view& v) {
   return j;
 }
 
-std::optional<std::string> resolve_sandbox(const verb& v, client& c, const args_t& args,
+std::optional<std::string> resolve_sandbox(const verb& v, client::session& c, const args_t& args,
                                            std::size_t* used, int* rc) {
   if (args.empty() || (args[0] != "--name" && !args[0].empty() && args[0][0] == '-')) {
     *rc = usage_error(v, "missing sandbox id (or --name NAME)");

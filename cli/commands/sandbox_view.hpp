@@ -5,7 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "cli/client.hpp"
+#include "client/client.hpp"
 #include "cli/commands/command.hpp"
 
 namespace corral::cli {
@@ -18,7 +18,7 @@ void print_sandbox_info(const sandbox_view& v);
 // The sandbox that "ID" or "--name NAME" at the front of args names (names are unique among
 // the tenant's live sandboxes); *used: how many arguments that took. Nullopt after printing
 // why (*rc: the exit status).
-[[nodiscard]] std::optional<std::string> resolve_sandbox(const verb& v, client& c,
+[[nodiscard]] std::optional<std::string> resolve_sandbox(const verb& v, client::session& c,
                                                          const args_t& args, std::size_t* used,
                                                          int* rc);
 

@@ -45,7 +45,7 @@ int run(context& ctx, const args_t& args) {
     else if (r.positional()) return usage_error(v, "at most one sandbox id");
     else return usage_error(v, "unknown argument " + r.arg());
   }
-  client* c = ctx.connect();
+  client::session* c = ctx.connect();
   if (c == nullptr) return exit_failed;
   auto report = c->usage(sandbox);
   if (!report) return fail(report.error);

@@ -12,7 +12,7 @@
 namespace corral::sweep {
 
 // One job over run(t, pool), retried while the executors are busy or briefly unreachable.
-std::optional<job_result> runner::run_one(cli::client& c, const entry& e, const program& p,
+std::optional<job_result> runner::run_one(client::session& c, const entry& e, const program& p,
                                           const wire::bytes& job, std::string* why) {
   const std::string subject = wire::subjects::run(cfg_.tenant, cfg_.pool);
   const int64_t timeout = p.timeout_ms + request_margin_ms;
@@ -76,7 +76,7 @@ std::optional<job_result> runner::run_one(cli::client& c, const entry& e, const 
   return std::nullopt;
 }
 
-int runner::run_direct(cli::client& c) {
+int runner::run_direct(client::session& c) {
   std::vector<std::size_t> todo;
   for (std::size_t i = 0; i < entries_.size(); ++i)
     if (!entries_[i].finished && !entries_[i].job_id.empty()) todo.push_back(i);

@@ -41,7 +41,7 @@ void runner::take_queue_result(const std::vector<uint8_t>& m, std::vector<uint8_
   record(e, *p, *r);
 }
 
-int runner::run_queue(cli::client& c) {
+int runner::run_queue(client::session& c) {
   const std::string results_subject = wire::subjects::results(cfg_.tenant, batch_);
   const std::string jobs_subject = wire::subjects::jobs(cfg_.tenant, cfg_.pool);
   const std::string hint =

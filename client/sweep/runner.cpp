@@ -14,7 +14,7 @@
 
 namespace corral::sweep {
 
-runner::runner(options o, cli::client::config cfg, reporter note)
+runner::runner(options o, client::session::config cfg, reporter note)
     : o_(std::move(o)), cfg_(std::move(cfg)), note_(std::move(note)) {}
 
 runner::~runner() {
@@ -101,7 +101,7 @@ int runner::prepare(std::string* why) {
 int runner::run() {
   if (todo_ == 0) return exit_all_done;
   std::string error;
-  auto c = cli::client::connect(cfg_, &error);
+  auto c = client::session::connect(cfg_, &error);
   if (!c) {
     stop("cannot reach NATS at " + cfg_.nats_url + ": " + error);
     return exit_all_done;

@@ -15,7 +15,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "cli/client.hpp"
+#include "client/client.hpp"
 #include "client/sweep/options.hpp"
 #include "client/sweep/out_file.hpp"
 #include "client/sweep/program.hpp"
@@ -33,7 +33,7 @@ inline constexpr int exit_usage = 2;
 
 class runner {
  public:
-  runner(options o, cli::client::config cfg, reporter note);
+  runner(options o, client::session::config cfg, reporter note);
   runner(const runner&) = delete;
   runner& operator=(const runner&) = delete;
   ~runner();
@@ -91,15 +91,15 @@ class runner {
   static int64_t backoff(int attempt, int64_t cap_ms = backoff_max_ms);
 
   // client/sweep/direct.cpp
-  int run_direct(cli::client& c);
-  std::optional<job_result> run_one(cli::client& c, const entry& e, const program& p,
+  int run_direct(client::session& c);
+  std::optional<job_result> run_one(client::session& c, const entry& e, const program& p,
                                     const wire::bytes& job, std::string* why);
   // client/sweep/queue.cpp
-  int run_queue(cli::client& c);
+  int run_queue(client::session& c);
   void take_queue_result(const std::vector<uint8_t>& m, std::vector<uint8_t>& seen);
 
   options o_;
-  cli::client::config cfg_;
+  client::session::config cfg_;
   reporter note_;
   std::string batch_;
   int in_fd_ = -1;

@@ -3,7 +3,8 @@
 #include <algorithm>
 #include <iostream>
 
-#include "cli/client.hpp"
+#include "client/base64.hpp"
+#include "client/client.hpp"
 #include "executor/jobs/guest.hpp"
 #include "schemas/ids.hpp"
 
@@ -13,48 +14,6 @@ namespace {
 
 using json = nlohmann::json;
 using steady = std::chrono::steady_clock;
-
-constexpr char b64_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-std::string base64_encode(const uint8_t* p, std::size_t n) {
-  std::string out;
-  out.reserve((n + 2) / 3 * 4);
-  for (std::size_t i = 0; i < n; i += 3) {
-    uint32_t v = static_cast<uint32_t>(p[i]) << 16;
-    if (i + 1 < n) v |= static_cast<uint32_t>(p[i + 1]) << 8;
-    if (i + 2 < n) v |= p[i + 2];
-    out += b64_alphabet[(v >> 18) & 63];
-    out += b64_alphabet[(v >> 12) & 63];
-    out += i + 1 < n ? b64_alphabet[(v >> 6) & 63] : '=';
-    out += i + 2 < n ? b64_alphabet[v & 63] : '=';
-  }
-  return out;
-}
-
-// Decodes standard base64; stops at the first byte outside the alphabet (padding included).
-std::vector<uint8_t> base64_decode(const std::string& s) {
-  static const auto table = [] {
-    std::array<int8_t, 256> t{};
-    t.fill(-1);
-    for (int i = 0; i < 64; ++i) t[static_cast<uint8_t>(b64_alphabet[i])] = static_cast<int8_t>(i);
-    return t;
-  }();
-  std::vector<uint8_t> out;
-  out.reserve(s.size() / 4 * 3);
-  uint32_t acc = 0;
-  int bits = 0;
-  for (unsigned char c : s) {
-    const int v = table[c];
-    if (v < 0) break;
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<uint8_t>((acc >> bits) & 0xFF));
-    }
-  }
-  return out;
-}
 
 // Well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing past U+10FFFF). The
 // guest runner's request is JSON, which carries text only: other bytes would arrive changed.
@@ -167,8 +126,8 @@ void apply_answer(const json& a, result_fields& r) {
   r.signal = a.value("signal", 0);
   r.message = a.value("message", std::string());
   r.completed = a.value("completed", false);
-  r.out = base64_decode(a.value("stdout", std::string()));
-  r.err = base64_decode(a.value("stderr", std::string()));
+  r.out = client::base64_decode(a.value("stdout", std::string()));
+  r.err = client::base64_decode(a.value("stderr", std::string()));
   r.out_bytes = a.value("stdout_bytes", uint64_t{0});
   r.err_bytes = a.value("stderr_bytes", uint64_t{0});
   r.out_truncated = a.value("stdout_truncated", false);
@@ -208,7 +167,7 @@ std::vector<uint8_t> unrun_result(const std::string& job_id, const std::string& 
 // sandbox or the guest ends; answers arrive as frames on its stdout.
 struct job_runner::lease {
   std::string key, tenant, sandbox, exec_id;
-  cli::client* client = nullptr;
+  client::session* client = nullptr;
   std::thread thread;
   std::mutex mu;
   std::condition_variable cv;
@@ -324,15 +283,15 @@ void job_runner::worker() {
   }
 }
 
-cli::client* job_runner::client_for(const std::string& tenant) {
+client::session* job_runner::client_for(const std::string& tenant) {
   std::lock_guard<std::mutex> lock(mu_);
   auto& c = clients_[tenant];
   if (!c) {
-    cli::client::config cc;
+    client::session::config cc;
     cc.tenant = tenant;
     cc.pool = cfg_.pool;
     cc.request_timeout_ms = cfg_.request_timeout_ms;
-    c = cli::client::over(conn_, cc);
+    c = client::session::over(conn_, cc);
   }
   return c.get();
 }
@@ -370,7 +329,7 @@ std::shared_ptr<job_runner::lease> job_runner::acquire(const std::string& tenant
   };
   auto* c = client_for(tenant);
   if (c == nullptr) return give_up("invalid tenant", false);
-  cli::create_options co;
+  client::create_options co;
   co.node = cfg_.node_id;
   co.cpu_millis = cpu_millis;
   co.memory_mib = memory_mib;
@@ -390,7 +349,7 @@ std::shared_ptr<job_runner::lease> job_runner::acquire(const std::string& tenant
   l->sandbox = created.value->id;
   l->exec_id = wire::new_id("ex-");
   l->client = c;
-  cli::exec_options eo;
+  client::exec_options eo;
   eo.argv = guest_runner_argv();
   eo.stdin_open = true;
   eo.exec_id = l->exec_id;
@@ -556,7 +515,7 @@ job_plan plan_job(const runner_config& cfg, const uint8_t* data, std::size_t siz
   req["timeout_ms"] = r.timeout_ms;
   req["output_limit"] = job->output_limit_bytes() == 0 ? cfg.default_output_limit
                                                        : job->output_limit_bytes();
-  if (job->stdin() != nullptr) req["stdin"] = base64_encode(job->stdin()->data(), job->stdin()->size());
+  if (job->stdin() != nullptr) req["stdin"] = client::base64_encode(job->stdin()->data(), job->stdin()->size());
   json files = json::array();
   if (job->files() != nullptr) {
     if (job->files()->size() > cfg.max_files)
@@ -566,7 +525,7 @@ job_plan plan_job(const runner_config& cfg, const uint8_t* data, std::size_t siz
       if (!valid_job_path(path) || !is_utf8(path))
         return reject("files: \"" + path + "\" is not a relative path inside the job's directory");
       files.push_back({{"path", path},
-                       {"data", f->data() ? base64_encode(f->data()->data(), f->data()->size())
+                       {"data", f->data() ? client::base64_encode(f->data()->data(), f->data()->size())
                                           : std::string()}});
     }
   }

@@ -28,8 +28,8 @@
 #include "bus/connection.hpp"
 #include "schemas/codec.hpp"
 
-namespace corral::cli {
-class client;
+namespace corral::client {
+class session;
 }
 
 namespace corral::jobs {
@@ -124,7 +124,7 @@ class job_runner {
   void worker();
   void janitor();
   job_outcome run(const task& t);
-  cli::client* client_for(const std::string& tenant);
+  client::session* client_for(const std::string& tenant);
   // A started lease of this shape, idle or new (always new when single_use: strict jobs); null
   // with *why (and *retry: capacity, try later) when none can be had.
   std::shared_ptr<lease> acquire(const std::string& tenant, const std::string& key,
@@ -142,7 +142,7 @@ class job_runner {
   std::deque<task> queue_;
   int busy_ = 0;                             // queued + running
   bool stopping_ = false;
-  std::map<std::string, std::unique_ptr<cli::client>> clients_;  // per tenant
+  std::map<std::string, std::unique_ptr<client::session>> clients_;  // per tenant
   std::multimap<std::string, std::shared_ptr<lease>> idle_;       // key -> idle lease
   int leases_ = 0;                           // started and not retired
   std::vector<std::shared_ptr<lease>> graveyard_;

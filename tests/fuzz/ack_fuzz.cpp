@@ -1,22 +1,23 @@
-// Fuzz target: Ack, as the clients consume it: the end of a replay (cli/client.cpp's replay loop:
+// Fuzz target: Ack, as the clients consume it: the end of a replay (client/client.cpp's replay loop:
 // an ErrorReply first, then an Ack whose message "more" asks for the next batch, else an
 // output frame for the sequencer), and the answer to stdin, signal and resize requests.
-#include "cli/replies.hpp"
+#include "client/output_sequencer.hpp"
+#include "client/replies.hpp"
 #include "tests/fuzz/fuzz_checks.hpp"
 
 using namespace corral;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  cli::output_sequencer seq([](wire::Stream, const uint8_t*, std::size_t) {});
-  if (auto e = cli::error_reply_of(data, size)) {
+  client::output_sequencer seq;
+  if (auto e = client::error_reply_of(data, size)) {
     (void)wire::to_string(e->code);
     return 0;
   }
-  if (auto a = cli::ack_of(data, size)) {
+  if (auto a = client::ack_of(data, size)) {
     const bool more = *a == "more";
     (void)more;
     return 0;
   }
-  seq.offer(wire::bytes(data, data + size));
+  (void)seq.offer(wire::bytes(data, data + size), [](const client::output_frame&) {});
   return 0;
 }

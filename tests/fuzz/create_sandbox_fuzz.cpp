@@ -5,7 +5,7 @@
 // its entrypoint started by corral-init as the sandbox's first process.
 #include "actors/validate.hpp"
 #include "actors/wire_build.hpp"
-#include "cli/replies.hpp"
+#include "client/replies.hpp"
 #include "tests/fuzz/fuzz_checks.hpp"
 
 using namespace corral;
@@ -32,7 +32,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   const auto reply = make_sandbox_reply(rec);
   fuzz::expect_answer<wire::SandboxReply>(reply);
-  const auto view = cli::sandbox_reply_of(reply.data(), reply.size());
+  const auto view = client::sandbox_reply_of(reply.data(), reply.size());
   if (!view || view->name != rec.name || view->tags != rec.tags || view->id != rec.id)
     fuzz::fail("the client reads another sandbox than the one answered");
 

@@ -1,7 +1,8 @@
-// Fuzz target: ExecExit, as a client consumes it: the output sequencer (cli/replies.hpp) takes
+// Fuzz target: ExecExit, as a client consumes it: the output sequencer (client/output_sequencer.hpp) takes
 // it among an exec's real frames and, in sequence, ends the exec with result_of(status); the
 // result is then used as `corral exec` and the gateway use it (outcome and error names).
-#include "cli/replies.hpp"
+#include "client/output_sequencer.hpp"
+#include "client/replies.hpp"
 #include "tests/fuzz/fuzz_checks.hpp"
 
 using namespace corral;
@@ -21,13 +22,17 @@ wire::bytes chunk(uint64_t seq) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const auto* x = wire::verify<wire::ExecExit>(data, size);
   if (x == nullptr) return 0;
-  cli::output_sequencer seq([](wire::Stream, const uint8_t*, std::size_t) {});
+  client::output_sequencer seq;
+  std::optional<client::exec_result> done;
+  const client::output_sequencer::emit_fn emit = [&](const client::output_frame& f) {
+    if (f.exit != nullptr) done = client::result_of(f.exit->status());
+  };
   const uint64_t s = x->seq();
-  for (uint64_t i = 0; i < std::min<uint64_t>(s, 3); ++i) seq.offer(chunk(i));
-  seq.offer(wire::bytes(data, data + size));
-  if (s < 3 && !seq.done()) fuzz::fail("an exit in sequence did not end the exec");
-  if (seq.done()) {
-    const auto& r = *seq.done();
+  for (uint64_t i = 0; i < std::min<uint64_t>(s, 3); ++i) (void)seq.offer(chunk(i), emit);
+  (void)seq.offer(wire::bytes(data, data + size), emit);
+  if (s < 3 && !done) fuzz::fail("an exit in sequence did not end the exec");
+  if (done) {
+    const auto& r = *done;
     (void)wire::to_string(r.outcome);
     (void)wire::EnumNameOutcome(r.outcome);
   }

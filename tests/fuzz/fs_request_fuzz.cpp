@@ -4,7 +4,7 @@
 // turned into an FsCall for corral-init; init's real loop carries it out (its own checks, over
 // the scripted file system of fake_init_os.cpp), and its FsResult goes back through
 // file_ops::on_event into the FsReply or ErrorReply the client gets (read back as it reads it).
-#include "cli/replies.hpp"
+#include "client/replies.hpp"
 #include "tests/fuzz/file_ops_harness.hpp"
 
 using namespace corral;
@@ -25,8 +25,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (h.out.published.size() != 1) fuzz::fail("a request not answered exactly once");
   const auto& reply = h.out.published.front().second;
   fuzz::expect_answer<wire::FsReply>(reply);
-  if (!cli::error_reply_of(reply.data(), reply.size()) &&
-      !cli::fs_reply_of(reply.data(), reply.size()))
+  if (!client::error_reply_of(reply.data(), reply.size()) &&
+      !client::fs_reply_of(reply.data(), reply.size()))
     fuzz::fail("the client cannot read the answer");
   return 0;
 }

@@ -10,7 +10,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const auto* h = wire::verify<wire::Heartbeat>(data, size);
   if (h == nullptr) return 0;
   // FlatBuffers may point many tags at one string: a consumer counts what it would copy and
-  // refuses a heartbeat that decodes to more than its own size (as cli/replies.cpp does), then
+  // refuses a heartbeat that decodes to more than its own size (as client/replies.cpp does), then
   // copies; the copy must come to exactly what was counted.
   std::size_t bytes = wire::str(h->node()).size() + wire::str(h->pool()).size();
   if (h->tags() != nullptr)

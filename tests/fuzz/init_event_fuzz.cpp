@@ -4,7 +4,7 @@
 // are asked first) and turn it into the answer a client gets (read back as it reads it); every
 // other event is decoded for its process by process_event_of, as on_frame routes it.
 #include "actors/validate.hpp"
-#include "cli/replies.hpp"
+#include "client/replies.hpp"
 #include "tests/fuzz/file_ops_harness.hpp"
 #include "tests/fuzz/init_commands.hpp"
 
@@ -32,8 +32,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (h.files.on_event(h.ctx, *ev)) {
     for (const auto& [subject, reply] : h.out.published) {
       fuzz::expect_answer<wire::FsReply>(reply);
-      if (!cli::error_reply_of(reply.data(), reply.size()) &&
-          !cli::fs_reply_of(reply.data(), reply.size()))
+      if (!client::error_reply_of(reply.data(), reply.size()) &&
+          !client::fs_reply_of(reply.data(), reply.size()))
         fuzz::fail("the client cannot read the answer");
     }
     return 0;

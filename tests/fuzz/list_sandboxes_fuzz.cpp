@@ -4,7 +4,7 @@
 // the client reads it.
 #include "actors/validate.hpp"
 #include "actors/wire_build.hpp"
-#include "cli/replies.hpp"
+#include "client/replies.hpp"
 #include "tests/fuzz/fuzz_checks.hpp"
 
 using namespace corral;
@@ -45,8 +45,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   fbb.Finish(wire::CreateSandboxList(fbb, node, vec), wire::SandboxListIdentifier());
   const auto reply = wire::release(fbb);
   fuzz::expect_answer<wire::SandboxList>(reply);
-  std::vector<cli::sandbox_view> seen;
-  cli::add_sandbox_list(reply.data(), reply.size(), seen);
+  std::vector<client::sandbox_view> seen;
+  client::add_sandbox_list(reply.data(), reply.size(), seen);
   if (seen.size() != matched) fuzz::fail("the client reads another list than the one answered");
   return 0;
 }

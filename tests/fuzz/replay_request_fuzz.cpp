@@ -10,7 +10,8 @@
 
 #include "actors/validate.hpp"
 #include "actors/wire_build.hpp"
-#include "cli/replies.hpp"
+#include "client/output_sequencer.hpp"
+#include "client/replies.hpp"
 #include "schemas/ids.hpp"
 #include "storage/store.hpp"
 #include "tests/fuzz/fuzz_checks.hpp"
@@ -75,7 +76,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!chunks.ok()) fuzz::fail("stored output does not read back");
   uint64_t next = msg->from_seq();
   if (chunks->empty() && proc->finished && msg->from_seq() + 1 < proc->next_seq) return 0;  // expired
-  cli::output_sequencer seq([](wire::Stream, const uint8_t*, std::size_t) {});
+  client::output_sequencer seq;
+  const client::output_sequencer::emit_fn emit = [](const client::output_frame&) {};
   for (const auto& c : *chunks) {
     if (c.seq < msg->from_seq()) fuzz::fail("the store replayed a chunk before from_seq");
     flatbuffers::FlatBufferBuilder fbb(c.data.size() + 128);
@@ -85,14 +87,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                wire::OutputChunkIdentifier());
     auto frame = wire::release(fbb);
     fuzz::expect_answer<wire::OutputChunk>(frame);
-    seq.offer(std::move(frame));
+    (void)seq.offer(std::move(frame), emit);
     next = c.seq + 1;
   }
   const bool reached_end = proc->finished && next + 1 >= proc->next_seq;
   if (reached_end) {
     auto exit = make_exec_exit(*proc);
     fuzz::expect_answer<wire::ExecExit>(exit);
-    seq.offer(std::move(exit));
+    (void)seq.offer(std::move(exit), emit);
   }
   fuzz::expect_answer<wire::Ack>(wire::make_ack(reached_end || !proc->finished ? "done" : "more"));
   return 0;

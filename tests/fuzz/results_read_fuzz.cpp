@@ -1,8 +1,8 @@
 // Fuzz target: ResultsRead, as an executor consumes it (executor/jobs/job_service.cpp,
 // plan_results_read) for a tenant's subject: either a plan within the cap, for that tenant and a
 // valid batch, or an ErrorReply to answer; the end of the answer (an Ack "done|more <next>")
-// read back by the client (cli/replies.hpp results_page_of) as the executor wrote it.
-#include "cli/replies.hpp"
+// read back by the client (client/replies.hpp results_page_of) as the executor wrote it.
+#include "client/replies.hpp"
 #include "executor/jobs/job_service.hpp"
 #include "schemas/ids.hpp"
 #include "schemas/subjects.hpp"
@@ -26,7 +26,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (const char* end : {"done ", "more "}) {
     auto ack = wire::make_ack(end + std::to_string(plan->from_seq));
     fuzz::expect_answer<wire::Ack>(ack);
-    auto page = cli::results_page_of(ack.data(), ack.size());
+    auto page = client::results_page_of(ack.data(), ack.size());
     if (!page || page->next != plan->from_seq || page->more != (end[0] == 'm'))
       fuzz::fail("the client misreads the end of a results read");
   }

@@ -105,7 +105,7 @@ bytes create_sandbox(const std::string& name, const strings& entrypoint,
 bytes exec_request(const std::string& id, const strings& argv, const wire::string_pairs& env,
                    const std::string& workdir, int64_t timeout_ms, bool stdin_open, bool pty,
                    uint16_t rows = 0, uint16_t cols = 0) {
-  // As cli/client.cpp's exec builds it.
+  // As client/client.cpp's exec builds it.
   return built([&](flatbuffers::FlatBufferBuilder& fbb) {
     auto i = fbb.CreateString(id);
     auto a = vec_of(fbb, argv);
@@ -118,7 +118,7 @@ bytes exec_request(const std::string& id, const strings& argv, const wire::strin
 
 bytes fs_request(const std::string& path, uint64_t offset, uint64_t length, const std::string& data,
                  bool truncate, bool append, bool parents, bool recursive, uint32_t mode) {
-  // As cli/client.cpp's fs_call builds it.
+  // As client/client.cpp's fs_call builds it.
   return built([&](flatbuffers::FlatBufferBuilder& fbb) {
     auto p = fbb.CreateString(path);
     auto d = fbb.CreateVector(reinterpret_cast<const uint8_t*>(data.data()), data.size());

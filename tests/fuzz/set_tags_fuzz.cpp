@@ -3,7 +3,7 @@
 // the record is stored (read back) and the SandboxReply answered (read back by the client).
 #include "actors/validate.hpp"
 #include "actors/wire_build.hpp"
-#include "cli/replies.hpp"
+#include "client/replies.hpp"
 #include "tests/fuzz/fuzz_checks.hpp"
 
 using namespace corral;
@@ -26,7 +26,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   fuzz::expect_round_trip(rec, [](const std::string& b) { return storage::decode_sandbox(b); });
   const auto reply = make_sandbox_reply(rec);
   fuzz::expect_answer<wire::SandboxReply>(reply);
-  const auto view = cli::sandbox_reply_of(reply.data(), reply.size());
+  const auto view = client::sandbox_reply_of(reply.data(), reply.size());
   if (!view) fuzz::fail("the client cannot read the answer");
   // The answer carries the set sorted by key (a FlatBuffers key vector), the same pairs.
   auto want = rec.tags, got = view->tags;

@@ -588,7 +588,9 @@ TEST_F(HostileNats, UnansweredRequestsDoNotPinTheServersMemory) {
       const std::string reply = "_INBOX.alice.flood." + std::to_string(i);
       const std::string& subject = i % 2 == 0 ? subjects::jobs("alice", "default") : unknown_sandbox;
       ASSERT_TRUE(conn->publish(subject, reply, body.data(), body.size()));
-      if (i % 5000 == 4999) ASSERT_TRUE(conn->flush(30000));
+      if (i % 5000 == 4999) {
+        ASSERT_TRUE(conn->flush(30000));
+      }
     }
     ASSERT_TRUE(conn->flush(30000));
   };

@@ -1,9 +1,9 @@
-#include "cli/replies.hpp"
+#include "client/replies.hpp"
 
 #include <cerrno>
 #include <cstdlib>
 
-namespace corral::cli {
+namespace corral::client {
 namespace {
 
 fs_entry_view entry_view(const wire::FsEntry& e) {
@@ -35,8 +35,8 @@ std::size_t info_bytes(const wire::SandboxInfo& i) {
 std::optional<call_error> error_reply_of(const uint8_t* data, std::size_t size) {
   if (!wire::has_identifier<wire::ErrorReply>(data, size)) return std::nullopt;
   const auto* e = wire::verify<wire::ErrorReply>(data, size);
-  if (e == nullptr) return call_error{wire::ErrorCode::malformed, "malformed error reply", {}};
-  return call_error{e->code(), std::string(wire::str(e->message())),
+  if (e == nullptr) return call_error{{wire::ErrorCode::malformed, "malformed error reply"}, {}};
+  return call_error{{e->code(), std::string(wire::str(e->message()))},
                     std::string(wire::str(e->field()))};
 }
 
@@ -152,35 +152,7 @@ std::optional<uint64_t> output_seq_of(const uint8_t* data, std::size_t size) {
   return std::nullopt;
 }
 
-void output_sequencer::apply(const std::vector<uint8_t>& m) {
-  if (const auto* c = wire::verify<wire::OutputChunk>(m.data(), m.size())) {
-    if (c->seq() != next_) return;
-    if (c->data() != nullptr && c->data()->size() > 0 && on_output_)
-      on_output_(c->stream(), c->data()->data(), c->data()->size());
-    ++next_;
-  } else if (const auto* x = wire::verify<wire::ExecExit>(m.data(), m.size())) {
-    if (x->seq() != next_) return;
-    done_ = result_of(x->status());
-    ++next_;
-  }
-}
-
-void output_sequencer::offer(std::vector<uint8_t>&& m) {
-  if (done_) return;  // the exit ends the exec: nothing after it is output of this exec
-  auto s = output_seq_of(m.data(), m.size());
-  if (!s || *s < next_) return;
-  if (*s == next_) {
-    apply(m);
-    while (!done_ && !stash_.empty() && stash_.begin()->first <= next_) {
-      if (stash_.begin()->first == next_) apply(stash_.begin()->second);
-      stash_.erase(stash_.begin());
-    }
-  } else {
-    stash_.emplace(*s, std::move(m));
-  }
-}
-
-std::optional<client::results_page> results_page_of(const uint8_t* data, std::size_t size) {
+std::optional<session::results_page> results_page_of(const uint8_t* data, std::size_t size) {
   auto text = ack_of(data, size);
   if (!text) return std::nullopt;
   const bool more = text->rfind("more ", 0) == 0;
@@ -192,7 +164,7 @@ std::optional<client::results_page> results_page_of(const uint8_t* data, std::si
   errno = 0;
   const unsigned long long next = std::strtoull(digits.c_str(), nullptr, 10);
   if (errno != 0 || next == 0) return std::nullopt;
-  return client::results_page{next, more};
+  return session::results_page{next, more};
 }
 
-}  // namespace corral::cli
+}  // namespace corral::client

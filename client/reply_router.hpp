@@ -23,7 +23,7 @@
 
 #include "bus/connection.hpp"
 
-namespace corral::gateway {
+namespace corral::client {
 
 class reply_router {
  public:
@@ -58,4 +58,4 @@ class reply_router {
   std::unordered_map<uint64_t, std::shared_ptr<handler>> handlers_;
 };
 
-}  // namespace corral::gateway
+}  // namespace corral::client

@@ -12,9 +12,9 @@
 #include <optional>
 #include <vector>
 
-#include "cli/client.hpp"
+#include "client/client.hpp"
 
-namespace corral::cli {
+namespace corral::client {
 
 // The ErrorReply in these bytes, if they carry its identifier (malformed when they then do not
 // verify); nullopt for any other message.
@@ -34,33 +34,12 @@ void add_usage_reply(const uint8_t* data, std::size_t size, usage_report& out);
 [[nodiscard]] std::optional<std::string> ack_of(const uint8_t* data, std::size_t size);
 // The end of an answer to a ResultsRead: an Ack "done <next>" or "more <next>" (the stream
 // sequence to read from next). Nullopt when the bytes are not such an Ack.
-[[nodiscard]] std::optional<client::results_page> results_page_of(const uint8_t* data,
+[[nodiscard]] std::optional<session::results_page> results_page_of(const uint8_t* data,
                                                                    std::size_t size);
 // Whether the bytes are an ExecReply saying the exec id was already known (re-attached).
 [[nodiscard]] std::optional<bool> exec_reply_reattached(const uint8_t* data, std::size_t size);
 
-// Puts the frames of one exec's output (OutputChunk and the final ExecExit, live or replayed,
-// each numbered by seq from 0) in order: each seq is delivered once, in order; frames ahead of
-// a gap wait in a stash until the gap is filled (by a replay); frames already delivered and
-// messages that are not output frames are ignored. Chunk bytes go to on_output as they are
-// delivered; the ExecExit ends it (done()).
-class output_sequencer {
- public:
-  explicit output_sequencer(client::output_fn on_output) : on_output_(std::move(on_output)) {}
-  void offer(std::vector<uint8_t>&& frame);
-  [[nodiscard]] uint64_t next() const { return next_; }
-  [[nodiscard]] bool has_gap() const { return !stash_.empty(); }
-  [[nodiscard]] const std::optional<exec_result>& done() const { return done_; }
-
- private:
-  void apply(const std::vector<uint8_t>& frame);
-  client::output_fn on_output_;
-  uint64_t next_ = 0;
-  std::map<uint64_t, std::vector<uint8_t>> stash_;  // frames that came ahead of a gap
-  std::optional<exec_result> done_;
-};
-
 // The seq of an output frame; nullopt when the bytes are neither an OutputChunk nor an ExecExit.
 [[nodiscard]] std::optional<uint64_t> output_seq_of(const uint8_t* data, std::size_t size);
 
-}  // namespace corral::cli
+}  // namespace corral::client

@@ -1,6 +1,13 @@
 #pragma once
-// corral's NATS client for the command line: typed calls over the public protocol
-// (DESIGN.md §3). One instance per command; not thread-safe except where noted.
+// corral's client of its own protocol over NATS (docs/architecture.md): typed calls on sandboxes,
+// execs (with the follower that puts their output in order, client/output_sequencer.hpp), files
+// and job queues. The CLI uses a session per command; the executor's job runner shares one per
+// tenant among its threads.
+//
+// Threads: a session is thread-safe. Its configuration and connection are fixed when it is made
+// (both const) and bus::connection is thread-safe, so any thread may call any method, at the
+// same time as others; each call waits on its own request or subscription. Callbacks run on the
+// calling thread, except exec's stdin_source, which runs on a thread of its own.
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -10,12 +17,12 @@
 
 #include "bus/connection.hpp"
 #include "schemas/codec.hpp"
+#include "schemas/status.hpp"
 
-namespace corral::cli {
+namespace corral::client {
 
-struct call_error {
-  wire::ErrorCode code = wire::ErrorCode::ok;
-  std::string message;
+// The error of a call: its wire code and message, and the request field it concerns, if any.
+struct call_error : status {
   std::string field;
 };
 
@@ -115,14 +122,18 @@ struct usage_report {
   usage_amount total;
 };
 
+// The answer of a call: a value, or the call's error. (The CLI reads both fields; new code of the
+// library's own uses corral::result.)
 template <class T>
-struct outcome {
+struct [[nodiscard]] outcome {
   std::optional<T> value;
   call_error error;
   explicit operator bool() const { return value.has_value(); }
 };
 
-class client {
+enum class request_kind;  // client/errors.hpp
+
+class session {
  public:
   struct config {
     std::string nats_url = "nats://127.0.0.1:4222";
@@ -137,10 +148,10 @@ class client {
     int64_t request_timeout_ms = 30000;
     std::size_t fs_write_chunk_bytes = 256 * 1024;  // data per fs.write request
   };
-  static std::unique_ptr<client> connect(const config& cfg, std::string* error);
+  static std::unique_ptr<session> connect(const config& cfg, std::string* error);
   // A client over a connection shared with others (e.g. one client per tenant in the executor's
   // job runner). Null when the tenant is not a valid token.
-  static std::unique_ptr<client> over(std::shared_ptr<bus::connection> conn, const config& cfg);
+  static std::unique_ptr<session> over(std::shared_ptr<bus::connection> conn, const config& cfg);
 
   outcome<sandbox_view> create(const create_options& opts);
   outcome<sandbox_view> info(const std::string& id);
@@ -209,22 +220,19 @@ class client {
   const config& cfg() const { return cfg_; }
 
  private:
-  client(config cfg, std::shared_ptr<bus::connection> conn);
+  session(config cfg, std::shared_ptr<bus::connection> conn);
+  // One request; nobody answering, no answer in time and NATS failures become the wire error
+  // of a request of this kind (client/errors.hpp), an ErrorReply the call's error.
   outcome<bus::message> call(const std::string& subject, const std::vector<uint8_t>& payload,
-                             int64_t timeout_ms);
+                             int64_t timeout_ms, request_kind kind, const std::string& what);
   outcome<sandbox_view> sandbox_call(const std::string& id, const std::string& op,
                                      const std::vector<uint8_t>& payload, int64_t timeout_ms);
 
-  config cfg_;
-  std::shared_ptr<bus::connection> conn_;
+  const config cfg_;
+  const std::shared_ptr<bus::connection> conn_;
 };
-
-// The request bytes of client::create and client::fs_call, for callers that send them their own
-// way (the gateway, asynchronously).
-[[nodiscard]] std::vector<uint8_t> create_request_bytes(const create_options& opts);
-[[nodiscard]] std::vector<uint8_t> fs_request_bytes(const fs_request_options& request);
 
 // "2.3s", "4m", "1h"
 std::string format_age(int64_t ms);
 
-}  // namespace corral::cli
+}  // namespace corral::client

@@ -1,4 +1,4 @@
-#include "cli/client.hpp"
+#include "client/client.hpp"
 
 #include <chrono>
 #include <cstdio>
@@ -9,25 +9,21 @@
 #include <mutex>
 #include <thread>
 
-#include "cli/replies.hpp"
+#include "client/errors.hpp"
+#include "client/output_sequencer.hpp"
+#include "client/replies.hpp"
+#include "client/requests.hpp"
 #include "schemas/ids.hpp"
 #include "schemas/subjects.hpp"
 
-namespace corral::cli {
+namespace corral::client {
 
 namespace {
 
 using clock_type = std::chrono::steady_clock;
 
 call_error err(wire::ErrorCode code, std::string message, std::string field = {}) {
-  return call_error{code, std::move(message), std::move(field)};
-}
-
-
-
-// An ErrorReply in `m`, if it is one.
-std::optional<call_error> error_in(const bus::message& m) {
-  return error_reply_of(m.data.data(), m.data.size());
+  return call_error{{code, std::move(message)}, std::move(field)};
 }
 
 // The sandbox in a reply that should carry a SandboxReply, or the call's error.
@@ -74,28 +70,27 @@ std::string format_age(int64_t ms) {
   return std::to_string(ms / 86'400'000) + "d";
 }
 
-client::client(config cfg, std::shared_ptr<bus::connection> conn)
+session::session(config cfg, std::shared_ptr<bus::connection> conn)
     : cfg_(std::move(cfg)), conn_(std::move(conn)) {}
 
-std::unique_ptr<client> client::over(std::shared_ptr<bus::connection> conn, const config& cfg) {
+std::unique_ptr<session> session::over(std::shared_ptr<bus::connection> conn, const config& cfg) {
   if (!conn || !wire::valid_token(cfg.tenant)) return nullptr;
-  return std::unique_ptr<client>(new client(cfg, std::move(conn)));
+  return std::unique_ptr<session>(new session(cfg, std::move(conn)));
 }
 
-outcome<bool> client::setup_jobs() {
+outcome<bool> session::setup_jobs() {
   outcome<bool> out;
-  auto r = call(wire::subjects::jobs_setup(cfg_.tenant), {}, cfg_.request_timeout_ms);
+  auto r = call(wire::subjects::jobs_setup(cfg_.tenant), {}, cfg_.request_timeout_ms,
+                request_kind::jobs, {});
   if (!r) {
     out.error = r.error;
-    if (r.error.code == wire::ErrorCode::not_found)
-      out.error.message = "no executor with JetStream answers";
     return out;
   }
   out.value = true;
   return out;
 }
 
-outcome<client::results_page> client::read_results(
+outcome<session::results_page> session::read_results(
     const std::string& batch, uint64_t from_seq,
     const std::function<void(std::vector<uint8_t>&&)>& on_result) {
   outcome<results_page> out;
@@ -106,10 +101,7 @@ outcome<client::results_page> client::read_results(
     out.error = err(wire::ErrorCode::unavailable, "NATS: " + sub.detail);
     return out;
   }
-  flatbuffers::FlatBufferBuilder b(128);
-  auto bid = b.CreateString(batch);
-  b.Finish(wire::CreateResultsRead(b, bid, from_seq, 0), wire::ResultsReadIdentifier());
-  auto payload = wire::release(b);
+  const auto payload = results_read_bytes(batch, from_seq);
   if (auto st = conn_->publish(wire::subjects::results_read(cfg_.tenant), inbox, payload.data(),
                                payload.size());
       !st) {
@@ -141,7 +133,7 @@ outcome<client::results_page> client::read_results(
   }
 }
 
-std::unique_ptr<client> client::connect(const config& cfg, std::string* error) {
+std::unique_ptr<session> session::connect(const config& cfg, std::string* error) {
   if (!wire::valid_token(cfg.tenant)) {
     if (error) *error = "invalid tenant: " + cfg.tenant;
     return nullptr;
@@ -157,24 +149,15 @@ std::unique_ptr<client> client::connect(const config& cfg, std::string* error) {
   opts.delivery_pool_threads = 0;
   auto conn = bus::connection::connect(opts, error);
   if (!conn) return nullptr;
-  return std::unique_ptr<client>(new client(cfg, std::move(conn)));
+  return std::unique_ptr<session>(new session(cfg, std::move(conn)));
 }
 
-outcome<bus::message> client::call(const std::string& subject, const std::vector<uint8_t>& payload,
-                                   int64_t timeout_ms) {
+outcome<bus::message> session::call(const std::string& subject, const std::vector<uint8_t>& payload,
+                                    int64_t timeout_ms, request_kind kind, const std::string& what) {
   outcome<bus::message> out;
   auto r = conn_->request(subject, payload.data(), payload.size(), timeout_ms);
   if (!r) {
-    switch (r.error) {
-      case bus::bus_error::no_responders:
-        out.error = err(wire::ErrorCode::not_found, "no such sandbox (or no executor answers)");
-        break;
-      case bus::bus_error::timeout:
-        out.error = err(wire::ErrorCode::deadline_exceeded, "no answer in time");
-        break;
-      default:
-        out.error = err(wire::ErrorCode::unavailable, "NATS: " + r.detail);
-    }
+    out.error = call_error{wire_error(kind, transport_failure_of(r.error), what, r.detail), {}};
     return out;
   }
   if (auto e = error_in(r.value)) {
@@ -185,7 +168,7 @@ outcome<bus::message> client::call(const std::string& subject, const std::vector
   return out;
 }
 
-outcome<sandbox_view> client::sandbox_call(const std::string& id, const std::string& op,
+outcome<sandbox_view> session::sandbox_call(const std::string& id, const std::string& op,
                                            const std::vector<uint8_t>& payload,
                                            int64_t timeout_ms) {
   outcome<sandbox_view> out;
@@ -193,39 +176,13 @@ outcome<sandbox_view> client::sandbox_call(const std::string& id, const std::str
     out.error = err(wire::ErrorCode::not_found, "no such sandbox: " + id);
     return out;
   }
-  auto r = call(wire::subjects::sandbox_op(cfg_.tenant, id, op), payload, timeout_ms);
+  auto r = call(wire::subjects::sandbox_op(cfg_.tenant, id, op), payload, timeout_ms,
+                request_kind::sandbox, id);
   if (!r && r.error.code == wire::ErrorCode::not_found) r.error.message = "no such sandbox: " + id;
   return sandbox_of(std::move(r));
 }
 
-std::vector<uint8_t> create_request_bytes(const create_options& o) {
-  flatbuffers::FlatBufferBuilder fbb(512);
-  auto name = fbb.CreateString(o.name);
-  auto wd = fbb.CreateString(o.workdir);
-  auto tags = wire::build_pairs(fbb, o.tags);
-  auto env = wire::build_pairs(fbb, o.env);
-  auto entrypoint = fbb.CreateVectorOfStrings(o.entrypoint);
-  auto probe = fbb.CreateVectorOfStrings(o.probe_command);
-  wire::CreateSandboxBuilder b(fbb);
-  b.add_entrypoint(entrypoint);
-  b.add_idle_timeout_ms(o.idle_timeout_ms);
-  b.add_cpu_request_millis(o.cpu_request_millis);
-  b.add_memory_request_mib(o.memory_request_mib);
-  b.add_probe_command(probe);
-  b.add_probe_tcp_port(o.probe_tcp_port);
-  b.add_probe_interval_ms(o.probe_interval_ms);
-  b.add_name(name);
-  b.add_timeout_ms(o.timeout_ms);
-  b.add_workdir(wd);
-  b.add_cpu_millis(o.cpu_millis);
-  b.add_memory_mib(o.memory_mib);
-  b.add_tags(tags);
-  b.add_env(env);
-  fbb.Finish(b.Finish(), wire::CreateSandboxIdentifier());
-  return wire::release(fbb);
-}
-
-outcome<sandbox_view> client::create(const create_options& o) {
+outcome<sandbox_view> session::create(const create_options& o) {
   if (!o.node.empty() && !wire::valid_token(o.node)) {
     outcome<sandbox_view> bad;
     bad.error = err(wire::ErrorCode::invalid_argument, "invalid node: " + o.node);
@@ -233,23 +190,21 @@ outcome<sandbox_view> client::create(const create_options& o) {
   }
   auto r = call(o.node.empty() ? wire::subjects::create(cfg_.tenant, cfg_.pool)
                                : wire::subjects::node_create(cfg_.tenant, o.node),
-                create_request_bytes(o), cfg_.request_timeout_ms);
-  if (!r && r.error.code == wire::ErrorCode::not_found)
-    r.error = err(wire::ErrorCode::resource_exhausted,
-                  o.node.empty() ? "no executor of pool '" + cfg_.pool + "' has room (or none is running)"
-                                 : "executor " + o.node + " does not answer");
+                create_request_bytes(o), cfg_.request_timeout_ms,
+                o.node.empty() ? request_kind::create : request_kind::create_on_node,
+                o.node.empty() ? cfg_.pool : o.node);
   return sandbox_of(std::move(r));
 }
 
-outcome<sandbox_view> client::info(const std::string& id) {
+outcome<sandbox_view> session::info(const std::string& id) {
   return sandbox_call(id, "info", {}, cfg_.request_timeout_ms);
 }
 
-outcome<sandbox_view> client::terminate(const std::string& id) {
+outcome<sandbox_view> session::terminate(const std::string& id) {
   return sandbox_call(id, "terminate", {}, cfg_.request_timeout_ms);
 }
 
-outcome<sandbox_view> client::wait(const std::string& id, int64_t timeout_ms, bool until_ready) {
+outcome<sandbox_view> session::wait(const std::string& id, int64_t timeout_ms, bool until_ready) {
   // In rounds of at most wait_round_ms: the executor answers one wait within its max_wait_ms
   // (and NATS keeps a request's reply mapping only so long: docs/security.md).
   constexpr int64_t wait_round_ms = 5 * 60 * 1000;
@@ -260,33 +215,24 @@ outcome<sandbox_view> client::wait(const std::string& id, int64_t timeout_ms, bo
                deadline - std::chrono::steady_clock::now())
                .count());
     const int64_t round = std::min(left, wait_round_ms);
-    flatbuffers::FlatBufferBuilder fbb(64);
-    fbb.Finish(wire::CreateSandboxQuery(fbb, round, until_ready), wire::SandboxQueryIdentifier());
-    auto r = sandbox_call(id, "wait", wire::release(fbb), round + 5000);
+    auto r = sandbox_call(id, "wait", sandbox_query_bytes(round, until_ready), round + 5000);
     if (!r || round == left || wire::is_terminal(r.value->state) ||
         (until_ready && r.value->ready && r.value->state == wire::SandboxState::running))
       return r;
   }
 }
 
-outcome<sandbox_view> client::tags(
+outcome<sandbox_view> session::tags(
     const std::string& id,
     const std::optional<std::vector<std::pair<std::string, std::string>>>& set) {
   if (!set) return sandbox_call(id, "tags", {}, cfg_.request_timeout_ms);
-  flatbuffers::FlatBufferBuilder fbb(256);
-  auto t = wire::build_pairs(fbb, *set);
-  fbb.Finish(wire::CreateSetTags(fbb, t), wire::SetTagsIdentifier());
-  return sandbox_call(id, "tags", wire::release(fbb), cfg_.request_timeout_ms);
+  return sandbox_call(id, "tags", set_tags_bytes(*set), cfg_.request_timeout_ms);
 }
 
-outcome<std::vector<sandbox_view>> client::list(
+outcome<std::vector<sandbox_view>> session::list(
     bool include_ended, const std::string& name,
     const std::vector<std::pair<std::string, std::string>>& tags) {
-  flatbuffers::FlatBufferBuilder fbb(256);
-  auto n = fbb.CreateString(name);
-  auto t = wire::build_pairs(fbb, tags);
-  fbb.Finish(wire::CreateListSandboxes(fbb, n, t, include_ended), wire::ListSandboxesIdentifier());
-  auto payload = wire::release(fbb);
+  const auto payload = list_request_bytes(include_ended, name, tags);
   outcome<std::vector<sandbox_view>> out;
   auto r = conn_->request_many(wire::subjects::list(cfg_.tenant), payload.data(), payload.size(),
                                /*gather_timeout_ms=*/300, /*max_replies=*/1024);
@@ -303,11 +249,8 @@ outcome<std::vector<sandbox_view>> client::list(
   return out;
 }
 
-outcome<usage_report> client::usage(const std::string& sandbox_id) {
-  flatbuffers::FlatBufferBuilder fbb(128);
-  auto id = fbb.CreateString(sandbox_id);
-  fbb.Finish(wire::CreateUsageRequest(fbb, id), wire::UsageRequestIdentifier());
-  auto payload = wire::release(fbb);
+outcome<usage_report> session::usage(const std::string& sandbox_id) {
+  const auto payload = usage_request_bytes(sandbox_id);
   outcome<usage_report> out;
   auto r = conn_->request_many(wire::subjects::usage(cfg_.tenant), payload.data(), payload.size(),
                                /*gather_timeout_ms=*/300, /*max_replies=*/1024);
@@ -324,14 +267,14 @@ outcome<usage_report> client::usage(const std::string& sandbox_id) {
   return out;
 }
 
-outcome<exec_result> client::exec(const std::string& sandbox_id, const exec_options& o,
+outcome<exec_result> session::exec(const std::string& sandbox_id, const exec_options& o,
                                   const output_fn& on_output, stdin_fn stdin_source) {
   outcome<exec_result> out;
   if (!wire::valid_id(sandbox_id, "sb-")) {
     out.error = err(wire::ErrorCode::not_found, "no such sandbox: " + sandbox_id);
     return out;
   }
-  const std::string exec_id = o.exec_id.empty() ? wire::new_id("ex-") : o.exec_id;
+  const std::string exec_id = o.exec_id.empty() ? wire::new_exec_id() : o.exec_id;
   // Subscribe before the exec starts so no chunk can be missed; gaps are replayed anyway.
   auto box = std::make_shared<mailbox>();
   auto sub = conn_->subscribe(wire::subjects::output(cfg_.tenant, sandbox_id, exec_id), "",
@@ -342,22 +285,13 @@ outcome<exec_result> client::exec(const std::string& sandbox_id, const exec_opti
   }
   // No flush needed: the server handles this connection's SUB before its later PUB of the
   // exec request, and the executor publishes output only after receiving that request.
-  flatbuffers::FlatBufferBuilder fbb(1024);
-  auto id = fbb.CreateString(exec_id);
-  std::vector<flatbuffers::Offset<flatbuffers::String>> args;
-  for (const auto& a : o.argv) args.push_back(fbb.CreateString(a));
-  auto argv = fbb.CreateVector(args);
-  auto env = wire::build_pairs(fbb, o.env);
-  auto wd = fbb.CreateString(o.workdir);
-  fbb.Finish(wire::CreateExecRequest(fbb, id, argv, env, wd, o.timeout_ms, o.stdin_open, o.pty,
-                                     o.rows, o.cols),
-             wire::ExecRequestIdentifier());
-  const auto exec_payload = wire::release(fbb);
+  const auto exec_payload = exec_request_bytes(exec_id, o);
   // What the silence check sends: a re-attach that can never start the process again, even if
   // the exec's record is gone by then.
   const auto attach_payload = wire::make_attach_request(exec_id);
   const auto exec_subject = wire::subjects::sandbox_op(cfg_.tenant, sandbox_id, "exec");
-  auto first = call(exec_subject, exec_payload, cfg_.request_timeout_ms);
+  auto first = call(exec_subject, exec_payload, cfg_.request_timeout_ms, request_kind::sandbox,
+                    sandbox_id);
   if (!first) {
     out.error = first.error;
     if (out.error.code == wire::ErrorCode::not_found)
@@ -387,38 +321,38 @@ outcome<exec_result> client::exec(const std::string& sandbox_id, const exec_opti
           carry.assign(chunk->begin() + max_write, chunk->end());
           chunk->resize(max_write);
         }
-        flatbuffers::FlatBufferBuilder b(chunk ? chunk->size() + 128 : 128);
-        auto eid = b.CreateString(exec_id);
-        auto data = chunk ? b.CreateVector(*chunk) : b.CreateVector(std::vector<uint8_t>{});
-        b.Finish(wire::CreateStdinWrite(b, eid, data, !chunk), wire::StdinWriteIdentifier());
-        const auto payload = wire::release(b);
+        const auto payload = chunk ? stdin_write_bytes(exec_id, chunk->data(), chunk->size(), false)
+                                   : stdin_write_bytes(exec_id, nullptr, 0, true);
         auto r = conn->request(subject, payload.data(), payload.size(), timeout);
         if (!r || error_in(r.value) || !chunk) return;  // the exec ended or refused stdin; or EOF sent
       }
     });
   }
 
-  output_sequencer seq(on_output);
+  output_sequencer seq;
+  std::optional<exec_result> done;
+  const output_sequencer::emit_fn emit = [&](const output_frame& f) {
+    if (f.exit != nullptr) done = result_of(f.exit->status());
+    else if (on_output) on_output(f.stream, f.data, f.size);
+  };
   std::optional<call_error> gone;  // the replay answered expired / not found
   auto gap_since = clock_type::time_point::max();
   auto last_heard = clock_type::now();
 
   auto offer = [&](bus::message&& m) {
-    seq.offer(std::move(m.data));
-    gap_since = !seq.has_gap() ? clock_type::time_point::max()
-                               : std::min(gap_since, clock_type::now());
+    (void)seq.offer(std::move(m.data), emit);
+    gap_since = !seq.needs_replay() ? clock_type::time_point::max()
+                                    : std::min(gap_since, clock_type::now());
   };
-  // Asks the executor for the stored frames from `next` on (P4: exactly the missing bytes).
+  // Asks the executor for the stored frames from `next` on (exactly the missing frames).
   auto replay = [&]() -> bool {
-    for (int round = 0; round < 1000 && !seq.done(); ++round) {
+    for (int round = 0; round < 1000 && !seq.ended(); ++round) {
       auto rbox = std::make_shared<mailbox>();
       const auto inbox = conn_->new_inbox();
       auto rsub = conn_->subscribe(inbox, "", [rbox](bus::message&& m) { rbox->push(std::move(m)); });
       if (!rsub) return false;
-      flatbuffers::FlatBufferBuilder b(128);
-      auto eid = b.CreateString(exec_id);
-      b.Finish(wire::CreateReplayRequest(b, eid, seq.next()), wire::ReplayRequestIdentifier());
-      auto payload = wire::release(b);
+      const auto payload = replay_request_bytes(exec_id, seq.next());
+      seq.replay_asked();
       if (auto st = conn_->publish(wire::subjects::sandbox_op(cfg_.tenant, sandbox_id, "replay"),
                                    inbox, payload.data(), payload.size());
           !st) {
@@ -433,6 +367,7 @@ outcome<exec_result> client::exec(const std::string& sandbox_id, const exec_opti
         if (auto e = error_in(*m)) {
           if (e->code == wire::ErrorCode::expired || e->code == wire::ErrorCode::not_found) {
             gone = *e;  // final: nothing more can be had
+            seq.expire(failure(e->code, e->message));
             return false;
           }
           std::fprintf(stderr, "corral: replay of %s failed: %s: %s\n", exec_id.c_str(),
@@ -464,10 +399,10 @@ outcome<exec_result> client::exec(const std::string& sandbox_id, const exec_opti
     b.Finish(wire::CreateResizeRequest(b, eid, rows, cols), wire::ResizeRequestIdentifier());
     // A refused resize (the exec has just ended) changes nothing: the exit follows.
     (void)call(wire::subjects::sandbox_op(cfg_.tenant, sandbox_id, "resize"), wire::release(b),
-               cfg_.request_timeout_ms);
+               cfg_.request_timeout_ms, request_kind::exec, "resize");
   };
   const auto pop_wait = std::chrono::milliseconds(watch_window ? exec_options::window_poll_ms : 250);
-  while (!seq.done() && !gone) {
+  while (!seq.ended()) {
     if (watch_window) send_window_size();
     auto m = box->pop(clock_type::now() + pop_wait);
     const auto now = clock_type::now();
@@ -476,18 +411,19 @@ outcome<exec_result> client::exec(const std::string& sandbox_id, const exec_opti
       offer(std::move(*m));
       continue;
     }
-    if (seq.has_gap() && now - gap_since > std::chrono::milliseconds(300)) {
+    if (seq.needs_replay() && now - gap_since > std::chrono::milliseconds(300)) {
       (void)replay();  // a failed replay is retried on the next gap check
-      gap_since = !seq.has_gap() ? clock_type::time_point::max() : now;
+      gap_since = !seq.needs_replay() ? clock_type::time_point::max() : now;
       continue;
     }
     if (now - last_heard > std::chrono::seconds(5)) {
       // Silence: ask for the exec's state by re-attaching with the same id, attach-only (never
-      // a process, P1), and replay what is stored past the last frame we have: chunks published
+      // a process), and replay what is stored past the last frame we have: chunks published
       // while the connection was down are not re-sent, and a live exec may send nothing more
       // that would reveal the gap.
       last_heard = now;
-      auto r = call(exec_subject, attach_payload, cfg_.request_timeout_ms);
+      auto r = call(exec_subject, attach_payload, cfg_.request_timeout_ms, request_kind::sandbox,
+                    sandbox_id);
       if (!r) {
         if (r.error.code == wire::ErrorCode::not_found) {
           out.error = err(wire::ErrorCode::unavailable,
@@ -503,24 +439,21 @@ outcome<exec_result> client::exec(const std::string& sandbox_id, const exec_opti
   // it must not hold up the exit status. It holds its own share of the connection, so neither
   // the end of this call nor the client's destruction pulls it from under it.
   if (stdin_thread.joinable()) stdin_thread.detach();
-  if (seq.done()) out.value = *seq.done();
+  if (done) out.value = *done;
   else if (gone) out.error = *gone;
   return out;
 }
 
-outcome<bool> client::stdin_write(const std::string& sandbox_id, const std::string& exec_id,
+outcome<bool> session::stdin_write(const std::string& sandbox_id, const std::string& exec_id,
                                   const uint8_t* data, std::size_t n, bool eof) {
   outcome<bool> out;
   if (!wire::valid_id(sandbox_id, "sb-")) {
     out.error = err(wire::ErrorCode::not_found, "no such sandbox: " + sandbox_id);
     return out;
   }
-  flatbuffers::FlatBufferBuilder b(n + 128);
-  auto eid = b.CreateString(exec_id);
-  auto bytes = b.CreateVector(data, n);
-  b.Finish(wire::CreateStdinWrite(b, eid, bytes, eof), wire::StdinWriteIdentifier());
-  auto r = call(wire::subjects::sandbox_op(cfg_.tenant, sandbox_id, "stdin"), wire::release(b),
-                cfg_.request_timeout_ms);
+  auto r = call(wire::subjects::sandbox_op(cfg_.tenant, sandbox_id, "stdin"),
+                stdin_write_bytes(exec_id, data, n, eof), cfg_.request_timeout_ms, request_kind::exec,
+                "stdin");
   if (!r) {
     out.error = r.error;
     return out;
@@ -529,32 +462,12 @@ outcome<bool> client::stdin_write(const std::string& sandbox_id, const std::stri
   return out;
 }
 
-}  // namespace corral::cli
+}  // namespace corral::client
 
 // -- file operations ----------------------------------------------------------------------------
 
-namespace corral::cli {
-std::vector<uint8_t> fs_request_bytes(const fs_request_options& o) {
-  flatbuffers::FlatBufferBuilder fbb(o.data.size() + o.path.size() + 256);
-  auto path = fbb.CreateString(o.path);
-  auto data = fbb.CreateVector(o.data);
-  wire::FsRequestBuilder b(fbb);
-  b.add_path(path);
-  b.add_offset(o.offset);
-  b.add_length(o.length);
-  b.add_data(data);
-  b.add_create(o.create);
-  b.add_truncate(o.truncate);
-  b.add_append(o.append);
-  b.add_exclusive(o.exclusive);
-  b.add_parents(o.parents);
-  b.add_recursive(o.recursive);
-  b.add_mode(o.mode);
-  fbb.Finish(b.Finish(), wire::FsRequestIdentifier());
-  return wire::release(fbb);
-}
-
-outcome<fs_reply_view> client::fs_call(const std::string& sandbox_id, const std::string& op,
+namespace corral::client {
+outcome<fs_reply_view> session::fs_call(const std::string& sandbox_id, const std::string& op,
                                        const fs_request_options& o) {
   outcome<fs_reply_view> out;
   if (!wire::valid_id(sandbox_id, "sb-")) {
@@ -562,7 +475,7 @@ outcome<fs_reply_view> client::fs_call(const std::string& sandbox_id, const std:
     return out;
   }
   auto r = call(wire::subjects::sandbox_op(cfg_.tenant, sandbox_id, "fs." + op), fs_request_bytes(o),
-                cfg_.request_timeout_ms);
+                cfg_.request_timeout_ms, request_kind::sandbox, sandbox_id);
   if (!r) {
     if (r.error.code == wire::ErrorCode::not_found && r.error.field.empty() &&
         r.error.message.rfind("no such sandbox", 0) == 0)
@@ -575,7 +488,7 @@ outcome<fs_reply_view> client::fs_call(const std::string& sandbox_id, const std:
   return out;
 }
 
-outcome<uint64_t> client::fs_read(const std::string& sandbox_id, const std::string& path,
+outcome<uint64_t> session::fs_read(const std::string& sandbox_id, const std::string& path,
                                   const bytes_fn& sink, uint64_t max_bytes) {
   outcome<uint64_t> out;
   fs_request_options o;
@@ -599,7 +512,7 @@ outcome<uint64_t> client::fs_read(const std::string& sandbox_id, const std::stri
   return out;
 }
 
-outcome<uint64_t> client::fs_write(const std::string& sandbox_id, const std::string& path,
+outcome<uint64_t> session::fs_write(const std::string& sandbox_id, const std::string& path,
                                    const stdin_fn& source, bool append) {
   outcome<uint64_t> out;
   const std::size_t chunk_max = cfg_.fs_write_chunk_bytes == 0 ? 256 * 1024 : cfg_.fs_write_chunk_bytes;
@@ -638,7 +551,7 @@ outcome<uint64_t> client::fs_write(const std::string& sandbox_id, const std::str
   return out;
 }
 
-outcome<std::vector<fs_entry_view>> client::fs_list(const std::string& sandbox_id,
+outcome<std::vector<fs_entry_view>> session::fs_list(const std::string& sandbox_id,
                                                     const std::string& path) {
   outcome<std::vector<fs_entry_view>> out;
   fs_request_options o;
@@ -658,7 +571,7 @@ outcome<std::vector<fs_entry_view>> client::fs_list(const std::string& sandbox_i
   return out;
 }
 
-outcome<fs_entry_view> client::fs_stat(const std::string& sandbox_id, const std::string& path) {
+outcome<fs_entry_view> session::fs_stat(const std::string& sandbox_id, const std::string& path) {
   outcome<fs_entry_view> out;
   fs_request_options o;
   o.path = path;
@@ -675,7 +588,7 @@ outcome<fs_entry_view> client::fs_stat(const std::string& sandbox_id, const std:
   return out;
 }
 
-outcome<bool> client::fs_mkdir(const std::string& sandbox_id, const std::string& path,
+outcome<bool> session::fs_mkdir(const std::string& sandbox_id, const std::string& path,
                                bool parents) {
   outcome<bool> out;
   fs_request_options o;
@@ -690,7 +603,7 @@ outcome<bool> client::fs_mkdir(const std::string& sandbox_id, const std::string&
   return out;
 }
 
-outcome<uint64_t> client::fs_remove(const std::string& sandbox_id, const std::string& path,
+outcome<uint64_t> session::fs_remove(const std::string& sandbox_id, const std::string& path,
                                     bool recursive) {
   outcome<uint64_t> out;
   fs_request_options o;
@@ -714,4 +627,4 @@ outcome<uint64_t> client::fs_remove(const std::string& sandbox_id, const std::st
   return out;
 }
 
-}  // namespace corral::cli
+}  // namespace corral::client

@@ -1,8 +1,8 @@
-#include "gateway/reply_router.hpp"
+#include "client/reply_router.hpp"
 
 #include <charconv>
 
-namespace corral::gateway {
+namespace corral::client {
 
 reply_router::reply_router(bus::connection& conn) : conn_(conn), inbox_(conn.new_inbox()) {}
 
@@ -68,4 +68,4 @@ void reply_router::deliver(bus::message&& m) {
   (*h)(id, std::move(m));
 }
 
-}  // namespace corral::gateway
+}  // namespace corral::client
