@@ -236,6 +236,58 @@ TEST_F(ActorsTest, TerminateEndsRunningExecsWith137AndDestroys) {
   EXPECT_EQ(error_code(late), wire::ErrorCode::failed_precondition);
 }
 
+// A transition is stored (synced) before it is acknowledged: when the write fails, the request
+// is answered with an error and the sandbox never reports the state it could not store.
+TEST_F(ActorsTest, CreateWhoseRunningStateCannotBeStoredIsAnsweredWithAnError) {
+  faults_->fail_put_sandbox_when(
+      [](const storage::sandbox_record& r) { return r.state == wire::SandboxState::running; });
+  auto r = call(wire::subjects::create(tenant, "default"), make_create("unstored"));
+  EXPECT_EQ(wire::verify<wire::SandboxReply>(r.payload.data(), r.payload.size()), nullptr)
+      << "answered as if running";
+  EXPECT_EQ(error_code(r), wire::ErrorCode::internal) << error_text(r);
+  auto listed = store_->list_sandboxes();
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->records.size(), 1u);
+  const auto id = listed->records[0].id;
+  EXPECT_NE(listed->records[0].state, wire::SandboxState::running);
+  auto info = call(wire::subjects::sandbox_op(tenant, id, "info"), {});
+  const auto* rep = wire::verify<wire::SandboxReply>(info.payload.data(), info.payload.size());
+  ASSERT_NE(rep, nullptr) << error_text(info);
+  EXPECT_NE(rep->sandbox()->state(), wire::SandboxState::running);
+  EXPECT_TRUE(rt_.wait_destroyed(id));
+}
+
+TEST_F(ActorsTest, TerminateWhoseStateCannotBeStoredIsAnsweredWithAnErrorAndChangesNothing) {
+  const auto id = create_ok();
+  call(wire::subjects::sandbox_op(tenant, id, "exec"), make_exec({"hang"}, "ex-live"));
+  faults_->fail_put_sandbox_when(
+      [](const storage::sandbox_record& r) { return r.state == wire::SandboxState::terminated; });
+  auto r = call(wire::subjects::sandbox_op(tenant, id, "terminate"), {});
+  EXPECT_EQ(wire::verify<wire::SandboxReply>(r.payload.data(), r.payload.size()), nullptr)
+      << "answered as if terminated";
+  EXPECT_EQ(error_code(r), wire::ErrorCode::internal) << error_text(r);
+  auto info = call(wire::subjects::sandbox_op(tenant, id, "info"), {});
+  const auto* rep = wire::verify<wire::SandboxReply>(info.payload.data(), info.payload.size());
+  ASSERT_NE(rep, nullptr) << error_text(info);
+  EXPECT_EQ(rep->sandbox()->state(), wire::SandboxState::running);
+  auto stored = store_->get_sandbox(id);
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ(stored->state, wire::SandboxState::running);
+  // Nothing was torn down: the exec still runs, and a terminate once the store works ends it all.
+  auto again = call(wire::subjects::sandbox_op(tenant, id, "exec"), make_exec({"hang"}, "ex-live"));
+  const auto* ex = wire::verify<wire::ExecReply>(again.payload.data(), again.payload.size());
+  ASSERT_NE(ex, nullptr) << error_text(again);
+  EXPECT_TRUE(ex->reattached());
+  EXPECT_FALSE(ex->finished());
+  faults_->fail_put_sandbox_when({});
+  auto done = call(wire::subjects::sandbox_op(tenant, id, "terminate"), {});
+  rep = wire::verify<wire::SandboxReply>(done.payload.data(), done.payload.size());
+  ASSERT_NE(rep, nullptr) << error_text(done);
+  EXPECT_EQ(rep->sandbox()->state(), wire::SandboxState::terminated);
+  EXPECT_EQ(wait_exit(id, "ex-live"), std::make_pair(wire::Outcome::signaled, 137));
+  EXPECT_TRUE(rt_.wait_destroyed(id));
+}
+
 TEST_F(ActorsTest, LifetimeTimeoutGives124) {
   const auto id = create_ok({}, 100);
   call(wire::subjects::sandbox_op(tenant, id, "exec"), make_exec({"hang"}, "ex-h"));

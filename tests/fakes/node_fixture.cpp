@@ -24,7 +24,9 @@ void node_fixture::TearDown() {
 void node_fixture::open_node() {
   auto opened = storage::store::open(dir_ + "/db", storage::store_options{});
   ASSERT_TRUE(opened.ok()) << opened.error().message;
-  store_ = std::move(*opened);
+  auto faulty = std::make_unique<failing_store>(std::move(*opened));
+  faults_ = faulty.get();
+  store_ = std::move(faulty);
   node_context ctx;
   ctx.config.node_id = "node-a";
   ctx.config.warm_pool = 0;  // suites that test the warm pool ask for one in configure()
@@ -50,6 +52,7 @@ void node_fixture::close_node() {
   sys_.reset();
   (void)store_->close();  // the test reopens; a close error shows up on reopen
   store_.reset();
+  faults_ = nullptr;
 }
 
 std::string node_fixture::send(const std::string& subject, bytes payload) {
