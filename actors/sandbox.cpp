@@ -9,6 +9,7 @@
 #include "actors/blocking.hpp"
 #include "actors/files.hpp"
 #include "actors/process.hpp"
+#include "actors/sandbox_init_events.hpp"
 #include "actors/validate.hpp"
 #include "actors/wire_build.hpp"
 #include "schemas/ids.hpp"
@@ -17,21 +18,6 @@
 namespace corral {
 
 namespace {
-
-// Forwards what corral-init sends into the sandbox actor's mailbox (called on a runtime thread).
-class actor_init_listener final : public init_listener {
- public:
-  explicit actor_init_listener(sandbox_actor target) : target_(std::move(target)) {}
-  void on_frame(std::vector<uint8_t> payload) override {
-    caf::anon_send(target_, frame_atom::value, std::move(payload));
-  }
-  void on_closed(std::string reason) override {
-    caf::anon_send(target_, link_down_atom::value, std::move(reason));
-  }
-
- private:
-  sandbox_actor target_;
-};
 
 struct waiter {
   std::string reply;
@@ -49,7 +35,8 @@ struct sandbox_state {
   bool destroying = false;
   bool ready = false;  // init answered our Hello
   std::unordered_map<std::string, process_actor> processes;  // live execs by exec id
-  std::unordered_map<uint64_t, std::string> handles;         // init handle -> exec id
+  // The same by init handle, read by the init listener (actors/sandbox_init_events.hpp).
+  std::shared_ptr<exec_routes> routes = std::make_shared<exec_routes>();
   // New execs per second (tenant_quota::execs_per_second): a token bucket, full at the start.
   double exec_tokens = -1;  // < 0: not filled yet
   int64_t exec_tokens_at_ms = 0;
@@ -84,14 +71,20 @@ void reply_error(sandbox_self self, const std::string& to, wire::ErrorCode code,
   reply(self, to, wire::make_error_reply(code, message, field));
 }
 
-void persist(sandbox_self self) {
+// Stores the record (synced). When the write fails the record goes back to `stored` (what the
+// store holds), so that the actor never claims a state it has not stored; the caller answers
+// the request that asked for the transition with the error.
+[[nodiscard]] status persist(sandbox_self self, const storage::sandbox_record& stored) {
+  auto& st = self->state;
   // An unclaimed warm-pool sandbox has no record: it is stored first when claimed.
-  if (self->state.mode == sandbox_start_mode::warm) return;
-  auto status = self->state.ctx->store->put_sandbox(self->state.rec);
-  if (!status.ok()) {
-    caf::aout(self) << "sandbox " << self->state.rec.id << ": store failed: " << status.message
-                    << "\n";
+  if (st.mode == sandbox_start_mode::warm) return {};
+  auto written = st.ctx->store->put_sandbox(st.rec);
+  if (!written.ok()) {
+    caf::aout(self) << "sandbox " << st.rec.id << ": store failed: " << written.message << "\n";
+    st.rec = stored;
+    written.message = "could not store the sandbox's state: " + written.message;
   }
+  return written;
 }
 
 void notify_node(sandbox_self self) {
@@ -139,21 +132,34 @@ void destroy_in_background(sandbox_self self) {
                caf::actor_cast<caf::actor>(self), caf::make_message(destroyed_atom::value));
 }
 
-// Ends the sandbox with a terminal state: every live process ends with `cause`, the record is
-// stored, creators and waiters are answered, and the runtime tears it down off the request path.
-void end_sandbox(sandbox_self self, wire::SandboxState state, std::optional<int32_t> return_code,
-                 std::string message, const process_end_cause& cause) {
+// Why a sandbox ends: asked for (terminate), or a fact (it died, its time is up, ...).
+enum class end_kind { requested, fact };
+
+// Ends the sandbox with a terminal state: the record is stored, every live process ends with
+// `cause`, creators and waiters are answered, and the runtime tears it down off the request path.
+// When the record cannot be stored, a requested end changes nothing and answers the error; an
+// end that is a fact goes on (the sandbox is gone either way; the record left behind is ended
+// as lost by the next executor's recovery).
+status end_sandbox(sandbox_self self, wire::SandboxState state, std::optional<int32_t> return_code,
+                   std::string message, const process_end_cause& cause,
+                   end_kind kind = end_kind::fact) {
   auto& st = self->state;
-  if (wire::is_terminal(st.rec.state)) return;
-  if (st.mode == sandbox_start_mode::recover && !st.ready) (void)end_orphaned_execs_impl(self);
-  for (auto& [id, proc] : st.processes) self->send(proc, end_atom::value, cause);
+  if (wire::is_terminal(st.rec.state)) return {};
+  const auto stored = st.rec;
   st.rec.state = state;
   st.rec.has_return_code = return_code.has_value();
   st.rec.return_code = return_code.value_or(0);
   st.rec.ended_at_ms = st.ctx->clk->now_ms();
   st.rec.message = std::move(message);
+  auto ended = st.rec;
+  auto written = persist(self, stored);
+  if (!written.ok()) {
+    if (kind == end_kind::requested) return written;
+    st.rec = std::move(ended);  // a fact ends the sandbox all the same
+  }
+  if (st.mode == sandbox_start_mode::recover && !st.ready) (void)end_orphaned_execs_impl(self);
+  for (auto& [id, proc] : st.processes) self->send(proc, end_atom::value, cause);
   st.files.fail_all(st.ctx, "sandbox " + std::string(wire::to_string(state)));
-  persist(self);
   if (!st.create_reply.empty()) {
     reply_error(self, st.create_reply, wire::ErrorCode::internal,
                 "sandbox did not start: " + st.rec.message);
@@ -164,15 +170,22 @@ void end_sandbox(sandbox_self self, wire::SandboxState state, std::optional<int3
   st.waiters.clear();
   notify_node(self);
   destroy_in_background(self);
+  return {};
 }
 
 void become_running(sandbox_self self) {
   auto& st = self->state;
   const auto now = st.ctx->clk->now_ms();
   if (st.rec.state != wire::SandboxState::running) {
+    const auto stored = st.rec;
     st.rec.state = wire::SandboxState::running;
     st.rec.started_at_ms = now;
-    persist(self);
+    if (auto written = persist(self, stored); !written.ok()) {
+      // Not running, since not stored: the creator is told it failed, and it ends.
+      (void)end_sandbox(self, wire::SandboxState::failed, std::nullopt, written.message,
+                        process_end_cause{wire::Outcome::internal, 255, 0, written.message});
+      return;
+    }
   }
   if (!st.create_reply.empty()) {
     reply(self, st.create_reply, make_sandbox_reply(st.rec));
@@ -187,7 +200,7 @@ void become_running(sandbox_self self) {
     proc.env = merged_env(st.rec.env, {});
     proc.workdir = st.rec.workdir.empty() ? "/" : st.rec.workdir;
     if (auto why = start_process(self, proc, pty_options{}); !why.empty()) {
-      end_sandbox(self, wire::SandboxState::failed, std::nullopt, "entrypoint: " + why,
+      (void)end_sandbox(self, wire::SandboxState::failed, std::nullopt, "entrypoint: " + why,
                   process_end_cause{wire::Outcome::internal, 255, 0, "entrypoint did not start"});
       return;
     }
@@ -210,7 +223,7 @@ void on_started(sandbox_self self, runtime::started& res) {
     return;
   }
   if (!res.link) {
-    end_sandbox(self, wire::SandboxState::failed, std::nullopt,
+    (void)end_sandbox(self, wire::SandboxState::failed, std::nullopt,
                 st.mode == sandbox_start_mode::recover
                     ? "sandbox lost while the executor was down: " + res.error
                     : "runtime could not start the sandbox: " + res.error,
@@ -219,7 +232,7 @@ void on_started(sandbox_self self, runtime::started& res) {
   }
   st.link = std::move(res.link);
   if (!st.link->send(make_hello(st.ctx->session))) {
-    end_sandbox(self, wire::SandboxState::failed, std::nullopt, "init link refused hello",
+    (void)end_sandbox(self, wire::SandboxState::failed, std::nullopt, "init link refused hello",
                 process_end_cause{wire::Outcome::internal, 255, 0, "init link failed"});
   }
 }
@@ -230,7 +243,7 @@ void end_orphaned_execs(sandbox_self self) {
   auto& st = self->state;
   const bool entrypoint_lost = end_orphaned_execs_impl(self);
   if (entrypoint_lost && !wire::is_terminal(st.rec.state)) {
-    end_sandbox(self, wire::SandboxState::failed, std::nullopt,
+    (void)end_sandbox(self, wire::SandboxState::failed, std::nullopt,
                 "the entrypoint was lost with the executor running it",
                 process_end_cause{wire::Outcome::executor_lost, 255, 0, "executor lost"});
   }
@@ -283,13 +296,8 @@ void on_frame(sandbox_self self, const bytes& payload) {
     caf::aout(self) << "sandbox " << st.rec.id << ": dropped an invalid frame from init\n";
     return;
   }
+  // (Events about a process went straight to its actor: actors/sandbox_init_events.hpp.)
   if (st.files.on_event(st.ctx, *ev)) return;
-  auto route = [&](uint64_t handle, init_process_event pe) {
-    auto h = st.handles.find(handle);
-    if (h == st.handles.end()) return;
-    auto p = st.processes.find(h->second);
-    if (p != st.processes.end()) self->send(p->second, event_atom::value, std::move(pe));
-  };
   if (ev->event_type() == wire::Event::HelloAck) {
     const auto* hello = ev->event_as_HelloAck();
     if (hello == nullptr || hello->session() != st.ctx->session) return;
@@ -302,9 +310,7 @@ void on_frame(sandbox_self self, const bytes& payload) {
     }
     if (st.mode == sandbox_start_mode::recover) end_orphaned_execs(self);
     if (!wire::is_terminal(st.rec.state)) become_running(self);
-    return;
   }
-  if (auto routed = process_event_of(*ev)) route(routed->first, std::move(routed->second));
 }
 
 // A booted warm sandbox starts the node's pre-started command (node_config::warm_prestart), held
@@ -344,7 +350,7 @@ std::string start_process(sandbox_self self, storage::process_record& proc,
   auto actor = spawn_process(self, st.ctx, st.rec.tenant, proc, st.link,
                              caf::actor_cast<caf::actor>(self));
   st.processes.emplace(proc.exec_id, actor);
-  st.handles.emplace(proc.handle, proc.exec_id);
+  st.routes->add(proc.handle, actor);
   if (!st.link->send(std::move(spawn_frame))) {
     self->send(actor, end_atom::value,
                process_end_cause{wire::Outcome::internal, 255, 0, "sandbox link refused the exec"});
@@ -539,8 +545,10 @@ void on_tags(sandbox_self self, const bus_request& req) {
     if (auto e = check_tags(st.ctx->config, msg->tags()))
       return reply_error(self, req.reply, e.code, e.message(), e.field);
     // Set replaces the whole set, as Modal's set_tags does.
+    const auto stored = st.rec;
     st.rec.tags = wire::pairs_of(msg->tags());
-    persist(self);
+    if (auto written = persist(self, stored); !written.ok())
+      return reply_error(self, req.reply, written.code, written.message);
     notify_node(self);
   }
   reply(self, req.reply, make_sandbox_reply(st.rec));
@@ -663,8 +671,11 @@ void on_op(sandbox_self self, bus_request& req) {
       reply_error(self, req.reply, wire::ErrorCode::not_found, "no such exec", "exec_id");
     }
   } else if (op == "terminate") {
-    end_sandbox(self, wire::SandboxState::terminated, 137, "terminated by request",
-                process_end_cause{wire::Outcome::signaled, 137, SIGKILL, "sandbox terminated"});
+    auto ended = end_sandbox(
+        self, wire::SandboxState::terminated, 137, "terminated by request",
+        process_end_cause{wire::Outcome::signaled, 137, SIGKILL, "sandbox terminated"},
+        end_kind::requested);
+    if (!ended.ok()) return reply_error(self, req.reply, ended.code, ended.message);
     reply(self, req.reply, make_sandbox_reply(st.rec));
   } else if (op == "wait") {
     int64_t timeout_ms = 0;
@@ -714,6 +725,7 @@ sandbox_actor::behavior_type sandbox_impl(sandbox_self self, context_ptr ctx,
   self->set_exit_handler([=](caf::exit_msg& m) {
     auto& s = self->state;
     for (auto& [id, p] : s.processes) self->send_exit(p, m.reason);
+    s.routes->clear();
     if (s.link) s.link->close();
     // An unclaimed warm sandbox never outlives its actor: nothing would claim or adopt it.
     if (s.mode == sandbox_start_mode::warm && s.holds_resources && !s.destroying) {
@@ -727,8 +739,8 @@ sandbox_actor::behavior_type sandbox_impl(sandbox_self self, context_ptr ctx,
     st.holds_resources = false;
     end_orphaned_execs(self);
   } else {
-    auto listener = std::make_shared<actor_init_listener>(
-        caf::actor_cast<sandbox_actor>(self));
+    auto listener = std::make_shared<sandbox_init_listener>(caf::actor_cast<caf::actor>(self),
+                                                            st.routes);
     auto rt = st.ctx->rt;
     sandbox_spec spec;
     spec.id = st.rec.id;
@@ -740,8 +752,11 @@ sandbox_actor::behavior_type sandbox_impl(sandbox_self self, context_ptr ctx,
     st.booted_cpu_millis = spec.cpu_millis;
     st.booted_memory_mib = spec.memory_mib;
     if (mode == sandbox_start_mode::create || mode == sandbox_start_mode::warm) {
+      // (Nothing is stored for a warm one.) When this write fails the record stays pending,
+      // as stored, and becoming running stores both or answers the creator the error.
+      const auto stored = st.rec;
       st.rec.state = wire::SandboxState::starting;
-      persist(self);  // (nothing for a warm one)
+      (void)persist(self, stored);
       notify_node(self);
     }
     const bool adopt = mode == sandbox_start_mode::recover;
@@ -753,12 +768,18 @@ sandbox_actor::behavior_type sandbox_impl(sandbox_self self, context_ptr ctx,
   return {
       [=](op_atom, bus_request& req) { on_op(self, req); },
       [=](frame_atom, const bytes& payload) { on_frame(self, payload); },
-      [=](link_down_atom, const std::string& reason) {
+      [=](link_down_atom, close_reason why, const std::string& detail) {
         auto& s = self->state;
         if (wire::is_terminal(s.rec.state)) return;
         s.link.reset();
-        end_sandbox(self, wire::SandboxState::failed, std::nullopt, "sandbox died: " + reason,
-                    process_end_cause{wire::Outcome::internal, 255, 0, "sandbox died: " + reason});
+        // Its memory cgroup killed the whole sandbox: its execs end oom_killed.
+        const auto cause = why == close_reason::out_of_memory
+                               ? process_end_cause{wire::Outcome::oom_killed, 137, SIGKILL,
+                                                   "sandbox died: " + detail}
+                               : process_end_cause{wire::Outcome::internal, 255, 0,
+                                                   "sandbox died: " + detail};
+        (void)end_sandbox(self, wire::SandboxState::failed, std::nullopt, "sandbox died: " + detail,
+                          cause);
       },
       [=](started_atom, runtime::started& res) { on_started(self, res); },
       [=](destroyed_atom) {
@@ -778,7 +799,7 @@ sandbox_actor::behavior_type sandbox_impl(sandbox_self self, context_ptr ctx,
               lifetime_atom::value);
           return;
         }
-        end_sandbox(self, wire::SandboxState::timed_out, 124,
+        (void)end_sandbox(self, wire::SandboxState::timed_out, 124,
                     "sandbox lifetime of " + std::to_string(s.rec.timeout_ms) + " ms ended",
                     process_end_cause{wire::Outcome::timeout, 124, SIGKILL,
                                       "sandbox lifetime ended"});
@@ -786,7 +807,7 @@ sandbox_actor::behavior_type sandbox_impl(sandbox_self self, context_ptr ctx,
       [=](timeout_atom) {
         auto& s = self->state;
         if (!s.ready && !wire::is_terminal(s.rec.state)) {
-          end_sandbox(self, wire::SandboxState::failed, std::nullopt,
+          (void)end_sandbox(self, wire::SandboxState::failed, std::nullopt,
                       "sandbox did not become ready in time",
                       process_end_cause{wire::Outcome::internal, 255, 0, "start timed out"});
         }
@@ -807,7 +828,7 @@ sandbox_actor::behavior_type sandbox_impl(sandbox_self self, context_ptr ctx,
           arm_idle_timer(self);
           return;
         }
-        end_sandbox(self, wire::SandboxState::timed_out, 124,
+        (void)end_sandbox(self, wire::SandboxState::timed_out, 124,
                     "idle for " + std::to_string(s.rec.idle_timeout_ms) + " ms",
                     process_end_cause{wire::Outcome::timeout, 124, SIGKILL, "sandbox idle"});
       },
@@ -827,7 +848,7 @@ sandbox_actor::behavior_type sandbox_impl(sandbox_self self, context_ptr ctx,
           notify_node(self);  // ended already: say so again (the node asked while claiming)
           return;
         }
-        end_sandbox(self, wire::SandboxState::terminated, std::nullopt,
+        (void)end_sandbox(self, wire::SandboxState::terminated, std::nullopt,
                     "retired from the warm pool",
                     process_end_cause{wire::Outcome::signaled, 137, SIGKILL, "retired"});
       },
@@ -835,7 +856,7 @@ sandbox_actor::behavior_type sandbox_impl(sandbox_self self, context_ptr ctx,
         auto& s = self->state;
         if (wire::is_terminal(s.rec.state)) return;  // died meanwhile; the creator has its answer
         if (!error.empty()) {
-          end_sandbox(self, wire::SandboxState::failed, std::nullopt,
+          (void)end_sandbox(self, wire::SandboxState::failed, std::nullopt,
                       "could not apply its cpu/memory limits: " + error,
                       process_end_cause{wire::Outcome::internal, 255, 0, "limits not applied"});
           return;
@@ -847,17 +868,22 @@ sandbox_actor::behavior_type sandbox_impl(sandbox_self self, context_ptr ctx,
         const auto& exec_id = proc.exec_id;
         auto it = s.processes.find(exec_id);
         if (it == s.processes.end()) return;
-        s.handles.erase(proc.handle);
+        s.routes->remove(proc.handle);
         self->send_exit(it->second, caf::exit_reason::user_shutdown);
         s.processes.erase(it);
         // Idle time counts from the exec's end as the process recorded it.
         s.last_active_ms = std::max(s.last_active_ms, proc.ended_at_ms);
         if (is_probe(exec_id) && !s.rec.ready && !wire::is_terminal(s.rec.state)) {
           if (proc.outcome == wire::Outcome::exited && proc.exit_code == 0) {
+            const auto stored = s.rec;
             s.rec.ready = true;
-            persist(self);
-            notify_node(self);
-            answer_ready_waiters(self);
+            if (persist(self, stored).ok()) {
+              notify_node(self);
+              answer_ready_waiters(self);
+            } else {  // not ready until stored: probe again
+              self->delayed_send(self, std::chrono::milliseconds(s.rec.probe_interval_ms),
+                                 probe_atom::value);
+            }
           } else {
             self->delayed_send(self, std::chrono::milliseconds(s.rec.probe_interval_ms),
                                probe_atom::value);
@@ -866,7 +892,7 @@ sandbox_actor::behavior_type sandbox_impl(sandbox_self self, context_ptr ctx,
         if (exec_id == entrypoint_exec_id && !wire::is_terminal(s.rec.state)) {
           // The entrypoint ended: so does the sandbox, with its exit code.
           const int32_t code = shell_exit_code(proc.outcome, proc.exit_code, proc.signal);
-          end_sandbox(self, wire::SandboxState::exited, code,
+          (void)end_sandbox(self, wire::SandboxState::exited, code,
                       "entrypoint exited with " + std::to_string(code),
                       process_end_cause{wire::Outcome::signaled, 137, SIGKILL,
                                         "sandbox ended: its entrypoint exited"});
