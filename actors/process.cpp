@@ -263,10 +263,6 @@ process_actor::behavior_type process_impl(process_self self, context_ptr ctx,
   return {
       [=](event_atom, init_process_event& ev) { on_event(self, ev); },
       [=](end_atom, const process_end_cause& cause) {
-        // Limits: a sandbox killed by its memory cgroup ends its execs oom_killed (137).
-        if (cause.outcome == wire::Outcome::internal &&
-            cause.message.find(oom_death_reason) != std::string::npos)
-          return finish(self, wire::Outcome::oom_killed, 137, SIGKILL, cause.message);
         finish(self, cause.outcome, cause.exit_code, cause.signal, cause.message);
       },
       [=](op_atom, bus_request& req) { on_request(self, req); },

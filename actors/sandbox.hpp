@@ -29,8 +29,9 @@ using sandbox_actor = caf::typed_actor<
     // NATS requests on corral.v1.{t}.sbx.{sb}.{op}: info, exec, stdin, signal, terminate,
     // wait, replay, tags; and ...fs.{op}.
     caf::reacts_to<op_atom, bus_request>,
-    // A frame from corral-init; the link to it closed.
-    caf::reacts_to<frame_atom, bytes>, caf::reacts_to<link_down_atom, std::string>,
+    // A frame from corral-init that is not about one process (those go to the process actor:
+    // actors/sandbox_init_events.hpp); the link to it closed.
+    caf::reacts_to<frame_atom, bytes>, caf::reacts_to<link_down_atom, close_reason, std::string>,
     // The runtime finished starting/adopting (link or error) or destroying the sandbox.
     caf::reacts_to<started_atom, runtime::started>, caf::reacts_to<destroyed_atom>,
     // Timers: lifetime end; start deadline; a waiter's deadline (reply subject, waiter id).

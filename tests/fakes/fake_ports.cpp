@@ -372,7 +372,7 @@ void fake_runtime::kill(const std::string& id) {
     sb->closed = true;
     l = sb->listener;
   }
-  l->on_closed("sandbox process exited");
+  l->on_closed(close_reason::died, "sandbox process exited");
 }
 
 void fake_runtime::add_host_sandbox(const std::string& id) {
