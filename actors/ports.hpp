@@ -1,11 +1,13 @@
 #pragma once
 // The ports the actors need from the world outside (docs/architecture.md): the runtime that runs a
-// sandbox, the outbox that publishes on NATS, and the clock. executor/ implements them;
+// sandbox, the outbox that sends replies and output out, and the clock. executor/ implements them;
 // tests use fakes. Nothing here includes executor/ code.
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "actors/requests.hpp"
 
 namespace corral {
 
@@ -103,11 +105,18 @@ class runtime {
   }
 };
 
-// Publishes on NATS. Thread-safe, non-blocking; delivery is best-effort (core NATS).
+// What the actors send out, by meaning (the executor's bridge knows where each goes).
+// Thread-safe, non-blocking; delivery is best-effort.
 class outbox {
  public:
   virtual ~outbox() = default;
-  virtual void publish(const std::string& subject, std::vector<uint8_t> payload) = 0;
+  // An answer to a request (a request may have several: a replay's frames, then its Ack).
+  // Nothing when `to` is empty.
+  virtual void reply(const reply_handle& to, std::vector<uint8_t> message) = 0;
+  // A frame of an exec's output stream: an OutputChunk or its ExecExit.
+  virtual void publish_output(const exec_address& exec, std::vector<uint8_t> frame) = 0;
+  // This node's Heartbeat.
+  virtual void publish_heartbeat(const std::string& node_id, std::vector<uint8_t> heartbeat) = 0;
 };
 
 // Wall clock in unix epoch milliseconds (injected so tests can control it).

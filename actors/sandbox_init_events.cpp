@@ -1,5 +1,6 @@
 #include "actors/sandbox_init_events.hpp"
 
+#include "actors/sandbox_state.hpp"
 #include "actors/validate.hpp"
 
 namespace corral {
@@ -42,4 +43,31 @@ void sandbox_init_listener::on_closed(close_reason reason, std::string detail) {
   caf::anon_send(sandbox_, link_down_atom::value, reason, std::move(detail));
 }
 
+namespace sandbox_detail {
+
+void on_init_frame(sandbox_self self, const bytes& payload) {
+  auto& st = self->state;
+  const auto* ev = wire::verify<wire::InitEvent>(payload.data(), payload.size());
+  if (ev == nullptr) {
+    caf::aout(self) << "sandbox " << st.rec.id << ": dropped an invalid frame from init\n";
+    return;
+  }
+  // (Events about a process went straight to its actor: actors/sandbox_init_events.hpp.)
+  if (st.files.on_event(st.ctx, *ev)) return;
+  if (ev->event_type() == wire::Event::HelloAck) {
+    const auto* hello = ev->event_as_HelloAck();
+    if (hello == nullptr || hello->session() != st.ctx->session) return;
+    if (st.ready) return;
+    st.ready = true;
+    if (st.mode == sandbox_start_mode::warm) {
+      prestart(self);
+      notify_node(self);  // booted: the node may hand it out now
+      return;
+    }
+    if (st.mode == sandbox_start_mode::recover) end_orphaned_execs(self);
+    if (!wire::is_terminal(st.rec.state)) become_running(self);
+  }
+}
+
+}  // namespace sandbox_detail
 }  // namespace corral

@@ -40,8 +40,8 @@ using sample_atom = caf::atom_constant<caf::atom("sample")>;
 using usage_actor = caf::typed_actor<
     // A sandbox's record changed (forwarded by the node).
     caf::reacts_to<summary_atom, sandbox_summary>,
-    // corral.v1.{t}.usage requests.
-    caf::reacts_to<usage_atom, bus_request>,
+    // A tenant's usage: its UsageReply (this node's sandboxes of the tenant).
+    caf::reacts_to<verb::usage>,
     // Periodic sampling (self-sent every usage_sample_interval_ms).
     caf::reacts_to<tick_atom>,
     // Samples now, persists, and replies with the number of sandboxes sampled (tests, drain).

@@ -35,6 +35,8 @@ std::string new_id(std::string_view prefix) {
   return out;
 }
 
+std::string new_exec_id() { return new_id("ex-"); }
+
 bool valid_token(std::string_view s, std::size_t max_len) {
   if (s.empty() || s.size() > max_len) return false;
   for (char c : s) {

@@ -11,6 +11,9 @@ inline constexpr std::size_t id_random_chars = 22;
 
 // Draws 128 bits from getrandom(2). Thread-safe.
 [[nodiscard]] std::string new_id(std::string_view prefix);
+// A new exec id ("ex-..."): what every side that mints one (a client, the gateway, a sandbox
+// given an exec without one) calls.
+[[nodiscard]] std::string new_exec_id();
 
 // A subject token a client may choose (tenant, pool, node, exec id, names): 1..64 characters
 // of [A-Za-z0-9_-]. Anything else could inject NATS wildcards or separators.

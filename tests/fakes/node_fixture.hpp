@@ -1,9 +1,9 @@
 #pragma once
 // A test fixture for the actors: a node actor over fakes of the runtime, outbox, router and
 // clock, and a real store in a fresh temp dir (behind failing_store, which fails no write until
-// a test asks). Requests are sent as NATS would deliver them
-// (bus_request with a reply subject) and replies are read from the fake outbox, waiting on the
-// event with a deadline.
+// a test asks). Requests are sent by subject and decoded as the executor's bridge decodes them
+// (executor/request_decode.hpp); replies are read from the fake outbox, waiting on the event
+// with a deadline.
 #include <gtest/gtest.h>
 
 #include <chrono>

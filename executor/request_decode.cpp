@@ -1,0 +1,159 @@
+#include "executor/request_decode.hpp"
+
+#include "actors/validate.hpp"
+#include "schemas/ids.hpp"
+#include "schemas/subjects.hpp"
+
+namespace corral::bridge {
+
+namespace {
+
+using bytes = std::vector<uint8_t>;
+
+template <class T>
+decoded<T> refuse(wire::ErrorCode code, std::string message, std::string field = {}) {
+  decoded<T> d;
+  d.refused = refusal{code, std::move(message), std::move(field)};
+  return d;
+}
+
+template <class T, class Verb>
+decoded<T> accept(Verb verb) {
+  decoded<T> d;
+  d.verb.emplace(std::move(verb));
+  return d;
+}
+
+// `data` verified as a Table, kept whole; null when it is not one.
+template <class Table>
+std::optional<verified<Table>> verify_as(bytes& data) {
+  if (wire::verify<Table>(data.data(), data.size()) == nullptr) return std::nullopt;
+  return verified<Table>::adopt(std::move(data));
+}
+
+wire::FsOp fs_op_of(std::string_view name) {
+  if (name == "read") return wire::FsOp::read;
+  if (name == "write") return wire::FsOp::write;
+  if (name == "list") return wire::FsOp::list;
+  if (name == "stat") return wire::FsOp::stat;
+  if (name == "mkdir") return wire::FsOp::mkdir;
+  if (name == "remove") return wire::FsOp::remove;
+  return wire::FsOp::none;
+}
+
+// Whether the subject ends in ".fs.{op}".
+bool is_fs(std::string_view subject, std::string_view op) {
+  return subject.size() > op.size() + 4 &&
+         subject.compare(subject.size() - op.size() - 4, 4, ".fs.") == 0;
+}
+
+decoded<sandbox_verb> decode_fs(std::string_view op, bytes data, reply_handle reply) {
+  const wire::FsOp fs_op = fs_op_of(op);
+  if (fs_op == wire::FsOp::none)
+    return refuse<sandbox_verb>(wire::ErrorCode::invalid_argument,
+                                "unknown file operation fs." + std::string(op) +
+                                    " (read, write, list, stat, mkdir, remove)",
+                                "op");
+  auto msg = verify_as<wire::FsRequest>(data);
+  if (!msg) return refuse<sandbox_verb>(wire::ErrorCode::malformed, "not an FsRequest");
+  return accept<sandbox_verb>(verb::fs{fs_op, std::move(*msg), std::move(reply)});
+}
+
+}  // namespace
+
+bytes refusal::reply() const { return wire::make_error_reply(code, message, field); }
+
+decoded<sandbox_verb> decode_sandbox_request(std::string_view subject, bytes data,
+                                             reply_handle reply) {
+  const auto op = wire::subjects::last_token(subject);
+  if (is_fs(subject, op)) return decode_fs(op, std::move(data), std::move(reply));
+  if (op == "info") return accept<sandbox_verb>(verb::info{std::move(reply)});
+  if (op == "terminate") return accept<sandbox_verb>(verb::terminate{std::move(reply)});
+  if (op == "exec") {
+    auto msg = verify_as<wire::ExecRequest>(data);
+    if (!msg) return refuse<sandbox_verb>(wire::ErrorCode::malformed, "not an ExecRequest");
+    return accept<sandbox_verb>(verb::exec{std::move(*msg), std::move(reply)});
+  }
+  if (op == "stdin") {
+    auto msg = verify_as<wire::StdinWrite>(data);
+    if (!msg) return refuse<sandbox_verb>(wire::ErrorCode::malformed, "not a StdinWrite");
+    std::string exec_id(wire::str((*msg)->exec_id()));
+    return accept<sandbox_verb>(verb::stdin_write{std::move(exec_id), std::move(*msg), std::move(reply)});
+  }
+  if (op == "signal") {
+    const auto* msg = wire::verify<wire::SignalRequest>(data.data(), data.size());
+    if (msg == nullptr) return refuse<sandbox_verb>(wire::ErrorCode::malformed, "not a SignalRequest");
+    if (auto e = check_signal(*msg)) return refuse<sandbox_verb>(e.code, e.why, e.field);
+    return accept<sandbox_verb>(
+        verb::signal{std::string(wire::str(msg->exec_id())), msg->signal(), std::move(reply)});
+  }
+  if (op == "resize") {
+    const auto* msg = wire::verify<wire::ResizeRequest>(data.data(), data.size());
+    if (msg == nullptr) return refuse<sandbox_verb>(wire::ErrorCode::malformed, "not a ResizeRequest");
+    return accept<sandbox_verb>(verb::resize{std::string(wire::str(msg->exec_id())), msg->rows(),
+                                               msg->cols(), std::move(reply)});
+  }
+  if (op == "wait") {
+    verb::wait w;
+    w.reply = std::move(reply);
+    if (!data.empty()) {
+      const auto* q = wire::verify<wire::SandboxQuery>(data.data(), data.size());
+      if (q == nullptr) return refuse<sandbox_verb>(wire::ErrorCode::malformed, "not a SandboxQuery");
+      w.timeout_ms = q->wait_timeout_ms();
+      w.until_ready = q->until_ready();
+    }
+    return accept<sandbox_verb>(std::move(w));
+  }
+  if (op == "replay") {
+    const auto* msg = wire::verify<wire::ReplayRequest>(data.data(), data.size());
+    if (msg == nullptr) return refuse<sandbox_verb>(wire::ErrorCode::malformed, "not a ReplayRequest");
+    return accept<sandbox_verb>(verb::replay{std::string(wire::str(msg->exec_id())),
+                                               msg->from_seq(), std::move(reply)});
+  }
+  if (op == "tags") {
+    verb::tags t;
+    t.reply = std::move(reply);
+    if (!data.empty()) {
+      t.set = verify_as<wire::SetTags>(data);
+      if (!t.set) return refuse<sandbox_verb>(wire::ErrorCode::malformed, "not a SetTags");
+    }
+    return accept<sandbox_verb>(std::move(t));
+  }
+  return refuse<sandbox_verb>(wire::ErrorCode::invalid_argument,
+                              "unknown sandbox operation: " + std::string(op));
+}
+
+decoded<verb::create> decode_create(std::string_view subject, bytes data, reply_handle reply) {
+  std::string tenant(wire::subjects::tenant_of(subject));
+  if (!wire::valid_token(tenant))
+    return refuse<verb::create>(wire::ErrorCode::invalid_argument, "invalid tenant");
+  auto msg = verify_as<wire::CreateSandbox>(data);
+  if (!msg) return refuse<verb::create>(wire::ErrorCode::malformed, "not a CreateSandbox");
+  return accept<verb::create>(verb::create{std::move(tenant), std::move(*msg), std::move(reply)});
+}
+
+decoded<verb::list> decode_list(std::string_view subject, bytes data, reply_handle reply) {
+  verb::list l;
+  l.tenant = std::string(wire::subjects::tenant_of(subject));
+  l.reply = std::move(reply);
+  if (!data.empty()) {
+    l.filter = verify_as<wire::ListSandboxes>(data);
+    if (!l.filter) return refuse<verb::list>(wire::ErrorCode::malformed, "not a ListSandboxes");
+  }
+  return accept<verb::list>(std::move(l));
+}
+
+decoded<verb::usage> decode_usage(std::string_view subject, bytes data, reply_handle reply) {
+  std::string tenant(wire::subjects::tenant_of(subject));
+  if (!wire::valid_token(tenant))
+    return refuse<verb::usage>(wire::ErrorCode::invalid_argument, "invalid tenant");
+  verb::usage u{std::move(tenant), {}, std::move(reply)};
+  if (!data.empty()) {
+    const auto* msg = wire::verify<wire::UsageRequest>(data.data(), data.size());
+    if (msg == nullptr) return refuse<verb::usage>(wire::ErrorCode::malformed, "not a UsageRequest");
+    u.sandbox_id = std::string(wire::str(msg->sandbox_id()));
+  }
+  return accept<verb::usage>(std::move(u));
+}
+
+}  // namespace corral::bridge
