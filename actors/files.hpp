@@ -1,7 +1,7 @@
 #pragma once
 // File operations on a running sandbox (verb::fs: read, write, list, stat, mkdir, remove), carried out inside the
 // sandbox by corral-init, so host-side code never resolves a path of the sandbox's tree
-// (RELIABILITY.md P13). One file_ops per sandbox actor; used only on that actor's thread.
+// (docs/architecture.md). One file_ops per sandbox actor; used only on that actor's thread.
 //
 // Guarantees:
 // - Every request with a reply handle is answered exactly once: at once with an ErrorReply when

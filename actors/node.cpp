@@ -393,7 +393,8 @@ void on_list(node_self self, verb::list& req) {
   std::sort(hits.begin(), hits.end(), [](auto* a, auto* b) {
     return a->created_at_ms != b->created_at_ms ? a->created_at_ms < b->created_at_ms : a->id < b->id;
   });
-  // One reply must fit one NATS message: stop before the cap (clients page by filters).
+  // One reply must fit one message (wire::max_message_bytes): stop before the cap (clients
+  // page by filters).
   std::size_t approx = 0;
   for (const auto* r : hits) {
     approx += 512 + r->id.size() + r->name.size() + r->message.size();

@@ -249,7 +249,7 @@ process_actor::behavior_type process_impl(process_self self, context_ptr ctx,
       [=](end_atom, const process_end_cause& cause) {
         finish(self, cause.outcome, cause.exit_code, cause.signal, cause.message);
       },
-      // The exec id is known: re-attach, never a second process (P1).
+      // The exec id is known: re-attach, never a second process.
       [=](const verb::exec& req) {
         reply(self, req.reply, make_exec_reply(self->state.rec, /*reattached=*/true));
       },
@@ -260,7 +260,7 @@ process_actor::behavior_type process_impl(process_self self, context_ptr ctx,
         auto& s = self->state;
         if (s.finished) return;
         if (epoch == 0 && !s.kill_cause) {
-          // The per-exec timeout: end the whole process tree (P5).
+          // The per-exec timeout: end the whole process tree.
           kill_tree(self, process_end_cause{wire::Outcome::timeout, 124, SIGKILL,
                                             "exec timed out after " +
                                                 std::to_string(s.rec.timeout_ms) + " ms"});

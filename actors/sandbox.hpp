@@ -2,7 +2,7 @@
 // The sandbox actor: one per sandbox. Owns the lifecycle state machine
 //   pending -> starting -> running -> exited | timed_out | terminated | failed
 // the runtime handle (the link to corral-init), the lifetime timer and the live processes.
-// Every transition is stored with sync=true before it is published or replied (P2).
+// Every transition is stored with sync=true before it is published or replied.
 // An ended sandbox's actor stays to answer info/wait/replay until the node drops it after the
 // retention period.
 //

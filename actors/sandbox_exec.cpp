@@ -68,7 +68,7 @@ void forward_to_exec(sandbox_self self, Request& req) {
 }  // namespace
 
 // Starts a process: gives it the next handle, stores its record and the sandbox's handle
-// counter in one synced batch (the exec is accepted once durable, P2), spawns its actor and
+// counter in one synced batch (the exec is accepted once durable), spawns its actor and
 // sends Spawn to init. Returns an error text, empty on success.
 std::string start_process(sandbox_self self, storage::process_record& proc,
                           const pty_options& pty) {
@@ -114,7 +114,7 @@ void on_exec(sandbox_self self, verb::exec& req) {
     return;
   }
   if (!exec_id.empty()) {
-    // A known exec id re-attaches and never starts a second process (P1); attach_only never
+    // A known exec id re-attaches and never starts a second process; attach_only never
     // starts one at all.
     if (auto it = st.processes.find(exec_id); it != st.processes.end()) {
       self->send(it->second, std::move(req));

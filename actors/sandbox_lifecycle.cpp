@@ -187,7 +187,7 @@ void on_started(sandbox_self self, runtime::started& res) {
 }
 
 // After a restart: every exec the store still shows as running belonged to the previous
-// executor process; init killed them on our Hello. They end as executor_lost (P3, P10).
+// executor process; init killed them on our Hello. They end as executor_lost.
 void end_orphaned_execs(sandbox_self self) {
   auto& st = self->state;
   const bool entrypoint_lost = end_orphaned_execs_impl(self);

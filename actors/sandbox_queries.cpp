@@ -70,7 +70,7 @@ void on_replay(sandbox_self self, const verb::replay& req) {
   }
   uint64_t next = from_seq;
   // A finished exec whose frames before its exit are asked for but none is stored any more:
-  // output retention dropped them. Say so rather than answer with nothing (P4).
+  // output retention dropped them. Say so rather than answer with nothing.
   if (chunks->empty() && proc->finished && from_seq + 1 < proc->next_seq) {
     reply_error(self, req.reply, wire::ErrorCode::expired,
                 "the output of " + exec_id + " has expired (output retention)", "exec_id");

@@ -152,7 +152,8 @@ void on_request(usage_self self, verb::usage& req) {
     total.cpu_core_seconds += m.rec.cpu_core_seconds;
     total.gib_seconds += m.rec.gib_seconds;
     total.cost += m.rec.cost;
-    // One reply must fit one NATS message: the total always counts every sandbox.
+    // One reply must fit one message (wire::max_message_bytes): the total always counts
+    // every sandbox.
     approx += 96 + id.size();
     if (approx <= wire::max_message_bytes / 2) add(fbb, items, m.rec);
   }

@@ -54,8 +54,7 @@ bool acceptable(const bus::message& m) {
 
 // Hands a decoded verb to its actor, or answers the refusal (when someone waits for it).
 template <class Verb>
-void deliver(bus::connection& conn, const caf::actor& to, bridge::decoded<Verb> d,
-             const std::string& reply) {
+void deliver(bus::connection& conn, const caf::actor& to, bridge::decoded<Verb> d) {
   if (d.verb) {
     if constexpr (std::is_same_v<Verb, bridge::sandbox_verb>)
       std::visit([&](auto& verb) { caf::anon_send(to, std::move(verb)); }, *d.verb);
@@ -63,9 +62,9 @@ void deliver(bus::connection& conn, const caf::actor& to, bridge::decoded<Verb> 
       caf::anon_send(to, std::move(*d.verb));
     return;
   }
-  if (reply.empty()) return;
+  if (d.refused.to.empty()) return;
   auto bytes = d.refused.reply();
-  (void)conn.publish(reply, bytes.data(), bytes.size());  // best effort, as every reply
+  (void)conn.publish(d.refused.to.address(), bytes.data(), bytes.size());  // best effort
 }
 
 // Decodes a message with `decode` (executor/request_decode.hpp) and delivers it to `to`.
@@ -73,9 +72,7 @@ template <class Decode>
 auto serve(bus::connection& conn, caf::actor to, Decode decode) {
   return [&conn, to, decode](bus::message&& m) {
     if (!acceptable(m)) return;
-    const std::string reply = m.reply;
-    deliver(conn, to, decode(m.subject, std::move(m.data), reply_handle(std::move(m.reply))),
-            reply);
+    deliver(conn, to, decode(m.subject, std::move(m.data), reply_handle(std::move(m.reply))));
   };
 }
 }  // namespace

@@ -6,6 +6,8 @@
 
 namespace corral::bridge {
 
+std::vector<uint8_t> refusal::reply() const { return wire::make_error_reply(code, message, field); }
+
 namespace {
 
 using bytes = std::vector<uint8_t>;
@@ -13,7 +15,9 @@ using bytes = std::vector<uint8_t>;
 template <class T>
 decoded<T> refuse(wire::ErrorCode code, std::string message, std::string field = {}) {
   decoded<T> d;
-  d.refused = refusal{code, std::move(message), std::move(field)};
+  d.refused.code = code;
+  d.refused.message = std::move(message);
+  d.refused.field = std::move(field);
   return d;
 }
 
@@ -47,7 +51,7 @@ bool is_fs(std::string_view subject, std::string_view op) {
          subject.compare(subject.size() - op.size() - 4, 4, ".fs.") == 0;
 }
 
-decoded<sandbox_verb> decode_fs(std::string_view op, bytes data, reply_handle reply) {
+decoded<sandbox_verb> decode_fs(std::string_view op, bytes data, reply_handle& reply) {
   const wire::FsOp fs_op = fs_op_of(op);
   if (fs_op == wire::FsOp::none)
     return refuse<sandbox_verb>(wire::ErrorCode::invalid_argument,
@@ -59,14 +63,10 @@ decoded<sandbox_verb> decode_fs(std::string_view op, bytes data, reply_handle re
   return accept<sandbox_verb>(verb::fs{fs_op, std::move(*msg), std::move(reply)});
 }
 
-}  // namespace
-
-bytes refusal::reply() const { return wire::make_error_reply(code, message, field); }
-
-decoded<sandbox_verb> decode_sandbox_request(std::string_view subject, bytes data,
-                                             reply_handle reply) {
+decoded<sandbox_verb> decode_sandbox_request_impl(std::string_view subject, bytes data,
+                                  reply_handle& reply) {
   const auto op = wire::subjects::last_token(subject);
-  if (is_fs(subject, op)) return decode_fs(op, std::move(data), std::move(reply));
+  if (is_fs(subject, op)) return decode_fs(op, std::move(data), reply);
   if (op == "info") return accept<sandbox_verb>(verb::info{std::move(reply)});
   if (op == "terminate") return accept<sandbox_verb>(verb::terminate{std::move(reply)});
   if (op == "exec") {
@@ -123,7 +123,8 @@ decoded<sandbox_verb> decode_sandbox_request(std::string_view subject, bytes dat
                               "unknown sandbox operation: " + std::string(op));
 }
 
-decoded<verb::create> decode_create(std::string_view subject, bytes data, reply_handle reply) {
+decoded<verb::create> decode_create_impl(std::string_view subject, bytes data,
+                                  reply_handle& reply) {
   std::string tenant(wire::subjects::tenant_of(subject));
   if (!wire::valid_token(tenant))
     return refuse<verb::create>(wire::ErrorCode::invalid_argument, "invalid tenant");
@@ -132,7 +133,8 @@ decoded<verb::create> decode_create(std::string_view subject, bytes data, reply_
   return accept<verb::create>(verb::create{std::move(tenant), std::move(*msg), std::move(reply)});
 }
 
-decoded<verb::list> decode_list(std::string_view subject, bytes data, reply_handle reply) {
+decoded<verb::list> decode_list_impl(std::string_view subject, bytes data,
+                                  reply_handle& reply) {
   verb::list l;
   l.tenant = std::string(wire::subjects::tenant_of(subject));
   l.reply = std::move(reply);
@@ -143,7 +145,8 @@ decoded<verb::list> decode_list(std::string_view subject, bytes data, reply_hand
   return accept<verb::list>(std::move(l));
 }
 
-decoded<verb::usage> decode_usage(std::string_view subject, bytes data, reply_handle reply) {
+decoded<verb::usage> decode_usage_impl(std::string_view subject, bytes data,
+                                  reply_handle& reply) {
   std::string tenant(wire::subjects::tenant_of(subject));
   if (!wire::valid_token(tenant))
     return refuse<verb::usage>(wire::ErrorCode::invalid_argument, "invalid tenant");
@@ -154,6 +157,34 @@ decoded<verb::usage> decode_usage(std::string_view subject, bytes data, reply_ha
     u.sandbox_id = std::string(wire::str(msg->sandbox_id()));
   }
   return accept<verb::usage>(std::move(u));
+}
+
+// The reply handle goes into the verb, or back into the refusal (never copied).
+template <class T, class Impl>
+decoded<T> with_reply(Impl impl, std::string_view subject, bytes data, reply_handle reply) {
+  auto d = impl(subject, std::move(data), reply);
+  if (!d) d.refused.to = std::move(reply);
+  return d;
+}
+
+}  // namespace
+
+decoded<sandbox_verb> decode_sandbox_request(std::string_view subject, bytes data,
+                                             reply_handle reply) {
+  return with_reply<sandbox_verb>(decode_sandbox_request_impl, subject, std::move(data),
+                                  std::move(reply));
+}
+
+decoded<verb::create> decode_create(std::string_view subject, bytes data, reply_handle reply) {
+  return with_reply<verb::create>(decode_create_impl, subject, std::move(data), std::move(reply));
+}
+
+decoded<verb::list> decode_list(std::string_view subject, bytes data, reply_handle reply) {
+  return with_reply<verb::list>(decode_list_impl, subject, std::move(data), std::move(reply));
+}
+
+decoded<verb::usage> decode_usage(std::string_view subject, bytes data, reply_handle reply) {
+  return with_reply<verb::usage>(decode_usage_impl, subject, std::move(data), std::move(reply));
 }
 
 }  // namespace corral::bridge

@@ -22,6 +22,7 @@ struct refusal {
   wire::ErrorCode code = wire::ErrorCode::internal;
   std::string message;
   std::string field;  // may be empty
+  reply_handle to;    // where to answer it (empty: nobody waits)
   // The ErrorReply that answers the request.
   [[nodiscard]] std::vector<uint8_t> reply() const;
 };

@@ -242,6 +242,7 @@ TEST(BridgeDecode, GarbageIsMalformedForEveryVerbWithAPayload) {
 TEST(BridgeDecode, UnknownVerbsAreRefused) {
   auto d = decode(op_subject("explode"), {});
   ASSERT_FALSE(d);
+  EXPECT_EQ(d.refused.to.address(), "_INBOX_EX.r1");  // answered where the request asked
   expect_refused(d.refused, wire::ErrorCode::invalid_argument, "unknown sandbox operation: explode");
   auto f = decode(fs_subject("chmod"), fs_payload("/x"));
   ASSERT_FALSE(f);
