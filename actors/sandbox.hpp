@@ -24,7 +24,6 @@
 
 namespace corral {
 
-
 using sandbox_actor = caf::typed_actor<
     // Client verbs (actors/requests.hpp); each is answered on its reply handle, with an
     // ErrorReply when refused.
@@ -57,6 +56,8 @@ using sandbox_actor = caf::typed_actor<
     // has ended already); the runtime finished update_limits (error text, empty on success).
     caf::replies_to<claim_atom, sandbox_claim>::with<bool>, caf::reacts_to<retire_atom>,
     caf::reacts_to<limits_atom, std::string>>;
+// It sends: its node (summary_atom, sandbox_summary) on every change of its record; its process
+// actors the client verbs above and (end_atom, process_end_cause) when it ends.
 
 enum class sandbox_start_mode {
   create,   // a new sandbox: start it and answer `create_reply` when ready

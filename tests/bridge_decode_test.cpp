@@ -147,7 +147,8 @@ TEST(BridgeDecode, InfoAndTerminateCarryTheirReplyHandle) {
 }
 
 TEST(BridgeDecode, ExecKeepsTheVerifiedRequest) {
-  const auto& v = as<verb::exec>(decode(op_subject("exec"), exec_payload("ex-1")));
+  const auto d_v = decode(op_subject("exec"), exec_payload("ex-1"));
+  const auto& v = as<verb::exec>(d_v);
   EXPECT_EQ(wire::str(v.msg->exec_id()), "ex-1");
   ASSERT_NE(v.msg->argv(), nullptr);
   EXPECT_EQ(v.msg->argv()->size(), 2u);
@@ -160,10 +161,12 @@ TEST(BridgeDecode, StdinSignalResizeNameTheirExec) {
   ASSERT_NE(in.msg->data(), nullptr);
   EXPECT_EQ(in.msg->data()->size(), 3u);
   EXPECT_TRUE(in.msg->eof());
-  const auto& sig = as<verb::signal>(decode(op_subject("signal"), signal_payload("ex-3", 15)));
+  const auto d_sig = decode(op_subject("signal"), signal_payload("ex-3", 15));
+  const auto& sig = as<verb::signal>(d_sig);
   EXPECT_EQ(sig.exec_id, "ex-3");
   EXPECT_EQ(sig.number, 15);
-  const auto& rs = as<verb::resize>(decode(op_subject("resize"), resize_payload("ex-4", 40, 120)));
+  const auto d_rs = decode(op_subject("resize"), resize_payload("ex-4", 40, 120));
+  const auto& rs = as<verb::resize>(d_rs);
   EXPECT_EQ(rs.exec_id, "ex-4");
   EXPECT_EQ(rs.rows, 40);
   EXPECT_EQ(rs.cols, 120);
@@ -180,16 +183,19 @@ TEST(BridgeDecode, TheSignalRangeIsCheckedOnce) {
 }
 
 TEST(BridgeDecode, WaitWithAndWithoutAQuery) {
-  const auto& plain = as<verb::wait>(decode(op_subject("wait"), {}));
+  const auto d_plain = decode(op_subject("wait"), {});
+  const auto& plain = as<verb::wait>(d_plain);
   EXPECT_EQ(plain.timeout_ms, 0);
   EXPECT_FALSE(plain.until_ready);
-  const auto& q = as<verb::wait>(decode(op_subject("wait"), query_payload(5000, true)));
+  const auto d_q = decode(op_subject("wait"), query_payload(5000, true));
+  const auto& q = as<verb::wait>(d_q);
   EXPECT_EQ(q.timeout_ms, 5000);
   EXPECT_TRUE(q.until_ready);
 }
 
 TEST(BridgeDecode, ReplayAndTags) {
-  const auto& r = as<verb::replay>(decode(op_subject("replay"), replay_payload("ex-5", 7)));
+  const auto d_r = decode(op_subject("replay"), replay_payload("ex-5", 7));
+  const auto& r = as<verb::replay>(d_r);
   EXPECT_EQ(r.exec_id, "ex-5");
   EXPECT_EQ(r.from_seq, 7u);
   EXPECT_FALSE(as<verb::tags>(decode(op_subject("tags"), {})).set.has_value());
