@@ -1,5 +1,7 @@
 #include "executor/request_decode.hpp"
 
+#include <type_traits>
+
 #include "actors/validate.hpp"
 #include "schemas/ids.hpp"
 #include "schemas/subjects.hpp"
@@ -51,7 +53,7 @@ bool is_fs(std::string_view subject, std::string_view op) {
          subject.compare(subject.size() - op.size() - 4, 4, ".fs.") == 0;
 }
 
-decoded<sandbox_verb> decode_fs(std::string_view op, bytes data, reply_handle& reply) {
+decoded<sandbox_verb> decode_fs(std::string_view op, bytes data) {
   const wire::FsOp fs_op = fs_op_of(op);
   if (fs_op == wire::FsOp::none)
     return refuse<sandbox_verb>(wire::ErrorCode::invalid_argument,
@@ -60,42 +62,40 @@ decoded<sandbox_verb> decode_fs(std::string_view op, bytes data, reply_handle& r
                                 "op");
   auto msg = verify_as<wire::FsRequest>(data);
   if (!msg) return refuse<sandbox_verb>(wire::ErrorCode::malformed, "not an FsRequest");
-  return accept<sandbox_verb>(verb::fs{fs_op, std::move(*msg), std::move(reply)});
+  return accept<sandbox_verb>(verb::fs{fs_op, std::move(*msg), {}});
 }
 
-decoded<sandbox_verb> decode_sandbox_request_impl(std::string_view subject, bytes data,
-                                  reply_handle& reply) {
+decoded<sandbox_verb> decode_sandbox_request_impl(std::string_view subject, bytes data) {
   const auto op = wire::subjects::last_token(subject);
-  if (is_fs(subject, op)) return decode_fs(op, std::move(data), reply);
-  if (op == "info") return accept<sandbox_verb>(verb::info{std::move(reply)});
-  if (op == "terminate") return accept<sandbox_verb>(verb::terminate{std::move(reply)});
+  if (is_fs(subject, op)) return decode_fs(op, std::move(data));
+  if (op == "info") return accept<sandbox_verb>(verb::info{});
+  if (op == "terminate") return accept<sandbox_verb>(verb::terminate{});
   if (op == "exec") {
     auto msg = verify_as<wire::ExecRequest>(data);
     if (!msg) return refuse<sandbox_verb>(wire::ErrorCode::malformed, "not an ExecRequest");
-    return accept<sandbox_verb>(verb::exec{std::move(*msg), std::move(reply)});
+    return accept<sandbox_verb>(verb::exec{std::move(*msg), {}});
   }
   if (op == "stdin") {
     auto msg = verify_as<wire::StdinWrite>(data);
     if (!msg) return refuse<sandbox_verb>(wire::ErrorCode::malformed, "not a StdinWrite");
     std::string exec_id(wire::str((*msg)->exec_id()));
-    return accept<sandbox_verb>(verb::stdin_write{std::move(exec_id), std::move(*msg), std::move(reply)});
+    return accept<sandbox_verb>(verb::stdin_write{std::move(exec_id), std::move(*msg), {}});
   }
   if (op == "signal") {
     const auto* msg = wire::verify<wire::SignalRequest>(data.data(), data.size());
     if (msg == nullptr) return refuse<sandbox_verb>(wire::ErrorCode::malformed, "not a SignalRequest");
     if (auto e = check_signal(*msg)) return refuse<sandbox_verb>(e.code, e.why, e.field);
     return accept<sandbox_verb>(
-        verb::signal{std::string(wire::str(msg->exec_id())), msg->signal(), std::move(reply)});
+        verb::signal{std::string(wire::str(msg->exec_id())), msg->signal(), {}});
   }
   if (op == "resize") {
     const auto* msg = wire::verify<wire::ResizeRequest>(data.data(), data.size());
     if (msg == nullptr) return refuse<sandbox_verb>(wire::ErrorCode::malformed, "not a ResizeRequest");
     return accept<sandbox_verb>(verb::resize{std::string(wire::str(msg->exec_id())), msg->rows(),
-                                               msg->cols(), std::move(reply)});
+                                               msg->cols(), {}});
   }
   if (op == "wait") {
     verb::wait w;
-    w.reply = std::move(reply);
     if (!data.empty()) {
       const auto* q = wire::verify<wire::SandboxQuery>(data.data(), data.size());
       if (q == nullptr) return refuse<sandbox_verb>(wire::ErrorCode::malformed, "not a SandboxQuery");
@@ -108,11 +108,10 @@ decoded<sandbox_verb> decode_sandbox_request_impl(std::string_view subject, byte
     const auto* msg = wire::verify<wire::ReplayRequest>(data.data(), data.size());
     if (msg == nullptr) return refuse<sandbox_verb>(wire::ErrorCode::malformed, "not a ReplayRequest");
     return accept<sandbox_verb>(verb::replay{std::string(wire::str(msg->exec_id())),
-                                               msg->from_seq(), std::move(reply)});
+                                               msg->from_seq(), {}});
   }
   if (op == "tags") {
     verb::tags t;
-    t.reply = std::move(reply);
     if (!data.empty()) {
       t.set = verify_as<wire::SetTags>(data);
       if (!t.set) return refuse<sandbox_verb>(wire::ErrorCode::malformed, "not a SetTags");
@@ -123,21 +122,18 @@ decoded<sandbox_verb> decode_sandbox_request_impl(std::string_view subject, byte
                               "unknown sandbox operation: " + std::string(op));
 }
 
-decoded<verb::create> decode_create_impl(std::string_view subject, bytes data,
-                                  reply_handle& reply) {
+decoded<verb::create> decode_create_impl(std::string_view subject, bytes data) {
   std::string tenant(wire::subjects::tenant_of(subject));
   if (!wire::valid_token(tenant))
     return refuse<verb::create>(wire::ErrorCode::invalid_argument, "invalid tenant");
   auto msg = verify_as<wire::CreateSandbox>(data);
   if (!msg) return refuse<verb::create>(wire::ErrorCode::malformed, "not a CreateSandbox");
-  return accept<verb::create>(verb::create{std::move(tenant), std::move(*msg), std::move(reply)});
+  return accept<verb::create>(verb::create{std::move(tenant), std::move(*msg), {}});
 }
 
-decoded<verb::list> decode_list_impl(std::string_view subject, bytes data,
-                                  reply_handle& reply) {
+decoded<verb::list> decode_list_impl(std::string_view subject, bytes data) {
   verb::list l;
   l.tenant = std::string(wire::subjects::tenant_of(subject));
-  l.reply = std::move(reply);
   if (!data.empty()) {
     l.filter = verify_as<wire::ListSandboxes>(data);
     if (!l.filter) return refuse<verb::list>(wire::ErrorCode::malformed, "not a ListSandboxes");
@@ -145,12 +141,11 @@ decoded<verb::list> decode_list_impl(std::string_view subject, bytes data,
   return accept<verb::list>(std::move(l));
 }
 
-decoded<verb::usage> decode_usage_impl(std::string_view subject, bytes data,
-                                  reply_handle& reply) {
+decoded<verb::usage> decode_usage_impl(std::string_view subject, bytes data) {
   std::string tenant(wire::subjects::tenant_of(subject));
   if (!wire::valid_token(tenant))
     return refuse<verb::usage>(wire::ErrorCode::invalid_argument, "invalid tenant");
-  verb::usage u{std::move(tenant), {}, std::move(reply)};
+  verb::usage u{std::move(tenant), {}, {}};
   if (!data.empty()) {
     const auto* msg = wire::verify<wire::UsageRequest>(data.data(), data.size());
     if (msg == nullptr) return refuse<verb::usage>(wire::ErrorCode::malformed, "not a UsageRequest");
@@ -159,11 +154,17 @@ decoded<verb::usage> decode_usage_impl(std::string_view subject, bytes data,
   return accept<verb::usage>(std::move(u));
 }
 
-// The reply handle goes into the verb, or back into the refusal (never copied).
+// The reply handle goes into the verb, or into the refusal (moved, never copied).
 template <class T, class Impl>
 decoded<T> with_reply(Impl impl, std::string_view subject, bytes data, reply_handle reply) {
-  auto d = impl(subject, std::move(data), reply);
-  if (!d) d.refused.to = std::move(reply);
+  auto d = impl(subject, std::move(data));
+  if (!d) {
+    d.refused.to = std::move(reply);
+  } else if constexpr (std::is_same_v<T, sandbox_verb>) {
+    std::visit([&](auto& verb) { verb.reply = std::move(reply); }, *d.verb);
+  } else {
+    d.verb->reply = std::move(reply);
+  }
   return d;
 }
 

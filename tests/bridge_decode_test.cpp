@@ -229,19 +229,23 @@ TEST(BridgeDecode, GarbageIsMalformedForEveryVerbWithAPayload) {
     auto d = decode(subject, garbage);
     ASSERT_FALSE(d) << subject;
     expect_refused(d.refused, wire::ErrorCode::malformed, message);
+    EXPECT_EQ(d.refused.to.address(), "_INBOX_EX.r1") << subject << ": answered nowhere";
   }
   // Another verb's table is garbage too.
   auto d = decode(op_subject("stdin"), signal_payload("ex", 9));
   ASSERT_FALSE(d);
   expect_refused(d.refused, wire::ErrorCode::malformed, "not a StdinWrite");
-  auto c = bridge::decode_create(wire::subjects::create("t1", "default"), garbage, reply_handle());
+  auto c = bridge::decode_create(wire::subjects::create("t1", "default"), garbage, reply_handle("_INBOX_EX.c"));
   ASSERT_FALSE(c);
+  EXPECT_EQ(c.refused.to.address(), "_INBOX_EX.c");
   expect_refused(c.refused, wire::ErrorCode::malformed, "not a CreateSandbox");
-  auto l = bridge::decode_list(wire::subjects::list("t1"), garbage, reply_handle());
+  auto l = bridge::decode_list(wire::subjects::list("t1"), garbage, reply_handle("_INBOX_EX.l"));
   ASSERT_FALSE(l);
+  EXPECT_EQ(l.refused.to.address(), "_INBOX_EX.l");
   expect_refused(l.refused, wire::ErrorCode::malformed, "not a ListSandboxes");
-  auto u = bridge::decode_usage(wire::subjects::usage("t1"), garbage, reply_handle());
+  auto u = bridge::decode_usage(wire::subjects::usage("t1"), garbage, reply_handle("_INBOX_EX.u"));
   ASSERT_FALSE(u);
+  EXPECT_EQ(u.refused.to.address(), "_INBOX_EX.u");
   expect_refused(u.refused, wire::ErrorCode::malformed, "not a UsageRequest");
 }
 
@@ -272,8 +276,9 @@ TEST(BridgeDecode, CreatesOfThePoolAndOfOneNode) {
 }
 
 TEST(BridgeDecode, ListAndUsage) {
-  auto all = bridge::decode_list(wire::subjects::list("t2"), {}, reply_handle());
+  auto all = bridge::decode_list(wire::subjects::list("t2"), {}, reply_handle("_INBOX_EX.a"));
   ASSERT_TRUE(all);
+  EXPECT_EQ(all.verb->reply.address(), "_INBOX_EX.a");
   EXPECT_EQ(all.verb->tenant, "t2");
   EXPECT_FALSE(all.verb->filter.has_value());
   auto named = bridge::decode_list(wire::subjects::list("t2"), list_payload("web"), reply_handle());
