@@ -10,7 +10,7 @@
 namespace corral {
 
 struct node_config {
-  std::string node_id;                         // required; a subject token
+  std::string node_id;                         // required; a token ([A-Za-z0-9_-])
   std::string pool = "default";                // placement pool (queue group per pool)
   // What this node advertises in its heartbeats, e.g. {"gpu", "H100"}.
   std::vector<std::pair<std::string, std::string>> tags;
@@ -43,8 +43,8 @@ struct node_config {
   int64_t default_timeout_ms = 300'000;        // sandbox lifetime when the client gives none
   int64_t max_timeout_ms = 24LL * 3600 * 1000; // longest lifetime a client may ask for
   // A sandbox's long polls: each `wait` is answered within max_wait_ms (clients wait longer in
-  // rounds), before NATS drops its reply mapping (15 minutes: bus/nats_auth.cpp); past
-  // max_waiters waiting at once a new one is refused at once (each holds a reply mapping).
+  // rounds), before the message bus drops its reply mapping (15 minutes); past max_waiters
+  // waiting at once a new one is refused at once (each holds a reply mapping).
   int64_t max_wait_ms = 10 * 60 * 1000;
   uint32_t max_waiters = 256;
   // Stdin writes whose acks wait for init to catch up, per process; past it, refused at once.
@@ -82,14 +82,14 @@ struct node_config {
   std::size_t stdin_max_in_flight_bytes = 3 * 1024 * 1024;
   std::size_t replay_batch_bytes = 4 * 1024 * 1024;  // output replayed per replay request
   // Output kept per exec (stdout + stderr). Past it the process tree is killed and the exec
-  // ends with status output_limit; the stream stops exactly at the cap (P4).
+  // ends with status output_limit; the stream stops exactly at the cap.
   uint64_t max_output_bytes = 64ULL * 1024 * 1024;
   int64_t heartbeat_interval_ms = 2000;
   int64_t output_retention_ms = 24LL * 3600 * 1000;  // output of ended sandboxes kept this long
   int64_t retention_ms = 7LL * 24 * 3600 * 1000;     // ended sandboxes' records kept this long
   int64_t exec_kill_grace_ms = 5000;           // after a kill, how long to wait for init's Exited
   int64_t destroy_watchdog_ms = 30'000;        // a runtime destroy slower than this is logged
-  // File operations (corral.v1.{t}.sbx.{sb}.fs.*), done by corral-init inside the sandbox.
+  // File operations (verb::fs), done by corral-init inside the sandbox.
   // Bytes of one fs.read (length 0 asks for this much; more is too_large). corral-init reads at
   // most its own fs-max-read-bytes (512 KiB by default) per call: clients go on from next_offset.
   std::size_t fs_max_read_bytes = 512 * 1024;

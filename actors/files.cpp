@@ -1,19 +1,7 @@
 #include "actors/files.hpp"
 
-#include "schemas/subjects.hpp"
-
 namespace corral {
 namespace {
-
-wire::FsOp op_of(std::string_view name) {
-  if (name == "read") return wire::FsOp::read;
-  if (name == "write") return wire::FsOp::write;
-  if (name == "list") return wire::FsOp::list;
-  if (name == "stat") return wire::FsOp::stat;
-  if (name == "mkdir") return wire::FsOp::mkdir;
-  if (name == "remove") return wire::FsOp::remove;
-  return wire::FsOp::none;
-}
 
 flatbuffers::Offset<wire::FsEntry> copy_entry(flatbuffers::FlatBufferBuilder& fbb,
                                               const wire::FsEntry* e) {
@@ -50,20 +38,13 @@ bytes make_fs_reply(const wire::FsResult& r) {
 }  // namespace
 
 void file_ops::on_request(const context_ptr& ctx, init_link* link, bool running,
-                          bus_request& req) {
+                          const verb::fs& req) {
   auto refuse = [&](wire::ErrorCode code, const std::string& message, std::string_view field = {}) {
-    if (!req.reply.empty())
-      ctx->out->publish(req.reply, wire::make_error_reply(code, message, field));
+    ctx->out->reply(req.reply, wire::make_error_reply(code, message, field));
   };
-  const auto op_name = wire::subjects::last_token(req.subject);
-  const wire::FsOp op = op_of(op_name);
-  if (op == wire::FsOp::none)
-    return refuse(wire::ErrorCode::invalid_argument,
-                  "unknown file operation fs." + std::string(op_name) +
-                      " (read, write, list, stat, mkdir, remove)",
-                  "op");
-  const auto* r = wire::verify<wire::FsRequest>(req.data.data(), req.data.size());
-  if (r == nullptr) return refuse(wire::ErrorCode::malformed, "not an FsRequest");
+  const wire::FsOp op = req.op;
+  const std::string_view op_name = wire::EnumNameFsOp(op);
+  const wire::FsRequest* r = &*req.msg;
   const auto& cfg = ctx->config;
   const std::string_view path = wire::str(r->path());
   if (path.empty() || path.front() != '/' || path.find('\0') != std::string_view::npos)
@@ -152,7 +133,7 @@ bool file_ops::on_event(const context_ptr& ctx, const wire::InitEvent& event) {
   if (r->error() != wire::ErrorCode::ok) {
     std::string message(wire::str(r->message()));
     if (message.empty()) message = std::string(wire::to_string(r->error())) + ": " + call.path;
-    ctx->out->publish(call.reply, wire::make_error_reply(r->error(), message, "path"));
+    ctx->out->reply(call.reply, wire::make_error_reply(r->error(), message, "path"));
     return true;
   }
   auto reply = make_fs_reply(*r);
@@ -164,17 +145,17 @@ bool file_ops::on_event(const context_ptr& ctx, const wire::InitEvent& event) {
                                    "fs." + std::string(wire::EnumNameFsOp(call.op)) + " " +
                                        call.path + ": the sandbox's answer is larger than a message",
                                    "path");
-  ctx->out->publish(call.reply, std::move(reply));
+  ctx->out->reply(call.reply, std::move(reply));
   return true;
 }
 
 void file_ops::fail_all(const context_ptr& ctx, std::string_view why) {
   for (auto& [id, call] : pending_) {
     if (call.reply.empty()) continue;
-    ctx->out->publish(call.reply,
-                      wire::make_error_reply(wire::ErrorCode::unavailable,
-                                             "fs." + std::string(wire::EnumNameFsOp(call.op)) + " " +
-                                                 call.path + ": abandoned: " + std::string(why)));
+    ctx->out->reply(call.reply,
+                    wire::make_error_reply(wire::ErrorCode::unavailable,
+                                           "fs." + std::string(wire::EnumNameFsOp(call.op)) + " " +
+                                               call.path + ": abandoned: " + std::string(why)));
   }
   pending_.clear();
 }

@@ -1,6 +1,6 @@
 #pragma once
-// Atoms and message types shared by the node, sandbox and process actors, and the project's
-// error category. Types sent between actors are local-only (never serialized).
+// Atoms and message types shared by the node, sandbox and process actors (the verbs clients
+// send are in actors/requests.hpp). Types sent between actors are local-only (never serialized).
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -14,14 +14,6 @@
 namespace corral {
 
 using bytes = std::vector<uint8_t>;
-
-// A NATS request as it arrived: the subject, where to reply (may be empty), the raw payload.
-// The receiving actor verifies the payload in the handler; nothing keeps pointers into it.
-struct bus_request {
-  std::string subject;
-  std::string reply;
-  bytes data;
-};
 
 // What a sandbox tells its node whenever its record changes (for list, names and capacity).
 struct sandbox_summary {
@@ -38,7 +30,7 @@ struct sandbox_summary {
 // warm sandbox's id; stored by the sandbox before `create_reply` is answered).
 struct sandbox_claim {
   storage::sandbox_record rec;
-  std::string create_reply;
+  reply_handle create_reply;
 };
 
 // An event that corral-init sent about one process, routed by the sandbox to its process actor.
@@ -62,19 +54,8 @@ struct process_end_cause {
   std::string message;
 };
 
-// Project error category for caf::error; codes are wire::ErrorCode values.
-inline constexpr caf::atom_value corral_error_category = caf::atom("corral");
-
-[[nodiscard]] inline caf::error make_error(wire::ErrorCode code, std::string message = {}) {
-  return caf::error(static_cast<uint8_t>(code), corral_error_category,
-                    caf::make_message(std::move(message)));
-}
-
 // -- atoms (at most 10 characters each) ---------------------------------------------------------
 
-using create_atom = caf::atom_constant<caf::atom("create")>;
-using list_atom = caf::atom_constant<caf::atom("list")>;
-using op_atom = caf::atom_constant<caf::atom("op")>;
 using frame_atom = caf::atom_constant<caf::atom("frame")>;
 using link_down_atom = caf::atom_constant<caf::atom("link_down")>;
 using started_atom = caf::atom_constant<caf::atom("started")>;
@@ -104,7 +85,19 @@ using refill_atom = caf::atom_constant<caf::atom("refill")>;
 
 }  // namespace corral
 
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(corral::bus_request)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(corral::verb::create)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(corral::verb::list)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(corral::verb::usage)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(corral::verb::info)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(corral::verb::exec)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(corral::verb::stdin_write)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(corral::verb::signal)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(corral::verb::resize)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(corral::verb::terminate)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(corral::verb::wait)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(corral::verb::replay)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(corral::verb::tags)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(corral::verb::fs)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(corral::sandbox_summary)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(corral::sandbox_claim)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(corral::storage::process_record)
@@ -112,3 +105,4 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(corral::init_process_event)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(corral::process_end_cause)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<uint8_t>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(corral::runtime::started)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(corral::close_reason)

@@ -11,7 +11,6 @@
 #include "actors/usage.hpp"  // metering
 #include "actors/wire_build.hpp"
 #include "schemas/ids.hpp"
-#include "schemas/subjects.hpp"
 
 namespace corral {
 
@@ -34,7 +33,7 @@ struct warm_entry {
 // yet; drain answers it `unavailable`.
 struct pending_create {
   storage::sandbox_record rec;  // no id yet
-  std::string reply;
+  reply_handle reply;
   bool poolable = false;
 };
 
@@ -58,8 +57,8 @@ struct node_state {
 
 using node_self = node_actor::stateful_pointer<node_state>;
 
-void reply(node_self self, const std::string& to, bytes payload) {
-  if (!to.empty()) self->state.ctx->out->publish(to, std::move(payload));
+void reply(node_self self, const reply_handle& to, bytes payload) {
+  if (!to.empty()) self->state.ctx->out->reply(to, std::move(payload));
 }
 
 // Sandboxes holding host resources: tenants' ones until destroyed, and every warm one.
@@ -350,19 +349,11 @@ field_error check_quota(const node_state& st, const std::string& tenant, const w
   return {};
 }
 
-void on_create(node_self self, bus_request& req) {
+void on_create(node_self self, verb::create& req) {
   auto& st = self->state;
   const auto& cfg = st.ctx->config;
-  const std::string tenant(wire::subjects::tenant_of(req.subject));
-  if (!wire::valid_token(tenant)) {
-    return reply(self, req.reply,
-                 wire::make_error_reply(wire::ErrorCode::invalid_argument, "invalid tenant"));
-  }
-  const auto* msg = wire::verify<wire::CreateSandbox>(req.data.data(), req.data.size());
-  if (msg == nullptr) {
-    return reply(self, req.reply,
-                 wire::make_error_reply(wire::ErrorCode::malformed, "not a CreateSandbox"));
-  }
+  const std::string& tenant = req.tenant;
+  const wire::CreateSandbox* msg = &*req.msg;
   auto fail = [&](wire::ErrorCode code, const std::string& field, const std::string& why) {
     reply(self, req.reply, wire::make_error_reply(code, field + ": " + why, field));
   };
@@ -390,16 +381,10 @@ void on_create(node_self self, bus_request& req) {
   place(self, pending_create{std::move(rec), req.reply, poolable});
 }
 
-void on_list(node_self self, bus_request& req) {
+void on_list(node_self self, verb::list& req) {
   auto& st = self->state;
-  const auto tenant = wire::subjects::tenant_of(req.subject);
-  const wire::ListSandboxes* filter = nullptr;
-  if (!req.data.empty()) {
-    filter = wire::verify<wire::ListSandboxes>(req.data.data(), req.data.size());
-    if (filter == nullptr)
-      return reply(self, req.reply,
-                   wire::make_error_reply(wire::ErrorCode::malformed, "not a ListSandboxes"));
-  }
+  const std::string& tenant = req.tenant;
+  const wire::ListSandboxes* filter = req.filter ? &**req.filter : nullptr;
   flatbuffers::FlatBufferBuilder fbb(4096);
   std::vector<flatbuffers::Offset<wire::SandboxInfo>> infos;
   std::vector<const storage::sandbox_record*> hits;
@@ -408,7 +393,8 @@ void on_list(node_self self, bus_request& req) {
   std::sort(hits.begin(), hits.end(), [](auto* a, auto* b) {
     return a->created_at_ms != b->created_at_ms ? a->created_at_ms < b->created_at_ms : a->id < b->id;
   });
-  // One reply must fit one NATS message: stop before the cap (clients page by filters).
+  // One reply must fit one message (wire::max_message_bytes): stop before the cap (clients
+  // page by filters).
   std::size_t approx = 0;
   for (const auto* r : hits) {
     approx += 512 + r->id.size() + r->name.size() + r->message.size();
@@ -434,7 +420,7 @@ void publish_heartbeat(node_self self) {
   fbb.Finish(wire::CreateHeartbeat(fbb, node, pool, st.ctx->config.max_sandboxes, running,
                                    st.ctx->clk->now_ms(), tags, count_pool(st).ready),
              wire::HeartbeatIdentifier());
-  st.ctx->out->publish(wire::subjects::heartbeat(st.ctx->config.node_id), wire::release(fbb));
+  st.ctx->out->publish_heartbeat(st.ctx->config.node_id, wire::release(fbb));
 }
 
 void expire_ended(node_self self) {
@@ -526,8 +512,8 @@ node_actor::behavior_type node_impl(node_self self, context_ptr ctx) {
   self->delayed_send(self, std::chrono::milliseconds(self->state.ctx->config.heartbeat_interval_ms),
                      tick_atom::value);
   return {
-      [=](create_atom, bus_request& req) { on_create(self, req); },
-      [=](list_atom, bus_request& req) { on_list(self, req); },
+      [=](verb::create& req) { on_create(self, req); },
+      [=](verb::list& req) { on_list(self, req); },
       [=](summary_atom, sandbox_summary& s) {
         if (s.warm) return on_warm_summary(self, s);
         auto it = self->state.sandboxes.find(s.rec.id);

@@ -40,9 +40,9 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(corral::node_stats)
 namespace corral {
 
 using node_actor = caf::typed_actor<
-    // corral.v1.{t}.pool.{pool}.create, corral.v1.{t}.node.{node}.create (answered alike) and
-    // corral.v1.{t}.list requests.
-    caf::reacts_to<create_atom, bus_request>, caf::reacts_to<list_atom, bus_request>,
+    // A create placed in the pool or on this node by name (answered alike): the new sandbox's
+    // SandboxReply once it runs, or an ErrorReply. A list: the tenant's SandboxList.
+    caf::reacts_to<verb::create>, caf::reacts_to<verb::list>,
     // A sandbox's record changed.
     caf::reacts_to<summary_atom, sandbox_summary>,
     // Reload records, adopt or end what the previous executor process left, clean orphans.

@@ -1,11 +1,13 @@
 #pragma once
-// The ports the actors need from the world outside (DESIGN.md §7): the runtime that runs a
-// sandbox, the outbox that publishes on NATS, and the clock. executor/ implements them;
+// The ports the actors need from the world outside (docs/architecture.md): the runtime that runs a
+// sandbox, the outbox that sends replies and output out, and the clock. executor/ implements them;
 // tests use fakes. Nothing here includes executor/ code.
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "actors/requests.hpp"
 
 namespace corral {
 
@@ -22,6 +24,13 @@ struct sandbox_spec {
   bool background = false;
 };
 
+// Why the link to a sandbox's corral-init closed.
+enum class close_reason : uint8_t {
+  died,           // the sandbox process ended, init's output closed, or the runtime ended it
+  out_of_memory,  // its memory cgroup's OOM killer killed it (the host's limit kills the whole
+                  // sandbox, never one process inside; its running execs end oom_killed)
+};
+
 // Receives what corral-init sends. Called on a runtime I/O thread; calls for one link never
 // overlap. Implementations must not block (they forward to an actor).
 class init_listener {
@@ -30,8 +39,8 @@ class init_listener {
   // One frame payload exactly as init sent it (unverified: the receiver verifies).
   virtual void on_frame(std::vector<uint8_t> payload) = 0;
   // The link is gone: init's output closed (the sandbox died) or the runtime tore it down.
-  // Called at most once, after the last on_frame.
-  virtual void on_closed(std::string reason) = 0;
+  // Called at most once, after the last on_frame. `detail` says more, for people.
+  virtual void on_closed(close_reason reason, std::string detail) = 0;
 };
 
 // The executor's side of the connection to one sandbox's corral-init.
@@ -46,10 +55,6 @@ class init_link {
   virtual void close() = 0;
 };
 
-// How a runtime names a sandbox's death by its memory cgroup's OOM killer: the reason passed to
-// init_listener::on_closed starts with it. (The host's limit kills the whole sandbox, never one
-// process inside; its running execs end oom_killed.)
-inline constexpr const char* oom_death_reason = "out of memory";
 
 struct sandbox_usage {
   uint64_t cpu_usage_ns = 0;    // cumulative CPU time of the sandbox's cgroup
@@ -100,11 +105,18 @@ class runtime {
   }
 };
 
-// Publishes on NATS. Thread-safe, non-blocking; delivery is best-effort (core NATS).
+// What the actors send out, by meaning (the executor's bridge knows where each goes).
+// Thread-safe, non-blocking; delivery is best-effort.
 class outbox {
  public:
   virtual ~outbox() = default;
-  virtual void publish(const std::string& subject, std::vector<uint8_t> payload) = 0;
+  // An answer to a request (a request may have several: a replay's frames, then its Ack).
+  // Nothing when `to` is empty.
+  virtual void reply(const reply_handle& to, std::vector<uint8_t> message) = 0;
+  // A frame of an exec's output stream: an OutputChunk or its ExecExit.
+  virtual void publish_output(const exec_address& exec, std::vector<uint8_t> frame) = 0;
+  // This node's Heartbeat.
+  virtual void publish_heartbeat(const std::string& node_id, std::vector<uint8_t> heartbeat) = 0;
 };
 
 // Wall clock in unix epoch milliseconds (injected so tests can control it).

@@ -5,7 +5,6 @@
 
 #include "actors/validate.hpp"
 #include "actors/wire_build.hpp"
-#include "schemas/subjects.hpp"
 
 namespace corral {
 
@@ -16,7 +15,7 @@ struct process_state {
   storage::process_record rec;
   std::shared_ptr<init_link> link;
   caf::actor sandbox;
-  std::string out_subject;
+  exec_address out;  // where its output frames go
   bool finished = false;
   // Set when we asked init to kill the process: the outcome to report when Exited arrives.
   std::optional<process_end_cause> kill_cause;
@@ -24,14 +23,14 @@ struct process_state {
   uint64_t output_dropped = 0;  // bytes past max_output_bytes, never stored or published
   uint64_t stdin_sent = 0;     // stdin bytes sent to init
   uint64_t stdin_written = 0;  // stdin bytes init reports written into the pipe
-  std::vector<std::string> held_stdin_acks;  // replies held until init catches up
+  std::vector<reply_handle> held_stdin_acks;  // replies held until init catches up
   static inline const char* name = "process";
 };
 
 using process_self = process_actor::stateful_pointer<process_state>;
 
-void reply(process_self self, const bus_request& req, bytes payload) {
-  if (!req.reply.empty()) self->state.ctx->out->publish(req.reply, std::move(payload));
+void reply(process_self self, const reply_handle& to, bytes payload) {
+  self->state.ctx->out->reply(to, std::move(payload));
 }
 
 // Stores the terminal status (sync), publishes the exit frame, tells the sandbox, quits.
@@ -56,10 +55,10 @@ void finish(process_self self, wire::Outcome outcome, int32_t exit_code, int32_t
     caf::aout(self) << "process " << st.rec.exec_id << ": store failed: " << status.message
                     << "\n";
   }
-  st.ctx->out->publish(st.out_subject, make_exec_exit(st.rec));
+  st.ctx->out->publish_output(st.out, make_exec_exit(st.rec));
   for (const auto& to : st.held_stdin_acks)
-    st.ctx->out->publish(to, wire::make_error_reply(wire::ErrorCode::failed_precondition,
-                                                    "exec has finished", "exec_id"));
+    st.ctx->out->reply(to, wire::make_error_reply(wire::ErrorCode::failed_precondition,
+                                                  "exec has finished", "exec_id"));
   st.held_stdin_acks.clear();
   // The sandbox drops this actor when it handles proc_done; requests it forwarded until then
   // are answered from the finished record.
@@ -119,10 +118,10 @@ void on_output(process_self self, wire::Stream stream, bytes data) {
     caf::aout(self) << "process " << st.rec.exec_id << ": output store failed: " << status.message
                     << "\n";
   } else if (st.ctx->ledger != nullptr) {
-    st.ctx->ledger->stored(std::string(wire::subjects::tenant_of(st.out_subject)),
-                           st.rec.sandbox_id, st.rec.exec_id, chunk_seq, chunk_bytes);
+    st.ctx->ledger->stored(st.out.tenant, st.rec.sandbox_id, st.rec.exec_id, chunk_seq,
+                           chunk_bytes);
   }
-  st.ctx->out->publish(st.out_subject, wire::release(fbb));
+  st.ctx->out->publish_output(st.out, wire::release(fbb));
 }
 
 void on_event(process_self self, init_process_event& ev) {
@@ -134,7 +133,7 @@ void on_event(process_self self, init_process_event& ev) {
     case init_process_event::kind::stdin_written:
       st.stdin_written = std::max(st.stdin_written, ev.stdin_total);
       if (st.stdin_sent - st.stdin_written <= st.ctx->config.stdin_window_bytes) {
-        for (const auto& to : st.held_stdin_acks) st.ctx->out->publish(to, wire::make_ack());
+        for (const auto& to : st.held_stdin_acks) st.ctx->out->reply(to, wire::make_ack());
         st.held_stdin_acks.clear();
       }
       break;
@@ -161,90 +160,75 @@ void on_event(process_self self, init_process_event& ev) {
   }
 }
 
-void on_request(process_self self, bus_request& req) {
+// Answers a request about an exec that has finished; true when it had.
+bool refuse_when_finished(process_self self, const reply_handle& to) {
+  if (!self->state.finished) return false;
+  reply(self, to, wire::make_error_reply(wire::ErrorCode::failed_precondition, "exec has finished",
+                                         "exec_id"));
+  return true;
+}
+
+void on_stdin(process_self self, const verb::stdin_write& req) {
   auto& st = self->state;
-  const auto op = wire::subjects::last_token(req.subject);
-  if (op == "exec") {
-    // The exec id is known: re-attach, never a second process (P1).
-    reply(self, req, make_exec_reply(st.rec, /*reattached=*/true));
-  } else if (st.finished && (op == "stdin" || op == "signal" || op == "resize")) {
-    reply(self, req, wire::make_error_reply(wire::ErrorCode::failed_precondition,
-                                            "exec has finished", "exec_id"));
-  } else if (op == "stdin") {
-    const auto* msg = wire::verify<wire::StdinWrite>(req.data.data(), req.data.size());
-    if (msg == nullptr) {
-      reply(self, req, wire::make_error_reply(wire::ErrorCode::malformed, "not a StdinWrite"));
-      return;
-    }
-    if (auto e = check_stdin_write(st.ctx->config, *msg)) {
-      reply(self, req, wire::make_error_reply(e.code, e.why, e.field));
-      return;
-    }
-    const auto* data = msg->data();
-    const std::size_t n = data == nullptr ? 0 : data->size();
-    if (!st.rec.stdin_open) {
-      reply(self, req, wire::make_error_reply(wire::ErrorCode::failed_precondition,
-                                              "exec was started without stdin", "exec_id"));
-      return;
-    }
-    const auto& cfg = st.ctx->config;
-    if (st.stdin_sent - st.stdin_written + n > cfg.stdin_max_in_flight_bytes) {
-      reply(self, req, wire::make_error_reply(wire::ErrorCode::resource_exhausted,
-                                              "stdin window full: wait for each write's ack",
-                                              "data"));
-      return;
-    }
-    if (st.held_stdin_acks.size() >= cfg.max_held_stdin_acks) {
-      reply(self, req, wire::make_error_reply(wire::ErrorCode::resource_exhausted,
-                                              "too many stdin writes wait for the process to read",
-                                              "stdin"));
-      return;
-    }
-    if (!st.link || !st.link->send(make_command_stdin(st.rec.handle,
-                                                      n ? data->data() : nullptr, n,
-                                                      msg->eof()))) {
-      reply(self, req, wire::make_error_reply(wire::ErrorCode::unavailable,
-                                              "sandbox link is busy or closed"));
-      return;
-    }
-    st.stdin_sent += n;
-    // Flow control: past the window the ack waits until init has written enough.
-    if (st.stdin_sent - st.stdin_written > cfg.stdin_window_bytes && !req.reply.empty())
-      st.held_stdin_acks.push_back(req.reply);
-    else
-      reply(self, req, wire::make_ack());
-  } else if (op == "resize") {
-    const auto* msg = wire::verify<wire::ResizeRequest>(req.data.data(), req.data.size());
-    if (msg == nullptr) {
-      reply(self, req, wire::make_error_reply(wire::ErrorCode::malformed, "not a ResizeRequest"));
-      return;
-    }
-    if (!st.link || !st.link->send(make_command_resize(st.rec.handle, msg->rows(), msg->cols()))) {
-      reply(self, req, wire::make_error_reply(wire::ErrorCode::unavailable,
-                                              "sandbox link is busy or closed"));
-      return;
-    }
-    reply(self, req, wire::make_ack());
-  } else if (op == "signal") {
-    const auto* msg = wire::verify<wire::SignalRequest>(req.data.data(), req.data.size());
-    if (msg == nullptr) {
-      reply(self, req, wire::make_error_reply(wire::ErrorCode::malformed, "not a SignalRequest"));
-      return;
-    }
-    if (auto e = check_signal(*msg)) {
-      reply(self, req, wire::make_error_reply(e.code, e.why, e.field));
-      return;
-    }
-    const int sig = msg->signal();
-    if (!st.link || !st.link->send(make_command_signal(st.rec.handle, sig))) {
-      reply(self, req, wire::make_error_reply(wire::ErrorCode::unavailable,
-                                              "sandbox link is busy or closed"));
-      return;
-    }
-    reply(self, req, wire::make_ack());
-  } else {
-    reply(self, req, wire::make_error_reply(wire::ErrorCode::invalid_argument, "unknown op"));
+  if (refuse_when_finished(self, req.reply)) return;
+  const wire::StdinWrite& msg = *req.msg;
+  if (auto e = check_stdin_write(st.ctx->config, msg)) {
+    reply(self, req.reply, wire::make_error_reply(e.code, e.why, e.field));
+    return;
   }
+  const auto* data = msg.data();
+  const std::size_t n = data == nullptr ? 0 : data->size();
+  if (!st.rec.stdin_open) {
+    reply(self, req.reply, wire::make_error_reply(wire::ErrorCode::failed_precondition,
+                                                  "exec was started without stdin", "exec_id"));
+    return;
+  }
+  const auto& cfg = st.ctx->config;
+  if (st.stdin_sent - st.stdin_written + n > cfg.stdin_max_in_flight_bytes) {
+    reply(self, req.reply, wire::make_error_reply(wire::ErrorCode::resource_exhausted,
+                                                  "stdin window full: wait for each write's ack",
+                                                  "data"));
+    return;
+  }
+  if (st.held_stdin_acks.size() >= cfg.max_held_stdin_acks) {
+    reply(self, req.reply,
+          wire::make_error_reply(wire::ErrorCode::resource_exhausted,
+                                 "too many stdin writes wait for the process to read", "stdin"));
+    return;
+  }
+  if (!st.link ||
+      !st.link->send(make_command_stdin(st.rec.handle, n ? data->data() : nullptr, n, msg.eof()))) {
+    reply(self, req.reply, wire::make_error_reply(wire::ErrorCode::unavailable,
+                                                  "sandbox link is busy or closed"));
+    return;
+  }
+  st.stdin_sent += n;
+  // Flow control: past the window the ack waits until init has written enough.
+  if (st.stdin_sent - st.stdin_written > cfg.stdin_window_bytes && !req.reply.empty())
+    st.held_stdin_acks.push_back(req.reply);
+  else
+    reply(self, req.reply, wire::make_ack());
+}
+
+// Signal and resize: one command to init, acknowledged once the link took it.
+void send_command(process_self self, const reply_handle& to, bytes command) {
+  auto& st = self->state;
+  if (!st.link || !st.link->send(std::move(command))) {
+    reply(self, to, wire::make_error_reply(wire::ErrorCode::unavailable,
+                                           "sandbox link is busy or closed"));
+    return;
+  }
+  reply(self, to, wire::make_ack());
+}
+
+void on_signal(process_self self, const verb::signal& req) {
+  if (refuse_when_finished(self, req.reply)) return;
+  send_command(self, req.reply, make_command_signal(self->state.rec.handle, req.number));
+}
+
+void on_resize(process_self self, const verb::resize& req) {
+  if (refuse_when_finished(self, req.reply)) return;
+  send_command(self, req.reply, make_command_resize(self->state.rec.handle, req.rows, req.cols));
 }
 
 process_actor::behavior_type process_impl(process_self self, context_ptr ctx,
@@ -252,7 +236,7 @@ process_actor::behavior_type process_impl(process_self self, context_ptr ctx,
                                           std::shared_ptr<init_link> link, caf::actor sandbox) {
   auto& st = self->state;
   st.ctx = std::move(ctx);
-  st.out_subject = wire::subjects::output(tenant, rec.sandbox_id, rec.exec_id);
+  st.out = exec_address{std::move(tenant), rec.sandbox_id, rec.exec_id};
   st.rec = std::move(rec);
   st.link = std::move(link);
   st.sandbox = std::move(sandbox);
@@ -263,18 +247,20 @@ process_actor::behavior_type process_impl(process_self self, context_ptr ctx,
   return {
       [=](event_atom, init_process_event& ev) { on_event(self, ev); },
       [=](end_atom, const process_end_cause& cause) {
-        // Limits: a sandbox killed by its memory cgroup ends its execs oom_killed (137).
-        if (cause.outcome == wire::Outcome::internal &&
-            cause.message.find(oom_death_reason) != std::string::npos)
-          return finish(self, wire::Outcome::oom_killed, 137, SIGKILL, cause.message);
         finish(self, cause.outcome, cause.exit_code, cause.signal, cause.message);
       },
-      [=](op_atom, bus_request& req) { on_request(self, req); },
+      // The exec id is known: re-attach, never a second process.
+      [=](const verb::exec& req) {
+        reply(self, req.reply, make_exec_reply(self->state.rec, /*reattached=*/true));
+      },
+      [=](const verb::stdin_write& req) { on_stdin(self, req); },
+      [=](const verb::signal& req) { on_signal(self, req); },
+      [=](const verb::resize& req) { on_resize(self, req); },
       [=](timeout_atom, uint64_t epoch) {
         auto& s = self->state;
         if (s.finished) return;
         if (epoch == 0 && !s.kill_cause) {
-          // The per-exec timeout: end the whole process tree (P5).
+          // The per-exec timeout: end the whole process tree.
           kill_tree(self, process_end_cause{wire::Outcome::timeout, 124, SIGKILL,
                                             "exec timed out after " +
                                                 std::to_string(s.rec.timeout_ms) + " ms"});

@@ -2,7 +2,7 @@
 // The sandbox actor: one per sandbox. Owns the lifecycle state machine
 //   pending -> starting -> running -> exited | timed_out | terminated | failed
 // the runtime handle (the link to corral-init), the lifetime timer and the live processes.
-// Every transition is stored with sync=true before it is published or replied (P2).
+// Every transition is stored with sync=true before it is published or replied.
 // An ended sandbox's actor stays to answer info/wait/replay until the node drops it after the
 // retention period.
 //
@@ -24,18 +24,29 @@
 
 namespace corral {
 
-
 using sandbox_actor = caf::typed_actor<
-    // NATS requests on corral.v1.{t}.sbx.{sb}.{op}: info, exec, stdin, signal, terminate,
-    // wait, replay, tags; and ...fs.{op}.
-    caf::reacts_to<op_atom, bus_request>,
-    // A frame from corral-init; the link to it closed.
-    caf::reacts_to<frame_atom, bytes>, caf::reacts_to<link_down_atom, std::string>,
+    // Client verbs (actors/requests.hpp); each is answered on its reply handle, with an
+    // ErrorReply when refused.
+    //   info: SandboxReply.   terminate: SandboxReply (terminated), once stored.
+    //   wait: SandboxReply when it ends (or is ready, until_ready), or deadline_exceeded.
+    //   tags: SandboxReply, after the new set is stored.
+    //   exec: ExecReply once the exec is stored and spawned (a known exec id re-attaches);
+    //     its output goes to its stream (outbox::publish_output).
+    //   stdin, signal, resize: handed to the exec's process actor (actors/process.hpp).
+    //   replay: the stored OutputChunks from from_seq (the ExecExit if reached), then an Ack.
+    //   fs: FsReply when corral-init answers (actors/files.hpp).
+    caf::reacts_to<verb::info>, caf::reacts_to<verb::exec>, caf::reacts_to<verb::stdin_write>,
+    caf::reacts_to<verb::signal>, caf::reacts_to<verb::resize>,
+    caf::reacts_to<verb::terminate>, caf::reacts_to<verb::wait>,
+    caf::reacts_to<verb::replay>, caf::reacts_to<verb::tags>, caf::reacts_to<verb::fs>,
+    // A frame from corral-init that is not about one process (those go to the process actor:
+    // actors/sandbox_init_events.hpp); the link to it closed.
+    caf::reacts_to<frame_atom, bytes>, caf::reacts_to<link_down_atom, close_reason, std::string>,
     // The runtime finished starting/adopting (link or error) or destroying the sandbox.
     caf::reacts_to<started_atom, runtime::started>, caf::reacts_to<destroyed_atom>,
-    // Timers: lifetime end; start deadline; a waiter's deadline (reply subject, waiter id).
+    // Timers: lifetime end; start deadline; a waiter's deadline (waiter id).
     caf::reacts_to<lifetime_atom>, caf::reacts_to<timeout_atom>,
-    caf::reacts_to<wait_atom, std::string, uint64_t>,
+    caf::reacts_to<wait_atom, uint64_t>,
     // A process actor has ended: its finished record (as stored).
     caf::reacts_to<proc_done_atom, storage::process_record>,
     // Timers: idle timeout check; next readiness probe attempt.
@@ -45,6 +56,8 @@ using sandbox_actor = caf::typed_actor<
     // has ended already); the runtime finished update_limits (error text, empty on success).
     caf::replies_to<claim_atom, sandbox_claim>::with<bool>, caf::reacts_to<retire_atom>,
     caf::reacts_to<limits_atom, std::string>>;
+// It sends: its node (summary_atom, sandbox_summary) on every change of its record; its process
+// actors the client verbs above and (end_atom, process_end_cause) when it ends.
 
 enum class sandbox_start_mode {
   create,   // a new sandbox: start it and answer `create_reply` when ready
@@ -56,6 +69,6 @@ enum class sandbox_start_mode {
 // Spawns the actor for `rec` (already stored, except in mode warm). It reports every change of
 // its record to `node` as (summary_atom, sandbox_summary).
 sandbox_actor spawn_sandbox(caf::local_actor* parent, context_ptr ctx, storage::sandbox_record rec,
-                            sandbox_start_mode mode, std::string create_reply, caf::actor node);
+                            sandbox_start_mode mode, reply_handle create_reply, caf::actor node);
 
 }  // namespace corral

@@ -5,7 +5,6 @@
 
 #include "actors/wire_build.hpp"
 #include "schemas/ids.hpp"
-#include "schemas/subjects.hpp"
 
 namespace corral {
 
@@ -139,25 +138,11 @@ void add(flatbuffers::FlatBufferBuilder& fbb, std::vector<flatbuffers::Offset<wi
   out.push_back(wire::CreateSandboxUsage(fbb, id, amount));
 }
 
-void on_request(usage_self self, bus_request& req) {
+void on_request(usage_self self, verb::usage& req) {
   auto& st = self->state;
   if (req.reply.empty()) return;
-  const std::string tenant(wire::subjects::tenant_of(req.subject));
-  if (!wire::valid_token(tenant)) {
-    st.ctx->out->publish(req.reply,
-                         wire::make_error_reply(wire::ErrorCode::invalid_argument, "invalid tenant"));
-    return;
-  }
-  std::string only;
-  if (!req.data.empty()) {
-    const auto* msg = wire::verify<wire::UsageRequest>(req.data.data(), req.data.size());
-    if (msg == nullptr) {
-      st.ctx->out->publish(req.reply,
-                           wire::make_error_reply(wire::ErrorCode::malformed, "not a UsageRequest"));
-      return;
-    }
-    only = std::string(wire::str(msg->sandbox_id()));
-  }
+  const std::string& tenant = req.tenant;
+  const std::string& only = req.sandbox_id;
   flatbuffers::FlatBufferBuilder fbb(4096);
   std::vector<flatbuffers::Offset<wire::SandboxUsage>> items;
   storage::usage_record total;
@@ -167,7 +152,8 @@ void on_request(usage_self self, bus_request& req) {
     total.cpu_core_seconds += m.rec.cpu_core_seconds;
     total.gib_seconds += m.rec.gib_seconds;
     total.cost += m.rec.cost;
-    // One reply must fit one NATS message: the total always counts every sandbox.
+    // One reply must fit one message (wire::max_message_bytes): the total always counts
+    // every sandbox.
     approx += 96 + id.size();
     if (approx <= wire::max_message_bytes / 2) add(fbb, items, m.rec);
   }
@@ -175,7 +161,7 @@ void on_request(usage_self self, bus_request& req) {
   auto vec = fbb.CreateVector(items);
   auto sum = wire::CreateUsageAmount(fbb, total.cpu_core_seconds, total.gib_seconds, total.cost);
   fbb.Finish(wire::CreateUsageReply(fbb, node, vec, sum), wire::UsageReplyIdentifier());
-  st.ctx->out->publish(req.reply, wire::release(fbb));
+  st.ctx->out->reply(req.reply, wire::release(fbb));
 }
 
 usage_actor::behavior_type usage_impl(usage_self self, context_ptr ctx) {
@@ -196,7 +182,7 @@ usage_actor::behavior_type usage_impl(usage_self self, context_ptr ctx) {
   self->delayed_send(self, interval, tick_atom::value);
   return {
       [=](summary_atom, sandbox_summary& s) { on_summary(self, s); },
-      [=](usage_atom, bus_request& req) { on_request(self, req); },
+      [=](verb::usage& req) { on_request(self, req); },
       [=](tick_atom) {
         (void)sample_all(self);
         self->delayed_send(self, interval, tick_atom::value);

@@ -1,5 +1,5 @@
 #pragma once
-// The usage meter: one per executor node (DESIGN.md §1, "pays per CPU-second and GiB-second").
+// The usage meter: one per executor node ("pays per CPU-second and GiB-second").
 //
 // Every node_config::usage_sample_interval_ms it samples the cgroups of this node's running
 // sandboxes (runtime::usage) and bills each interval on max(request, actual), as Modal does:
@@ -16,7 +16,7 @@
 // (kill -9 included) loses at most the interval in flight: the first sample after a restart
 // bills from the last stored sample to now, using the cgroup's cumulative cpu counter.
 //
-// Queries: corral.v1.{t}.usage (UsageRequest, or empty) is answered with one UsageReply of this
+// Queries: verb::usage (a UsageRequest, or empty) is answered with one UsageReply of this
 // node's sandboxes of tenant {t} only, and their total (scatter/gather like list: every executor
 // answers). The meter asks the router for that subscription when it starts.
 //
@@ -40,8 +40,8 @@ using sample_atom = caf::atom_constant<caf::atom("sample")>;
 using usage_actor = caf::typed_actor<
     // A sandbox's record changed (forwarded by the node).
     caf::reacts_to<summary_atom, sandbox_summary>,
-    // corral.v1.{t}.usage requests.
-    caf::reacts_to<usage_atom, bus_request>,
+    // A tenant's usage: its UsageReply (this node's sandboxes of the tenant).
+    caf::reacts_to<verb::usage>,
     // Periodic sampling (self-sent every usage_sample_interval_ms).
     caf::reacts_to<tick_atom>,
     // Samples now, persists, and replies with the number of sandboxes sampled (tests, drain).

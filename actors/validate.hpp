@@ -1,7 +1,7 @@
 #pragma once
 // Validation of client input shared by the node (create) and sandbox (exec, tags) actors.
 // Every check names the offending field and the error code to answer with; untrusted input
-// never reaches an assert (RELIABILITY.md P9).
+// never reaches an assert (docs/architecture.md).
 #include <optional>
 #include <string>
 #include <utility>

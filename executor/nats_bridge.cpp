@@ -1,13 +1,28 @@
 #include "executor/nats_bridge.hpp"
 
 #include <atomic>
+#include <type_traits>
+#include <variant>
 #include <iostream>
 
 #include "actors/messages.hpp"
 #include "actors/usage.hpp"  // metering
+#include "executor/request_decode.hpp"
 #include "schemas/subjects.hpp"
 
 namespace corral {
+
+void nats_outbox::reply(const reply_handle& to, std::vector<uint8_t> message) {
+  if (!to.empty()) publish(to.address(), std::move(message));
+}
+
+void nats_outbox::publish_output(const exec_address& exec, std::vector<uint8_t> frame) {
+  publish(wire::subjects::output(exec.tenant, exec.sandbox_id, exec.exec_id), std::move(frame));
+}
+
+void nats_outbox::publish_heartbeat(const std::string& node_id, std::vector<uint8_t> heartbeat) {
+  publish(wire::subjects::heartbeat(node_id), std::move(heartbeat));
+}
 
 void nats_outbox::publish(const std::string& subject, std::vector<uint8_t> payload) {
   auto st = conn_.publish(subject, payload.data(), payload.size());
@@ -37,8 +52,28 @@ bool acceptable(const bus::message& m) {
   return false;
 }
 
-bus_request to_request(bus::message&& m) {
-  return bus_request{std::move(m.subject), std::move(m.reply), std::move(m.data)};
+// Hands a decoded verb to its actor, or answers the refusal (when someone waits for it).
+template <class Verb>
+void deliver(bus::connection& conn, const caf::actor& to, bridge::decoded<Verb> d) {
+  if (d.verb) {
+    if constexpr (std::is_same_v<Verb, bridge::sandbox_verb>)
+      std::visit([&](auto& verb) { caf::anon_send(to, std::move(verb)); }, *d.verb);
+    else
+      caf::anon_send(to, std::move(*d.verb));
+    return;
+  }
+  if (d.refused.to.empty()) return;
+  auto bytes = d.refused.reply();
+  (void)conn.publish(d.refused.to.address(), bytes.data(), bytes.size());  // best effort
+}
+
+// Decodes a message with `decode` (executor/request_decode.hpp) and delivers it to `to`.
+template <class Decode>
+auto serve(bus::connection& conn, caf::actor to, Decode decode) {
+  return [&conn, to, decode](bus::message&& m) {
+    if (!acceptable(m)) return;
+    deliver(conn, to, decode(m.subject, std::move(m.data), reply_handle(std::move(m.reply))));
+  };
 }
 }  // namespace
 
@@ -49,20 +84,15 @@ nats_router::~nats_router() { stop(); }
 
 bool nats_router::start(caf::actor node, std::string* error) {
   node_ = node;
-  auto sub = conn_.subscribe(wire::subjects::list_any_tenant(), "", [node](bus::message&& m) {
-    if (acceptable(m)) caf::anon_send(node, list_atom::value, to_request(std::move(m)));
-  });
+  auto sub = conn_.subscribe(wire::subjects::list_any_tenant(), "",
+                             serve(conn_, node, bridge::decode_list));
   if (!sub) {
     if (error) *error = "subscribe list: " + sub.detail;
     return false;
   }
   // Creates placed on this node by name: answered like pool creates, never left.
   auto direct = conn_.subscribe(wire::subjects::node_create_any_tenant(node_id_), "",
-                                [node](bus::message&& m) {
-                                  if (acceptable(m))
-                                    if (acceptable(m))
-                                   caf::anon_send(node, create_atom::value, to_request(std::move(m)));
-                                });
+                                serve(conn_, node, bridge::decode_create));
   if (!direct) {
     if (error) *error = "subscribe node create: " + direct.detail;
     return false;
@@ -75,9 +105,7 @@ bool nats_router::start(caf::actor node, std::string* error) {
 
 void nats_router::attach_sandbox(const std::string& tenant, const std::string& id,
                                  caf::actor sandbox) {
-  auto handler = [sandbox](bus::message&& m) {
-    if (acceptable(m)) caf::anon_send(sandbox, op_atom::value, to_request(std::move(m)));
-  };
+  auto handler = serve(conn_, sandbox, bridge::decode_sandbox_request);
   auto ops = conn_.subscribe(wire::subjects::sandbox_ops(tenant, id), "", handler);
   auto fs = conn_.subscribe(wire::subjects::sandbox_fs_ops(tenant, id), "", handler);
   if (!ops || !fs) {
@@ -117,10 +145,7 @@ void nats_router::accept_creates(bool on) {
     auto node = node_;
     auto sub = conn_.subscribe(wire::subjects::create_any_tenant(pool_),
                                wire::subjects::create_queue_group(pool_),
-                               [node](bus::message&& m) {
-                                 if (acceptable(m))
-                                   caf::anon_send(node, create_atom::value, to_request(std::move(m)));
-                               });
+                               serve(conn_, node, bridge::decode_create));
     if (!sub) {
       std::cerr << "corral-executor: cannot join the create queue group: " << sub.detail << "\n";
       return;
@@ -137,9 +162,8 @@ void nats_router::accept_creates(bool on) {
 
 // Metering: the usage meter answers corral.v1.{t}.usage for every tenant.
 void nats_router::serve_usage(caf::actor meter) {
-  auto sub = conn_.subscribe(wire::subjects::usage_any_tenant(), "", [meter](bus::message&& m) {
-    if (acceptable(m)) caf::anon_send(meter, usage_atom::value, to_request(std::move(m)));
-  });
+  auto sub = conn_.subscribe(wire::subjects::usage_any_tenant(), "",
+                             serve(conn_, meter, bridge::decode_usage));
   if (!sub) {
     std::cerr << "corral-executor: cannot subscribe to usage requests: " << sub.detail << "\n";
     return;

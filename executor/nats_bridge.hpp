@@ -1,6 +1,7 @@
 #pragma once
 // The executor's NATS adapters: the outbox the actors publish through, and the router that
-// turns subscriptions into actor messages (nats.c delivery threads -> CAF mailboxes).
+// turns subscriptions into the actors' typed verbs (executor/request_decode.hpp; nats.c delivery
+// threads -> CAF mailboxes). A request that does not decode is answered here.
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -13,15 +14,20 @@
 
 namespace corral {
 
-// Publishes through the shared connection. Thread-safe. A failed publish (disconnected with a
-// full reconnect buffer, payload too large) is counted and logged, never thrown.
+// Publishes through the shared connection: a reply on its handle's inbox, output on
+// corral.v1.{t}.sbx.{sb}.out.{ex}, heartbeats on corral.v1.node.{node}.heartbeat. Thread-safe.
+// A failed publish (disconnected with a full reconnect buffer, payload too large) is counted and
+// logged, never thrown.
 class nats_outbox final : public outbox {
  public:
   explicit nats_outbox(bus::connection& conn) : conn_(conn) {}
-  void publish(const std::string& subject, std::vector<uint8_t> payload) override;
+  void reply(const reply_handle& to, std::vector<uint8_t> message) override;
+  void publish_output(const exec_address& exec, std::vector<uint8_t> frame) override;
+  void publish_heartbeat(const std::string& node_id, std::vector<uint8_t> heartbeat) override;
   [[nodiscard]] uint64_t failures() const;
 
  private:
+  void publish(const std::string& subject, std::vector<uint8_t> payload);
   bus::connection& conn_;
   mutable std::mutex mu_;
   uint64_t failures_ = 0;
@@ -30,7 +36,7 @@ class nats_outbox final : public outbox {
 // Subscriptions of one executor: per-sandbox op subjects, the pool's create queue group (while
 // the node accepts creates), this node's own create subject corral.v1.*.node.{node}.create
 // (always, from start() to stop(): at capacity the node answers it resource_exhausted), and
-// the any-tenant list subject. Thread-safe. Handlers only enqueue into an actor's mailbox.
+// the any-tenant list subject. Thread-safe. Handlers decode and enqueue into an actor's mailbox.
 class nats_router final : public request_router {
  public:
   nats_router(bus::connection& conn, std::string pool, std::string node_id);

@@ -42,7 +42,7 @@ corral_add_fuzz(NAME init_command SOURCES ${CORRAL_FUZZ_DIR}/init_command_fuzz.c
 
 # The executor's side: the actors' request decoding (actors/validate.hpp), the file operations,
 # the job runner's decoding; with corral-init's loop where a request becomes an init command.
-set(CORRAL_FUZZ_EXECUTOR_LIBS corral_actors corral_client corral_fuzz_init)
+set(CORRAL_FUZZ_EXECUTOR_LIBS corral_actors corral_request_decode corral_client corral_fuzz_init)
 foreach(name create_sandbox exec_request list_sandboxes set_tags replay_request sandbox_query
              stdin_write signal_request resize_request usage_request fs_request init_event)
   corral_add_fuzz(NAME ${name} SOURCES ${CORRAL_FUZZ_DIR}/${name}_fuzz.cpp
@@ -63,7 +63,7 @@ corral_add_fuzz(NAME job_result SOURCES ${CORRAL_FUZZ_DIR}/job_result_fuzz.cpp L
 # The seed generator (not a test: its output is committed under corpus/).
 add_executable(fuzz_seed_generator ${CORRAL_FUZZ_DIR}/seed_generator.cpp ${CORRAL_FUZZ_DIR}/seed_wire.cpp)
 target_include_directories(fuzz_seed_generator PRIVATE ${CMAKE_SOURCE_DIR})
-target_link_libraries(fuzz_seed_generator PRIVATE corral_actors corral_jobs corral_sweep corral_client corral_fuzz_init)
+target_link_libraries(fuzz_seed_generator PRIVATE corral_actors corral_request_decode corral_jobs corral_sweep corral_client corral_fuzz_init)
 
 # The guest runner's answers (from inside a sandbox) as the job runner frames them.
 corral_add_fuzz(NAME guest_frames SOURCES ${CORRAL_FUZZ_DIR}/guest_frames_fuzz.cpp LIBS corral_jobs)

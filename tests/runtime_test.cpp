@@ -136,7 +136,7 @@ class recorder final : public corral::init_listener {
     cv_.notify_all();
   }
 
-  void on_closed(std::string reason) override {
+  void on_closed(corral::close_reason, std::string reason) override {
     std::lock_guard<std::mutex> lock(mu_);
     ++closed_;
     reason_ = std::move(reason);

@@ -307,7 +307,7 @@ class RuntimeLinkReactor : public ::testing::Test {
  protected:
   struct listener final : corral::init_listener {
     void on_frame(std::vector<uint8_t>) override {}
-    void on_closed(std::string) override {
+    void on_closed(corral::close_reason, std::string) override {
       std::lock_guard<std::mutex> lock(mu);
       closed = true;
       cv.notify_all();

@@ -9,6 +9,7 @@
 #include <map>
 #include <mutex>
 
+#include "executor/request_decode.hpp"
 #include "schemas/subjects.hpp"
 #include "tests/fakes/fake_ports.hpp"
 
@@ -50,6 +51,14 @@ constexpr double gib_price = 0.00000672;
 
 class UsageMeterTest : public ::testing::Test {
  protected:
+  // A corral.v1.t1.usage request as the executor's bridge delivers it (or refuses it).
+  void ask_usage(const usage_actor& meter, const std::string& reply, bytes payload) {
+    auto d = bridge::decode_usage(wire::subjects::usage("t1"), std::move(payload),
+                                  reply_handle(reply));
+    if (d) (*self_)->send(meter, std::move(*d.verb));
+    else out_.publish(reply, d.refused.reply());
+  }
+
   void SetUp() override {
     char tmpl[] = "/tmp/corral-usage-actor-XXXXXX";
     ASSERT_NE(mkdtemp(tmpl), nullptr);
@@ -143,8 +152,7 @@ TEST_F(UsageMeterTest, BillsMaxOfRequestAndActualAndAnswersPerTenant) {
   EXPECT_TRUE(*stored == busy);
 
   // corral.v1.t1.usage: t1's sandboxes only, and their total.
-  (*self_)->send(meter, usage_atom::value,
-                 bus_request{wire::subjects::usage("t1"), "reply-1", {}});
+  ask_usage(meter, "reply-1", {});
   auto msg = out_.wait_for("reply-1", [](const auto&) { return true; });
   ASSERT_TRUE(msg.has_value());
   const auto* reply = wire::verify<wire::UsageReply>(msg->payload.data(), msg->payload.size());
@@ -155,8 +163,7 @@ TEST_F(UsageMeterTest, BillsMaxOfRequestAndActualAndAnswersPerTenant) {
   EXPECT_DOUBLE_EQ(reply->total()->cpu_core_seconds(), 6.25);
   EXPECT_DOUBLE_EQ(reply->total()->gib_seconds(), 6.25);
   // A malformed request gets an error, never a crash.
-  (*self_)->send(meter, usage_atom::value,
-                 bus_request{wire::subjects::usage("t1"), "reply-2", {1, 2, 3}});
+  ask_usage(meter, "reply-2", {1, 2, 3});
   auto bad = out_.wait_for("reply-2", [](const auto&) { return true; });
   ASSERT_TRUE(bad.has_value());
   EXPECT_NE(wire::verify<wire::ErrorReply>(bad->payload.data(), bad->payload.size()), nullptr);

@@ -143,18 +143,19 @@ class rollback {
   std::function<void()> fn_;
 };
 
-// Names a death by the memory cgroup's OOM killer (oom_death_reason), which the link alone
-// cannot tell from any other death. Reads the cgroup on the I/O thread: a few small files.
+// Names a death by the memory cgroup's OOM killer (close_reason::out_of_memory), which the link
+// alone cannot tell from any other death. Reads the cgroup on the I/O thread: a few small files.
 class oom_aware_listener final : public init_listener {
  public:
   oom_aware_listener(std::shared_ptr<init_listener> inner, sandbox_cgroups cgroups)
       : inner_(std::move(inner)), cgroups_(std::move(cgroups)) {}
   void on_frame(std::vector<uint8_t> payload) override { inner_->on_frame(std::move(payload)); }
-  void on_closed(std::string reason) override {
-    if (cgroups_.usage().oom_killed)
-      reason = std::string(oom_death_reason) + " (the sandbox reached its memory limit; " +
-               reason + ")";
-    inner_->on_closed(std::move(reason));
+  void on_closed(close_reason reason, std::string detail) override {
+    if (cgroups_.usage().oom_killed) {
+      reason = close_reason::out_of_memory;
+      detail = "out of memory (the sandbox reached its memory limit; " + detail + ")";
+    }
+    inner_->on_closed(reason, std::move(detail));
   }
 
  private:

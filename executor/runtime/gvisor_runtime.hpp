@@ -42,7 +42,7 @@
 //
 // Limits (docs/promises.md P5): memory in linux.resources (cgroup memory.limit_in_bytes); reaching it, the
 // kernel's OOM killer kills the sandbox's sentry, i.e. the whole sandbox (gVisor has no OOM
-// killer of its own): the link's on_closed reason then starts with oom_death_reason. Disk: the
+// killer of its own): the link's on_closed reason is then close_reason::out_of_memory. Disk: the
 // writable layer's quota (disk_limit_mib). (runsc's own /tmp is a tmpfs in sandbox memory,
 // bounded by the memory limit, not the disk quota.) Cpu as a CFS quota
 // written into the sandbox's cpu cgroup right after start (a quota present during start slows

@@ -364,7 +364,7 @@ void reactor_core::finish(const std::shared_ptr<fifo_link>& link, const std::str
     link->queued = 0;
     if (!link->end_reason.empty()) why = link->end_reason;
   }
-  if (deliver_closed && link->listener) link->listener->on_closed(why);
+  if (deliver_closed && link->listener) link->listener->on_closed(close_reason::died, why);
   retire(link);
 }
 

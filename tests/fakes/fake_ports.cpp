@@ -4,9 +4,24 @@
 #include <cerrno>
 #include <csignal>
 
+#include "schemas/subjects.hpp"
+
 namespace corral::testing {
 
 // -- outbox ----------------------------------------------------------------------------------
+
+// Recorded under the subjects the executor's outbox would publish on (executor/nats_bridge.hpp).
+void fake_outbox::reply(const reply_handle& to, std::vector<uint8_t> message) {
+  if (!to.empty()) publish(to.address(), std::move(message));
+}
+
+void fake_outbox::publish_output(const exec_address& exec, std::vector<uint8_t> frame) {
+  publish(wire::subjects::output(exec.tenant, exec.sandbox_id, exec.exec_id), std::move(frame));
+}
+
+void fake_outbox::publish_heartbeat(const std::string& node_id, std::vector<uint8_t> heartbeat) {
+  publish(wire::subjects::heartbeat(node_id), std::move(heartbeat));
+}
 
 void fake_outbox::publish(const std::string& subject, std::vector<uint8_t> payload) {
   {
@@ -372,7 +387,7 @@ void fake_runtime::kill(const std::string& id) {
     sb->closed = true;
     l = sb->listener;
   }
-  l->on_closed("sandbox process exited");
+  l->on_closed(close_reason::died, "sandbox process exited");
 }
 
 void fake_runtime::add_host_sandbox(const std::string& id) {

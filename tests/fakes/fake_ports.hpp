@@ -25,10 +25,15 @@ struct published {
   std::vector<uint8_t> payload;
 };
 
-// Records everything published; tests wait for a predicate with a deadline.
+// Records everything sent out, each under the subject the executor would publish it on; tests
+// wait for a predicate with a deadline.
 class fake_outbox final : public outbox {
  public:
-  void publish(const std::string& subject, std::vector<uint8_t> payload) override;
+  void reply(const reply_handle& to, std::vector<uint8_t> message) override;
+  void publish_output(const exec_address& exec, std::vector<uint8_t> frame) override;
+  void publish_heartbeat(const std::string& node_id, std::vector<uint8_t> heartbeat) override;
+  // Records a message on `subject` (what the bridge itself answers, e.g. "no route").
+  void publish(const std::string& subject, std::vector<uint8_t> payload);
   // Waits until some message on `subject`, after its first `skip` ones, satisfies pred; returns
   // a copy of it.
   std::optional<published> wait_for(const std::string& subject,

@@ -4,6 +4,10 @@
 
 #include <filesystem>
 
+#include <type_traits>
+#include <variant>
+
+#include "executor/request_decode.hpp"
 #include "schemas/subjects.hpp"
 
 namespace corral::testing {
@@ -24,7 +28,9 @@ void node_fixture::TearDown() {
 void node_fixture::open_node() {
   auto opened = storage::store::open(dir_ + "/db", storage::store_options{});
   ASSERT_TRUE(opened.ok()) << opened.error().message;
-  store_ = std::move(*opened);
+  auto faulty = std::make_unique<failing_store>(std::move(*opened));
+  faults_ = faulty.get();
+  store_ = std::move(faulty);
   node_context ctx;
   ctx.config.node_id = "node-a";
   ctx.config.warm_pool = 0;  // suites that test the warm pool ask for one in configure()
@@ -50,20 +56,31 @@ void node_fixture::close_node() {
   sys_.reset();
   (void)store_->close();  // the test reopens; a close error shows up on reopen
   store_.reset();
+  faults_ = nullptr;
 }
 
 std::string node_fixture::send(const std::string& subject, bytes payload) {
   const auto reply = "reply." + std::to_string(++replies_);
-  // corral.v1.{t}.pool.{p}.create, corral.v1.{t}.node.{n}.create and corral.v1.{t}.list go to
-  // the node (any tenant).
+  // Decoded as the executor's bridge decodes it (executor/request_decode.hpp), then delivered
+  // to the actor that serves the subject: corral.v1.{t}.pool.{p}.create,
+  // corral.v1.{t}.node.{n}.create and corral.v1.{t}.list go to the node (any tenant).
   const auto t = std::string(wire::subjects::tenant_of(subject));
   const bool is_create = subject.rfind("corral.v1." + t + ".pool.", 0) == 0 ||
                          subject.rfind("corral.v1." + t + ".node.", 0) == 0;
-  bus_request req{subject, reply, std::move(payload)};
+  auto deliver = [&](caf::actor to, auto decoded) {
+    if (!decoded) return out_.publish(reply, decoded.refused.reply());
+    using verb_t = std::decay_t<decltype(*decoded.verb)>;
+    if constexpr (std::is_same_v<verb_t, bridge::sandbox_verb>)
+      std::visit([&](auto& verb) { caf::anon_send(to, std::move(verb)); }, *decoded.verb);
+    else
+      caf::anon_send(to, std::move(*decoded.verb));
+  };
   if (is_create) {
-    caf::anon_send(node_, create_atom::value, std::move(req));
+    deliver(caf::actor_cast<caf::actor>(node_),
+            bridge::decode_create(subject, std::move(payload), reply_handle(reply)));
   } else if (subject == wire::subjects::list(t)) {
-    caf::anon_send(node_, list_atom::value, std::move(req));
+    deliver(caf::actor_cast<caf::actor>(node_),
+            bridge::decode_list(subject, std::move(payload), reply_handle(reply)));
   } else {
     // corral.v1.{t}.sbx.{sb}.{op...}
     auto rest = subject.substr(std::string("corral.v1." + t + ".sbx.").size());
@@ -72,7 +89,7 @@ std::string node_fixture::send(const std::string& subject, bytes payload) {
       out_.publish(reply, wire::make_error_reply(wire::ErrorCode::not_found, "no route"));
       return reply;
     }
-    caf::anon_send(a, op_atom::value, std::move(req));
+    deliver(a, bridge::decode_sandbox_request(subject, std::move(payload), reply_handle(reply)));
   }
   return reply;
 }

@@ -1,8 +1,9 @@
 #pragma once
 // A test fixture for the actors: a node actor over fakes of the runtime, outbox, router and
-// clock, and a real store in a fresh temp dir. Requests are sent as NATS would deliver them
-// (bus_request with a reply subject) and replies are read from the fake outbox, waiting on the
-// event with a deadline.
+// clock, and a real store in a fresh temp dir (behind failing_store, which fails no write until
+// a test asks). Requests are sent by subject and decoded as the executor's bridge decodes them
+// (executor/request_decode.hpp); replies are read from the fake outbox, waiting on the event
+// with a deadline.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -13,6 +14,7 @@
 #include <caf/all.hpp>
 
 #include "actors/node.hpp"
+#include "tests/fakes/failing_store.hpp"
 #include "tests/fakes/fake_ports.hpp"
 
 namespace corral::testing {
@@ -50,6 +52,7 @@ class node_fixture : public ::testing::Test {
   caf::actor_system_config cfg_;
   std::unique_ptr<caf::actor_system> sys_;
   std::unique_ptr<storage::store> store_;
+  failing_store* faults_ = nullptr;  // store_ itself: fails the writes a test asks it to
   node_actor node_;
   int replies_ = 0;
   uint64_t session_ = 0;
