@@ -5,8 +5,7 @@
 //     (a) through HTTP as a client makes it: POST .../exec, then GET .../output?follow=1 read
 //         until the exit frame, on one keep-alive connection (a new one when the gateway closed
 //         it: that cost is the gateway's too);
-//     (b) straight over NATS with the corral client library (client::session::exec), the baseline
-//         the issue names;
+//     (b) straight over NATS with the corral client library (client::session::exec), the baseline;
 //     (c) straight over NATS with bus/ alone, the leanest client: subscribe to the output
 //         (nats.c's shared delivery pool, as the gateway does), the exec request, wait for the
 //         exit frame;

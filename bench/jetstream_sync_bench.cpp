@@ -77,7 +77,7 @@ bool open_target(target& t, std::string* why) {
   cfg.duplicate_window_ms = 3600 * 1000;
   auto st = t.js->ensure_stream(cfg);
   if (!st) {
-    *why = st.detail;
+    *why = st.error().message;
     return false;
   }
   return true;
@@ -140,8 +140,8 @@ int main(int argc, char** argv) {
         const auto start = clk::now();
         auto a = t.js->publish("bench.jobs", body.data(), body.size(), msg_id);
         const double ms = ms_since(start);
-        if (!a || a.value.duplicate) {
-          std::cerr << t.label << ": publish failed: " << a.detail << "\n";
+        if (!a || a.value().duplicate) {
+          std::cerr << t.label << ": publish failed: " << a.error().message << "\n";
           return 1;
         }
         t.latencies_ms.push_back(ms);

@@ -1,5 +1,5 @@
 // The spine's two latency figures, each next to its baselines measured in the same run
-// (issue "The spine", Performance):
+// (docs/architecture.md, "The walk of one exec"):
 //
 //  1. exec round trip: request to exit status of `true` in a warm sandbox, through NATS, the
 //     executor's actors and corral-init; next to (a) `runsc exec` of `true` on the same running

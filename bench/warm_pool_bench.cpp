@@ -1,4 +1,4 @@
-// The warm pool's figures (issue "Fast fresh sandboxes", Performance), measured in one run:
+// The warm pool's figures (docs/protocol.md, "Warm pool"), measured in one run:
 //
 //  a. create to first exec ready: create returned and a `true` exec completed, through the
 //     client library over NATS. From the warm pool (an executor with --warm-pool 2) and cold (an

@@ -31,24 +31,21 @@ constexpr std::chrono::milliseconds close_wait_limit{10000};
 
 status ok() { return status{}; }
 
-status fail(bus_error e, std::string detail) { return status{e, std::move(detail)}; }
+status fail(wire::ErrorCode e, std::string detail) { return failure(e, std::move(detail)); }
 
 template <class T>
 result<T> fail_as(const status& s) {
-  result<T> r;
-  r.error = s.error;
-  r.detail = s.detail;
-  return r;
+  return result<T>(s);
 }
 
-bus_error classify(natsStatus s) {
+wire::ErrorCode classify(natsStatus s) {
   switch (s) {
     case NATS_OK:
-      return bus_error::none;
+      return wire::ErrorCode::ok;
     case NATS_TIMEOUT:
-      return bus_error::timeout;
+      return errc::timeout;
     case NATS_NO_RESPONDERS:
-      return bus_error::no_responders;
+      return errc::no_responders;
     case NATS_CONNECTION_CLOSED:
     case NATS_CONNECTION_DISCONNECTED:
     case NATS_NO_SERVER:
@@ -56,15 +53,15 @@ bus_error classify(natsStatus s) {
     case NATS_NOT_YET_CONNECTED:
     case NATS_DRAINING:
     case NATS_INSUFFICIENT_BUFFER:  // the reconnect buffer is full
-      return bus_error::not_connected;
+      return errc::not_connected;
     case NATS_INVALID_ARG:
     case NATS_INVALID_SUBJECT:
     case NATS_INVALID_QUEUE_NAME:
     case NATS_INVALID_SUBSCRIPTION:
     case NATS_MAX_PAYLOAD:
-      return bus_error::invalid;
+      return errc::invalid;
     default:
-      return bus_error::io;
+      return errc::io;
   }
 }
 
@@ -440,18 +437,6 @@ std::string validate(const options& o) {
 
 }  // namespace
 
-const char* to_string(bus_error e) noexcept {
-  switch (e) {
-    case bus_error::none: return "none";
-    case bus_error::no_responders: return "no_responders";
-    case bus_error::timeout: return "timeout";
-    case bus_error::not_connected: return "not_connected";
-    case bus_error::invalid: return "invalid";
-    case bus_error::io: return "io";
-  }
-  return "unknown";
-}
-
 bool valid_subject(const std::string& subject, bool allow_wildcards,
                    std::size_t max_bytes) noexcept {
   if (subject.empty() || subject.size() > max_bytes) return false;
@@ -538,14 +523,14 @@ struct connection::impl {
     std::string d = std::string("invalid ") + what + " \"";
     d.append(s, 0, std::min<std::size_t>(s.size(), 128));
     d += s.size() > 128 ? "...\"" : "\"";
-    return fail(bus_error::invalid, std::move(d));
+    return fail(errc::invalid, std::move(d));
   }
 
   status check_payload(std::size_t n) const {
     int64_t max = natsConnection_GetMaxPayload(nc);
     if (n > static_cast<std::size_t>(INT_MAX) ||
         (max > 0 && static_cast<uint64_t>(n) > static_cast<uint64_t>(max))) {
-      return fail(bus_error::invalid, "payload of " + std::to_string(n) +
+      return fail(errc::invalid, "payload of " + std::to_string(n) +
                                           " bytes exceeds the server's max_payload of " +
                                           std::to_string(max) + " bytes");
     }
@@ -572,7 +557,7 @@ std::unique_ptr<connection> connection::connect(const options& opts, std::string
   if (opts.delivery_pool_threads > 0) {
     if (status s = grow_delivery_pool(opts.delivery_pool_threads); !s) {
       natsOptions_Destroy(no);
-      set_error(s.detail);
+      set_error(s.message);
       return nullptr;
     }
   }
@@ -699,13 +684,13 @@ void connection::close() {
 }
 
 status connection::drain(int64_t timeout_ms) {
-  if (timeout_ms <= 0) return fail(bus_error::invalid, "drain timeout must be > 0");
+  if (timeout_ms <= 0) return fail(errc::invalid, "drain timeout must be > 0");
   event_hub& hub = *impl_->hub;
   if (current_event_hub == &hub)
-    return fail(bus_error::invalid, "drain called from the connection's own event callback");
+    return fail(errc::invalid, "drain called from the connection's own event callback");
   // Draining waits for the handlers to finish: the calling one never would.
   if (current_delivery_owner == impl_.get())
-    return fail(bus_error::invalid, "drain called from a handler of the connection");
+    return fail(errc::invalid, "drain called from a handler of the connection");
   natsStatus s = natsConnection_DrainTimeout(impl_->nc, timeout_ms);
   if (s != NATS_OK && s != NATS_DRAINING) {
     status st = from_nats(s, "drain");
@@ -722,7 +707,7 @@ status connection::drain(int64_t timeout_ms) {
   }
   if (!closed) {
     close();
-    return fail(bus_error::timeout, "drain did not finish in " + std::to_string(timeout_ms) + " ms");
+    return fail(errc::timeout, "drain did not finish in " + std::to_string(timeout_ms) + " ms");
   }
   return ok();
 }
@@ -730,7 +715,7 @@ status connection::drain(int64_t timeout_ms) {
 status connection::publish(const std::string& subject, const void* data, std::size_t n) {
   if (status s = impl_->check_subject(subject, false, "subject"); !s) return s;
   if (status s = impl_->check_payload(n); !s) return s;
-  if (data == nullptr && n > 0) return fail(bus_error::invalid, "null data with a size");
+  if (data == nullptr && n > 0) return fail(errc::invalid, "null data with a size");
   return from_nats(natsConnection_Publish(impl_->nc, subject.c_str(), data, static_cast<int>(n)),
                    "publish");
 }
@@ -741,7 +726,7 @@ status connection::publish(const std::string& subject, const std::string& reply,
   if (status s = impl_->check_subject(subject, false, "subject"); !s) return s;
   if (status s = impl_->check_subject(reply, false, "reply subject"); !s) return s;
   if (status s = impl_->check_payload(n); !s) return s;
-  if (data == nullptr && n > 0) return fail(bus_error::invalid, "null data with a size");
+  if (data == nullptr && n > 0) return fail(errc::invalid, "null data with a size");
   return from_nats(natsConnection_PublishRequest(impl_->nc, subject.c_str(), reply.c_str(), data,
                                                  static_cast<int>(n)),
                    "publish");
@@ -754,11 +739,11 @@ status connection::respond(const message& req, const void* data, std::size_t n) 
 
 result<message> connection::request(const std::string& subject, const void* data, std::size_t n,
                                     int64_t timeout_ms) {
-  if (timeout_ms <= 0) return fail_as<message>(fail(bus_error::invalid, "timeout must be > 0"));
+  if (timeout_ms <= 0) return fail_as<message>(fail(errc::invalid, "timeout must be > 0"));
   if (status s = impl_->check_subject(subject, false, "subject"); !s) return fail_as<message>(s);
   if (status s = impl_->check_payload(n); !s) return fail_as<message>(s);
   if (data == nullptr && n > 0)
-    return fail_as<message>(fail(bus_error::invalid, "null data with a size"));
+    return fail_as<message>(fail(errc::invalid, "null data with a size"));
   natsMsg* reply = nullptr;
   natsStatus s = natsConnection_Request(&reply, impl_->nc, subject.c_str(), data,
                                         static_cast<int>(n), timeout_ms);
@@ -766,10 +751,9 @@ result<message> connection::request(const std::string& subject, const void* data
     if (reply != nullptr) natsMsg_Destroy(reply);
     return fail_as<message>(from_nats(s, ("request on " + subject).c_str()));
   }
-  result<message> r;
-  r.value = to_message(reply);
+  message out = to_message(reply);
   natsMsg_Destroy(reply);
-  return r;
+  return out;
 }
 
 result<std::vector<message>> connection::request_many(const std::string& subject,
@@ -778,12 +762,12 @@ result<std::vector<message>> connection::request_many(const std::string& subject
                                                       std::size_t max_replies) {
   using out = std::vector<message>;
   if (gather_timeout_ms <= 0)
-    return fail_as<out>(fail(bus_error::invalid, "gather timeout must be > 0"));
-  if (max_replies == 0) return fail_as<out>(fail(bus_error::invalid, "max_replies must be >= 1"));
+    return fail_as<out>(fail(errc::invalid, "gather timeout must be > 0"));
+  if (max_replies == 0) return fail_as<out>(fail(errc::invalid, "max_replies must be >= 1"));
   if (status s = impl_->check_subject(subject, false, "subject"); !s) return fail_as<out>(s);
   if (status s = impl_->check_payload(n); !s) return fail_as<out>(s);
   if (data == nullptr && n > 0)
-    return fail_as<out>(fail(bus_error::invalid, "null data with a size"));
+    return fail_as<out>(fail(errc::invalid, "null data with a size"));
 
   // A synchronous subscription: replies are read on this thread, so this works from inside a
   // handler without a free delivery thread.
@@ -795,44 +779,40 @@ result<std::vector<message>> connection::request_many(const std::string& subject
   (void)natsSubscription_SetPendingLimits(sub, o.subscription_pending_msgs,
                                           static_cast<int>(o.subscription_pending_bytes));
 
-  result<out> r;
+  out replies;
+  status st;
   s = natsConnection_PublishRequest(impl_->nc, subject.c_str(), inbox.c_str(), data,
                                     static_cast<int>(n));
-  if (s != NATS_OK) {
-    status st = from_nats(s, ("request_many on " + subject).c_str());
-    r.error = st.error;
-    r.detail = std::move(st.detail);
-  }
+  if (s != NATS_OK) st = from_nats(s, ("request_many on " + subject).c_str());
   const auto deadline = clock::now() + std::chrono::milliseconds(gather_timeout_ms);
-  while (r.error == bus_error::none && r.value.size() < max_replies) {
+  while (st.ok() && replies.size() < max_replies) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
     if (left.count() <= 0) break;
     natsMsg* m = nullptr;
     s = natsSubscription_NextMsg(&m, sub, left.count());
     if (s == NATS_OK) {
-      r.value.push_back(to_message(m));
+      replies.push_back(to_message(m));
       natsMsg_Destroy(m);
       continue;
     }
     if (s == NATS_TIMEOUT) break;
-    if (s == NATS_NO_RESPONDERS && !r.value.empty()) break;  // cannot happen after a reply
-    status st = from_nats(s, ("request_many on " + subject).c_str());
-    r.error = st.error;
-    r.detail = std::move(st.detail);
+    if (s == NATS_NO_RESPONDERS && !replies.empty()) break;  // cannot happen after a reply
+    st = from_nats(s, ("request_many on " + subject).c_str());
   }
   (void)natsSubscription_Unsubscribe(sub);
   impl_->reaper->retire(sub);
-  return r;
+  if (!st) return fail_as<out>(st);
+  return replies;
 }
 
 result<std::unique_ptr<subscription>> connection::subscribe(const std::string& subject,
                                                             const std::string& queue_group,
                                                             message_handler handler) {
   using out = std::unique_ptr<subscription>;
-  if (!handler) return fail_as<out>(fail(bus_error::invalid, "empty handler"));
+  if (!handler) return fail_as<out>(fail(errc::invalid, "empty handler"));
   if (status s = impl_->check_subject(subject, true, "subject"); !s) return fail_as<out>(s);
   if (!queue_group.empty() && !valid_queue_group(queue_group, impl_->max_subject))
-    return fail_as<out>(fail(bus_error::invalid, "invalid queue group"));
+    return fail_as<out>(fail(errc::invalid, "invalid queue group"));
 
   auto gate = std::make_shared<sub_gate>();
   gate->owner = impl_.get();
@@ -871,9 +851,7 @@ result<std::unique_ptr<subscription>> connection::subscribe(const std::string& s
   i->queue_group = queue_group;
   std::unique_ptr<subscription> owned(new subscription(std::move(i)));
   if (s != NATS_OK) return fail_as<out>(from_nats(s, "set pending limits"));  // owned unsubscribes
-  result<out> r;
-  r.value = std::move(owned);
-  return r;
+  return owned;
 }
 
 std::string connection::new_inbox() const {
@@ -890,7 +868,7 @@ std::string connection::new_inbox() const {
 }
 
 status connection::flush(int64_t timeout_ms) {
-  if (timeout_ms <= 0) return fail(bus_error::invalid, "flush timeout must be > 0");
+  if (timeout_ms <= 0) return fail(errc::invalid, "flush timeout must be > 0");
   return from_nats(natsConnection_FlushTimeout(impl_->nc, timeout_ms), "flush");
 }
 
@@ -917,7 +895,7 @@ std::size_t connection_access::max_subject_bytes(const connection& c) {
   return c.impl_->max_subject;
 }
 
-bus_error classify_status(natsStatus s) { return classify(s); }
+wire::ErrorCode classify_status(natsStatus s) { return classify(s); }
 
 std::string describe_status(natsStatus s, const char* what) { return describe(s, what); }
 

@@ -2,8 +2,9 @@
 // The one NATS client of corral (docs/architecture.md, "The parts" and "Floors"), used by the executor, the gateway and the CLI:
 // connect and reconnect, publish, request/reply, scatter/gather and subscriptions, over nats.c.
 //
-// Errors are values (bus_error + a human-readable detail); nothing here throws, and every result
-// is [[nodiscard]]: ignoring one is an explicit `(void)`.
+// Errors are values (corral::status and corral::result with the codes of bus::errc, and a
+// human-readable message); nothing here throws, and every result is [[nodiscard]]: ignoring one
+// is an explicit `(void)`.
 //
 // Threads
 //   A connection is thread-safe: any thread may call any method, concurrently. Nothing blocks
@@ -46,37 +47,28 @@
 #include <string>
 #include <vector>
 
+#include "schemas/status.hpp"
+
 namespace corral::bus {
 
-// Values are stable (they may be logged or mapped onto wire error codes); never reuse a number.
-enum class bus_error : int {
-  none = 0,
-  no_responders = 1,  // nobody subscribes to the request's subject (the server said so at once)
-  timeout = 2,        // nothing (or not enough) arrived before the deadline
-  not_connected = 3,  // closed, draining, disconnected with a full reconnect buffer, or a
-                      // request in flight when the connection dropped
-  invalid = 4,        // bad argument: subject, queue group, payload over max_payload(), timeout
-  io = 5,             // anything else nats.c reported
-};
+// Every call answers with a corral::status or corral::result<T> (schemas/status.hpp). The codes
+// the bus uses, by what they mean here:
+namespace errc {
+// nobody subscribes to the request's subject (the server said so at once)
+inline constexpr wire::ErrorCode no_responders = wire::ErrorCode::not_found;
+// nothing (or not enough) arrived before the deadline
+inline constexpr wire::ErrorCode timeout = wire::ErrorCode::deadline_exceeded;
+// closed, draining, disconnected with a full reconnect buffer, or a request in flight when the
+// connection dropped
+inline constexpr wire::ErrorCode not_connected = wire::ErrorCode::unavailable;
+// bad argument: subject, queue group, payload over max_payload(), timeout
+inline constexpr wire::ErrorCode invalid = wire::ErrorCode::invalid_argument;
+// anything else nats.c reported
+inline constexpr wire::ErrorCode io = wire::ErrorCode::internal;
+}  // namespace errc
 
-[[nodiscard]] const char* to_string(bus_error e) noexcept;
-
-// Outcome of a call that returns no value.
-struct [[nodiscard]] status {
-  bus_error error = bus_error::none;
-  std::string detail;  // empty when error == none
-  explicit operator bool() const noexcept { return error == bus_error::none; }
-};
-
-// Outcome of a call that returns a value. `value` is meaningful when the result is true; a
-// function may document a partial value on some errors (request_many).
-template <class T>
-struct [[nodiscard]] result {
-  T value{};
-  bus_error error = bus_error::none;
-  std::string detail;
-  explicit operator bool() const noexcept { return error == bus_error::none; }
-};
+using corral::result;
+using corral::status;
 
 // One received message; owns copies of its bytes.
 struct message {
@@ -233,7 +225,8 @@ class connection {
   // Scatter/gather: publishes once with a fresh inbox as reply subject and collects replies
   // until gather_timeout_ms (> 0) has passed or max_replies (>= 1) have arrived, whichever comes
   // first. Running out of time is the normal end and not an error. no_responders (at once) when
-  // nobody subscribes to `subject`. On not_connected, `value` holds the replies gathered so far.
+  // nobody subscribes to `subject`. not_connected when the connection drops meanwhile (the
+  // replies gathered until then are dropped with it).
   // Blocks the calling thread, but needs no delivery thread: it may be called from a handler.
   [[nodiscard]] result<std::vector<message>> request_many(const std::string& subject,
                                                           const void* data, std::size_t n,

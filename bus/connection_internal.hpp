@@ -24,7 +24,7 @@ struct connection_access {
 };
 
 // The status mapping of connection.cpp, shared so that every bus/ call classifies alike.
-bus_error classify_status(natsStatus s);
+wire::ErrorCode classify_status(natsStatus s);
 // "<what>: <status text> (<nats.c's last error text of this thread, when more precise>)".
 std::string describe_status(natsStatus s, const char* what);
 

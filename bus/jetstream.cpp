@@ -22,14 +22,11 @@ constexpr int64_t max_duration_ms = INT64_MAX / 1000000;
 
 status ok() { return status{}; }
 
-status fail(bus_error e, std::string detail) { return status{e, std::move(detail)}; }
+status fail(wire::ErrorCode e, std::string detail) { return failure(e, std::move(detail)); }
 
 template <class T>
 result<T> fail_as(const status& s) {
-  result<T> r;
-  r.error = s.error;
-  r.detail = s.detail;
-  return r;
+  return result<T>(s);
 }
 
 // JetStream API error codes that mean "the request is wrong for what exists": an unknown
@@ -88,11 +85,11 @@ status js_fail(natsStatus s, jsErrCode jerr, const std::string& what) {
   if (s == NATS_OK) return ok();
   std::string d = internal::describe_status(s, what.c_str());
   if (jerr != 0) d += " [err_code " + std::to_string(static_cast<int>(jerr)) + "]";
-  bus_error e = internal::classify_status(s);
+  wire::ErrorCode e = internal::classify_status(s);
   // nats.c 3.4 reports "no responders" with err_code 10076 (JetStream not enabled) attached:
   // the status decides, so that it stays no_responders.
   if (s != NATS_NO_RESPONDERS && jerr != 0)
-    e = refused_argument(jerr) ? bus_error::invalid : bus_error::io;
+    e = refused_argument(jerr) ? errc::invalid : errc::io;
   return fail(e, std::move(d));
 }
 
@@ -113,20 +110,20 @@ status check_name(const std::string& name, const char* what) {
     if (!allowed) good = false;
   }
   if (good) return ok();
-  return fail(bus_error::invalid, std::string("invalid ") + what + " " + quoted(name) + " (1.." +
+  return fail(errc::invalid, std::string("invalid ") + what + " " + quoted(name) + " (1.." +
                                       std::to_string(max_name_bytes) +
                                       " bytes of letters, digits, '-' and '_')");
 }
 
 status check_timeout(int64_t timeout_ms) {
   if (timeout_ms <= 0 || timeout_ms > max_duration_ms)
-    return fail(bus_error::invalid, "timeout must be > 0 ms");
+    return fail(errc::invalid, "timeout must be > 0 ms");
   return ok();
 }
 
 status check_duration(int64_t ms, const char* what, bool zero_allowed) {
   if (ms < 0 || ms > max_duration_ms || (ms == 0 && !zero_allowed))
-    return fail(bus_error::invalid, std::string(what) +
+    return fail(errc::invalid, std::string(what) +
                                         (zero_allowed ? " must be >= 0" : " must be > 0") +
                                         " and at most " + std::to_string(max_duration_ms) + " ms");
   return ok();
@@ -205,7 +202,7 @@ struct js_message::impl {
     const char* done = state == settled::acked   ? "ack()"
                        : state == settled::naked ? "nak()"
                                                  : "term()";
-    return fail(bus_error::invalid,
+    return fail(errc::invalid,
                 std::string(what) + " after " + done + ": the message was settled already");
   }
 };
@@ -230,7 +227,7 @@ uint64_t js_message::num_delivered() const { return impl_ ? impl_->num_delivered
 int64_t js_message::timestamp_ms() const { return impl_ ? impl_->timestamp_ms : 0; }
 
 status js_message::ack(int64_t timeout_ms) {
-  if (!impl_) return fail(bus_error::invalid, "ack() of an empty message");
+  if (!impl_) return fail(errc::invalid, "ack() of an empty message");
   if (status s = check_timeout(timeout_ms); !s) return s;
   if (status s = impl_->check_settle(impl::settled::acked, "ack()"); !s) return s;
   if (impl_->msg == nullptr || impl_->state == impl::settled::acked) return ok();
@@ -244,7 +241,7 @@ status js_message::ack(int64_t timeout_ms) {
 }
 
 status js_message::nak(int64_t delay_ms) {
-  if (!impl_) return fail(bus_error::invalid, "nak() of an empty message");
+  if (!impl_) return fail(errc::invalid, "nak() of an empty message");
   if (status s = check_duration(delay_ms, "nak delay", true); !s) return s;
   if (status s = impl_->check_settle(impl::settled::naked, "nak()"); !s) return s;
   if (impl_->msg == nullptr || impl_->state == impl::settled::naked) return ok();
@@ -256,14 +253,14 @@ status js_message::nak(int64_t delay_ms) {
 }
 
 status js_message::in_progress() {
-  if (!impl_) return fail(bus_error::invalid, "in_progress() of an empty message");
+  if (!impl_) return fail(errc::invalid, "in_progress() of an empty message");
   if (status s = impl_->check_settle(impl::settled::no, "in_progress()"); !s) return s;
   if (impl_->msg == nullptr) return ok();
   return js_fail(natsMsg_InProgress(impl_->msg, nullptr), static_cast<jsErrCode>(0), "in_progress");
 }
 
 status js_message::term() {
-  if (!impl_) return fail(bus_error::invalid, "term() of an empty message");
+  if (!impl_) return fail(errc::invalid, "term() of an empty message");
   if (status s = impl_->check_settle(impl::settled::termed, "term()"); !s) return s;
   if (impl_->msg == nullptr || impl_->state == impl::settled::termed) return ok();
   natsStatus s = natsMsg_Term(impl_->msg, nullptr);
@@ -301,8 +298,8 @@ struct pull_consumer::impl {
     }
     status st = js_fail(s, jerr, "consumer info of " + stream + "/" + consumer);
     if (jerr == JSConsumerNotFoundErr || jerr == JSStreamNotFoundErr) {
-      st.detail = "consumer " + stream + "/" + consumer + " no longer exists (deleted" +
-                  (ephemeral ? ", or idle past its inactive threshold" : "") + "): " + st.detail;
+      st.message = "consumer " + stream + "/" + consumer + " no longer exists (deleted" +
+                   (ephemeral ? ", or idle past its inactive threshold" : "") + "): " + st.message;
     }
     return st;
   }
@@ -339,7 +336,7 @@ result<std::vector<js_message>> pull_consumer::fetch_some(int batch, int64_t tim
   using out = std::vector<js_message>;
   if (batch <= 0 || batch > max_fetch_batch)
     return fail_as<out>(
-        fail(bus_error::invalid, "fetch batch must be in 1.." + std::to_string(max_fetch_batch)));
+        fail(errc::invalid, "fetch batch must be in 1.." + std::to_string(max_fetch_batch)));
   if (status s = check_timeout(timeout_ms); !s) return fail_as<out>(s);
 
   const auto start = std::chrono::steady_clock::now();
@@ -348,7 +345,7 @@ result<std::vector<js_message>> pull_consumer::fetch_some(int batch, int64_t tim
     auto spent = std::chrono::duration_cast<std::chrono::milliseconds>(
                      std::chrono::steady_clock::now() - start)
                      .count();
-    if (spent >= timeout_ms) return result<out>{};  // nothing now, and no time left to wait
+    if (spent >= timeout_ms) return out{};  // nothing now, and no time left to wait
     timeout_ms -= spent;
   }
 
@@ -366,15 +363,14 @@ result<std::vector<js_message>> pull_consumer::fetch_some(int batch, int64_t tim
   } else {
     s = natsSubscription_Fetch(&list, impl_->core->sub, batch, timeout_ms, &jerr);
   }
-  result<out> r;
-  if (s != NATS_OK && s != NATS_TIMEOUT) {
-    status st = js_fail(s, jerr, "fetch from " + impl_->stream + "/" + impl_->consumer);
-    r.error = st.error;
-    r.detail = std::move(st.detail);
-  }
+  status st;
+  if (s != NATS_OK && s != NATS_TIMEOUT)
+    st = js_fail(s, jerr, "fetch from " + impl_->stream + "/" + impl_->consumer);
   // NATS_TIMEOUT: nothing arrived in time, the normal "nothing now". Messages in the list are
-  // ours whatever the status (nats.c fills it only on success, but never leak one).
-  r.value.reserve(static_cast<std::size_t>(list.Count > 0 ? list.Count : 0));
+  // ours whatever the status (nats.c fills it only on success, but never leak one: on an error
+  // they are dropped unacknowledged, so the server delivers them again).
+  out fetched;
+  fetched.reserve(static_cast<std::size_t>(list.Count > 0 ? list.Count : 0));
   for (int k = 0; k < list.Count; ++k) {
     natsMsg* m = list.Msgs[k];
     if (m == nullptr) continue;
@@ -404,11 +400,12 @@ result<std::vector<js_message>> pull_consumer::fetch_some(int batch, int64_t tim
     }
     js_message jm;
     jm.impl_ = std::move(mi);
-    r.value.push_back(std::move(jm));
+    fetched.push_back(std::move(jm));
   }
   natsMsgList_Destroy(&list);
-  if (!r.value.empty()) impl_->last_seen = std::chrono::steady_clock::now();
-  return r;
+  if (!st) return fail_as<out>(st);
+  if (!fetched.empty()) impl_->last_seen = std::chrono::steady_clock::now();
+  return fetched;
 }
 
 result<std::pair<uint64_t, uint64_t>> pull_consumer::pending(int64_t timeout_ms) {
@@ -424,11 +421,9 @@ result<std::pair<uint64_t, uint64_t>> pull_consumer::pending(int64_t timeout_ms)
     return fail_as<out>(
         js_fail(s, jerr, "consumer info of " + impl_->stream + "/" + impl_->consumer));
   }
-  result<out> r;
-  r.value.first = ci->NumPending;
-  r.value.second = ci->NumAckPending > 0 ? static_cast<uint64_t>(ci->NumAckPending) : 0;
+  out counts{ci->NumPending, ci->NumAckPending > 0 ? static_cast<uint64_t>(ci->NumAckPending) : 0};
   jsConsumerInfo_Destroy(ci);
-  return r;
+  return counts;
 }
 
 // --- jetstream ----------------------------------------------------------------------------------
@@ -468,16 +463,14 @@ struct jetstream::impl {
     i->needs_ack = needs_ack;
     i->ephemeral = ephemeral;
     i->check_interval = std::chrono::milliseconds(check_interval_ms);
-    result<out> r;
-    r.value = std::unique_ptr<pull_consumer>(new pull_consumer(std::move(i)));
-    return r;
+    return std::unique_ptr<pull_consumer>(new pull_consumer(std::move(i)));
   }
 
   status check_filter(const std::string& filter) const {
     if (filter.empty() ||
         valid_subject(filter, true, connection_access::max_subject_bytes(*ctx->conn)))
       return ok();
-    return fail(bus_error::invalid, "invalid filter subject " + quoted(filter));
+    return fail(errc::invalid, "invalid filter subject " + quoted(filter));
   }
 };
 
@@ -488,7 +481,7 @@ jetstream::~jetstream() = default;
 std::unique_ptr<jetstream> jetstream::publisher(connection& conn, std::string* error,
                                                 int64_t timeout_ms) {
   if (status s = check_timeout(timeout_ms); !s) {
-    if (error != nullptr) *error = s.detail;
+    if (error != nullptr) *error = s.message;
     return nullptr;
   }
   auto ctx = std::make_shared<js_context>();
@@ -510,7 +503,7 @@ std::unique_ptr<jetstream> jetstream::open(connection& conn, std::string* error,
     if (error != nullptr) *error = std::move(e);
   };
   if (status s = check_timeout(timeout_ms); !s) {
-    set_error(s.detail);
+    set_error(s.message);
     return nullptr;
   }
   auto ctx = std::make_shared<js_context>();
@@ -536,8 +529,8 @@ std::unique_ptr<jetstream> jetstream::open(connection& conn, std::string* error,
   if (s != NATS_OK) {
     status st = js_fail(s, jerr, probe_stream.empty() ? "JetStream account info"
                                                       : "JetStream stream " + probe_stream);
-    if (st.error == bus_error::no_responders) st.detail += " (is JetStream enabled on the server?)";
-    set_error(std::move(st.detail));
+    if (st.code == errc::no_responders) st.message += " (is JetStream enabled on the server?)";
+    set_error(std::move(st.message));
     return nullptr;
   }
   auto i = std::make_unique<impl>();
@@ -548,25 +541,25 @@ std::unique_ptr<jetstream> jetstream::open(connection& conn, std::string* error,
 status jetstream::ensure_stream(const stream_config& cfg, int64_t timeout_ms) {
   if (status s = check_timeout(timeout_ms); !s) return s;
   if (status s = check_name(cfg.name, "stream name"); !s) return s;
-  if (cfg.subjects.empty()) return fail(bus_error::invalid, "a stream needs at least one subject");
+  if (cfg.subjects.empty()) return fail(errc::invalid, "a stream needs at least one subject");
   const std::size_t max_subject = connection_access::max_subject_bytes(*impl_->ctx->conn);
   for (const auto& subject : cfg.subjects) {
     if (!valid_subject(subject, true, max_subject))
-      return fail(bus_error::invalid, "invalid stream subject " + quoted(subject));
+      return fail(errc::invalid, "invalid stream subject " + quoted(subject));
   }
   if (status s = check_duration(cfg.duplicate_window_ms, "duplicate_window_ms", false); !s)
     return s;
   if (status s = check_duration(cfg.max_age_ms, "max_age_ms", true); !s) return s;
   if (cfg.max_age_ms > 0 && cfg.duplicate_window_ms > cfg.max_age_ms)
-    return fail(bus_error::invalid, "duplicate_window_ms must not exceed max_age_ms");
+    return fail(errc::invalid, "duplicate_window_ms must not exceed max_age_ms");
   if (cfg.max_bytes == 0 || cfg.max_bytes < -1)
-    return fail(bus_error::invalid, "max_bytes must be -1 or > 0");
+    return fail(errc::invalid, "max_bytes must be -1 or > 0");
   if (cfg.max_msgs == 0 || cfg.max_msgs < -1)
-    return fail(bus_error::invalid, "max_msgs must be -1 or > 0");
+    return fail(errc::invalid, "max_msgs must be -1 or > 0");
   if (cfg.max_msg_size == 0 || cfg.max_msg_size < -1)
-    return fail(bus_error::invalid, "max_msg_size must be -1 or > 0");
+    return fail(errc::invalid, "max_msg_size must be -1 or > 0");
   if (cfg.replicas < 1 || cfg.replicas > 5)
-    return fail(bus_error::invalid, "replicas must be in 1..5");
+    return fail(errc::invalid, "replicas must be in 1..5");
 
   std::vector<const char*> subjects;
   subjects.reserve(cfg.subjects.size());
@@ -617,10 +610,10 @@ status jetstream::ensure_stream(const stream_config& cfg, int64_t timeout_ms) {
     last = js_fail(s, jerr, "update stream " + cfg.name);
     if (jerr == JSStreamNotFoundErr) continue;  // deleted meanwhile: create again
     if (s == NATS_ERR && jerr != 0) {
-      last.error = bus_error::invalid;
-      last.detail = "stream " + cfg.name +
-                    " exists with a configuration that cannot be changed to the requested one: " +
-                    last.detail;
+      last.code = errc::invalid;
+      last.message = "stream " + cfg.name +
+                     " exists with a configuration that cannot be changed to the requested one: " +
+                     last.message;
     }
     return last;
   }
@@ -638,14 +631,14 @@ result<stream_state> jetstream::stream_info(const std::string& stream, int64_t t
     if (si != nullptr) jsStreamInfo_Destroy(si);
     return fail_as<stream_state>(js_fail(s, jerr, "stream info of " + stream));
   }
-  result<stream_state> r;
-  r.value.messages = si->State.Msgs;
-  r.value.bytes = si->State.Bytes;
-  r.value.first_seq = si->State.FirstSeq;
-  r.value.last_seq = si->State.LastSeq;
-  r.value.consumers = si->State.Consumers;
+  stream_state state;
+  state.messages = si->State.Msgs;
+  state.bytes = si->State.Bytes;
+  state.first_seq = si->State.FirstSeq;
+  state.last_seq = si->State.LastSeq;
+  state.consumers = si->State.Consumers;
   jsStreamInfo_Destroy(si);
-  return r;
+  return state;
 }
 
 status jetstream::delete_stream(const std::string& stream, int64_t timeout_ms) {
@@ -663,7 +656,7 @@ result<std::pair<uint64_t, std::vector<uint8_t>>> jetstream::next_message(
   if (status s = check_timeout(timeout_ms); !s) return fail_as<out>(s);
   if (status s = check_name(stream, "stream name"); !s) return fail_as<out>(s);
   if (!valid_subject(subject, false, connection_access::max_subject_bytes(*impl_->ctx->conn)))
-    return fail_as<out>(fail(bus_error::invalid, "invalid subject " + quoted(subject)));
+    return fail_as<out>(fail(errc::invalid, "invalid subject " + quoted(subject)));
   jsOptions o = api_options(timeout_ms);
   jsDirectGetMsgOptions dg;
   jsDirectGetMsgOptions_Init(&dg);
@@ -671,10 +664,10 @@ result<std::pair<uint64_t, std::vector<uint8_t>>> jetstream::next_message(
   dg.NextBySubject = subject.c_str();
   natsMsg* m = nullptr;
   natsStatus s = js_DirectGetMsg(&m, impl_->ctx->js, stream.c_str(), &o, &dg);
-  result<out> r;
+  out found;
   if (s == NATS_NOT_FOUND) {  // nothing at or after from_seq
     if (m != nullptr) natsMsg_Destroy(m);
-    return r;
+    return found;
   }
   if (s != NATS_OK) {
     if (m != nullptr) natsMsg_Destroy(m);
@@ -682,15 +675,15 @@ result<std::pair<uint64_t, std::vector<uint8_t>>> jetstream::next_message(
   }
   const char* seq = nullptr;
   if (natsMsgHeader_Get(m, "Nats-Sequence", &seq) == NATS_OK && seq != nullptr)
-    r.value.first = std::strtoull(seq, nullptr, 10);
+    found.first = std::strtoull(seq, nullptr, 10);
   const char* bytes = natsMsg_GetData(m);
   const int len = natsMsg_GetDataLength(m);
   if (bytes != nullptr && len > 0)
-    r.value.second.assign(reinterpret_cast<const uint8_t*>(bytes),
+    found.second.assign(reinterpret_cast<const uint8_t*>(bytes),
                           reinterpret_cast<const uint8_t*>(bytes) + len);
   natsMsg_Destroy(m);
-  if (r.value.first == 0) return fail_as<out>(fail(bus_error::io, "direct get: no sequence"));
-  return r;
+  if (found.first == 0) return fail_as<out>(fail(errc::io, "direct get: no sequence"));
+  return found;
 }
 
 result<std::vector<std::string>> jetstream::stream_names(const std::string& subject_filter,
@@ -699,24 +692,19 @@ result<std::vector<std::string>> jetstream::stream_names(const std::string& subj
   if (status s = check_timeout(timeout_ms); !s) return fail_as<out>(s);
   if (!subject_filter.empty() &&
       !valid_subject(subject_filter, true, connection_access::max_subject_bytes(*impl_->ctx->conn)))
-    return fail_as<out>(fail(bus_error::invalid, "invalid subject filter " + quoted(subject_filter)));
+    return fail_as<out>(fail(errc::invalid, "invalid subject filter " + quoted(subject_filter)));
   jsOptions o = api_options(timeout_ms);
   if (!subject_filter.empty()) o.Stream.Info.SubjectsFilter = subject_filter.c_str();
   jsStreamNamesList* list = nullptr;
   jsErrCode jerr = static_cast<jsErrCode>(0);
   natsStatus s = js_StreamNames(&list, impl_->ctx->js, &o, &jerr);
-  result<out> r;
-  if (s == NATS_NOT_FOUND) return r;  // nats.c's answer for "no stream matches"
-  if (s != NATS_OK) {
-    status st = js_fail(s, jerr, "list streams");
-    r.error = st.error;
-    r.detail = std::move(st.detail);
-    return r;
-  }
+  out names;
+  if (s == NATS_NOT_FOUND) return names;  // nats.c's answer for "no stream matches"
+  if (s != NATS_OK) return fail_as<out>(js_fail(s, jerr, "list streams"));
   for (int k = 0; list != nullptr && k < list->Count; ++k)
-    if (list->List[k] != nullptr) r.value.emplace_back(list->List[k]);
+    if (list->List[k] != nullptr) names.emplace_back(list->List[k]);
   if (list != nullptr) jsStreamNamesList_Destroy(list);
-  return r;
+  return names;
 }
 
 result<publish_ack> jetstream::publish(const std::string& subject, const void* data, std::size_t n,
@@ -724,26 +712,26 @@ result<publish_ack> jetstream::publish(const std::string& subject, const void* d
   if (status s = check_timeout(timeout_ms); !s) return fail_as<publish_ack>(s);
   connection& conn = *impl_->ctx->conn;
   if (!valid_subject(subject, false, connection_access::max_subject_bytes(conn)))
-    return fail_as<publish_ack>(fail(bus_error::invalid, "invalid subject " + quoted(subject)));
+    return fail_as<publish_ack>(fail(errc::invalid, "invalid subject " + quoted(subject)));
   if (data == nullptr && n > 0)
-    return fail_as<publish_ack>(fail(bus_error::invalid, "null data with a size"));
+    return fail_as<publish_ack>(fail(errc::invalid, "null data with a size"));
   // Header bytes count against max_payload too: leave the server to judge the sum, but refuse
   // what cannot fit at all before it reaches the wire.
   int64_t max = conn.max_payload();
   if (n > static_cast<std::size_t>(INT_MAX) ||
       (max > 0 && static_cast<uint64_t>(n) > static_cast<uint64_t>(max))) {
-    return fail_as<publish_ack>(fail(bus_error::invalid, "payload of " + std::to_string(n) +
+    return fail_as<publish_ack>(fail(errc::invalid, "payload of " + std::to_string(n) +
                                                              " bytes exceeds the server's "
                                                              "max_payload of " +
                                                              std::to_string(max) + " bytes"));
   }
   if (msg_id.size() > max_msg_id_bytes)
     return fail_as<publish_ack>(fail(
-        bus_error::invalid, "msg_id longer than " + std::to_string(max_msg_id_bytes) + " bytes"));
+        errc::invalid, "msg_id longer than " + std::to_string(max_msg_id_bytes) + " bytes"));
   for (unsigned char c : msg_id) {
     // A header value: a control byte would end it (or inject another header).
     if (c < 0x20 || c == 0x7f)
-      return fail_as<publish_ack>(fail(bus_error::invalid, "msg_id has a control byte"));
+      return fail_as<publish_ack>(fail(errc::invalid, "msg_id has a control byte"));
   }
   jsPubOptions po;
   jsPubOptions_Init(&po);
@@ -756,15 +744,15 @@ result<publish_ack> jetstream::publish(const std::string& subject, const void* d
   if (s != NATS_OK) {
     if (pa != nullptr) jsPubAck_Destroy(pa);
     status st = js_fail(s, jerr, "JetStream publish on " + subject);
-    if (st.error == bus_error::no_responders) st.detail += " (no stream holds this subject)";
+    if (st.code == errc::no_responders) st.message += " (no stream holds this subject)";
     return fail_as<publish_ack>(st);
   }
-  result<publish_ack> r;
-  if (pa->Stream != nullptr) r.value.stream = pa->Stream;
-  r.value.sequence = pa->Sequence;
-  r.value.duplicate = pa->Duplicate;
+  publish_ack ack;
+  if (pa->Stream != nullptr) ack.stream = pa->Stream;
+  ack.sequence = pa->Sequence;
+  ack.duplicate = pa->Duplicate;
   jsPubAck_Destroy(pa);
-  return r;
+  return ack;
 }
 
 result<std::unique_ptr<pull_consumer>> jetstream::pull(const std::string& stream,
@@ -779,11 +767,11 @@ result<std::unique_ptr<pull_consumer>> jetstream::pull(const std::string& stream
   if (status s = impl_->check_filter(filter); !s) return fail_as<out>(s);
   if (status s = check_duration(opts.ack_wait_ms, "ack_wait_ms", false); !s) return fail_as<out>(s);
   if (opts.max_deliver == 0 || opts.max_deliver < -1)
-    return fail_as<out>(fail(bus_error::invalid, "max_deliver must be -1 or > 0"));
+    return fail_as<out>(fail(errc::invalid, "max_deliver must be -1 or > 0"));
   if (opts.max_ack_pending == 0 || opts.max_ack_pending < -1)
-    return fail_as<out>(fail(bus_error::invalid, "max_ack_pending must be -1 or > 0"));
+    return fail_as<out>(fail(errc::invalid, "max_ack_pending must be -1 or > 0"));
   if (opts.deliver == consumer_options::start::by_sequence && opts.start_sequence == 0)
-    return fail_as<out>(fail(bus_error::invalid, "start_sequence must be > 0 for by_sequence"));
+    return fail_as<out>(fail(errc::invalid, "start_sequence must be > 0 for by_sequence"));
   if (status s = check_duration(opts.existence_check_ms, "existence_check_ms", false); !s)
     return fail_as<out>(s);
 
@@ -876,7 +864,7 @@ result<std::unique_ptr<pull_consumer>> jetstream::reader(const std::string& stre
   natsStatus s = js_AddConsumer(&ci, impl_->ctx->js, stream.c_str(), &cc, &o, &jerr);
   if (s != NATS_OK || ci == nullptr || ci->Name == nullptr) {
     if (ci != nullptr) jsConsumerInfo_Destroy(ci);
-    if (s == NATS_OK) return fail_as<out>(fail(bus_error::io, "create reader: no consumer name"));
+    if (s == NATS_OK) return fail_as<out>(fail(errc::io, "create reader: no consumer name"));
     return fail_as<out>(js_fail(s, jerr, "create reader on " + stream));
   }
   std::string name = ci->Name;

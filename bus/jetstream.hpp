@@ -2,21 +2,26 @@
 // JetStream over the one NATS client (bus/connection.hpp): what must survive a crash — the job
 // queue and the results (docs/protocol.md, docs/jobs.md; docs/promises.md P1–P3).
 //
+//   std::string why;
 //   auto js = bus::jetstream::open(conn, &why);
-//   js->ensure_stream({.name = "CORRAL_JOBS", .subjects = {"corral.v1.*.jobs.*"},
-//                      .work_queue = true, .duplicate_window_ms = 3600000});
-//   js->publish("corral.v1.t.jobs.default", bytes, n, /*msg_id=*/"job-1", 5000);
-//   auto c = js->pull_consumer("CORRAL_JOBS", "corral-default", "corral.v1.*.jobs.default", {});
-//   for (auto& m : c.value->fetch(8, 1000).value) { ...; m.in_progress(); ...; m.ack(); }
+//   bus::stream_config cfg;
+//   cfg.name = "CORRAL_JOBS";
+//   cfg.subjects = {"corral.v1.*.jobs.*"};
+//   cfg.work_queue = true;
+//   if (auto s = js->ensure_stream(cfg); !s) { /* s.code, s.message */ }
+//   auto ack = js->publish("corral.v1.t.jobs.default", bytes, n, /*msg_id=*/"job-1");
+//   auto c = js->pull("CORRAL_JOBS", "corral-default", "corral.v1.*.jobs.default", {});
+//   auto batch = (*c)->fetch(8, 1000);
+//   if (batch) for (auto& m : *batch) { ...; (void)m.in_progress(); ...; (void)m.ack(); }
 //
 // Same conventions as connection: thread-safe, errors as values, nothing throws, nothing blocks
 // longer than the timeout it is given. The connection must outlive the jetstream object and
 // everything made from it (consumers and messages may outlive the jetstream object itself).
 //
-// Errors (bus_error): invalid for a bad argument and for what the server refuses about one (an
-// unknown stream or consumer, a configuration it rejects); no_responders when nobody answers on
+// Errors (corral::status with the codes of bus::errc): invalid for a bad argument and for what
+// the server refuses about one (an unknown stream or consumer, a configuration it rejects); no_responders when nobody answers on
 // the subject (no stream holds it, or the server has no JetStream); timeout, not_connected as
-// for connection; io for anything else. The detail carries the server's description and its
+// for connection; io for anything else. The message carries the server's description and its
 // JetStream error code ("[err_code 10058]") when it gave one.
 //
 // Durability, with nats-server 2.9.10 (docs/jobs.md, "Durability of JetStream"):

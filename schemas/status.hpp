@@ -19,6 +19,9 @@ struct [[nodiscard]] status {
   std::string message;
 
   bool ok() const { return code == wire::ErrorCode::ok; }
+  explicit operator bool() const { return ok(); }
+  // Itself: lets code read a status and a result<T> alike (`x.error().code`).
+  const status& error() const { return *this; }
 };
 
 [[nodiscard]] inline status failure(wire::ErrorCode code, std::string message) {
@@ -51,7 +54,8 @@ class [[nodiscard]] result {
     require_value();
     return *value_;
   }
-  T&& value() && {
+  // By value: `for (auto& x : call().value())` must not hold a reference into a temporary.
+  T value() && {
     require_value();
     return std::move(*value_);
   }

@@ -25,7 +25,7 @@
 namespace {
 
 using namespace std::chrono_literals;
-using corral::bus::bus_error;
+namespace errc = corral::bus::errc;
 using corral::bus::connection;
 using corral::bus::consumer_options;
 using corral::bus::jetstream;
@@ -53,9 +53,9 @@ std::vector<js_message> fetch_n(pull_consumer& c, std::size_t n,
     int64_t left = ms_left(deadline);
     if (left <= 0) break;
     auto r = c.fetch(static_cast<int>(n - got.size()), std::min<int64_t>(left, 1000));
-    EXPECT_TRUE(r) << r.detail;
+    EXPECT_TRUE(r) << r.error().message;
     if (!r) break;
-    for (auto& m : r.value) got.push_back(std::move(m));
+    for (auto& m : r.value()) got.push_back(std::move(m));
   }
   return got;
 }
@@ -69,9 +69,9 @@ std::vector<js_message> fetch_during(pull_consumer& c, std::chrono::milliseconds
     int64_t left = ms_left(deadline);
     if (left <= 0) break;
     auto r = c.fetch(8, std::min<int64_t>(left, fetch_wait_ms));
-    EXPECT_TRUE(r) << r.detail;
+    EXPECT_TRUE(r) << r.error().message;
     if (!r) break;
-    for (auto& m : r.value) got.push_back(std::move(m));
+    for (auto& m : r.value()) got.push_back(std::move(m));
   }
   return got;
 }
@@ -123,10 +123,10 @@ class bus_jetstream : public ::testing::Test {
     for (int i = 0; i < n; ++i) {
       std::string body = prefix + "-" + std::to_string(i);
       auto a = js.publish(subject, body.data(), body.size(), body);
-      EXPECT_TRUE(a) << a.detail;
+      EXPECT_TRUE(a) << a.error().message;
       if (!a) break;
-      EXPECT_FALSE(a.value.duplicate);
-      seqs.push_back(a.value.sequence);
+      EXPECT_FALSE(a.value().duplicate);
+      seqs.push_back(a.value().sequence);
     }
     return seqs;
   }
@@ -141,44 +141,44 @@ TEST_F(bus_jetstream, EnsureStreamCreatesUpdatesAndIsIdempotent) {
   ASSERT_NE(js, nullptr);
 
   auto missing = js->stream_info("ENS");
-  EXPECT_EQ(missing.error, bus_error::invalid) << missing.detail;
-  EXPECT_NE(missing.detail.find("10059"), std::string::npos) << missing.detail;
+  EXPECT_EQ(missing.error().code, errc::invalid) << missing.error().message;
+  EXPECT_NE(missing.error().message.find("10059"), std::string::npos) << missing.error().message;
 
   stream_config cfg;
   cfg.name = "ENS";
   cfg.subjects = {"ens.a.>"};
   ASSERT_TRUE(js->ensure_stream(cfg)) << "create";
   auto s = js->ensure_stream(cfg);
-  ASSERT_TRUE(s) << "again, unchanged: " << s.detail;
+  ASSERT_TRUE(s) << "again, unchanged: " << s.error().message;
   auto info = js->stream_info("ENS");
-  ASSERT_TRUE(info) << info.detail;
-  EXPECT_EQ(info.value.messages, 0u);
+  ASSERT_TRUE(info) << info.error().message;
+  EXPECT_EQ(info.value().messages, 0u);
 
   // Not yet held: nobody answers a publish on ens.b.
   auto before = js->publish("ens.b.1", "x", 1, "");
-  EXPECT_EQ(before.error, bus_error::no_responders) << before.detail;
+  EXPECT_EQ(before.error().code, errc::no_responders) << before.error().message;
 
   // An update: a second subject, a message cap.
   cfg.subjects = {"ens.a.>", "ens.b.>"};
   cfg.max_msgs = 2;
   s = js->ensure_stream(cfg);
-  ASSERT_TRUE(s) << "update: " << s.detail;
+  ASSERT_TRUE(s) << "update: " << s.error().message;
   auto after = js->publish("ens.b.1", "x", 1, "");
-  ASSERT_TRUE(after) << after.detail;
-  EXPECT_EQ(after.value.stream, "ENS");
+  ASSERT_TRUE(after) << after.error().message;
+  EXPECT_EQ(after.value().stream, "ENS");
   ASSERT_TRUE(js->publish("ens.a.1", "y", 1, ""));
   ASSERT_TRUE(js->publish("ens.a.2", "z", 1, ""));
   info = js->stream_info("ENS");
-  ASSERT_TRUE(info) << info.detail;
-  EXPECT_EQ(info.value.messages, 2u) << "max_msgs of the update applies";
-  EXPECT_EQ(info.value.last_seq, 3u);
-  EXPECT_EQ(info.value.first_seq, 2u);
+  ASSERT_TRUE(info) << info.error().message;
+  EXPECT_EQ(info.value().messages, 2u) << "max_msgs of the update applies";
+  EXPECT_EQ(info.value().last_seq, 3u);
+  EXPECT_EQ(info.value().first_seq, 2u);
   s = js->ensure_stream(cfg);
-  EXPECT_TRUE(s) << "again after the update: " << s.detail;
+  EXPECT_TRUE(s) << "again after the update: " << s.error().message;
 
   ASSERT_TRUE(js->delete_stream("ENS"));
-  EXPECT_EQ(js->stream_info("ENS").error, bus_error::invalid);
-  EXPECT_EQ(js->delete_stream("ENS").error, bus_error::invalid);
+  EXPECT_EQ(js->stream_info("ENS").error().code, errc::invalid);
+  EXPECT_EQ(js->delete_stream("ENS").error().code, errc::invalid);
 }
 
 TEST_F(bus_jetstream, EnsureStreamRefusesAChangeTheServerCannotMake) {
@@ -195,19 +195,19 @@ TEST_F(bus_jetstream, EnsureStreamRefusesAChangeTheServerCannotMake) {
   stream_config wq = limits;
   wq.work_queue = true;
   auto s = js->ensure_stream(wq);
-  EXPECT_EQ(s.error, bus_error::invalid) << s.detail;
-  EXPECT_NE(s.detail.find("cannot be changed"), std::string::npos) << s.detail;
-  EXPECT_NE(s.detail.find("RET"), std::string::npos) << s.detail;
+  EXPECT_EQ(s.error().code, errc::invalid) << s.error().message;
+  EXPECT_NE(s.error().message.find("cannot be changed"), std::string::npos) << s.error().message;
+  EXPECT_NE(s.error().message.find("RET"), std::string::npos) << s.error().message;
 
   stream_config memory = limits;
   memory.file_storage = false;
   s = js->ensure_stream(memory);
-  EXPECT_EQ(s.error, bus_error::invalid) << s.detail;
+  EXPECT_EQ(s.error().code, errc::invalid) << s.error().message;
 
   // Left as it was.
   auto info = js->stream_info("RET");
-  ASSERT_TRUE(info) << info.detail;
-  EXPECT_EQ(info.value.messages, 1u);
+  ASSERT_TRUE(info) << info.error().message;
+  EXPECT_EQ(info.value().messages, 1u);
   EXPECT_TRUE(js->ensure_stream(limits));
 
   // Another stream may not take subjects this one holds.
@@ -215,7 +215,7 @@ TEST_F(bus_jetstream, EnsureStreamRefusesAChangeTheServerCannotMake) {
   overlap.name = "RET2";
   overlap.subjects = {"ret.x"};
   s = js->ensure_stream(overlap);
-  EXPECT_EQ(s.error, bus_error::invalid) << s.detail;
+  EXPECT_EQ(s.error().code, errc::invalid) << s.error().message;
 }
 
 TEST_F(bus_jetstream, ConcurrentEnsureStreamFromTwoConnectionsAllSucceed) {
@@ -249,12 +249,12 @@ TEST_F(bus_jetstream, ConcurrentEnsureStreamFromTwoConnectionsAllSucceed) {
     go.set_value();
     for (auto& f : calls) {
       auto s = f.get();
-      EXPECT_TRUE(s) << "round " << round << ": " << s.detail;
+      EXPECT_TRUE(s) << "round " << round << ": " << s.error().message;
     }
     auto a = js1->publish("conc" + std::to_string(round) + ".x", "x", 1, "only");
-    ASSERT_TRUE(a) << a.detail;
-    EXPECT_EQ(a.value.stream, cfg.name);
-    EXPECT_EQ(a.value.sequence, 1u);
+    ASSERT_TRUE(a) << a.error().message;
+    EXPECT_EQ(a.value().stream, cfg.name);
+    EXPECT_EQ(a.value().sequence, 1u);
   }
 }
 
@@ -267,20 +267,20 @@ TEST_F(bus_jetstream, PublishAcksWithStreamAndSequence) {
   for (uint64_t i = 1; i <= 3; ++i) {
     std::string body = "m" + std::to_string(i);
     auto a = js->publish("pub.x", body.data(), body.size(), "");
-    ASSERT_TRUE(a) << a.detail;
-    EXPECT_EQ(a.value.stream, "PUB");
-    EXPECT_EQ(a.value.sequence, i);
-    EXPECT_FALSE(a.value.duplicate);
+    ASSERT_TRUE(a) << a.error().message;
+    EXPECT_EQ(a.value().stream, "PUB");
+    EXPECT_EQ(a.value().sequence, i);
+    EXPECT_FALSE(a.value().duplicate);
   }
   auto empty = js->publish("pub.empty", nullptr, 0, "");
-  ASSERT_TRUE(empty) << empty.detail;
-  EXPECT_EQ(empty.value.sequence, 4u);
+  ASSERT_TRUE(empty) << empty.error().message;
+  EXPECT_EQ(empty.value().sequence, 4u);
   auto info = js->stream_info("PUB");
-  ASSERT_TRUE(info) << info.detail;
-  EXPECT_EQ(info.value.messages, 4u);
-  EXPECT_EQ(info.value.first_seq, 1u);
-  EXPECT_EQ(info.value.last_seq, 4u);
-  EXPECT_GT(info.value.bytes, 0u);
+  ASSERT_TRUE(info) << info.error().message;
+  EXPECT_EQ(info.value().messages, 4u);
+  EXPECT_EQ(info.value().first_seq, 1u);
+  EXPECT_EQ(info.value().last_seq, 4u);
+  EXPECT_GT(info.value().bytes, 0u);
 }
 
 TEST_F(bus_jetstream, DuplicateMsgIdInsideTheWindowIsStoredOnce) {
@@ -294,24 +294,24 @@ TEST_F(bus_jetstream, DuplicateMsgIdInsideTheWindowIsStoredOnce) {
   ASSERT_TRUE(js->ensure_stream(cfg));
 
   auto first = js->publish("dup.x", "one", 3, "job-1");
-  ASSERT_TRUE(first) << first.detail;
-  EXPECT_FALSE(first.value.duplicate);
+  ASSERT_TRUE(first) << first.error().message;
+  EXPECT_FALSE(first.value().duplicate);
   auto again = js->publish("dup.x", "two", 3, "job-1");
-  ASSERT_TRUE(again) << again.detail;
-  EXPECT_TRUE(again.value.duplicate);
-  EXPECT_EQ(again.value.sequence, first.value.sequence) << "the first copy's sequence";
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_TRUE(again.value().duplicate);
+  EXPECT_EQ(again.value().sequence, first.value().sequence) << "the first copy's sequence";
   auto other = js->publish("dup.x", "three", 5, "job-2");
-  ASSERT_TRUE(other) << other.detail;
-  EXPECT_FALSE(other.value.duplicate);
-  EXPECT_EQ(other.value.sequence, first.value.sequence + 1);
+  ASSERT_TRUE(other) << other.error().message;
+  EXPECT_FALSE(other.value().duplicate);
+  EXPECT_EQ(other.value().sequence, first.value().sequence + 1);
 
   auto info = js->stream_info("DUP");
-  ASSERT_TRUE(info) << info.detail;
-  EXPECT_EQ(info.value.messages, 2u);
+  ASSERT_TRUE(info) << info.error().message;
+  EXPECT_EQ(info.value().messages, 2u);
 
   auto r = js->reader("DUP", "");
-  ASSERT_TRUE(r) << r.detail;
-  auto got = fetch_n(*r.value, 2);
+  ASSERT_TRUE(r) << r.error().message;
+  auto got = fetch_n(*r.value(), 2);
   ASSERT_EQ(got.size(), 2u);
   EXPECT_EQ(text(got[0]), "one") << "the first copy is the one stored";
   EXPECT_EQ(got[0].msg_id(), "job-1");
@@ -330,18 +330,18 @@ TEST_F(bus_jetstream, WorkQueueSharesMessagesBetweenConsumersOfOneDurable) {
   ASSERT_NE(js2, nullptr);
   ASSERT_TRUE(js1->ensure_stream(work_queue("WQ", "wq.>")));
   auto a = js1->pull("WQ", "workers", "wq.>", {});
-  ASSERT_TRUE(a) << a.detail;
+  ASSERT_TRUE(a) << a.error().message;
   auto b = js2->pull("WQ", "workers", "wq.>", {});
-  ASSERT_TRUE(b) << b.detail;
+  ASSERT_TRUE(b) << b.error().message;
 
   constexpr int n = 60;
   auto seqs = publish_n(*js1, "wq.job", "job", n);
   ASSERT_EQ(seqs.size(), static_cast<std::size_t>(n));
 
   // A message held (unacked) by one consumer is not given to the other.
-  auto held = fetch_n(*a.value, 1);
+  auto held = fetch_n(*a.value(), 1);
   ASSERT_EQ(held.size(), 1u);
-  auto other = fetch_n(*b.value, 1);
+  auto other = fetch_n(*b.value(), 1);
   ASSERT_EQ(other.size(), 1u);
   EXPECT_NE(held[0].stream_sequence(), other[0].stream_sequence());
 
@@ -366,12 +366,12 @@ TEST_F(bus_jetstream, WorkQueueSharesMessagesBetweenConsumersOfOneDurable) {
         if (deliveries.size() >= static_cast<std::size_t>(n)) return;
       }
       auto r = c.fetch(4, 200);
-      ASSERT_TRUE(r) << r.detail;
-      for (auto& m : r.value) record(who, m);
+      ASSERT_TRUE(r) << r.error().message;
+      for (auto& m : r.value()) record(who, m);
     }
   };
-  std::thread ta(work, "a", std::ref(*a.value));
-  std::thread tb(work, "b", std::ref(*b.value));
+  std::thread ta(work, "a", std::ref(*a.value()));
+  std::thread tb(work, "b", std::ref(*b.value()));
   ta.join();
   tb.join();
 
@@ -381,12 +381,12 @@ TEST_F(bus_jetstream, WorkQueueSharesMessagesBetweenConsumersOfOneDurable) {
   EXPECT_GE(per_consumer["b"], 1);
   // Acked work-queue messages are gone.
   auto info = js1->stream_info("WQ");
-  ASSERT_TRUE(info) << info.detail;
-  EXPECT_EQ(info.value.messages, 0u);
-  auto p = a.value->pending(5000);
-  ASSERT_TRUE(p) << p.detail;
-  EXPECT_EQ(p.value.first, 0u);
-  EXPECT_EQ(p.value.second, 0u);
+  ASSERT_TRUE(info) << info.error().message;
+  EXPECT_EQ(info.value().messages, 0u);
+  auto p = a.value()->pending(5000);
+  ASSERT_TRUE(p) << p.error().message;
+  EXPECT_EQ(p.value().first, 0u);
+  EXPECT_EQ(p.value().second, 0u);
 }
 
 TEST_F(bus_jetstream, UnackedMessageIsRedeliveredAfterTheAckWait) {
@@ -396,39 +396,39 @@ TEST_F(bus_jetstream, UnackedMessageIsRedeliveredAfterTheAckWait) {
   ASSERT_NE(js, nullptr);
   ASSERT_TRUE(js->ensure_stream(work_queue("RED", "red.>")));
   auto pc = js->pull("RED", "w", "", ack_wait(400));
-  ASSERT_TRUE(pc) << pc.detail;
+  ASSERT_TRUE(pc) << pc.error().message;
   auto a = js->publish("red.1", "payload", 7, "red-1");
-  ASSERT_TRUE(a) << a.detail;
+  ASSERT_TRUE(a) << a.error().message;
 
-  auto first = fetch_n(*pc.value, 1);
+  auto first = fetch_n(*pc.value(), 1);
   ASSERT_EQ(first.size(), 1u);
   EXPECT_EQ(first[0].subject(), "red.1");
   EXPECT_EQ(text(first[0]), "payload");
   EXPECT_EQ(first[0].msg_id(), "red-1");
-  EXPECT_EQ(first[0].stream_sequence(), a.value.sequence);
+  EXPECT_EQ(first[0].stream_sequence(), a.value().sequence);
   EXPECT_EQ(first[0].num_delivered(), 1u);
   const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                              std::chrono::system_clock::now().time_since_epoch())
                              .count();
   EXPECT_LE(std::abs(first[0].timestamp_ms() - now_ms), 60000) << "stored-at time, unix ms";
-  auto p = pc.value->pending(5000);
-  ASSERT_TRUE(p) << p.detail;
-  EXPECT_EQ(p.value.first, 0u);
-  EXPECT_EQ(p.value.second, 1u);
+  auto p = pc.value()->pending(5000);
+  ASSERT_TRUE(p) << p.error().message;
+  EXPECT_EQ(p.value().first, 0u);
+  EXPECT_EQ(p.value().second, 1u);
 
   // Not acked: it comes again once the ack wait has passed.
-  auto second = fetch_n(*pc.value, 1);
+  auto second = fetch_n(*pc.value(), 1);
   ASSERT_EQ(second.size(), 1u) << "not redelivered after the ack wait";
-  EXPECT_EQ(second[0].stream_sequence(), a.value.sequence);
+  EXPECT_EQ(second[0].stream_sequence(), a.value().sequence);
   EXPECT_EQ(second[0].num_delivered(), 2u);
   EXPECT_EQ(text(second[0]), "payload");
   ASSERT_TRUE(second[0].ack());
   EXPECT_TRUE(second[0].ack()) << "a second ack is a no-op";
-  auto later = fetch_during(*pc.value, 1200ms);
+  auto later = fetch_during(*pc.value(), 1200ms);
   EXPECT_TRUE(later.empty()) << "redelivered after the ack";
   auto info = js->stream_info("RED");
-  ASSERT_TRUE(info) << info.detail;
-  EXPECT_EQ(info.value.messages, 0u);
+  ASSERT_TRUE(info) << info.error().message;
+  EXPECT_EQ(info.value().messages, 0u);
 }
 
 TEST_F(bus_jetstream, InProgressKeepsAMessageFromBeingRedelivered) {
@@ -439,22 +439,22 @@ TEST_F(bus_jetstream, InProgressKeepsAMessageFromBeingRedelivered) {
   ASSERT_TRUE(js->ensure_stream(work_queue("PRG", "prg.>")));
   constexpr int64_t wait_ms = 1000;
   auto pc = js->pull("PRG", "w", "", ack_wait(wait_ms));
-  ASSERT_TRUE(pc) << pc.detail;
+  ASSERT_TRUE(pc) << pc.error().message;
   ASSERT_TRUE(js->publish("prg.1", "long job", 8, ""));
-  auto got = fetch_n(*pc.value, 1);
+  auto got = fetch_n(*pc.value(), 1);
   ASSERT_EQ(got.size(), 1u);
 
   // For three ack waits, in_progress() about every 100 ms: never redelivered.
   const auto until = steady::now() + std::chrono::milliseconds(3 * wait_ms);
   while (steady::now() < until) {
     ASSERT_TRUE(got[0].in_progress());
-    auto r = pc.value->fetch(1, 100);
-    ASSERT_TRUE(r) << r.detail;
-    ASSERT_TRUE(r.value.empty()) << "redelivered although in progress (delivery "
-                                 << r.value[0].num_delivered() << ")";
+    auto r = pc.value()->fetch(1, 100);
+    ASSERT_TRUE(r) << r.error().message;
+    ASSERT_TRUE(r.value().empty()) << "redelivered although in progress (delivery "
+                                 << r.value()[0].num_delivered() << ")";
   }
   // Without it, the ack wait runs out and the message comes again (the control).
-  auto again = fetch_n(*pc.value, 1);
+  auto again = fetch_n(*pc.value(), 1);
   ASSERT_EQ(again.size(), 1u);
   EXPECT_EQ(again[0].stream_sequence(), got[0].stream_sequence());
   EXPECT_EQ(again[0].num_delivered(), 2u);
@@ -468,27 +468,27 @@ TEST_F(bus_jetstream, NakRedeliversAndSettlesTheMessage) {
   ASSERT_NE(js, nullptr);
   ASSERT_TRUE(js->ensure_stream(work_queue("NAK", "nak.>")));
   auto pc = js->pull("NAK", "w", "", ack_wait(60000));  // only a nak can bring it back in time
-  ASSERT_TRUE(pc) << pc.detail;
+  ASSERT_TRUE(pc) << pc.error().message;
   ASSERT_TRUE(js->publish("nak.1", "n", 1, ""));
-  auto got = fetch_n(*pc.value, 1);
+  auto got = fetch_n(*pc.value(), 1);
   ASSERT_EQ(got.size(), 1u);
   ASSERT_TRUE(got[0].nak());
   EXPECT_TRUE(got[0].nak()) << "the same settling again is a no-op";
   auto ack_after_nak = got[0].ack();
-  EXPECT_EQ(ack_after_nak.error, bus_error::invalid) << ack_after_nak.detail;
-  EXPECT_EQ(got[0].in_progress().error, bus_error::invalid);
+  EXPECT_EQ(ack_after_nak.error().code, errc::invalid) << ack_after_nak.error().message;
+  EXPECT_EQ(got[0].in_progress().error().code, errc::invalid);
 
-  auto again = fetch_n(*pc.value, 1);
+  auto again = fetch_n(*pc.value(), 1);
   ASSERT_EQ(again.size(), 1u) << "not redelivered after nak()";
   EXPECT_EQ(again[0].stream_sequence(), got[0].stream_sequence());
   EXPECT_EQ(again[0].num_delivered(), 2u);
 
   // With a delay: not at once, but after it.
   ASSERT_TRUE(again[0].nak(2000));
-  auto early = pc.value->fetch(1, 300);
-  ASSERT_TRUE(early) << early.detail;
-  EXPECT_TRUE(early.value.empty()) << "redelivered before the nak delay";
-  auto third = fetch_n(*pc.value, 1);
+  auto early = pc.value()->fetch(1, 300);
+  ASSERT_TRUE(early) << early.error().message;
+  EXPECT_TRUE(early.value().empty()) << "redelivered before the nak delay";
+  auto third = fetch_n(*pc.value(), 1);
   ASSERT_EQ(third.size(), 1u) << "not redelivered after the nak delay";
   EXPECT_EQ(third[0].num_delivered(), 3u);
   EXPECT_TRUE(third[0].ack());
@@ -502,24 +502,24 @@ TEST_F(bus_jetstream, TermedMessageIsNeverRedelivered) {
   ASSERT_TRUE(js->ensure_stream(work_queue("TRM", "trm.>")));
   constexpr int64_t wait_ms = 400;
   auto pc = js->pull("TRM", "w", "", ack_wait(wait_ms));
-  ASSERT_TRUE(pc) << pc.detail;
+  ASSERT_TRUE(pc) << pc.error().message;
   auto seqs = publish_n(*js, "trm.x", "t", 2);
   ASSERT_EQ(seqs.size(), 2u);
-  auto got = fetch_n(*pc.value, 2);
+  auto got = fetch_n(*pc.value(), 2);
   ASSERT_EQ(got.size(), 2u);
   js_message& termed = got[0].stream_sequence() == seqs[0] ? got[0] : got[1];
   ASSERT_EQ(termed.stream_sequence(), seqs[0]);
   ASSERT_TRUE(termed.term());
-  EXPECT_EQ(termed.ack().error, bus_error::invalid);
+  EXPECT_EQ(termed.ack().error().code, errc::invalid);
 
   // The other one, left unacked, comes back after the ack wait (the control); the termed one
   // never does, not during three more ack waits either.
   bool control_back = false;
   const auto deadline = steady::now() + event_deadline;
   while (!control_back && ms_left(deadline) > 0) {
-    auto r = pc.value->fetch(2, 200);
-    ASSERT_TRUE(r) << r.detail;
-    for (auto& m : r.value) {
+    auto r = pc.value()->fetch(2, 200);
+    ASSERT_TRUE(r) << r.error().message;
+    for (auto& m : r.value()) {
       ASSERT_NE(m.stream_sequence(), seqs[0]) << "the termed message was redelivered";
       EXPECT_EQ(m.stream_sequence(), seqs[1]);
       control_back = true;
@@ -527,11 +527,11 @@ TEST_F(bus_jetstream, TermedMessageIsNeverRedelivered) {
     }
   }
   ASSERT_TRUE(control_back) << "the unacked message was not redelivered";
-  auto later = fetch_during(*pc.value, std::chrono::milliseconds(3 * wait_ms));
+  auto later = fetch_during(*pc.value(), std::chrono::milliseconds(3 * wait_ms));
   for (auto& m : later) ADD_FAILURE() << "redelivered: sequence " << m.stream_sequence();
-  auto p = pc.value->pending(5000);
-  ASSERT_TRUE(p) << p.detail;
-  EXPECT_EQ(p.value.second, 0u) << "nothing awaits an ack";
+  auto p = pc.value()->pending(5000);
+  ASSERT_TRUE(p) << p.error().message;
+  EXPECT_EQ(p.value().second, 0u) << "nothing awaits an ack";
 }
 
 // A work queue with a durable: 4 jobs published, 2 fetched and acked, 2 never fetched; then
@@ -571,17 +571,17 @@ restart_outcome run_restart_scenario(nats_server_process& server, const corral::
   consumer_options co;
   co.ack_wait_ms = 500;
   auto pc = js->pull("DUR", "w", "", co);
-  EXPECT_TRUE(pc) << pc.detail;
+  EXPECT_TRUE(pc) << pc.error().message;
   if (!pc) return out;
   std::vector<uint64_t> seqs;
   for (int i = 0; i < 4; ++i) {
     std::string body = "d-" + std::to_string(i);
     auto a = js->publish("dur.job", body.data(), body.size(), body);
-    EXPECT_TRUE(a) << a.detail;
+    EXPECT_TRUE(a) << a.error().message;
     if (!a) return out;
-    seqs.push_back(a.value.sequence);
+    seqs.push_back(a.value().sequence);
   }
-  auto got = fetch_n(*pc.value, 2);
+  auto got = fetch_n(*pc.value(), 2);
   EXPECT_EQ(got.size(), 2u);
   for (auto& m : got) {
     EXPECT_TRUE(m.ack());
@@ -604,9 +604,9 @@ restart_outcome run_restart_scenario(nats_server_process& server, const corral::
         << "no reconnect";
   }
   auto info = js->stream_info("DUR");
-  EXPECT_TRUE(info) << info.detail;
-  out.stored_after = info.value.messages;
-  out.consumers_after = info.value.consumers;
+  EXPECT_TRUE(info) << info.error().message;
+  out.stored_after = info.value().messages;
+  out.consumers_after = info.value().consumers;
 
   // Fetch (and ack) until every unacked job came and then nothing more for three ack waits.
   const auto deadline = steady::now() + event_deadline;
@@ -617,15 +617,15 @@ restart_outcome run_restart_scenario(nats_server_process& server, const corral::
     return true;
   };
   while (!all_unacked_seen() && ms_left(deadline) > 0) {
-    auto r = pc.value->fetch(4, std::min<int64_t>(ms_left(deadline), 500));
-    EXPECT_TRUE(r) << r.detail;
+    auto r = pc.value()->fetch(4, std::min<int64_t>(ms_left(deadline), 500));
+    EXPECT_TRUE(r) << r.error().message;
     if (!r) break;
-    for (auto& m : r.value) {
+    for (auto& m : r.value()) {
       out.delivered_after.insert(m.stream_sequence());
       EXPECT_TRUE(m.ack());
     }
   }
-  for (auto& m : fetch_during(*pc.value, 1500ms)) {
+  for (auto& m : fetch_during(*pc.value(), 1500ms)) {
     out.delivered_after.insert(m.stream_sequence());
     EXPECT_TRUE(m.ack());
   }
@@ -673,16 +673,16 @@ TEST_F(bus_jetstream, ReaderReadsEveryMessageOfAFilterFromTheStart) {
     std::string subject = (i % 3 == 2 ? "res.b2." : "res.b1.") + std::to_string(i);
     std::string body = "r" + std::to_string(i);
     auto a = js->publish(subject, body.data(), body.size(), body);
-    ASSERT_TRUE(a) << a.detail;
-    if (i % 3 != 2) b1.push_back(a.value.sequence);
+    ASSERT_TRUE(a) << a.error().message;
+    if (i % 3 != 2) b1.push_back(a.value().sequence);
   }
 
   auto r = js->reader("RES", "res.b1.>");
-  ASSERT_TRUE(r) << r.detail;
-  auto p = r.value->pending(5000);
-  ASSERT_TRUE(p) << p.detail;
-  EXPECT_EQ(p.value.first, b1.size());
-  std::vector<js_message> got = fetch_n(*r.value, b1.size());
+  ASSERT_TRUE(r) << r.error().message;
+  auto p = r.value()->pending(5000);
+  ASSERT_TRUE(p) << p.error().message;
+  EXPECT_EQ(p.value().first, b1.size());
+  std::vector<js_message> got = fetch_n(*r.value(), b1.size());
   ASSERT_EQ(got.size(), b1.size());
   for (std::size_t k = 0; k < got.size(); ++k) {
     EXPECT_EQ(got[k].stream_sequence(), b1[k]) << "in stream order";
@@ -691,32 +691,32 @@ TEST_F(bus_jetstream, ReaderReadsEveryMessageOfAFilterFromTheStart) {
     EXPECT_EQ(got[k].num_delivered(), 1u);
     EXPECT_TRUE(got[k].ack()) << "a reader's messages need no ack; it is a no-op";
   }
-  auto none = r.value->fetch(10, 300);
-  ASSERT_TRUE(none) << none.detail;
-  EXPECT_TRUE(none.value.empty()) << "read past the end";
-  p = r.value->pending(5000);
-  ASSERT_TRUE(p) << p.detail;
-  EXPECT_EQ(p.value.first, 0u);
-  EXPECT_EQ(p.value.second, 0u);
+  auto none = r.value()->fetch(10, 300);
+  ASSERT_TRUE(none) << none.error().message;
+  EXPECT_TRUE(none.value().empty()) << "read past the end";
+  p = r.value()->pending(5000);
+  ASSERT_TRUE(p) << p.error().message;
+  EXPECT_EQ(p.value().first, 0u);
+  EXPECT_EQ(p.value().second, 0u);
 
   // Reading removed nothing: another reader, unfiltered, reads the whole stream.
   auto all = js->reader("RES", "");
-  ASSERT_TRUE(all) << all.detail;
-  EXPECT_EQ(fetch_n(*all.value, 30).size(), 30u);
+  ASSERT_TRUE(all) << all.error().message;
+  EXPECT_EQ(fetch_n(*all.value(), 30).size(), 30u);
   auto info = js->stream_info("RES");
-  ASSERT_TRUE(info) << info.detail;
-  EXPECT_EQ(info.value.messages, 30u);
-  EXPECT_EQ(info.value.consumers, 2);
+  ASSERT_TRUE(info) << info.error().message;
+  EXPECT_EQ(info.value().messages, 30u);
+  EXPECT_EQ(info.value().consumers, 2);
 
   // Destroyed readers delete their consumers.
-  r.value.reset();
-  all.value.reset();
+  r.value().reset();
+  all.value().reset();
   const auto deadline = steady::now() + event_deadline;
   int64_t consumers = -1;
   while (ms_left(deadline) > 0) {
     info = js->stream_info("RES", std::max<int64_t>(1, std::min<int64_t>(ms_left(deadline), 5000)));
-    ASSERT_TRUE(info) << info.detail;
-    consumers = info.value.consumers;
+    ASSERT_TRUE(info) << info.error().message;
+    consumers = info.value().consumers;
     if (consumers == 0) break;
     ASSERT_TRUE(c->flush(1000));  // one round trip between two looks
   }
@@ -734,23 +734,23 @@ TEST_F(bus_jetstream, AnIdleReaderIsDeletedByTheServerAndFetchThenFails) {
   ASSERT_TRUE(js->ensure_stream(cfg));
   ASSERT_TRUE(js->publish("idle.1", "x", 1, ""));
   auto r = js->reader("IDLE", "", 5000, /*inactive_threshold_ms=*/1000);
-  ASSERT_TRUE(r) << r.detail;
+  ASSERT_TRUE(r) << r.error().message;
   // Never fetched from: the server deletes it after the threshold (what a crashed reader
   // leaves behind is cleaned up the same way).
   const auto deadline = steady::now() + event_deadline;
   int64_t consumers = -1;
   while (ms_left(deadline) > 0) {
     auto info = js->stream_info("IDLE");
-    ASSERT_TRUE(info) << info.detail;
-    consumers = info.value.consumers;
+    ASSERT_TRUE(info) << info.error().message;
+    consumers = info.value().consumers;
     if (consumers == 0) break;
     ASSERT_TRUE(c->flush(1000));
   }
   ASSERT_EQ(consumers, 0) << "the idle reader's consumer is still there";
-  auto f = r.value->fetch(1, 1000);
-  EXPECT_EQ(f.error, bus_error::invalid)
-      << "fetch from a deleted consumer must not look like \"nothing now\": " << f.detail;
-  EXPECT_NE(f.detail.find("no longer exists"), std::string::npos) << f.detail;
+  auto f = r.value()->fetch(1, 1000);
+  EXPECT_EQ(f.error().code, errc::invalid)
+      << "fetch from a deleted consumer must not look like \"nothing now\": " << f.error().message;
+  EXPECT_NE(f.error().message.find("no longer exists"), std::string::npos) << f.error().message;
 }
 
 TEST_F(bus_jetstream, FetchFailsOnceTheDurableIsGone) {
@@ -762,21 +762,20 @@ TEST_F(bus_jetstream, FetchFailsOnceTheDurableIsGone) {
   consumer_options o;
   o.existence_check_ms = 300;
   auto pc = js->pull("GONE", "w", "", o);
-  ASSERT_TRUE(pc) << pc.detail;
-  auto empty = pc.value->fetch(1, 100);
-  ASSERT_TRUE(empty) << empty.detail;
-  EXPECT_TRUE(empty.value.empty());
+  ASSERT_TRUE(pc) << pc.error().message;
+  auto empty = pc.value()->fetch(1, 100);
+  ASSERT_TRUE(empty) << empty.error().message;
+  EXPECT_TRUE(empty.value().empty());
   ASSERT_TRUE(js->delete_stream("GONE"));  // takes its consumers along
 
   const auto deadline = steady::now() + event_deadline;
-  corral::bus::result<std::vector<js_message>> f;
-  while (ms_left(deadline) > 0) {
-    f = pc.value->fetch(1, 200);
-    if (!f) break;
-    ASSERT_TRUE(f.value.empty());
+  auto f = pc.value()->fetch(1, 200);
+  while (f && ms_left(deadline) > 0) {
+    ASSERT_TRUE(f.value().empty());
+    f = pc.value()->fetch(1, 200);
   }
-  EXPECT_EQ(f.error, bus_error::invalid) << "fetch kept saying \"nothing now\"";
-  EXPECT_NE(f.detail.find("no longer exists"), std::string::npos) << f.detail;
+  EXPECT_EQ(f.error().code, errc::invalid) << "fetch kept saying \"nothing now\"";
+  EXPECT_NE(f.error().message.find("no longer exists"), std::string::npos) << f.error().message;
 }
 
 TEST_F(bus_jetstream, DestroyingAPullConsumerKeepsTheDurableAndItsMessages) {
@@ -786,16 +785,16 @@ TEST_F(bus_jetstream, DestroyingAPullConsumerKeepsTheDurableAndItsMessages) {
   ASSERT_NE(js, nullptr);
   ASSERT_TRUE(js->ensure_stream(work_queue("KEEP", "keep.>")));
   auto first = js->pull("KEEP", "w", "keep.>", ack_wait(300));
-  ASSERT_TRUE(first) << first.detail;
+  ASSERT_TRUE(first) << first.error().message;
   auto seqs = publish_n(*js, "keep.x", "k", 2);
   ASSERT_EQ(seqs.size(), 2u);
-  auto got = fetch_n(*first.value, 2);
+  auto got = fetch_n(*first.value(), 2);
   ASSERT_EQ(got.size(), 2u);
-  first.value.reset();  // the messages outlive their consumer
+  first.value().reset();  // the messages outlive their consumer
 
   auto info = js->stream_info("KEEP");
-  ASSERT_TRUE(info) << info.detail;
-  EXPECT_EQ(info.value.consumers, 1) << "destroying the pull consumer deleted the durable";
+  ASSERT_TRUE(info) << info.error().message;
+  EXPECT_EQ(info.value().consumers, 1) << "destroying the pull consumer deleted the durable";
   ASSERT_TRUE(got[0].ack()) << "ack after the consumer was destroyed";
   uint64_t unacked = got[1].stream_sequence();
   got.clear();
@@ -804,19 +803,19 @@ TEST_F(bus_jetstream, DestroyingAPullConsumerKeepsTheDurableAndItsMessages) {
   consumer_options o = ack_wait(400);
   o.deliver = consumer_options::start::new_only;
   auto again = js->pull("KEEP", "w", "keep.>", o);
-  ASSERT_TRUE(again) << again.detail;
-  auto back = fetch_n(*again.value, 1);
+  ASSERT_TRUE(again) << again.error().message;
+  auto back = fetch_n(*again.value(), 1);
   ASSERT_EQ(back.size(), 1u) << "the unacked message did not come back";
   EXPECT_EQ(back[0].stream_sequence(), unacked);
   EXPECT_EQ(back[0].num_delivered(), 2u);
   EXPECT_TRUE(back[0].ack());
   info = js->stream_info("KEEP");
-  ASSERT_TRUE(info) << info.detail;
-  EXPECT_EQ(info.value.messages, 0u);
+  ASSERT_TRUE(info) << info.error().message;
+  EXPECT_EQ(info.value().messages, 0u);
 
   // A work queue takes one consumer per subject: a second durable on it is refused.
   auto second = js->pull("KEEP", "other", "keep.>", {});
-  EXPECT_EQ(second.error, bus_error::invalid) << second.detail;
+  EXPECT_EQ(second.error().code, errc::invalid) << second.error().message;
 }
 
 TEST_F(bus_jetstream, PublishOnASubjectNoStreamHoldsIsNoResponders) {
@@ -826,7 +825,7 @@ TEST_F(bus_jetstream, PublishOnASubjectNoStreamHoldsIsNoResponders) {
   ASSERT_NE(js, nullptr);
   const auto t0 = steady::now();
   auto a = js->publish("nobody.holds.this", "x", 1, "id", 5000);
-  EXPECT_EQ(a.error, bus_error::no_responders) << a.detail;
+  EXPECT_EQ(a.error().code, errc::no_responders) << a.error().message;
   EXPECT_LT(steady::now() - t0, 4s) << "should come back at once, not at the timeout";
 }
 
@@ -836,7 +835,7 @@ TEST_F(bus_jetstream, GarbageArgumentsAreInvalid) {
   auto js = open(*c);
   ASSERT_NE(js, nullptr);
   ASSERT_TRUE(js->ensure_stream(work_queue("OK", "ok.>")));
-  auto invalid = [](const corral::bus::status& s) { return s.error == bus_error::invalid; };
+  auto invalid = [](const corral::bus::status& s) { return s.error().code == errc::invalid; };
 
   stream_config bad = work_queue("OK", "ok.>");
   for (const std::string& name :
@@ -866,82 +865,82 @@ TEST_F(bus_jetstream, GarbageArgumentsAreInvalid) {
   bad.replicas = 0;
   EXPECT_TRUE(invalid(js->ensure_stream(bad)));
   EXPECT_TRUE(invalid(js->ensure_stream(work_queue("BAD", "bad.>"), 0)));
-  EXPECT_EQ(js->stream_info("BAD").error, bus_error::invalid) << "nothing was created";
+  EXPECT_EQ(js->stream_info("BAD").error().code, errc::invalid) << "nothing was created";
 
-  EXPECT_EQ(js->stream_info("no.dots").error, bus_error::invalid);
+  EXPECT_EQ(js->stream_info("no.dots").error().code, errc::invalid);
   EXPECT_TRUE(invalid(js->delete_stream("")));
 
   auto pub = [&](const std::string& subject, const std::string& id, int64_t timeout = 5000) {
     auto r = js->publish(subject, "x", 1, id, timeout);
-    return r.error;
+    return r.error().code;
   };
-  EXPECT_EQ(pub("ok.*", ""), bus_error::invalid);
-  EXPECT_EQ(pub("ok.>", ""), bus_error::invalid);
-  EXPECT_EQ(pub("", ""), bus_error::invalid);
-  EXPECT_EQ(pub("ok. x", ""), bus_error::invalid);
-  EXPECT_EQ(pub("ok.x", "id\r\nNats-Expected-Stream: X"), bus_error::invalid);
-  EXPECT_EQ(pub("ok.x", std::string(corral::bus::max_msg_id_bytes + 1, 'i')), bus_error::invalid);
-  EXPECT_EQ(pub("ok.x", "", 0), bus_error::invalid);
-  EXPECT_EQ(js->publish("ok.x", nullptr, 3, "").error, bus_error::invalid);
+  EXPECT_EQ(pub("ok.*", ""), errc::invalid);
+  EXPECT_EQ(pub("ok.>", ""), errc::invalid);
+  EXPECT_EQ(pub("", ""), errc::invalid);
+  EXPECT_EQ(pub("ok. x", ""), errc::invalid);
+  EXPECT_EQ(pub("ok.x", "id\r\nNats-Expected-Stream: X"), errc::invalid);
+  EXPECT_EQ(pub("ok.x", std::string(corral::bus::max_msg_id_bytes + 1, 'i')), errc::invalid);
+  EXPECT_EQ(pub("ok.x", "", 0), errc::invalid);
+  EXPECT_EQ(js->publish("ok.x", nullptr, 3, "").error().code, errc::invalid);
   std::string huge(static_cast<std::size_t>(c->max_payload()) + 1, 'h');
-  EXPECT_EQ(js->publish("ok.x", huge.data(), huge.size(), "").error, bus_error::invalid);
+  EXPECT_EQ(js->publish("ok.x", huge.data(), huge.size(), "").error().code, errc::invalid);
   auto info = js->stream_info("OK");
-  ASSERT_TRUE(info) << info.detail;
-  EXPECT_EQ(info.value.messages, 0u) << "a refused publish was stored";
+  ASSERT_TRUE(info) << info.error().message;
+  EXPECT_EQ(info.value().messages, 0u) << "a refused publish was stored";
 
-  EXPECT_EQ(js->pull("OK", "a.b", "", {}).error, bus_error::invalid);
+  EXPECT_EQ(js->pull("OK", "a.b", "", {}).error().code, errc::invalid);
   auto pull_error = [&](const std::string& stream, const std::string& durable,
                         const std::string& filter, consumer_options o) {
     auto r = js->pull(stream, durable, filter, o);
-    return r.error;
+    return r.error().code;
   };
-  EXPECT_EQ(pull_error("OK", "", "", {}), bus_error::invalid);
-  EXPECT_EQ(pull_error("OK", "w*", "", {}), bus_error::invalid);
-  EXPECT_EQ(pull_error("", "w", "", {}), bus_error::invalid);
-  EXPECT_EQ(pull_error("OK", "w", "ok..x", {}), bus_error::invalid);
-  EXPECT_EQ(pull_error("OK", "w", "", ack_wait(0)), bus_error::invalid);
+  EXPECT_EQ(pull_error("OK", "", "", {}), errc::invalid);
+  EXPECT_EQ(pull_error("OK", "w*", "", {}), errc::invalid);
+  EXPECT_EQ(pull_error("", "w", "", {}), errc::invalid);
+  EXPECT_EQ(pull_error("OK", "w", "ok..x", {}), errc::invalid);
+  EXPECT_EQ(pull_error("OK", "w", "", ack_wait(0)), errc::invalid);
   consumer_options o;
   o.max_deliver = 0;
-  EXPECT_EQ(pull_error("OK", "w", "", o), bus_error::invalid);
+  EXPECT_EQ(pull_error("OK", "w", "", o), errc::invalid);
   o = {};
   o.max_ack_pending = -7;
-  EXPECT_EQ(pull_error("OK", "w", "", o), bus_error::invalid);
+  EXPECT_EQ(pull_error("OK", "w", "", o), errc::invalid);
   o = {};
   o.deliver = consumer_options::start::by_sequence;
-  EXPECT_EQ(pull_error("OK", "w", "", o), bus_error::invalid);
+  EXPECT_EQ(pull_error("OK", "w", "", o), errc::invalid);
   o = {};
   o.existence_check_ms = 0;
-  EXPECT_EQ(pull_error("OK", "w", "", o), bus_error::invalid);
-  EXPECT_EQ(pull_error("NOSUCH", "w", "", {}), bus_error::invalid);
-  EXPECT_EQ(js->reader("NOSUCH", "").error, bus_error::invalid);
-  EXPECT_EQ(js->reader("OK", "a b").error, bus_error::invalid);
-  EXPECT_EQ(js->reader("OK", "", 5000, 0).error, bus_error::invalid);
+  EXPECT_EQ(pull_error("OK", "w", "", o), errc::invalid);
+  EXPECT_EQ(pull_error("NOSUCH", "w", "", {}), errc::invalid);
+  EXPECT_EQ(js->reader("NOSUCH", "").error().code, errc::invalid);
+  EXPECT_EQ(js->reader("OK", "a b").error().code, errc::invalid);
+  EXPECT_EQ(js->reader("OK", "", 5000, 0).error().code, errc::invalid);
   auto reader_on_work_queue = js->reader("OK", "");
-  EXPECT_EQ(reader_on_work_queue.error, bus_error::invalid) << reader_on_work_queue.detail;
+  EXPECT_EQ(reader_on_work_queue.error().code, errc::invalid) << reader_on_work_queue.error().message;
 
   auto pc = js->pull("OK", "w", "", {});
-  ASSERT_TRUE(pc) << pc.detail;
-  EXPECT_EQ(pc.value->fetch(0, 100).error, bus_error::invalid);
-  EXPECT_EQ(pc.value->fetch(corral::bus::max_fetch_batch + 1, 100).error, bus_error::invalid);
-  EXPECT_EQ(pc.value->fetch(1, 0).error, bus_error::invalid);
-  EXPECT_EQ(pc.value->pending(-1).error, bus_error::invalid);
+  ASSERT_TRUE(pc) << pc.error().message;
+  EXPECT_EQ(pc.value()->fetch(0, 100).error().code, errc::invalid);
+  EXPECT_EQ(pc.value()->fetch(corral::bus::max_fetch_batch + 1, 100).error().code, errc::invalid);
+  EXPECT_EQ(pc.value()->fetch(1, 0).error().code, errc::invalid);
+  EXPECT_EQ(pc.value()->pending(-1).error().code, errc::invalid);
 
   js_message empty;
   EXPECT_TRUE(empty.subject().empty());
   EXPECT_TRUE(empty.data().empty());
   EXPECT_EQ(empty.stream_sequence(), 0u);
-  EXPECT_EQ(empty.ack().error, bus_error::invalid);
-  EXPECT_EQ(empty.nak().error, bus_error::invalid);
-  EXPECT_EQ(empty.in_progress().error, bus_error::invalid);
-  EXPECT_EQ(empty.term().error, bus_error::invalid);
+  EXPECT_EQ(empty.ack().error().code, errc::invalid);
+  EXPECT_EQ(empty.nak().error().code, errc::invalid);
+  EXPECT_EQ(empty.in_progress().error().code, errc::invalid);
+  EXPECT_EQ(empty.term().error().code, errc::invalid);
 
   ASSERT_TRUE(js->publish("ok.x", "x", 1, ""));
-  auto got = fetch_n(*pc.value, 1);
+  auto got = fetch_n(*pc.value(), 1);
   ASSERT_EQ(got.size(), 1u);
-  EXPECT_EQ(got[0].ack(0).error, bus_error::invalid);
-  EXPECT_EQ(got[0].nak(-1).error, bus_error::invalid);
+  EXPECT_EQ(got[0].ack(0).error().code, errc::invalid);
+  EXPECT_EQ(got[0].nak(-1).error().code, errc::invalid);
   js_message moved = std::move(got[0]);
-  EXPECT_EQ(got[0].ack().error, bus_error::invalid) << "moved-from is empty";
+  EXPECT_EQ(got[0].ack().error().code, errc::invalid) << "moved-from is empty";
   EXPECT_TRUE(moved.ack());
 }
 

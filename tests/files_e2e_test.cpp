@@ -209,7 +209,7 @@ TEST_F(FilesE2E, EveryTypedError) {
     auto r = conn->request(wire::subjects::sandbox_op(d_->tenant(), sb_, "fs." + op),
                            payload.data(), payload.size(), 10000);
     if (!r) return std::string("bus:") + bus::to_string(r.error);
-    const auto* e = wire::verify<wire::ErrorReply>(r.value.data.data(), r.value.data.size());
+    const auto* e = wire::verify<wire::ErrorReply>(r.value().data.data(), r.value().data.size());
     return e ? std::string(wire::to_string(e->code())) : std::string("ok");
   };
   EXPECT_EQ(code_of("read", 4 * 1024 * 1024, 0), "too_large");
@@ -222,7 +222,7 @@ TEST_F(FilesE2E, EveryTypedError) {
     auto r = conn->request(wire::subjects::sandbox_op(d_->tenant(), sb_, "fs.read"), garbage.data(),
                            garbage.size(), 10000);
     ASSERT_TRUE(r);
-    const auto* e = wire::verify<wire::ErrorReply>(r.value.data.data(), r.value.data.size());
+    const auto* e = wire::verify<wire::ErrorReply>(r.value().data.data(), r.value().data.size());
     ASSERT_NE(e, nullptr);
     EXPECT_EQ(e->code(), wire::ErrorCode::malformed);
   }

@@ -479,7 +479,7 @@ TEST_F(Gateway, WebSocketExec) {
 namespace corral {
 namespace {
 
-// The Python client (clients/python) runs the example against this gateway.
+// The Python client (clients/python) runs the README's example against this gateway.
 TEST_F(Gateway, PythonClient) {
   const std::string src = CORRAL_SOURCE_DIR;
   auto r = test::run({"python3", src + "/tests/python/test_client.py"}, {}, std::chrono::seconds(180),

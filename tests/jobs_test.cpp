@@ -111,11 +111,11 @@ result_view run_direct(bus::connection& c, const std::string& tenant, const job_
     auto r = c.request(wire::subjects::run(tenant, "default"), payload.data(), payload.size(),
                        j.timeout_ms + 90'000);
     if (!r) {
-      ADD_FAILURE() << "run " << j.id << ": " << r.detail;
+      ADD_FAILURE() << "run " << j.id << ": " << r.error().message;
       return {};
     }
-    if (auto v = parse_result(r.value.data)) return *v;
-    const auto* e = wire::verify<wire::ErrorReply>(r.value.data.data(), r.value.data.size());
+    if (auto v = parse_result(r.value().data)) return *v;
+    const auto* e = wire::verify<wire::ErrorReply>(r.value().data.data(), r.value().data.size());
     if (e != nullptr && (e->code() == wire::ErrorCode::resource_exhausted ||
                          e->code() == wire::ErrorCode::unavailable))
       continue;  // every slot busy: the protocol says retry
@@ -247,8 +247,8 @@ TEST_F(Jobs, BadJobsAreRejected) {
   // Garbage on the run subject: an answer, not a crash.
   const std::string junk = "definitely not a flatbuffer";
   auto r = conn_->request(wire::subjects::run(d_->tenant(), "default"), junk.data(), junk.size(), 10'000);
-  ASSERT_TRUE(r) << r.detail;
-  auto v = parse_result(r.value.data);
+  ASSERT_TRUE(r) << r.error().message;
+  auto v = parse_result(r.value().data);
   ASSERT_TRUE(v);
   EXPECT_EQ(v->outcome, wire::Outcome::rejected);
   EXPECT_EQ(run({.id = "after-junk", .source = "print(1)"}).out, "1\n");
@@ -339,7 +339,7 @@ void publish_jobs(bus::jetstream& js, const std::string& tenant, const std::vect
     auto bytes = job_bytes(j);
     auto p = js.publish(wire::subjects::jobs(tenant, "default"), bytes.data(), bytes.size(),
                         job_msg_id(tenant, j.id), 10'000);
-    ASSERT_TRUE(p) << p.detail;
+    ASSERT_TRUE(p) << p.error().message;
   }
 }
 
@@ -355,15 +355,15 @@ std::map<std::string, std::vector<result_view>> collect(bus::jetstream& js, cons
       auto r = js.reader(wire::subjects::results_stream(tenant),
                          wire::subjects::results(tenant, batch));
       if (!r) continue;  // e.g. the server is restarting
-      reader = std::move(r.value);
+      reader = std::move(r.value());
       got.clear();       // a new reader starts from the beginning
     }
     auto msgs = reader->fetch(64, 1000);
     if (!msgs) {
-      if (msgs.error != bus::bus_error::timeout) reader.reset();
+      if (msgs.error().code != bus::errc::timeout) reader.reset();
       continue;
     }
-    for (auto& m : msgs.value)
+    for (auto& m : msgs.value())
       if (auto v = parse_result(m.data())) got[v->job_id].push_back(*v);
   }
   return got;
@@ -375,9 +375,9 @@ std::unique_ptr<bus::jetstream> open_js(bus::connection& c, const std::string& t
                                         bool setup = true) {
   if (setup) {
     auto r = c.request(wire::subjects::jobs_setup(tenant), nullptr, 0, 30'000);
-    EXPECT_TRUE(r) << r.detail;
+    EXPECT_TRUE(r) << r.error().message;
     if (r) {
-      EXPECT_EQ(wire::verify<wire::ErrorReply>(r.value.data.data(), r.value.data.size()),
+      EXPECT_EQ(wire::verify<wire::ErrorReply>(r.value().data.data(), r.value().data.size()),
                 nullptr);
     }
   }
@@ -399,8 +399,8 @@ TEST_F(Jobs, QueueGivesEveryJobOneResultAndDeduplicates) {
   auto again = job_bytes(jobs[3]);
   auto dup = js->publish(wire::subjects::jobs(d_->tenant(), "default"), again.data(), again.size(),
                          job_msg_id(d_->tenant(), jobs[3].id), 10'000);
-  ASSERT_TRUE(dup) << dup.detail;
-  EXPECT_TRUE(dup.value.duplicate);
+  ASSERT_TRUE(dup) << dup.error().message;
+  EXPECT_TRUE(dup.value().duplicate);
 
   auto got = collect(*js, d_->tenant(), "qbatch", jobs.size(), 120s);
   ASSERT_EQ(got.size(), jobs.size());

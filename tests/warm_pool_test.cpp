@@ -313,8 +313,8 @@ TEST(WarmPoolNodeCreate, NodeSubjectIsServedFromThePoolAndRespectsCapacity) {
     }();
     auto payload = make_create("direct-" + std::to_string(i));
     auto r = hb.conn().request(subject, payload.data(), payload.size(), 60'000);
-    ASSERT_TRUE(r) << r.detail;
-    const auto* rep = wire::verify<wire::SandboxReply>(r.value.data.data(), r.value.data.size());
+    ASSERT_TRUE(r) << r.error().message;
+    const auto* rep = wire::verify<wire::SandboxReply>(r.value().data.data(), r.value().data.size());
     ASSERT_NE(rep, nullptr);
     ASSERT_EQ(rep->sandbox()->state(), wire::SandboxState::running);
     EXPECT_EQ(wire::str(rep->sandbox()->tenant()), "small");
@@ -329,13 +329,13 @@ TEST(WarmPoolNodeCreate, NodeSubjectIsServedFromThePoolAndRespectsCapacity) {
   EXPECT_EQ(host_sandboxes(d).size(), 3u) << "the pool grew past capacity";
   auto payload = make_create();
   auto full = hb.conn().request(subject, payload.data(), payload.size(), 30'000);
-  ASSERT_TRUE(full) << full.detail;
-  const auto* err = wire::verify<wire::ErrorReply>(full.value.data.data(), full.value.data.size());
+  ASSERT_TRUE(full) << full.error().message;
+  const auto* err = wire::verify<wire::ErrorReply>(full.value().data.data(), full.value().data.size());
   ASSERT_NE(err, nullptr);
   EXPECT_EQ(err->code(), wire::ErrorCode::resource_exhausted);
   auto pool = hb.conn().request(wire::subjects::create("small", "default"), payload.data(),
                                 payload.size(), 30'000);
-  EXPECT_EQ(pool.error, bus::bus_error::no_responders) << "a full node stays out of the pool";
+  EXPECT_EQ(pool.error().code, bus::errc::no_responders) << "a full node stays out of the pool";
   // The sandboxes work.
   auto e = d.corral({"exec", ids[2], "--", "echo", "direct"});
   EXPECT_EQ(e.out, "direct\n") << e.err;
@@ -343,8 +343,8 @@ TEST(WarmPoolNodeCreate, NodeSubjectIsServedFromThePoolAndRespectsCapacity) {
   EXPECT_EQ(d.corral({"sandbox", "rm", ids[0]}).exit_code, 0);
   ASSERT_TRUE(hb.wait_warm(1, now_ms()));
   auto again = hb.conn().request(subject, payload.data(), payload.size(), 60'000);
-  ASSERT_TRUE(again) << again.detail;
-  EXPECT_NE(wire::verify<wire::SandboxReply>(again.value.data.data(), again.value.data.size()),
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_NE(wire::verify<wire::SandboxReply>(again.value().data.data(), again.value().data.size()),
             nullptr);
 }
 

@@ -93,10 +93,10 @@ bool job_service::start(std::string* why) {
         }
       });
   if (!sub) {
-    if (why) *why = "subscribe to run requests: " + sub.detail;
+    if (why) *why = "subscribe to run requests: " + sub.error().message;
     return false;
   }
-  run_sub_ = std::move(sub.value);
+  run_sub_ = std::move(sub.value());
 
   std::string js_why;
   js_ = bus::jetstream::open(*conn_, &js_why);
@@ -134,14 +134,14 @@ bool job_service::start(std::string* why) {
                                  cv_.notify_all();
                                });
   if (!setup || !doorbell || !read) {
-    std::cerr << "corral-executor: cannot subscribe to job setups (" << setup.detail
-              << doorbell.detail << read.detail << "): jobs are taken as run requests only\n";
+    std::cerr << "corral-executor: cannot subscribe to job setups (" << setup.error().message
+              << doorbell.error().message << read.error().message << "): jobs are taken as run requests only\n";
     js_.reset();
     return true;
   }
-  setup_sub_ = std::move(setup.value);
-  doorbell_sub_ = std::move(doorbell.value);
-  read_sub_ = std::move(read.value);
+  setup_sub_ = std::move(setup.value());
+  doorbell_sub_ = std::move(doorbell.value());
+  read_sub_ = std::move(read.value());
   rescan();
   puller_ = std::thread([this] { pull_loop(); });
   ticker_ = std::thread([this] { ticker_loop(); });
@@ -205,25 +205,25 @@ void job_service::answer_read(const bus::message& m) {
     }
     auto got = js_->next_message(stream, next, subject);
     if (!got) {
-      const auto code = got.detail.find("stream not found") != std::string::npos
+      const auto code = got.error().message.find("stream not found") != std::string::npos
                             ? wire::ErrorCode::not_found
                             : wire::ErrorCode::unavailable;
-      auto e = wire::make_error_reply(code, "cannot read the results: " + got.detail);
+      auto e = wire::make_error_reply(code, "cannot read the results: " + got.error().message);
       (void)conn_->respond(m, e.data(), e.size());
       return;
     }
-    if (got.value.first == 0) break;  // nothing more now
-    (void)conn_->respond(m, got.value.second.data(), got.value.second.size());
-    bytes += got.value.second.size();
+    if (got.value().first == 0) break;  // nothing more now
+    (void)conn_->respond(m, got.value().second.data(), got.value().second.size());
+    bytes += got.value().second.size();
     ++sent;
-    next = got.value.first + 1;
+    next = got.value().first + 1;
   }
   auto ack = wire::make_ack((more ? "more " : "done ") + std::to_string(next));
   (void)conn_->respond(m, ack.data(), ack.size());
 }
 
 bus::status job_service::setup_tenant(const std::string& tenant) {
-  if (!js_) return bus::status{bus::bus_error::not_connected, "no JetStream"};
+  if (!js_) return failure(bus::errc::not_connected, "no JetStream");
   std::lock_guard<std::mutex> setup_lock(setup_mu_);
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -231,7 +231,7 @@ bus::status job_service::setup_tenant(const std::string& tenant) {
   }
   for (const auto& s : {jobs_stream(cfg_, tenant), results_stream(cfg_, tenant)}) {
     auto st = js_->ensure_stream(s);
-    if (!st && !s.republish_destination.empty() && st.error == bus::bus_error::invalid) {
+    if (!st && !s.republish_destination.empty() && st.error().code == bus::errc::invalid) {
       // A jobs stream made before the doorbell was republished: the server cannot add that to
       // it. Its jobs are found by the puller's polling instead.
       auto without = s;
@@ -249,9 +249,9 @@ bus::status job_service::setup_tenant(const std::string& tenant) {
   co.max_deliver = -1;  // the executor decides when a job has been tried enough (max_attempts)
   auto c = js_->pull(wire::subjects::jobs_stream(tenant), "corral-" + cfg_.pool,
                      wire::subjects::jobs(tenant, cfg_.pool), co);
-  if (!c) return bus::status{c.error, c.detail};
+  if (!c) return c.error();
   std::lock_guard<std::mutex> lock(mu_);
-  queues_[tenant] = std::shared_ptr<bus::pull_consumer>(std::move(c.value));
+  queues_[tenant] = std::shared_ptr<bus::pull_consumer>(std::move(c.value()));
   rung_.insert(tenant);  // jobs may be waiting already
   cv_.notify_all();
   return {};
@@ -260,10 +260,10 @@ bus::status job_service::setup_tenant(const std::string& tenant) {
 void job_service::rescan() {
   auto names = js_->stream_names(wire::subjects::jobs_any_tenant(cfg_.pool));
   if (!names) {
-    std::cerr << "corral-executor: cannot list the job streams: " << names.detail << "\n";
+    std::cerr << "corral-executor: cannot list the job streams: " << names.error().message << "\n";
     return;
   }
-  for (const auto& name : names.value) {
+  for (const auto& name : names.value()) {
     const std::string tenant(wire::subjects::tenant_of_jobs_stream(name));
     if (!wire::valid_token(tenant)) continue;
     {
@@ -271,7 +271,7 @@ void job_service::rescan() {
       if (queues_.count(tenant) != 0) continue;
     }
     if (auto st = setup_tenant(tenant); !st)
-      std::cerr << "corral-executor: jobs of tenant " << tenant << ": " << st.detail << "\n";
+      std::cerr << "corral-executor: jobs of tenant " << tenant << ": " << st.error().message << "\n";
   }
 }
 
@@ -280,18 +280,18 @@ void job_service::rescan() {
 // left for an older executor to drain (and said so); the legacy results go.
 void job_service::drop_legacy_streams() {
   if (auto info = js_->stream_info("CORRAL_JOBS"); info) {
-    if (info.value.messages == 0) {
+    if (info.value().messages == 0) {
       (void)js_->delete_stream("CORRAL_JOBS");
     } else {
       std::cerr << "corral-executor: the legacy stream CORRAL_JOBS still holds "
-                << info.value.messages << " jobs: drain it with the previous corral, or delete "
+                << info.value().messages << " jobs: drain it with the previous corral, or delete "
                    "it; tenants' job streams cannot be set up beside it\n";
       return;
     }
   }
   if (auto info = js_->stream_info("CORRAL_RESULTS"); info) {
     std::cerr << "corral-executor: deleting the legacy stream CORRAL_RESULTS ("
-              << info.value.messages << " results)\n";
+              << info.value().messages << " results)\n";
     (void)js_->delete_stream("CORRAL_RESULTS");
   }
 }
@@ -360,7 +360,7 @@ void job_service::pull_loop() {
     const int want = std::min(free, bus::max_fetch_batch);
     auto got = queue->fetch_now(want, 2000);
     if (!got) {
-      if (got.error == bus::bus_error::invalid) {
+      if (got.error().code == bus::errc::invalid) {
         // The consumer (or the stream) is gone: set up again at the next rescan.
         std::lock_guard<std::mutex> lock(mu_);
         queues_.erase(tenant);
@@ -370,9 +370,9 @@ void job_service::pull_loop() {
       }
       continue;
     }
-    if (static_cast<int>(got.value.size()) == want && queued.insert(tenant).second)
+    if (static_cast<int>(got.value().size()) == want && queued.insert(tenant).second)
       turn.push_back(tenant);
-    for (auto& m : got.value) {
+    for (auto& m : got.value()) {
       if (stopping_) {
         (void)m.nak();  // handed back: another executor (or this one restarted) takes it
         continue;
@@ -428,7 +428,7 @@ void job_service::ticker_loop() {
         answer = wire::make_error_reply(wire::ErrorCode::invalid_argument, "invalid tenant");
       } else if (auto st = setup_tenant(tenant); !st) {
         answer = wire::make_error_reply(wire::ErrorCode::unavailable,
-                                        "cannot set up the job streams: " + st.detail);
+                                        "cannot set up the job streams: " + st.error().message);
       } else {
         answer = wire::make_ack("ok");
       }
@@ -529,12 +529,12 @@ void job_service::finish(const std::shared_ptr<inflight>& f, job_outcome o) {
     auto p = js_->publish(subject, o.result.data(), o.result.size(), id, cfg_.publish_timeout_ms);
     if (p) {
       if (auto st = f->msg.ack(); !st)
-        std::cerr << "corral-executor: job " << f->job_id << ": ack failed (" << st.detail
+        std::cerr << "corral-executor: job " << f->job_id << ": ack failed (" << st.error().message
                   << "): it will be redelivered; its result is kept once\n";
       return;
     }
     std::cerr << "corral-executor: job " << f->job_id << ": publishing the result failed: "
-              << p.detail << "\n";
+              << p.error().message << "\n";
   }
   (void)f->msg.nak(1000);  // not stored: run again (a result stored meanwhile stays single)
 }

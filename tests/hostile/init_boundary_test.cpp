@@ -385,9 +385,9 @@ TEST_F(InitBoundary, FilesApiActsWithAUserProcessesViewNeverInits) {
     auto r = conn->request(wire::subjects::sandbox_op(d_->tenant(), sb, "fs.read"),
                            payload.data(), payload.size(), 20000);
     if (!r) return std::string("bus:") + bus::to_string(r.error);
-    if (const auto* e = wire::verify<wire::ErrorReply>(r.value.data.data(), r.value.data.size()))
+    if (const auto* e = wire::verify<wire::ErrorReply>(r.value().data.data(), r.value().data.size()))
       return std::string(wire::to_string(e->code()));
-    const auto* reply = wire::verify<wire::FsReply>(r.value.data.data(), r.value.data.size());
+    const auto* reply = wire::verify<wire::FsReply>(r.value().data.data(), r.value().data.size());
     if (reply == nullptr) return std::string("malformed");
     std::string bytes;
     if (reply->data() != nullptr) bytes.assign(reply->data()->begin(), reply->data()->end());

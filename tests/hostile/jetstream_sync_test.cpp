@@ -273,10 +273,10 @@ std::vector<uint64_t> publish_all(corral::bus::jetstream& js, int n) {
   for (int k = 1; k <= n; ++k) {
     const std::string body = payload(k);
     auto a = js.publish(subject, body.data(), body.size(), body);
-    EXPECT_TRUE(a) << a.detail;
+    EXPECT_TRUE(a) << a.error().message;
     if (!a) break;
-    EXPECT_FALSE(a.value.duplicate);
-    seqs.push_back(a.value.sequence);
+    EXPECT_FALSE(a.value().duplicate);
+    seqs.push_back(a.value().sequence);
   }
   return seqs;
 }
@@ -337,7 +337,7 @@ TEST(jetstream_sync, AlwaysFsyncsEachMessageBeforeItsAck) {
   auto s = connect(*server);
   ASSERT_TRUE(s.js);
   auto st = s.js->ensure_stream(proof_stream());
-  ASSERT_TRUE(st) << st.detail;
+  ASSERT_TRUE(st) << st.error().message;
   auto seqs = publish_all(*s.js, publishes);
   ASSERT_EQ(seqs.size(), static_cast<std::size_t>(publishes));
   ASSERT_TRUE(trace.wait_for(R"(\"seq\":)" + std::to_string(seqs.back()) + "}"));
@@ -391,7 +391,7 @@ TEST(jetstream_sync, StockServerAcksBeforeAnyFsync) {
   auto s = connect(*server);
   ASSERT_TRUE(s.js);
   auto st = s.js->ensure_stream(proof_stream());
-  ASSERT_TRUE(st) << st.detail;
+  ASSERT_TRUE(st) << st.error().message;
 
   traced trace;
   std::string why;
@@ -425,7 +425,7 @@ TEST(jetstream_sync, DurationSyncsBlocksOnThatInterval) {
   auto s = connect(*server);
   ASSERT_TRUE(s.js);
   auto st = s.js->ensure_stream(proof_stream());
-  ASSERT_TRUE(st) << st.detail;
+  ASSERT_TRUE(st) << st.error().message;
 
   traced trace;
   std::string why;

@@ -89,11 +89,11 @@ inline result_view run_direct(bus::connection& c, const std::string& tenant, con
     auto r = c.request(wire::subjects::run(tenant, "default"), payload.data(), payload.size(),
                        j.timeout_ms + 90'000);
     if (!r) {
-      ADD_FAILURE() << "run " << j.id << ": " << r.detail;
+      ADD_FAILURE() << "run " << j.id << ": " << r.error().message;
       return {};
     }
-    if (auto v = parse_result(r.value.data)) return *v;
-    const auto* e = wire::verify<wire::ErrorReply>(r.value.data.data(), r.value.data.size());
+    if (auto v = parse_result(r.value().data)) return *v;
+    const auto* e = wire::verify<wire::ErrorReply>(r.value().data.data(), r.value().data.size());
     if (e != nullptr && (e->code() == wire::ErrorCode::resource_exhausted ||
                          e->code() == wire::ErrorCode::unavailable))
       continue;

@@ -63,7 +63,7 @@ std::shared_ptr<corral::bus::connection> connect_as(const nats_server_process& s
 }
 
 struct outcome {
-  corral::bus::bus_error error{};
+  corral::status error;
   bool ok = false;
   std::chrono::milliseconds took{};
 };
@@ -74,7 +74,7 @@ outcome request(corral::bus::connection& c, const std::string& subject) {
   auto r = c.request(subject, body.data(), body.size(), request_timeout_ms);
   outcome out;
   out.ok = static_cast<bool>(r);
-  if (!r) out.error = r.error;
+  if (!r) out.error = r.error();
   out.took = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - start);
   return out;
@@ -87,8 +87,8 @@ TEST(NatsNoResponders, ThePatchedServerAnswersNoRespondersThroughAServiceImport)
   ASSERT_NE(usr, nullptr);
   auto nobody = request(*usr, "usr.svc.sandbox-that-is-not-there");
   EXPECT_FALSE(nobody.ok);
-  EXPECT_EQ(nobody.error, corral::bus::bus_error::no_responders)
-      << corral::bus::to_string(nobody.error) << " after " << nobody.took.count() << " ms";
+  EXPECT_EQ(nobody.error.code, corral::bus::errc::no_responders)
+      << nobody.error.message << " after " << nobody.took.count() << " ms";
   EXPECT_LT(nobody.took, prompt);
 
   // With a responder, the same import still delivers and the answer comes back.
@@ -99,13 +99,13 @@ TEST(NatsNoResponders, ThePatchedServerAnswersNoRespondersThroughAServiceImport)
     const std::string pong = "pong";
     (void)responder->respond(m, pong.data(), pong.size());
   });
-  ASSERT_TRUE(sub) << sub.detail;
+  ASSERT_TRUE(sub) << sub.error().message;
   ASSERT_TRUE(svc->flush(5000));
   auto answered = request(*usr, "usr.svc.here");
-  EXPECT_TRUE(answered.ok) << corral::bus::to_string(answered.error);
+  EXPECT_TRUE(answered.ok) << answered.error.message;
   // And a subject beside it is still no-responders (nothing is cached from the delivery).
   auto beside = request(*usr, "usr.svc.beside");
-  EXPECT_EQ(beside.error, corral::bus::bus_error::no_responders);
+  EXPECT_EQ(beside.error.code, corral::bus::errc::no_responders);
 }
 
 TEST(NatsNoResponders, StockServerLetsTheRequesterTimeOut) {
@@ -115,7 +115,7 @@ TEST(NatsNoResponders, StockServerLetsTheRequesterTimeOut) {
   ASSERT_NE(usr, nullptr);
   auto nobody = request(*usr, "usr.svc.sandbox-that-is-not-there");
   EXPECT_FALSE(nobody.ok);
-  EXPECT_EQ(nobody.error, corral::bus::bus_error::timeout) << corral::bus::to_string(nobody.error);
+  EXPECT_EQ(nobody.error.code, corral::bus::errc::timeout) << nobody.error.message;
 }
 
 }  // namespace

@@ -240,18 +240,18 @@ TEST_F(HostileNats, ATenantSubscribesToNothingButItsOwn) {
   for (const auto& subject : {std::string(">"), std::string("corral.v1.bob.>"),
                               std::string("corral.v1.*.sbx.*.out.>"), std::string("$JS.>")}) {
     auto s = conn->subscribe(subject, "", a.recorder("sniff"));
-    ASSERT_TRUE(s) << s.detail;
-    subs.push_back(std::move(s.value));
+    ASSERT_TRUE(s) << s.error().message;
+    subs.push_back(std::move(s.value()));
     EXPECT_TRUE(a.wait_error("Permissions Violation for Subscription to \"" + subject + "\""))
         << "the server took alice's subscription to " << subject;
   }
   // Inboxes are any client's own (in its tenant's account): alice may subscribe to one that
   // bob's client would use in his, and must receive nothing of his.
   auto inbox = conn->subscribe("_INBOX.bob.>", "", a.recorder("sniff"));
-  ASSERT_TRUE(inbox) << inbox.detail;
-  subs.push_back(std::move(inbox.value));
+  ASSERT_TRUE(inbox) << inbox.error().message;
+  subs.push_back(std::move(inbox.value()));
   auto own = conn->subscribe("corral.v1.alice.sbx.*.out.>", "", a.recorder("own"));
-  ASSERT_TRUE(own) << own.detail;
+  ASSERT_TRUE(own) << own.error().message;
   ASSERT_TRUE(conn->flush(5000));
 
   // Bob's traffic: a sandbox, an exec with output, his replies.
@@ -305,7 +305,7 @@ TEST_F(HostileNats, OnlyExecutorsPublishOutputExitsAndResults) {
   ASSERT_TRUE(conn && listener);
   const std::string bob_out = subjects::output("bob", "sb-victim", "ex-victim");
   auto watch = listener->subscribe(bob_out, "", b.recorder("bob"));
-  ASSERT_TRUE(watch) << watch.detail;
+  ASSERT_TRUE(watch) << watch.error().message;
   ASSERT_TRUE(listener->flush(5000));
   const std::string own_out = subjects::output("alice", "sb-mine", "ex-mine");
   auto chunk = forged_chunk("ex-victim", "forged bytes");
@@ -340,13 +340,13 @@ TEST_F(HostileNats, ATenantCannotJoinTheExecutorsQueueGroups) {
   // ' using queue "..."'.)
   auto steal = conn->subscribe(subjects::create_any_tenant("default"),
                                subjects::create_queue_group("default"), a.recorder("steal"));
-  ASSERT_TRUE(steal) << steal.detail;
+  ASSERT_TRUE(steal) << steal.error().message;
   EXPECT_TRUE(a.wait_error("Permissions Violation for Subscription to \"" +
                            subjects::create_any_tenant("default") + "\""))
       << a.all_errors();
   auto run = conn->subscribe(subjects::run_any_tenant("default"),
                              subjects::run_queue_group("default"), a.recorder("steal"));
-  ASSERT_TRUE(run) << run.detail;
+  ASSERT_TRUE(run) << run.error().message;
   EXPECT_TRUE(a.wait_error("Permissions Violation for Subscription to \"" +
                            subjects::run_any_tenant("default") + "\""))
       << a.all_errors();
@@ -368,7 +368,7 @@ TEST_F(HostileNats, ATenantHasNoJetStreamApiAndReadsItsResultsThroughTheExecutor
   auto conn_b = bob(&b);
   ASSERT_TRUE(conn_b);
   auto setup = conn_b->request(subjects::jobs_setup("bob"), nullptr, 0, 30000);
-  ASSERT_TRUE(setup) << setup.detail;
+  ASSERT_TRUE(setup) << setup.error().message;
   auto conn = alice(&a);
   ASSERT_TRUE(conn);
   for (const auto& subject :
@@ -416,7 +416,7 @@ std::vector<std::vector<uint8_t>> read_results(bus::connection& c, const std::st
   auto req = wire::release(fbb);
   auto replies = c.request_many(subjects::results_read(tenant), req.data(), req.size(), 5000, 10000);
   std::vector<std::vector<uint8_t>> out;
-  for (auto& m : replies.value) {
+  for (auto& m : replies.value()) {
     if (wire::verify<wire::Ack>(m.data.data(), m.data.size()) != nullptr) break;
     if (wire::verify<wire::JobResult>(m.data.data(), m.data.size()) != nullptr)
       out.push_back(std::move(m.data));
@@ -449,7 +449,7 @@ TEST_F(HostileNats, ATenantCannotPreemptAnotherTenantsJobIds) {
   for (auto* c : {conn_a.get(), conn_b.get()}) {
     const std::string tenant = c == conn_a.get() ? "alice" : "bob";
     auto setup = c->request(subjects::jobs_setup(tenant), nullptr, 0, 30000);
-    ASSERT_TRUE(setup) << setup.detail;
+    ASSERT_TRUE(setup) << setup.error().message;
   }
   std::string why;
   auto js_a = bus::jetstream::publisher(*conn_a, &why);
@@ -459,11 +459,11 @@ TEST_F(HostileNats, ATenantCannotPreemptAnotherTenantsJobIds) {
   // Alice queues a job of hers under the id bob's next job will have.
   auto mine = job("j-victim", "ba", "print('alice')");
   auto pa = js_a->publish(subjects::jobs("alice", "default"), mine.data(), mine.size(), "bob.j-victim");
-  ASSERT_TRUE(pa) << pa.detail;
+  ASSERT_TRUE(pa) << pa.error().message;
   auto theirs = job("j-victim", "bb", "print('bob')");
   auto pb = js_b->publish(subjects::jobs("bob", "default"), theirs.data(), theirs.size(), "bob.j-victim");
-  ASSERT_TRUE(pb) << pb.detail;
-  EXPECT_FALSE(pb.value.duplicate) << "bob's job was dropped as a duplicate of alice's";
+  ASSERT_TRUE(pb) << pb.error().message;
+  EXPECT_FALSE(pb.value().duplicate) << "bob's job was dropped as a duplicate of alice's";
   // And it runs: bob reads its result back (through the executors: corral.v1.bob.read.results).
   const auto deadline = std::chrono::steady_clock::now() + 120s;
   bool got = false;
@@ -485,12 +485,12 @@ TEST_F(HostileNats, TheServersAnswersStayInTheTenantsOwnAccount) {
   ASSERT_TRUE(conn_a && conn_b);
   for (const auto& [c, t] : {std::pair{conn_a.get(), "alice"}, std::pair{conn_b.get(), "bob"}}) {
     auto setup = c->request(subjects::jobs_setup(t), nullptr, 0, 30000);
-    ASSERT_TRUE(setup) << setup.detail;
+    ASSERT_TRUE(setup) << setup.error().message;
   }
   const std::string victim_results = subjects::results("bob", "victim");
   const std::string victim_jobs = subjects::jobs("bob", "default");
   auto watch = conn_b->subscribe(victim_results, "", b.recorder("bob"));
-  ASSERT_TRUE(watch) << watch.detail;
+  ASSERT_TRUE(watch) << watch.error().message;
   ASSERT_TRUE(conn_b->flush(5000));
   auto ex = executor();
   ASSERT_TRUE(ex);
@@ -510,18 +510,18 @@ TEST_F(HostileNats, TheServersAnswersStayInTheTenantsOwnAccount) {
   auto js_a = bus::jetstream::publisher(*conn_a, &why);
   ASSERT_TRUE(js_a) << why;
   auto second = js_a->publish(subjects::jobs("alice", "default"), mine.data(), mine.size(), "alice.second");
-  ASSERT_TRUE(second) << second.detail;
+  ASSERT_TRUE(second) << second.error().message;
   ASSERT_TRUE(conn_a->flush(5000));
   auto marker = js->publish(victim_results, "m", 1, "bob.marker");
-  ASSERT_TRUE(marker) << marker.detail;
+  ASSERT_TRUE(marker) << marker.error().message;
   ASSERT_TRUE(b.wait_received("bob " + victim_results));
   EXPECT_EQ(b.received_with("bob").size(), 1u) << "the server published alice's answers on bob's subject";
   auto after_results = js->stream_info(subjects::results_stream("bob"));
   auto after_jobs = js->stream_info(subjects::jobs_stream("bob"));
   ASSERT_TRUE(after_results && after_jobs);
-  EXPECT_EQ(after_results.value.messages, before_results.value.messages + 1)
+  EXPECT_EQ(after_results.value().messages, before_results.value().messages + 1)
       << "bob's results stream stored something of alice's";
-  EXPECT_EQ(after_jobs.value.last_seq, before_jobs.value.last_seq)
+  EXPECT_EQ(after_jobs.value().last_seq, before_jobs.value().last_seq)
       << "bob's job queue stored something of alice's";
 }
 
@@ -538,7 +538,7 @@ TEST_F(HostileNats, ExecutorsAnswerOnlyToInboxes) {
   ASSERT_TRUE(conn && listener);
   const std::string bob_out = subjects::output("bob", "sb-victim", "ex-victim");
   auto watch = listener->subscribe(bob_out, "", b.recorder("bob"));
-  ASSERT_TRUE(watch) << watch.detail;
+  ASSERT_TRUE(watch) << watch.error().message;
   ASSERT_TRUE(listener->flush(5000));
   flatbuffers::FlatBufferBuilder fbb;
   auto id = fbb.CreateString("ex-replayed");
@@ -548,7 +548,7 @@ TEST_F(HostileNats, ExecutorsAnswerOnlyToInboxes) {
                             replay.size()));
   // Barrier: the sandbox answers alice's next request after handling the replay.
   auto info = conn->request(subjects::sandbox_op("alice", sb, "info"), nullptr, 0, 10000);
-  ASSERT_TRUE(info) << info.detail;
+  ASSERT_TRUE(info) << info.error().message;
   auto ex = executor();
   ASSERT_TRUE(ex);
   ASSERT_TRUE(ex->publish(bob_out, "m", 1));

@@ -76,7 +76,7 @@ TEST_F(NatsTls, AClientConnectsOnlyWithTheCaThatSignedTheServer) {
   auto c = connect(url, dir_ + "/ca.pem", "", "", &why);
   ASSERT_TRUE(c) << why;
   auto sub = c->subscribe("corral.v1.t.sbx.sb.out.ex", "", [](bus::message&&) {});
-  ASSERT_TRUE(sub) << sub.detail;
+  ASSERT_TRUE(sub) << sub.error().message;
   ASSERT_TRUE(c->flush(5000));
   // Without the CA, the server's certificate is not trusted.
   EXPECT_FALSE(connect(url, "", "", "", &why)) << "a server signed by an unknown CA was trusted";

@@ -195,8 +195,8 @@ TEST(HostileQuota, StoredOutputIsCappedOldestFirstAndReplaysSayExpired) {
   auto replay = replay_request("ex-flood", 0);
   auto first = conn->request(wire::subjects::sandbox_op(d.tenant(), sb, "replay"), replay.data(),
                              replay.size(), 10000);
-  ASSERT_TRUE(first) << first.detail;
-  const auto* e = error_of(first.value);
+  ASSERT_TRUE(first) << first.error().message;
+  const auto* e = error_of(first.value());
   ASSERT_NE(e, nullptr) << "the whole 3 MiB is still stored (replay from 0 answered frames)";
   EXPECT_EQ(e->code(), wire::ErrorCode::expired) << wire::str(e->message());
   // A second sandbox of the tenant: the tenant's 2 MiB cap drops the first sandbox's oldest.
@@ -222,8 +222,8 @@ TEST(HostileQuota, NewExecsPerSecondAreLimitedPerSandbox) {
     auto req = exec_request("ex-rate-" + std::to_string(i), {"true"});
     auto r = conn->request(wire::subjects::sandbox_op(d.tenant(), sb, "exec"), req.data(),
                            req.size(), 10000);
-    ASSERT_TRUE(r) << r.detail;
-    if (const auto* e = error_of(r.value)) {
+    ASSERT_TRUE(r) << r.error().message;
+    if (const auto* e = error_of(r.value())) {
       EXPECT_EQ(e->code(), wire::ErrorCode::resource_exhausted) << wire::str(e->message());
       ++limited;
     } else {
@@ -237,8 +237,8 @@ TEST(HostileQuota, NewExecsPerSecondAreLimitedPerSandbox) {
   auto again = exec_request("ex-rate-0", {"true"});
   auto r = conn->request(wire::subjects::sandbox_op(d.tenant(), sb, "exec"), again.data(),
                          again.size(), 10000);
-  ASSERT_TRUE(r) << r.detail;
-  EXPECT_EQ(error_of(r.value), nullptr);
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(error_of(r.value()), nullptr);
   (void)d.corral({"sandbox", "rm", sb});
 }
 
@@ -271,8 +271,8 @@ TEST(HostileQuota, ExecRecordsAreCappedPerSandbox) {
     auto req = wire::release(fbb);
     auto r = conn->request(wire::subjects::sandbox_op(d.tenant(), sb, "exec"), req.data(),
                            req.size(), 10000);
-    ASSERT_TRUE(r) << r.detail;
-    if (const auto* e = error_of(r.value)) {
+    ASSERT_TRUE(r) << r.error().message;
+    if (const auto* e = error_of(r.value())) {
       EXPECT_EQ(e->code(), wire::ErrorCode::resource_exhausted) << wire::str(e->message());
       ++refused;
     } else {
@@ -323,7 +323,7 @@ TEST(HostileQuota, ARunningExecsDroppedOutputIsExpiredNotSkipped) {
                                  cv.notify_all();
                                }
                              });
-  ASSERT_TRUE(sub) << sub.detail;
+  ASSERT_TRUE(sub) << sub.error().message;
   ASSERT_TRUE(conn->flush(5000));
   flatbuffers::FlatBufferBuilder fbb;
   auto id = fbb.CreateString("ex-running");
@@ -336,7 +336,7 @@ TEST(HostileQuota, ARunningExecsDroppedOutputIsExpiredNotSkipped) {
   fbb.Finish(b.Finish(), wire::ExecRequestIdentifier());
   auto req = wire::release(fbb);
   auto r = conn->request(wire::subjects::sandbox_op(d.tenant(), sb, "exec"), req.data(), req.size(), 10000);
-  ASSERT_TRUE(r) << r.detail;
+  ASSERT_TRUE(r) << r.error().message;
   {
     std::unique_lock<std::mutex> lock(mu);
     ASSERT_TRUE(cv.wait_for(lock, 60s, [&] { return printed; })) << got << " bytes arrived";
@@ -344,8 +344,8 @@ TEST(HostileQuota, ARunningExecsDroppedOutputIsExpiredNotSkipped) {
   auto replay = replay_request("ex-running", 0);
   auto first = conn->request(wire::subjects::sandbox_op(d.tenant(), sb, "replay"), replay.data(),
                              replay.size(), 10000);
-  ASSERT_TRUE(first) << first.detail;
-  const auto* e = error_of(first.value);
+  ASSERT_TRUE(first) << first.error().message;
+  const auto* e = error_of(first.value());
   ASSERT_NE(e, nullptr) << "a replay from 0 of a running exec whose start was dropped answered frames";
   EXPECT_EQ(e->code(), wire::ErrorCode::expired) << wire::str(e->message());
   (void)d.corral({"sandbox", "rm", sb});
@@ -364,7 +364,7 @@ TEST(HostileQuota, AJobWaitsForASandboxInsteadOfBeingReportedLost) {
   auto conn = connect(d.nats().url());
   ASSERT_TRUE(conn);
   auto setup = conn->request(wire::subjects::jobs_setup("waiter"), nullptr, 0, 30000);
-  ASSERT_TRUE(setup) << setup.detail;
+  ASSERT_TRUE(setup) << setup.error().message;
   auto js = bus::jetstream::open(*conn, &why);
   ASSERT_TRUE(js) << why;
   flatbuffers::FlatBufferBuilder fbb;
@@ -381,20 +381,21 @@ TEST(HostileQuota, AJobWaitsForASandboxInsteadOfBeingReportedLost) {
   fbb.Finish(jb.Finish(), wire::JobIdentifier());
   auto bytes = wire::release(fbb);
   auto p = js->publish(wire::subjects::jobs("waiter", "default"), bytes.data(), bytes.size(), "waiter.j-wait");
-  ASSERT_TRUE(p) << p.detail;
+  ASSERT_TRUE(p) << p.error().message;
   // More tries than --job-max-attempts while the node is full...
   ASSERT_TRUE(d.executor().wait_for_output_count("job j-wait of waiter waits for a sandbox", 3, 90s))
       << d.executor().output();
   // ... then room: the job runs.
   for (const auto& sb : held) (void)d.corral({"sandbox", "rm", sb});
   auto reader = js->reader(wire::subjects::results_stream("waiter"), wire::subjects::results("waiter", "bw"));
-  ASSERT_TRUE(reader) << reader.detail;
+  ASSERT_TRUE(reader) << reader.error().message;
   const auto deadline = std::chrono::steady_clock::now() + 120s;
   std::vector<bus::js_message> got;
   while (got.empty() && std::chrono::steady_clock::now() < deadline) {
-    auto m = reader.value->fetch(1, 2000);
-    ASSERT_TRUE(m || m.error == bus::bus_error::timeout) << m.detail;
-    for (auto& x : m.value) got.push_back(std::move(x));
+    auto m = reader.value()->fetch(1, 2000);
+    ASSERT_TRUE(m || m.error().code == bus::errc::timeout) << m.error().message;
+    if (m)
+      for (auto& x : m.value()) got.push_back(std::move(x));
   }
   ASSERT_EQ(got.size(), 1u) << "no result for the waiting job";
   const auto* r = wire::verify<wire::JobResult>(got[0].data().data(), got[0].data().size());

@@ -35,10 +35,10 @@ class heartbeat_watch {
       cv_.notify_all();
     });
     if (!sub) {
-      if (why != nullptr) *why = sub.detail;
+      if (why != nullptr) *why = sub.error().message;
       return false;
     }
-    sub_ = std::move(sub.value);
+    sub_ = std::move(sub.value());
     return static_cast<bool>(conn_->flush(5000));
   }
 
