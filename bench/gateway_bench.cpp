@@ -653,7 +653,7 @@ int main(int argc, char** argv) {
       const auto t0 = clk::now();
       auto r = raw->request(wire::subjects::sandbox_op("bench", sb, "exec"), payload.data(), payload.size(), 30000);
       bus_request.push_back(ms_since(t0));
-      if (!r || !wire::verify<wire::ExecReply>(r.value.data.data(), r.value.data.size())) return false;
+      if (!r || !wire::verify<wire::ExecReply>(r.value().data.data(), r.value().data.size())) return false;
       std::unique_lock<std::mutex> lock(st->mu);
       st->cv.wait_for(lock, 30s, [&] { return st->done; });
       return st->done && st->code == 0 && st->out == "x\n";
@@ -915,10 +915,10 @@ int main(int argc, char** argv) {
             }
           });
       if (!sub) {
-        std::cerr << "subscribe: " << sub.detail << "\n";
+        std::cerr << "subscribe: " << sub.error().message << "\n";
         return 1;
       }
-      direct_subs.push_back(std::move(sub.value));
+      direct_subs.push_back(std::move(sub).value());
     }
     fanout f;
     f.port = port;

@@ -98,14 +98,14 @@ outcome<session::results_page> session::read_results(
   const auto inbox = conn_->new_inbox();
   auto sub = conn_->subscribe(inbox, "", [box](bus::message&& m) { box->push(std::move(m)); });
   if (!sub) {
-    out.error = err(wire::ErrorCode::unavailable, "NATS: " + sub.detail);
+    out.error = err(wire::ErrorCode::unavailable, "NATS: " + sub.error().message);
     return out;
   }
   const auto payload = results_read_bytes(batch, from_seq);
   if (auto st = conn_->publish(wire::subjects::results_read(cfg_.tenant), inbox, payload.data(),
                                payload.size());
       !st) {
-    out.error = err(wire::ErrorCode::unavailable, "NATS: " + st.detail);
+    out.error = err(wire::ErrorCode::unavailable, "NATS: " + st.error().message);
     return out;
   }
   const auto deadline =
@@ -157,14 +157,14 @@ outcome<bus::message> session::call(const std::string& subject, const std::vecto
   outcome<bus::message> out;
   auto r = conn_->request(subject, payload.data(), payload.size(), timeout_ms);
   if (!r) {
-    out.error = call_error{wire_error(kind, transport_failure_of(r.error), what, r.detail), {}};
+    out.error = call_error{wire_error(kind, transport_failure_of(r.error().code), what, r.error().message), {}};
     return out;
   }
-  if (auto e = error_in(r.value)) {
+  if (auto e = error_in(r.value())) {
     out.error = *e;
     return out;
   }
-  out.value = std::move(r.value);
+  out.value = std::move(r).value();
   return out;
 }
 
@@ -238,12 +238,12 @@ outcome<std::vector<sandbox_view>> session::list(
                                /*gather_timeout_ms=*/300, /*max_replies=*/1024);
   out.value.emplace();
   if (!r) {
-    if (r.error == bus::bus_error::no_responders) return out;  // no executor: nothing to list
+    if (r.error().code == bus::errc::no_responders) return out;  // no executor: nothing to list
     out.value.reset();
-    out.error = err(wire::ErrorCode::unavailable, "NATS: " + r.detail);
+    out.error = err(wire::ErrorCode::unavailable, "NATS: " + r.error().message);
     return out;
   }
-  for (const auto& m : r.value) add_sandbox_list(m.data.data(), m.data.size(), *out.value);
+  for (const auto& m : r.value()) add_sandbox_list(m.data.data(), m.data.size(), *out.value);
   std::sort(out.value->begin(), out.value->end(),
             [](const auto& a, const auto& b) { return a.created_at_ms < b.created_at_ms; });
   return out;
@@ -256,12 +256,12 @@ outcome<usage_report> session::usage(const std::string& sandbox_id) {
                                /*gather_timeout_ms=*/300, /*max_replies=*/1024);
   out.value.emplace();
   if (!r) {
-    if (r.error == bus::bus_error::no_responders) return out;  // no executor: nothing used
+    if (r.error().code == bus::errc::no_responders) return out;  // no executor: nothing used
     out.value.reset();
-    out.error = err(wire::ErrorCode::unavailable, "NATS: " + r.detail);
+    out.error = err(wire::ErrorCode::unavailable, "NATS: " + r.error().message);
     return out;
   }
-  for (const auto& m : r.value) add_usage_reply(m.data.data(), m.data.size(), *out.value);
+  for (const auto& m : r.value()) add_usage_reply(m.data.data(), m.data.size(), *out.value);
   std::sort(out.value->sandboxes.begin(), out.value->sandboxes.end(),
             [](const auto& a, const auto& b) { return a.sandbox_id < b.sandbox_id; });
   return out;
@@ -280,7 +280,7 @@ outcome<exec_result> session::exec(const std::string& sandbox_id, const exec_opt
   auto sub = conn_->subscribe(wire::subjects::output(cfg_.tenant, sandbox_id, exec_id), "",
                               [box](bus::message&& m) { box->push(std::move(m)); });
   if (!sub) {
-    out.error = err(wire::ErrorCode::unavailable, "subscribe: " + sub.detail);
+    out.error = err(wire::ErrorCode::unavailable, "subscribe: " + sub.error().message);
     return out;
   }
   // No flush needed: the server handles this connection's SUB before its later PUB of the
@@ -324,7 +324,7 @@ outcome<exec_result> session::exec(const std::string& sandbox_id, const exec_opt
         const auto payload = chunk ? stdin_write_bytes(exec_id, chunk->data(), chunk->size(), false)
                                    : stdin_write_bytes(exec_id, nullptr, 0, true);
         auto r = conn->request(subject, payload.data(), payload.size(), timeout);
-        if (!r || error_in(r.value) || !chunk) return;  // the exec ended or refused stdin; or EOF sent
+        if (!r || error_in(r.value()) || !chunk) return;  // the exec ended or refused stdin; or EOF sent
       }
     });
   }
@@ -356,7 +356,7 @@ outcome<exec_result> session::exec(const std::string& sandbox_id, const exec_opt
       if (auto st = conn_->publish(wire::subjects::sandbox_op(cfg_.tenant, sandbox_id, "replay"),
                                    inbox, payload.data(), payload.size());
           !st) {
-        std::fprintf(stderr, "corral: replay request failed: %s\n", st.detail.c_str());
+        std::fprintf(stderr, "corral: replay request failed: %s\n", st.error().message.c_str());
         return false;
       }
       bool more = false;

@@ -4,10 +4,10 @@
 
 namespace corral::client {
 
-transport_failure transport_failure_of(bus::bus_error e) {
+transport_failure transport_failure_of(wire::ErrorCode e) {
   switch (e) {
-    case bus::bus_error::no_responders: return transport_failure::no_responders;
-    case bus::bus_error::timeout: return transport_failure::timed_out;
+    case bus::errc::no_responders: return transport_failure::no_responders;
+    case bus::errc::timeout: return transport_failure::timed_out;
     default: return transport_failure::failed;
   }
 }

@@ -16,7 +16,7 @@ enum class transport_failure {
   timed_out,      // no answer before the deadline
   failed,         // NATS failed (not connected, publish refused, …)
 };
-[[nodiscard]] transport_failure transport_failure_of(bus::bus_error e);
+[[nodiscard]] transport_failure transport_failure_of(wire::ErrorCode e);
 
 // What a request was about: it says what nobody answering means.
 enum class request_kind {

@@ -11,10 +11,10 @@ std::unique_ptr<reply_router> reply_router::create(bus::connection& conn, std::s
   auto* raw = r.get();
   auto sub = conn.subscribe(r->inbox_ + ".>", "", [raw](bus::message&& m) { raw->deliver(std::move(m)); });
   if (!sub) {
-    if (why) *why = "subscribe: " + sub.detail;
+    if (why) *why = "subscribe: " + sub.error().message;
     return nullptr;
   }
-  r->sub_ = std::move(sub.value);
+  r->sub_ = std::move(sub).value();
   return r;
 }
 

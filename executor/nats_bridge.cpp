@@ -29,7 +29,7 @@ void nats_outbox::publish(const std::string& subject, std::vector<uint8_t> paylo
   if (!st) {
     std::lock_guard<std::mutex> lock(mu_);
     if (failures_++ % 1000 == 0)
-      std::cerr << "corral-executor: publish on " << subject << " failed: " << st.detail << "\n";
+      std::cerr << "corral-executor: publish on " << subject << " failed: " << st.error().message << "\n";
   }
 }
 
@@ -87,19 +87,19 @@ bool nats_router::start(caf::actor node, std::string* error) {
   auto sub = conn_.subscribe(wire::subjects::list_any_tenant(), "",
                              serve(conn_, node, bridge::decode_list));
   if (!sub) {
-    if (error) *error = "subscribe list: " + sub.detail;
+    if (error) *error = "subscribe list: " + sub.error().message;
     return false;
   }
   // Creates placed on this node by name: answered like pool creates, never left.
   auto direct = conn_.subscribe(wire::subjects::node_create_any_tenant(node_id_), "",
                                 serve(conn_, node, bridge::decode_create));
   if (!direct) {
-    if (error) *error = "subscribe node create: " + direct.detail;
+    if (error) *error = "subscribe node create: " + direct.error().message;
     return false;
   }
   std::lock_guard<std::mutex> lock(mu_);
-  list_sub_ = std::move(sub.value);
-  node_create_sub_ = std::move(direct.value);
+  list_sub_ = std::move(sub).value();
+  node_create_sub_ = std::move(direct).value();
   return true;
 }
 
@@ -109,7 +109,7 @@ void nats_router::attach_sandbox(const std::string& tenant, const std::string& i
   auto ops = conn_.subscribe(wire::subjects::sandbox_ops(tenant, id), "", handler);
   auto fs = conn_.subscribe(wire::subjects::sandbox_fs_ops(tenant, id), "", handler);
   if (!ops || !fs) {
-    std::cerr << "corral-executor: cannot subscribe for " << id << ": " << ops.detail << fs.detail
+    std::cerr << "corral-executor: cannot subscribe for " << id << ": " << ops.error().message << fs.error().message
               << "\n";
     return;
   }
@@ -119,7 +119,7 @@ void nats_router::attach_sandbox(const std::string& tenant, const std::string& i
     if (stopped_) return;
     auto& slot = sandbox_subs_[id];
     old = std::move(slot);
-    slot = sandbox_routes{std::move(ops.value), std::move(fs.value)};
+    slot = sandbox_routes{std::move(ops).value(), std::move(fs).value()};
   }
   // `old` unsubscribes outside the lock.
 }
@@ -147,13 +147,13 @@ void nats_router::accept_creates(bool on) {
                                wire::subjects::create_queue_group(pool_),
                                serve(conn_, node, bridge::decode_create));
     if (!sub) {
-      std::cerr << "corral-executor: cannot join the create queue group: " << sub.detail << "\n";
+      std::cerr << "corral-executor: cannot join the create queue group: " << sub.error().message << "\n";
       return;
     }
     // Make the interest known to the server before creates are expected to land here.
     (void)conn_.flush(2000);  // best effort: the subscription is valid either way
     std::lock_guard<std::mutex> lock(mu_);
-    create_sub_ = std::move(sub.value);
+    create_sub_ = std::move(sub).value();
   } else {
     std::lock_guard<std::mutex> lock(mu_);
     old = std::move(create_sub_);
@@ -165,14 +165,14 @@ void nats_router::serve_usage(caf::actor meter) {
   auto sub = conn_.subscribe(wire::subjects::usage_any_tenant(), "",
                              serve(conn_, meter, bridge::decode_usage));
   if (!sub) {
-    std::cerr << "corral-executor: cannot subscribe to usage requests: " << sub.detail << "\n";
+    std::cerr << "corral-executor: cannot subscribe to usage requests: " << sub.error().message << "\n";
     return;
   }
   std::unique_ptr<bus::subscription> old;
   std::lock_guard<std::mutex> lock(mu_);
   if (stopped_) return;
   old = std::move(usage_sub_);
-  usage_sub_ = std::move(sub.value);
+  usage_sub_ = std::move(sub).value();
 }
 
 void nats_router::stop() {

@@ -24,7 +24,7 @@ std::shared_ptr<nats_request> nats_request::start(client::reply_router& router, 
   });
   r->ticket_ = t.id;
   if (auto st = router.publish(subject, t, payload); !st) {
-    asio::post(ex, [r, detail = st.detail] { r->finish(end::failed, detail); });
+    asio::post(ex, [r, detail = st.error().message] { r->finish(end::failed, detail); });
     return r;
   }
   r->timer_.expires_after(std::chrono::milliseconds(timeout_ms));

@@ -71,8 +71,8 @@ void output_pump::subscribe_live() {
           p->on_live(std::move(m));
         });
       });
-  if (!s) return fail({wire::ErrorCode::unavailable, "NATS: subscribe: " + s.detail});
-  live_ = std::move(s.value);
+  if (!s) return fail({wire::ErrorCode::unavailable, "NATS: subscribe: " + s.error().message});
+  live_ = std::move(s).value();
 }
 
 void output_pump::request_replay() {
@@ -90,7 +90,7 @@ void output_pump::request_replay() {
   if (auto st = router_.publish(wire::subjects::sandbox_op(target_.tenant, target_.sandbox, "replay"),
                                 t, payload);
       !st)
-    return fail({wire::ErrorCode::unavailable, "NATS: " + st.detail});
+    return fail({wire::ErrorCode::unavailable, "NATS: " + st.error().message});
   replay_timer_.expires_after(std::chrono::milliseconds(limits_.request_timeout_ms));
   replay_timer_.async_wait([weak, ticket = t.id](const boost::system::error_code& ec) {
     auto p = weak.lock();

@@ -185,7 +185,7 @@ TEST_F(E2E, BadInputGetsClearErrorsAndNeverCrashesTheExecutor) {
   ASSERT_NE(conn, nullptr) << error;
   auto error_code = [&](const std::string& subject, const std::vector<uint8_t>& payload) {
     auto r = conn->request(subject, payload.data(), payload.size(), 10000);
-    if (!r) return std::string("bus:") + bus::to_string(r.error);
+    if (!r) return std::string("bus:") + wire::to_string(r.error().code);
     const auto* e = wire::verify<wire::ErrorReply>(r.value().data.data(), r.value().data.size());
     return e ? std::string(wire::to_string(e->code())) : std::string("ok");
   };

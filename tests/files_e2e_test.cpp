@@ -208,7 +208,7 @@ TEST_F(FilesE2E, EveryTypedError) {
     auto payload = wire::release(fbb);
     auto r = conn->request(wire::subjects::sandbox_op(d_->tenant(), sb_, "fs." + op),
                            payload.data(), payload.size(), 10000);
-    if (!r) return std::string("bus:") + bus::to_string(r.error);
+    if (!r) return std::string("bus:") + wire::to_string(r.error().code);
     const auto* e = wire::verify<wire::ErrorReply>(r.value().data.data(), r.value().data.size());
     return e ? std::string(wire::to_string(e->code())) : std::string("ok");
   };

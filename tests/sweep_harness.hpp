@@ -159,16 +159,17 @@ class Sweep : public test::deployment_test<sweep_options> {
     if (!js) return {};
     auto reader = js->reader(wire::subjects::results_stream(d_->tenant()),
                              "corral.v1." + d_->tenant() + ".results." + batch);
-    EXPECT_TRUE(reader) << reader.detail;
+    EXPECT_TRUE(reader) << reader.error().message;
     if (!reader) return {};
     std::vector<json> out;
     for (;;) {
-      auto pending = reader.value->pending(5000);
-      EXPECT_TRUE(pending) << pending.detail;
-      if (!pending || pending.value.first == 0) break;
-      auto got = reader.value->fetch(256, 5000);
-      EXPECT_TRUE(got || got.error == bus::bus_error::timeout) << got.detail;
-      for (auto& m : got.value) out.push_back(json{{"subject", m.subject()}, {"msg_id", m.msg_id()}});
+      auto pending = reader.value()->pending(5000);
+      EXPECT_TRUE(pending) << pending.error().message;
+      if (!pending || pending.value().first == 0) break;
+      auto got = reader.value()->fetch(256, 5000);
+      EXPECT_TRUE(got || got.error().code == bus::errc::timeout) << got.error().message;
+      if (!got) continue;
+      for (auto& m : got.value()) out.push_back(json{{"subject", m.subject()}, {"msg_id", m.msg_id()}});
     }
     return out;
   }

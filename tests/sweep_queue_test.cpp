@@ -66,14 +66,14 @@ TEST_F(Sweep, QueueCountsDuplicateResultsOnce) {
   auto js = bus::jetstream::open(*conn, &why);
   ASSERT_NE(js, nullptr) << why;
   auto reader = js->reader(wire::subjects::results_stream("sweep"), "corral.v1.sweep.results." + batch);
-  ASSERT_TRUE(reader) << reader.detail;
-  auto msgs = reader.value->fetch(1, 5000);
-  ASSERT_TRUE(msgs) << msgs.detail;
-  ASSERT_EQ(msgs.value.size(), 1u);
-  auto ack = js->publish(msgs.value[0].subject(), msgs.value[0].data().data(),
-                         msgs.value[0].data().size(), "a-second-run", 5000);
-  ASSERT_TRUE(ack) << ack.detail;
-  EXPECT_FALSE(ack.value.duplicate);
+  ASSERT_TRUE(reader) << reader.error().message;
+  auto msgs = reader.value()->fetch(1, 5000);
+  ASSERT_TRUE(msgs) << msgs.error().message;
+  ASSERT_EQ(msgs.value().size(), 1u);
+  auto ack = js->publish(msgs.value()[0].subject(), msgs.value()[0].data().data(),
+                         msgs.value()[0].data().size(), "a-second-run", 5000);
+  ASSERT_TRUE(ack) << ack.error().message;
+  EXPECT_FALSE(ack.value().duplicate);
 
   const std::string out2 = dir_ + "/r2.jsonl";
   auto again = sweep({input, "--out", out2, "--queue", "--batch", batch});

@@ -83,15 +83,15 @@ int run(context& ctx, const args_t& args) {
     auto& slot = nodes[n.node];
     if (n.time_ms >= slot.time_ms) slot = std::move(n);
   });
-  if (!sub) return fail("cannot subscribe to " + subject + ": " + sub.detail);
-  if (auto st = conn->flush(subscribe_flush_ms); !st) return fail("NATS: " + st.detail);
+  if (!sub) return fail("cannot subscribe to " + subject + ": " + sub.error().message);
+  if (auto st = conn->flush(subscribe_flush_ms); !st) return fail("NATS: " + st.error().message);
   {
     std::mutex wait_mu;
     std::condition_variable never;
     std::unique_lock<std::mutex> lock(wait_mu);
     never.wait_for(lock, std::chrono::milliseconds(listen_ms), [] { return false; });
   }
-  sub.value->unsubscribe();
+  sub.value()->unsubscribe();
 
   std::lock_guard<std::mutex> lock(mu);
   if (nodes.empty())

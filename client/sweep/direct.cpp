@@ -21,7 +21,7 @@ std::optional<job_result> runner::run_one(client::session& c, const entry& e, co
   while (!stopping()) {
     auto r = c.conn().request(subject, job.data(), job.size(), timeout);
     if (!r) {
-      if (r.error == bus::bus_error::no_responders) {
+      if (r.error().code == bus::errc::no_responders) {
         if (!nobody_since) nobody_since = steady::now();
         if (steady::now() - *nobody_since > std::chrono::milliseconds(no_executor_ms)) {
           stop("no executor serves pool " + cfg_.pool + " (nobody answers on " + subject + ")");
@@ -30,22 +30,22 @@ std::optional<job_result> runner::run_one(client::session& c, const entry& e, co
         pause(backoff(++busy));
         continue;
       }
-      if (r.error == bus::bus_error::invalid) {
-        *why = "request refused: " + r.detail;
+      if (r.error().code == bus::errc::invalid) {
+        *why = "request refused: " + r.error().message;
         return std::nullopt;
       }
       if (++transport_failures >= max_transport_attempts) {
-        *why = std::string(bus::to_string(r.error)) + " " + std::to_string(transport_failures) +
-               " times: " + r.detail;
+        *why = std::string(wire::EnumNameErrorCode(r.error().code)) + " " + std::to_string(transport_failures) +
+               " times: " + r.error().message;
         return std::nullopt;
       }
-      note_("corral sweep: " + e.id + ": " + bus::to_string(r.error) + " (" + r.detail +
+      note_("corral sweep: " + e.id + ": " + wire::EnumNameErrorCode(r.error().code) + " (" + r.error().message +
                      "), trying again");
       pause(backoff(++busy));
       continue;
     }
     nobody_since.reset();
-    const auto& m = r.value;
+    const auto& m = r.value();
     if (wire::has_identifier<wire::ErrorReply>(m.data.data(), m.data.size())) {
       const auto* er = wire::verify<wire::ErrorReply>(m.data.data(), m.data.size());
       const auto code = er ? er->code() : wire::ErrorCode::malformed;

@@ -76,7 +76,7 @@ int runner::run_queue(client::session& c) {
     bell.notify_all();
   });
   if (!doorbell) {
-    note_("corral sweep: cannot subscribe to " + results_subject + ": " + doorbell.detail);
+    note_("corral sweep: cannot subscribe to " + results_subject + ": " + doorbell.error().message);
     return 1;
   }
   // Reads what is stored from next_seq on; false (and a note) on a failed read.
@@ -120,14 +120,14 @@ int runner::run_queue(client::session& c) {
       for (int attempt = 1;; ++attempt) {
         auto ack = js->publish(jobs_subject, job.data(), job.size(), msg_id, publish_ack_timeout_ms);
         if (ack) {
-          ++(ack.value.duplicate ? already_queued_ : published_);
+          ++(ack.value().duplicate ? already_queued_ : published_);
           break;
         }
-        if (ack.error == bus::bus_error::no_responders) {
+        if (ack.error().code == bus::errc::no_responders) {
           stop("no stream holds " + jobs_subject + " any more");
-        } else if (ack.error == bus::bus_error::invalid || attempt >= max_transport_attempts) {
-          no_result(e, "cannot publish the job: " + std::string(bus::to_string(ack.error)) + ": " +
-                           ack.detail);
+        } else if (ack.error().code == bus::errc::invalid || attempt >= max_transport_attempts) {
+          no_result(e, "cannot publish the job: " + std::string(wire::EnumNameErrorCode(ack.error().code)) + ": " +
+                           ack.error().message);
         } else {
           pause(backoff(attempt));
           if (!stopping()) continue;

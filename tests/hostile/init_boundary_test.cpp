@@ -384,7 +384,7 @@ TEST_F(InitBoundary, FilesApiActsWithAUserProcessesViewNeverInits) {
     auto payload = wire::release(fbb);
     auto r = conn->request(wire::subjects::sandbox_op(d_->tenant(), sb, "fs.read"),
                            payload.data(), payload.size(), 20000);
-    if (!r) return std::string("bus:") + bus::to_string(r.error);
+    if (!r) return std::string("bus:") + wire::to_string(r.error().code);
     if (const auto* e = wire::verify<wire::ErrorReply>(r.value().data.data(), r.value().data.size()))
       return std::string(wire::to_string(e->code()));
     const auto* reply = wire::verify<wire::FsReply>(r.value().data.data(), r.value().data.size());
