@@ -1,8 +1,8 @@
 #pragma once
 // The stored (replayable) output of one executor, counted per sandbox and per tenant against
 // their quotas (actors/quota.hpp). Past a cap the oldest stored chunks go first: they are
-// dropped from the store, and a replay that asks for them answers `expired` (P4: never silently
-// cut). Live output is never held back or dropped by this.
+// dropped from the store, and a replay that asks for them answers `expired` (docs/promises.md P4:
+// never silently cut). Live output is never held back or dropped by this.
 //
 // Thread-safe: process actors record chunks from their own threads. The store calls it makes
 // (dropping chunks) happen under its lock; they are rare and short (a range delete).

@@ -140,7 +140,7 @@ natsStatus sign_nonce_cb(char** custom_error, unsigned char** signature, int* le
 // --- deferred destruction of nats.c subscriptions --------------------------------------------
 
 // nats.c 3.4's read loop looks a subscription up, releases the table lock and only then locks the
-// subscription, holding no reference to it (fixed upstream by nats.c#638, after 3.5.0). Dropping
+// subscription, holding no reference to it (fixed upstream after 3.5.0). Dropping
 // the last reference right after unsubscribing can free it under the reader's feet: a hang on a
 // garbage mutex or a corrupted heap. So the last reference is dropped only once a PING/PONG round
 // trip that started after the unsubscribe has completed: the reader handles the server's bytes in

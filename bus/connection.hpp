@@ -24,7 +24,7 @@
 //   on the same pool can stall until its timeout).
 //   Each connection also runs one small thread of its own that frees unsubscribed subscriptions
 //   once the server has acknowledged the unsubscribe (works around a use-after-free in nats.c
-//   3.4's read loop, nats.c#637), so destroying a subscription never waits for the network.
+//   3.4's read loop), so destroying a subscription never waits for the network.
 //
 // Reconnect
 //   The first connect fails fast (no retry while a server comes up). After it succeeded, a lost

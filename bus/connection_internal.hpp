@@ -15,7 +15,7 @@ struct connection_access {
   // The nats.c connection; valid for the life of `c`.
   static natsConnection* native(connection& c);
   // Takes over the caller's reference to a subscription that natsSubscription_Unsubscribe has
-  // been called on, and frees it once nats.c's read loop can no longer touch it (the nats.c#637
+  // been called on, and frees it once nats.c's read loop can no longer touch it (the read-loop use-after-free
   // workaround of connection.cpp). Never blocks. Every natsSubscription that bus/ creates must
   // end here, never in a direct natsSubscription_Destroy.
   static void retire(connection& c, natsSubscription* sub);

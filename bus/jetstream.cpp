@@ -166,7 +166,7 @@ struct subscription_core {
   ~subscription_core() {
     if (sub == nullptr) return;
     // Idempotent in effect: fails (ignored) when pull_consumer unsubscribed already. Through the
-    // reaper, never natsSubscription_Destroy: see connection_internal.hpp (nats.c#637).
+    // reaper, never natsSubscription_Destroy: see connection_internal.hpp.
     (void)natsSubscription_Unsubscribe(sub);
     connection_access::retire(*ctx->conn, sub);
   }

@@ -1,5 +1,5 @@
 // corral-executor: one per host. A CAF actor system (node, sandbox, process actors) over the
-// node's RocksDB, serving the NATS protocol of DESIGN.md §3 and running sandboxes with gVisor.
+// node's RocksDB, serving the NATS protocol of docs/protocol.md and running sandboxes with gVisor.
 #include <signal.h>
 #include <sys/random.h>
 #include <unistd.h>
