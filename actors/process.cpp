@@ -5,6 +5,7 @@
 
 #include "actors/validate.hpp"
 #include "actors/wire_build.hpp"
+#include "schemas/exit_codes.hpp"
 
 namespace corral {
 
@@ -152,7 +153,7 @@ void on_event(process_self self, init_process_event& ev) {
       }
       break;
     case init_process_event::kind::spawn_failed: {
-      const int code = (ev.error_number == ENOENT) ? 127 : 126;
+      const int code = (ev.error_number == ENOENT) ? exit_codes::not_found : exit_codes::not_executable;
       finish(self, wire::Outcome::rejected, code, 0,
              ev.message.empty() ? std::string("could not start process") : ev.message);
       break;
@@ -261,7 +262,7 @@ process_actor::behavior_type process_impl(process_self self, context_ptr ctx,
         if (s.finished) return;
         if (epoch == 0 && !s.kill_cause) {
           // The per-exec timeout: end the whole process tree.
-          kill_tree(self, process_end_cause{wire::Outcome::timeout, 124, SIGKILL,
+          kill_tree(self, process_end_cause{wire::Outcome::timeout, exit_codes::timed_out, SIGKILL,
                                             "exec timed out after " +
                                                 std::to_string(s.rec.timeout_ms) + " ms"});
         } else if (epoch == s.timer_epoch && s.kill_cause) {

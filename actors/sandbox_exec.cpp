@@ -6,6 +6,7 @@
 #include "actors/sandbox_state.hpp"
 #include "actors/validate.hpp"
 #include "schemas/ids.hpp"
+#include "schemas/exit_codes.hpp"
 
 namespace corral::sandbox_detail {
 
@@ -90,7 +91,7 @@ std::string start_process(sandbox_self self, storage::process_record& proc,
   st.routes->add(proc.handle, actor);
   if (!st.link->send(std::move(spawn_frame))) {
     self->send(actor, end_atom::value,
-               process_end_cause{wire::Outcome::internal, 255, 0, "sandbox link refused the exec"});
+               process_end_cause{wire::Outcome::internal, exit_codes::unknown, 0, "sandbox link refused the exec"});
   }
   return {};
 }
@@ -182,7 +183,7 @@ void on_proc_done(sandbox_self self, const storage::process_record& proc) {
     const int32_t code = shell_exit_code(proc.outcome, proc.exit_code, proc.signal);
     (void)end_sandbox(self, wire::SandboxState::exited, code,
                       "entrypoint exited with " + std::to_string(code),
-                      process_end_cause{wire::Outcome::signaled, 137, SIGKILL,
+                      process_end_cause{wire::Outcome::signaled, exit_codes::killed, SIGKILL,
                                         "sandbox ended: its entrypoint exited"});
   }
 }

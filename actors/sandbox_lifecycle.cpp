@@ -5,6 +5,7 @@
 #include "actors/blocking.hpp"
 #include "actors/sandbox_state.hpp"
 #include "actors/validate.hpp"
+#include "schemas/exit_codes.hpp"
 
 namespace corral::sandbox_detail {
 
@@ -132,7 +133,7 @@ void become_running(sandbox_self self) {
     if (auto written = persist(self, stored); !written.ok()) {
       // Not running, since not stored: the creator is told it failed, and it ends.
       (void)end_sandbox(self, wire::SandboxState::failed, std::nullopt, written.message,
-                        process_end_cause{wire::Outcome::internal, 255, 0, written.message});
+                        process_end_cause{wire::Outcome::internal, exit_codes::unknown, 0, written.message});
       return;
     }
   }
@@ -150,7 +151,7 @@ void become_running(sandbox_self self) {
     proc.workdir = st.rec.workdir.empty() ? "/" : st.rec.workdir;
     if (auto why = start_process(self, proc, pty_options{}); !why.empty()) {
       (void)end_sandbox(self, wire::SandboxState::failed, std::nullopt, "entrypoint: " + why,
-                  process_end_cause{wire::Outcome::internal, 255, 0, "entrypoint did not start"});
+                  process_end_cause{wire::Outcome::internal, exit_codes::unknown, 0, "entrypoint did not start"});
       return;
     }
   }
@@ -176,13 +177,13 @@ void on_started(sandbox_self self, runtime::started& res) {
                 st.mode == sandbox_start_mode::recover
                     ? "sandbox lost while the executor was down: " + res.error
                     : "runtime could not start the sandbox: " + res.error,
-                process_end_cause{wire::Outcome::executor_lost, 255, 0, "sandbox lost"});
+                process_end_cause{wire::Outcome::executor_lost, exit_codes::unknown, 0, "sandbox lost"});
     return;
   }
   st.link = std::move(res.link);
   if (!st.link->send(make_hello(st.ctx->session))) {
     (void)end_sandbox(self, wire::SandboxState::failed, std::nullopt, "init link refused hello",
-                process_end_cause{wire::Outcome::internal, 255, 0, "init link failed"});
+                process_end_cause{wire::Outcome::internal, exit_codes::unknown, 0, "init link failed"});
   }
 }
 
@@ -194,7 +195,7 @@ void end_orphaned_execs(sandbox_self self) {
   if (entrypoint_lost && !wire::is_terminal(st.rec.state)) {
     (void)end_sandbox(self, wire::SandboxState::failed, std::nullopt,
                 "the entrypoint was lost with the executor running it",
-                process_end_cause{wire::Outcome::executor_lost, 255, 0, "executor lost"});
+                process_end_cause{wire::Outcome::executor_lost, exit_codes::unknown, 0, "executor lost"});
   }
 }
 
@@ -225,7 +226,7 @@ bool end_orphaned_execs_impl(sandbox_self self) {
     }
     proc.finished = true;
     proc.outcome = wire::Outcome::executor_lost;
-    proc.exit_code = 255;
+    proc.exit_code = exit_codes::unknown;
     proc.message = "the executor running this exec was lost";
     proc.ended_at_ms = st.ctx->clk->now_ms();
     proc.next_seq += 1;
@@ -245,8 +246,8 @@ void on_link_down(sandbox_self self, close_reason why, const std::string& detail
   // Its memory cgroup killed the whole sandbox: its execs end oom_killed.
   const auto cause =
       why == close_reason::out_of_memory
-          ? process_end_cause{wire::Outcome::oom_killed, 137, SIGKILL, "sandbox died: " + detail}
-          : process_end_cause{wire::Outcome::internal, 255, 0, "sandbox died: " + detail};
+          ? process_end_cause{wire::Outcome::oom_killed, exit_codes::killed, SIGKILL, "sandbox died: " + detail}
+          : process_end_cause{wire::Outcome::internal, exit_codes::unknown, 0, "sandbox died: " + detail};
   (void)end_sandbox(self, wire::SandboxState::failed, std::nullopt, "sandbox died: " + detail,
                     cause);
 }
@@ -269,9 +270,9 @@ void on_lifetime(sandbox_self self) {
         lifetime_atom::value);
     return;
   }
-  (void)end_sandbox(self, wire::SandboxState::timed_out, 124,
+  (void)end_sandbox(self, wire::SandboxState::timed_out, exit_codes::timed_out,
                     "sandbox lifetime of " + std::to_string(s.rec.timeout_ms) + " ms ended",
-                    process_end_cause{wire::Outcome::timeout, 124, SIGKILL,
+                    process_end_cause{wire::Outcome::timeout, exit_codes::timed_out, SIGKILL,
                                       "sandbox lifetime ended"});
 }
 
@@ -280,7 +281,7 @@ void on_start_timeout(sandbox_self self) {
   if (!s.ready && !wire::is_terminal(s.rec.state)) {
     (void)end_sandbox(self, wire::SandboxState::failed, std::nullopt,
                       "sandbox did not become ready in time",
-                      process_end_cause{wire::Outcome::internal, 255, 0, "start timed out"});
+                      process_end_cause{wire::Outcome::internal, exit_codes::unknown, 0, "start timed out"});
   }
 }
 
@@ -294,9 +295,9 @@ void on_idle(sandbox_self self) {
     arm_idle_timer(self);
     return;
   }
-  (void)end_sandbox(self, wire::SandboxState::timed_out, 124,
+  (void)end_sandbox(self, wire::SandboxState::timed_out, exit_codes::timed_out,
                     "idle for " + std::to_string(s.rec.idle_timeout_ms) + " ms",
-                    process_end_cause{wire::Outcome::timeout, 124, SIGKILL, "sandbox idle"});
+                    process_end_cause{wire::Outcome::timeout, exit_codes::timed_out, SIGKILL, "sandbox idle"});
 }
 
 void arm_idle_timer(sandbox_self self) {
@@ -308,8 +309,8 @@ void arm_idle_timer(sandbox_self self) {
 
 void on_terminate(sandbox_self self, const verb::terminate& req) {
   auto ended = end_sandbox(
-      self, wire::SandboxState::terminated, 137, "terminated by request",
-      process_end_cause{wire::Outcome::signaled, 137, SIGKILL, "sandbox terminated"},
+      self, wire::SandboxState::terminated, exit_codes::killed, "terminated by request",
+      process_end_cause{wire::Outcome::signaled, exit_codes::killed, SIGKILL, "sandbox terminated"},
       end_kind::requested);
   if (!ended.ok()) return reply_error(self, req.reply, ended.code, ended.message);
   reply(self, req.reply, make_sandbox_reply(self->state.rec));

@@ -6,6 +6,7 @@
 #include "actors/blocking.hpp"
 #include "actors/sandbox_state.hpp"
 #include "actors/validate.hpp"
+#include "schemas/exit_codes.hpp"
 
 namespace corral::sandbox_detail {
 
@@ -82,7 +83,7 @@ void on_retire(sandbox_self self) {
   }
   (void)end_sandbox(self, wire::SandboxState::terminated, std::nullopt,
                     "retired from the warm pool",
-                    process_end_cause{wire::Outcome::signaled, 137, SIGKILL, "retired"});
+                    process_end_cause{wire::Outcome::signaled, exit_codes::killed, SIGKILL, "retired"});
 }
 
 void on_limits(sandbox_self self, const std::string& error) {
@@ -91,7 +92,7 @@ void on_limits(sandbox_self self, const std::string& error) {
   if (!error.empty()) {
     (void)end_sandbox(self, wire::SandboxState::failed, std::nullopt,
                       "could not apply its cpu/memory limits: " + error,
-                      process_end_cause{wire::Outcome::internal, 255, 0, "limits not applied"});
+                      process_end_cause{wire::Outcome::internal, exit_codes::unknown, 0, "limits not applied"});
     return;
   }
   become_running(self);

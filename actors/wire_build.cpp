@@ -2,6 +2,7 @@
 
 #include "corral/wire/init_command_generated.h"
 #include "schemas/codec.hpp"
+#include "schemas/exit_codes.hpp"
 
 namespace corral {
 
@@ -50,15 +51,15 @@ int32_t shell_exit_code(wire::Outcome outcome, int32_t exit_code, int32_t signal
     case wire::Outcome::exited:
       return exit_code;
     case wire::Outcome::signaled:
-      return 128 + signal;
+      return exit_codes::signal_base + signal;
     case wire::Outcome::timeout:
-      return 124;
+      return exit_codes::timed_out;
     case wire::Outcome::oom_killed:
-      return 137;
+      return exit_codes::killed;
     case wire::Outcome::rejected:
-      return exit_code == 126 ? 126 : 127;
+      return exit_code == exit_codes::not_executable ? exit_codes::not_executable : exit_codes::not_found;
     default:
-      return 255;
+      return exit_codes::unknown;
   }
 }
 
