@@ -50,6 +50,8 @@ std::string node_config::validate() const {
   if (output_retention_ms < 0 || output_retention_ms > retention_ms)
     return "output_retention_ms: must be in [0, retention_ms]";
   if (exec_kill_grace_ms < 100) return "exec_kill_grace_ms: must be at least 100";
+  if (exec_store_retry_ms < 10) return "exec_store_retry_ms: must be at least 10";
+  if (exec_store_attempts < 1) return "exec_store_attempts: must be at least 1";
   if (fs_max_read_bytes < 4096 || fs_max_read_bytes > 900 * 1024)
     return "fs_max_read_bytes: must be in [4 KiB, 900 KiB] (a reply is at most 1 MiB)";
   if (fs_max_write_bytes < 4096 || fs_max_write_bytes > 900 * 1024)

@@ -88,6 +88,12 @@ struct node_config {
   int64_t output_retention_ms = 24LL * 3600 * 1000;  // output of ended sandboxes kept this long
   int64_t retention_ms = 7LL * 24 * 3600 * 1000;     // ended sandboxes' records kept this long
   int64_t exec_kill_grace_ms = 5000;           // after a kill, how long to wait for init's Exited
+  // An exec's terminal status whose synced write failed is written again this often, up to
+  // exec_store_attempts writes in all, before its ExecExit is published; past the last attempt
+  // it is published unstored (a client is never left waiting; recovery ends the stored record
+  // as executor_lost).
+  int64_t exec_store_retry_ms = 500;
+  int exec_store_attempts = 20;
   int64_t destroy_watchdog_ms = 30'000;        // a runtime destroy slower than this is logged
   // File operations (verb::fs), done by corral-init inside the sandbox.
   // Bytes of one fs.read (length 0 asks for this much; more is too_large). corral-init reads at

@@ -82,6 +82,7 @@ using claim_atom = caf::atom_constant<caf::atom("claim")>;
 using retire_atom = caf::atom_constant<caf::atom("retire")>;
 using limits_atom = caf::atom_constant<caf::atom("limits")>;
 using refill_atom = caf::atom_constant<caf::atom("refill")>;
+using store_atom = caf::atom_constant<caf::atom("store")>;
 
 }  // namespace corral
 

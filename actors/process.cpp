@@ -35,6 +35,8 @@ void reply(process_self self, const reply_handle& to, bytes payload) {
 }
 
 // Stores the terminal status (sync), publishes the exit frame, tells the sandbox, quits.
+void store_exit(process_self self, int attempt);
+
 void finish(process_self self, wire::Outcome outcome, int32_t exit_code, int32_t signal,
             std::string message) {
   auto& st = self->state;
@@ -49,12 +51,25 @@ void finish(process_self self, wire::Outcome outcome, int32_t exit_code, int32_t
     st.rec.message += "; " + std::to_string(st.output_dropped) + " bytes of output dropped";
   st.rec.ended_at_ms = st.ctx->clk->now_ms();
   st.rec.next_seq += 1;  // the exit frame takes one sequence number
+  store_exit(self, 1);
+}
+
+// Writes the terminal status (synced), then publishes it. A failed write is tried again after
+// exec_store_retry_ms, and the exit is published only once it is stored (docs/promises.md P2);
+// after exec_store_attempts failures it is published unstored, so that no client waits forever
+// (the stored record then still says running, and the next executor's recovery ends it as
+// executor_lost).
+void store_exit(process_self self, int attempt) {
+  auto& st = self->state;
   auto status = st.ctx->store->put_process(st.rec);
   if (!status.ok()) {
-    // The status could not be made durable; report it anyway (the record stays "running" and
-    // recovery ends it as executor_lost): never leave a client waiting.
-    caf::aout(self) << "process " << st.rec.exec_id << ": store failed: " << status.message
-                    << "\n";
+    caf::aout(self) << "process " << st.rec.exec_id << ": store failed (attempt " << attempt
+                    << "): " << status.message << "\n";
+    if (attempt < st.ctx->config.exec_store_attempts) {
+      self->delayed_send(self, std::chrono::milliseconds(st.ctx->config.exec_store_retry_ms),
+                         store_atom::value, attempt + 1);
+      return;
+    }
   }
   st.ctx->out->publish_output(st.out, make_exec_exit(st.rec));
   for (const auto& to : st.held_stdin_acks)
@@ -257,6 +272,7 @@ process_actor::behavior_type process_impl(process_self self, context_ptr ctx,
       [=](const verb::stdin_write& req) { on_stdin(self, req); },
       [=](const verb::signal& req) { on_signal(self, req); },
       [=](const verb::resize& req) { on_resize(self, req); },
+      [=](store_atom, int attempt) { store_exit(self, attempt); },
       [=](timeout_atom, uint64_t epoch) {
         auto& s = self->state;
         if (s.finished) return;

@@ -28,8 +28,9 @@ using process_actor = caf::typed_actor<
     // the link took the command. Once the exec has finished, each is failed_precondition.
     caf::reacts_to<verb::exec>, caf::reacts_to<verb::stdin_write>,
     caf::reacts_to<verb::signal>, caf::reacts_to<verb::resize>,
-    // Per-exec timeout and kill-grace timers.
-    caf::reacts_to<timeout_atom, uint64_t>>;
+    // Per-exec timeout and kill-grace timers; the next write of a terminal status whose synced
+    // write failed (attempt number).
+    caf::reacts_to<timeout_atom, uint64_t>, caf::reacts_to<store_atom, int>>;
 
 // Starts the exec's actor. The record is already stored (sync) and the Spawn frame is the
 // sandbox's to send. `sandbox` receives (proc_done_atom, the finished record) when the process has ended.

@@ -110,7 +110,8 @@ void on_replay(sandbox_self self, const verb::replay& req) {
   // The exit frame's seq follows the last chunk; send it when the replay reached it.
   const bool reached_end = proc->finished && next + 1 >= proc->next_seq;
   if (reached_end) reply(self, req.reply, make_exec_exit(*proc));
-  reply(self, req.reply, wire::make_ack(reached_end || !proc->finished ? "done" : "more"));
+  const bool more = !reached_end && proc->finished;
+  reply(self, req.reply, wire::make_page_end(more, 0, more ? "more" : "done"));
 }
 
 void on_tags(sandbox_self self, const verb::tags& req) {

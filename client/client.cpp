@@ -374,8 +374,8 @@ outcome<exec_result> session::exec(const std::string& sandbox_id, const exec_opt
                        wire::to_string(e->code), e->message.c_str());
           return false;
         }
-        if (auto a = ack_of(m->data.data(), m->data.size())) {
-          more = *a == "more";
+        if (auto end = wire::page_end_of(m->data.data(), m->data.size())) {
+          more = end->more;
           break;
         }
         offer(std::move(*m));

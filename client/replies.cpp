@@ -153,18 +153,9 @@ std::optional<uint64_t> output_seq_of(const uint8_t* data, std::size_t size) {
 }
 
 std::optional<session::results_page> results_page_of(const uint8_t* data, std::size_t size) {
-  auto text = ack_of(data, size);
-  if (!text) return std::nullopt;
-  const bool more = text->rfind("more ", 0) == 0;
-  if (!more && text->rfind("done ", 0) != 0) return std::nullopt;
-  const std::string digits = text->substr(5);
-  if (digits.empty() || digits.size() > 20 ||
-      digits.find_first_not_of("0123456789") != std::string::npos)
-    return std::nullopt;
-  errno = 0;
-  const unsigned long long next = std::strtoull(digits.c_str(), nullptr, 10);
-  if (errno != 0 || next == 0) return std::nullopt;
-  return session::results_page{next, more};
+  auto end = wire::page_end_of(data, size);
+  if (!end || end->next == 0) return std::nullopt;
+  return session::results_page{end->next, end->more};
 }
 
 }  // namespace corral::client

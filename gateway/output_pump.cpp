@@ -114,8 +114,8 @@ void output_pump::on_replay(uint64_t ticket, bus::message&& m) {
     return fail(client::wire_error(client::request_kind::sandbox,
                                    client::transport_failure::no_responders, target_.sandbox));
   if (auto e = client::error_in(m)) return fail(std::move(*e));
-  if (const auto* a = wire::verify<wire::Ack>(m.data.data(), m.data.size())) {
-    const bool more = wire::str(a->message()) == "more";
+  if (auto end = wire::page_end_of(m.data.data(), m.data.size())) {
+    const bool more = end->more;
     router_.close(replay_ticket_);
     replay_ticket_ = 0;
     replay_timer_.cancel();

@@ -21,6 +21,19 @@ bytes make_ack(std::string_view message) {
   return release(fbb);
 }
 
+bytes make_page_end(bool more, uint64_t next, std::string_view message) {
+  flatbuffers::FlatBufferBuilder fbb(64 + message.size());
+  auto m = message.empty() ? 0 : fbb.CreateString(message.data(), message.size());
+  fbb.Finish(CreateAck(fbb, m, more, next), AckIdentifier());
+  return release(fbb);
+}
+
+std::optional<page_end> page_end_of(const uint8_t* data, std::size_t size) {
+  const auto* a = verify<Ack>(data, size);
+  if (a == nullptr) return std::nullopt;
+  return page_end{a->more(), a->next()};
+}
+
 bytes make_attach_request(std::string_view exec_id) {
   flatbuffers::FlatBufferBuilder fbb(64 + exec_id.size());
   auto id = fbb.CreateString(exec_id.data(), exec_id.size());

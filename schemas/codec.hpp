@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <optional>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -114,6 +115,15 @@ using bytes = std::vector<uint8_t>;
 [[nodiscard]] bytes make_error_reply(ErrorCode code, std::string_view message,
                                      std::string_view field = {});
 [[nodiscard]] bytes make_ack(std::string_view message = {});
+// The Ack that ends one page of an answer given in pages: `more` when it stopped before the
+// end (the client asks again from `next`; 0 when the asker knows where it is).
+[[nodiscard]] bytes make_page_end(bool more, uint64_t next, std::string_view message = {});
+// An answer's page end, read from an Ack; nullopt when `data` is not an Ack.
+struct page_end {
+  bool more = false;
+  uint64_t next = 0;
+};
+[[nodiscard]] std::optional<page_end> page_end_of(const uint8_t* data, std::size_t size);
 // ExecRequest{exec_id, attach_only}: the state of a known exec, never a new process.
 [[nodiscard]] bytes make_attach_request(std::string_view exec_id);
 

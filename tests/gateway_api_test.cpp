@@ -180,13 +180,26 @@ TEST(TenantLinks, ASlowConnectHoldsUpNoOtherTenant) {
     slow_done = true;
   });
   // The slow tenant's connect is under way (its TCP connection is in), and stays so until its
-  // connect timeout (2 s): meanwhile the links are not locked.
+  // connect timeout (2 s): meanwhile the links are not locked, and another tenant's connect
+  // starts (its TCP connection comes in too) without waiting for it.
   ASSERT_TRUE(nats.accept_one(10'000));
   EXPECT_EQ(pool.size(), 1u);
   EXPECT_FALSE(slow_done.load()) << "size() waited for another tenant's connect";
+  std::thread other([&] {
+    std::string why;
+    EXPECT_EQ(pool.get("other", &why), nullptr);
+  });
+  ASSERT_TRUE(nats.accept_one(10'000)) << "the other tenant's connect never started";
+  EXPECT_FALSE(slow_done.load()) << "the other tenant's connect waited for the slow one";
   slow.join();
-  std::string why;
-  EXPECT_EQ(pool.get("slow", &why), nullptr);  // a failed connect is tried again, not cached
+  other.join();
+  // A failed connect is not cached: the next get() connects again.
+  std::thread again([&] {
+    std::string why;
+    EXPECT_EQ(pool.get("slow", &why), nullptr);
+  });
+  EXPECT_TRUE(nats.accept_one(10'000)) << "a failed connect was cached";
+  again.join();
 }
 
 }  // namespace

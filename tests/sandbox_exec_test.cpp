@@ -2,6 +2,8 @@
 // timeouts, the output cap.
 // Against fakes of the runtime, outbox, router and clock, and a real store in a temp dir; every
 // wait is on an event with a deadline.
+#include <atomic>
+
 #include "tests/actors_fixture.hpp"
 
 namespace corral {
@@ -142,6 +144,32 @@ TEST_F(ActorsTest, OutputStopsExactlyAtTheCapAndEndsAsOutputLimit) {
   EXPECT_NE(wire::str(x->status()->message()).find("6500 bytes of output dropped"),
             std::string_view::npos)
       << wire::str(x->status()->message());
+}
+
+// The terminal status is stored (synced) before its ExecExit is published: a failed write is
+// tried again, and the exit waits for it (docs/promises.md P2).
+TEST_F(ActorsTest, ExecExitIsPublishedOnlyOnceItsStatusIsStored) {
+  const auto id = create_ok();
+  std::atomic<int> final_writes{0};
+  faults_->fail_put_process_when([&](const storage::process_record& p) {
+    return p.finished && final_writes.fetch_add(1) < 2;  // the first two fail
+  });
+  auto r = call(wire::subjects::sandbox_op(tenant, id, "exec"), make_exec({"flood", "1"}, "ex-st"));
+  ASSERT_NE(wire::verify<wire::ExecReply>(r.payload.data(), r.payload.size()), nullptr) << error_text(r);
+  auto got = out_.wait_for(wire::subjects::output(tenant, id, "ex-st"), [](const published& p) {
+    return wire::verify<wire::ExecExit>(p.payload.data(), p.payload.size()) != nullptr;
+  });
+  ASSERT_TRUE(got);
+  EXPECT_EQ(final_writes.load(), 3) << "published before its status was stored";
+  auto stored = store_->get_process(id, "ex-st");
+  ASSERT_TRUE(stored.ok());
+  EXPECT_TRUE(stored->finished);
+  // A re-attach now says finished, as the exit did.
+  auto again = call(wire::subjects::sandbox_op(tenant, id, "exec"), make_exec({"flood", "1"}, "ex-st"));
+  const auto* rep = wire::verify<wire::ExecReply>(again.payload.data(), again.payload.size());
+  ASSERT_NE(rep, nullptr) << error_text(again);
+  EXPECT_TRUE(rep->finished());
+  EXPECT_EQ(rt_.spawn_count(id), 1u);
 }
 
 }  // namespace

@@ -43,6 +43,19 @@ TEST(Schemas, EveryRootTypeRoundTripsAndChecksItsIdentifier) {
   EXPECT_NE(verify<Ack>(ack.data(), ack.size()), nullptr);
   EXPECT_TRUE(has_identifier<Ack>(ack.data(), ack.size()));
   EXPECT_FALSE(has_identifier<ErrorReply>(ack.data(), ack.size()));
+  // The end of a page is typed: its text is for people and never read.
+  auto end = make_page_end(true, 7, "whatever");
+  auto read = page_end_of(end.data(), end.size());
+  ASSERT_TRUE(read.has_value());
+  EXPECT_TRUE(read->more);
+  EXPECT_EQ(read->next, 7u);
+  auto plain = page_end_of(ack.data(), ack.size());
+  ASSERT_TRUE(plain.has_value());
+  EXPECT_FALSE(plain->more);
+  EXPECT_EQ(plain->next, 0u);
+  EXPECT_FALSE(page_end_of(end.data(), 4).has_value());
+  const auto not_ack = make_error_reply(ErrorCode::internal, "x");
+  EXPECT_FALSE(page_end_of(not_ack.data(), not_ack.size()).has_value());
 }
 
 TEST(Schemas, TruncatedGarbageAndOversizedBytesAreRefused) {

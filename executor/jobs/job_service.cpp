@@ -182,7 +182,7 @@ std::optional<results_read_plan> plan_results_read(const std::string& subject,
 }
 
 // One ResultsRead: the batch's results from the tenant's own stream, published on the reply
-// subject in stream order, then an Ack "done <next>" or "more <next>".
+// subject in stream order, then an Ack that ends the page: more (or not) and next.
 void job_service::answer_read(const bus::message& m) {
   std::vector<uint8_t> refusal;
   const auto plan = plan_results_read(m.subject, m.data.data(), m.data.size(),
@@ -218,7 +218,7 @@ void job_service::answer_read(const bus::message& m) {
     ++sent;
     next = got.value().first + 1;
   }
-  auto ack = wire::make_ack((more ? "more " : "done ") + std::to_string(next));
+  auto ack = wire::make_page_end(more, next, (more ? "more " : "done ") + std::to_string(next));
   (void)conn_->respond(m, ack.data(), ack.size());
 }
 

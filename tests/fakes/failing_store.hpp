@@ -1,5 +1,5 @@
 #pragma once
-// A storage::store that passes every call to a real store, except the put_sandbox calls a test
+// A storage::store that passes every call to a real store, except the put_sandbox and put_process calls a test
 // chooses to fail (as a full disk or a failing device would): what the actors do when a synced
 // state write fails.
 #include <functional>
@@ -20,6 +20,11 @@ class failing_store final : public storage::store {
     std::lock_guard<std::mutex> lock(mu_);
     pred_ = std::move(pred);
   }
+  // The same for put_process.
+  void fail_put_process_when(std::function<bool(const storage::process_record&)> pred) {
+    std::lock_guard<std::mutex> lock(mu_);
+    process_pred_ = std::move(pred);
+  }
   storage::store& real() { return *real_; }
 
   status put_sandbox(const storage::sandbox_record& s) override {
@@ -37,7 +42,13 @@ class failing_store final : public storage::store {
   result<storage::listing<storage::sandbox_record>> list_sandboxes() const override {
     return real_->list_sandboxes();
   }
-  status put_process(const storage::process_record& p) override { return real_->put_process(p); }
+  status put_process(const storage::process_record& p) override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (process_pred_ && process_pred_(p)) return injected();
+    }
+    return real_->put_process(p);
+  }
   result<storage::process_record> get_process(const std::string& sb,
                                               const std::string& ex) const override {
     return real_->get_process(sb, ex);
@@ -94,6 +105,7 @@ class failing_store final : public storage::store {
   std::unique_ptr<storage::store> real_;
   std::mutex mu_;
   std::function<bool(const storage::sandbox_record&)> pred_;
+  std::function<bool(const storage::process_record&)> process_pred_;
 };
 
 }  // namespace corral::testing

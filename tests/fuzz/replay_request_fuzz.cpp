@@ -96,6 +96,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     fuzz::expect_answer<wire::ExecExit>(exit);
     (void)seq.offer(std::move(exit), emit);
   }
-  fuzz::expect_answer<wire::Ack>(wire::make_ack(reached_end || !proc->finished ? "done" : "more"));
+  const bool more = !reached_end && proc->finished;
+  fuzz::expect_answer<wire::Ack>(wire::make_page_end(more, 0, more ? "more" : "done"));
   return 0;
 }

@@ -476,7 +476,8 @@ void wire_seeds(seed_writer& out) {
 
   // -- replies the clients read -------------------------------------------------------------
   out.write("ack", "empty", wire::make_ack());
-  out.write("ack", "more", wire::make_ack("more"));
+  out.write("ack", "more", wire::make_page_end(true, 0, "more"));
+  out.write("ack", "results_page", wire::make_page_end(false, 42, "done 42"));
   out.write("ack", "done", wire::make_ack("done"));
   out.write("ack", "error", wire::make_error_reply(wire::ErrorCode::expired, "expired", "exec_id"));
   out.write("ack", "chunk", output_chunk("ex-1", 0, wire::Stream::stdout, 0, "x"));

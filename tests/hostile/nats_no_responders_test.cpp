@@ -1,6 +1,6 @@
 // A request that crosses a service import into an account where nothing answers gets NATS's
 // no-responders status at once, with corral's nats-server build (deploy/build-nats-server.sh,
-// patch 0002; docs/security.md "Why the patched nats-server"). Every tenant reaches the executors
+// patch 0002; docs/security.md, "No such sandbox" through an import). Every tenant reaches the executors
 // through such an import, and "no such sandbox" is exactly that: no executor holds the sandbox,
 // so nobody subscribes to its subject. Debian's nats-server 2.9.10 counts the import's own
 // internal subscription as a delivery and never answers: the requester waits for its whole
