@@ -610,7 +610,7 @@ int main(int argc, char** argv) {
       auto r = nats->exec(sb, eo, [&](corral::wire::Stream, const uint8_t* p, std::size_t n) {
         out.append(reinterpret_cast<const char*>(p), n);
       });
-      return r && r.value->exit_code == 0 && out == "x\n";
+      return r && r->exit_code == 0 && out == "x\n";
     };
     corral::bus::options bo;
     bo.urls = {d.nats().url()};

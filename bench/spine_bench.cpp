@@ -168,10 +168,10 @@ int main(int argc, char** argv) {
   }
   auto sb = c->create({});
   if (!sb) {
-    std::cerr << "create: " << sb.error.message << "\n";
+    std::cerr << "create: " << sb.error().message << "\n";
     return 1;
   }
-  const std::string id = sb.value->id;
+  const std::string id = sb->id;
   // The create took a warm sandbox: the pool boots another one behind it. Wait for that.
   if (warm_pool > 0 && !heartbeats.wait_warm(warm_pool, wall_ms(), 60s)) {
     std::cerr << "the warm pool did not refill to " << warm_pool << " within 60 s\n";
@@ -195,7 +195,7 @@ int main(int argc, char** argv) {
                           sent = true;
                           return std::vector<uint8_t>(input.begin(), input.end());
                         }));
-    return r && r.value->exit_code == 0;
+    return r && r->exit_code == 0;
   };
   (void)sink;
 
@@ -251,11 +251,11 @@ int main(int argc, char** argv) {
     auto t0 = clk::now();
     auto s = c->create({});
     if (!s) {
-      std::cerr << "create failed: " << s.error.message << "\n";
+      std::cerr << "create failed: " << s.error().message << "\n";
       return 1;
     }
     create.push_back(ms_since(t0));
-    (void)c->terminate(s.value->id);
+    (void)c->terminate(s->id);
   }
   // Baseline: runsc run -detach of this sandbox's own OCI spec over the image (no overlay, so the
   // baseline does less than corral's create), then delete outside the timing.

@@ -94,7 +94,7 @@ bool exec_true(corral::client::session& c, const std::string& id) {
   corral::client::exec_options o;
   o.argv = {"true"};
   auto r = c.exec(id, o, [](corral::wire::Stream, const uint8_t*, std::size_t) {});
-  return r && r.value->exit_code == 0;
+  return r && r->exit_code == 0;
 }
 
 // Figure a on one executor; waits for a full pool between runs when `pool` > 0.
@@ -109,10 +109,10 @@ bool create_to_first_exec(executor_under_test& ex, heartbeat_watch* hb, uint32_t
     const auto t0 = clk::now();
     auto s = ex.client->create({});
     if (!s) {
-      std::cerr << "create failed: " << s.error.message << "\n";
+      std::cerr << "create failed: " << s.error().message << "\n";
       return false;
     }
-    if (!exec_true(*ex.client, s.value->id)) {
+    if (!exec_true(*ex.client, s->id)) {
       std::cerr << "exec failed\n";
       return false;
     }
@@ -120,11 +120,11 @@ bool create_to_first_exec(executor_under_test& ex, heartbeat_watch* hb, uint32_t
     since = wall_ms();
     if (i >= 2) {
       out.push_back(t);
-      served_warm += s.value->started_at_ms - s.value->created_at_ms < 50 ? 1 : 0;
+      served_warm += s->started_at_ms - s->created_at_ms < 50 ? 1 : 0;
     }
-    (void)ex.client->terminate(s.value->id);
-    if (!corral::test::wait_path_gone(ex.sandbox_dir(s.value->id), 60s)) {
-      std::cerr << "teardown of " << s.value->id << " did not finish\n";
+    (void)ex.client->terminate(s->id);
+    if (!corral::test::wait_path_gone(ex.sandbox_dir(s->id), 60s)) {
+      std::cerr << "teardown of " << s->id << " did not finish\n";
       return false;
     }
   }
@@ -170,9 +170,9 @@ sustained_result sustained(const std::string& nats_url, const std::string& pool,
             continue;
           }
           res.create_ms.push_back(t);
-          res.served_warm += s.value->started_at_ms - s.value->created_at_ms < 50 ? 1 : 0;
+          res.served_warm += s->started_at_ms - s->created_at_ms < 50 ? 1 : 0;
         }
-        (void)c->terminate(s.value->id);
+        (void)c->terminate(s->id);
       }
     });
   }

@@ -22,20 +22,12 @@ namespace {
 
 using clock_type = std::chrono::steady_clock;
 
-call_error err(wire::ErrorCode code, std::string message, std::string field = {}) {
-  return call_error{{code, std::move(message)}, std::move(field)};
-}
-
 // The sandbox in a reply that should carry a SandboxReply, or the call's error.
-outcome<sandbox_view> sandbox_of(outcome<bus::message>&& r) {
-  outcome<sandbox_view> out;
-  if (!r) {
-    out.error = std::move(r.error);
-    return out;
-  }
-  out.value = sandbox_reply_of(r.value->data.data(), r.value->data.size());
-  if (!out.value) out.error = err(wire::ErrorCode::malformed, "unexpected reply");
-  return out;
+result<sandbox_view> sandbox_of(result<bus::message>&& r) {
+  if (!r) return r.error();
+  auto v = sandbox_reply_of(r->data.data(), r->data.size());
+  if (!v) return failure(wire::ErrorCode::malformed, "unexpected reply");
+  return std::move(*v);
 }
 
 // Messages received on a subscription, handed to the calling thread.
@@ -78,56 +70,36 @@ std::unique_ptr<session> session::over(std::shared_ptr<bus::connection> conn, co
   return std::unique_ptr<session>(new session(cfg, std::move(conn)));
 }
 
-outcome<bool> session::setup_jobs() {
-  outcome<bool> out;
+status session::setup_jobs() {
   auto r = call(wire::subjects::jobs_setup(cfg_.tenant), {}, cfg_.request_timeout_ms,
                 request_kind::jobs, {});
-  if (!r) {
-    out.error = r.error;
-    return out;
-  }
-  out.value = true;
-  return out;
+  return r.error();
 }
 
-outcome<session::results_page> session::read_results(
+result<session::results_page> session::read_results(
     const std::string& batch, uint64_t from_seq,
     const std::function<void(std::vector<uint8_t>&&)>& on_result) {
-  outcome<results_page> out;
   auto box = std::make_shared<mailbox>();
   const auto inbox = conn_->new_inbox();
   auto sub = conn_->subscribe(inbox, "", [box](bus::message&& m) { box->push(std::move(m)); });
-  if (!sub) {
-    out.error = err(wire::ErrorCode::unavailable, "NATS: " + sub.error().message);
-    return out;
-  }
+  if (!sub) return failure(wire::ErrorCode::unavailable, "NATS: " + sub.error().message);
   const auto payload = results_read_bytes(batch, from_seq);
   if (auto st = conn_->publish(wire::subjects::results_read(cfg_.tenant), inbox, payload.data(),
                                payload.size());
-      !st) {
-    out.error = err(wire::ErrorCode::unavailable, "NATS: " + st.error().message);
-    return out;
-  }
+      !st)
+    return failure(wire::ErrorCode::unavailable, "NATS: " + st.error().message);
   const auto deadline =
       std::chrono::steady_clock::now() + std::chrono::milliseconds(cfg_.request_timeout_ms);
   for (;;) {
     auto m = box->pop(deadline);
-    if (!m) {
-      out.error = err(wire::ErrorCode::deadline_exceeded, "no executor answered the read in time");
-      return out;
-    }
-    if (auto e = error_in(*m)) {
-      out.error = *e;
-      return out;
-    }
+    if (!m)
+      return failure(wire::ErrorCode::deadline_exceeded, "no executor answered the read in time");
+    if (auto e = error_in(*m)) return std::move(*e);
     if (wire::verify<wire::Ack>(m->data.data(), m->data.size()) != nullptr) {
       auto page = results_page_of(m->data.data(), m->data.size());
-      if (!page || page->next < from_seq) {
-        out.error = err(wire::ErrorCode::malformed, "an unreadable end of a results read");
-        return out;
-      }
-      out.value = *page;
-      return out;
+      if (!page || page->next < from_seq)
+        return failure(wire::ErrorCode::malformed, "an unreadable end of a results read");
+      return *page;
     }
     on_result(std::move(m->data));
   }
@@ -152,42 +124,31 @@ std::unique_ptr<session> session::connect(const config& cfg, std::string* error)
   return std::unique_ptr<session>(new session(cfg, std::move(conn)));
 }
 
-outcome<bus::message> session::call(const std::string& subject, const std::vector<uint8_t>& payload,
-                                    int64_t timeout_ms, request_kind kind, const std::string& what) {
-  outcome<bus::message> out;
+result<bus::message> session::call(const std::string& subject, const std::vector<uint8_t>& payload,
+                                   int64_t timeout_ms, request_kind kind, const std::string& what) {
   auto r = conn_->request(subject, payload.data(), payload.size(), timeout_ms);
-  if (!r) {
-    out.error = call_error{wire_error(kind, transport_failure_of(r.error().code), what, r.error().message), {}};
-    return out;
-  }
-  if (auto e = error_in(r.value())) {
-    out.error = *e;
-    return out;
-  }
-  out.value = std::move(r).value();
-  return out;
+  if (!r) return wire_error(kind, transport_failure_of(r.error().code), what, r.error().message);
+  if (auto e = error_in(r.value())) return std::move(*e);
+  return std::move(r).value();
 }
 
-outcome<sandbox_view> session::sandbox_call(const std::string& id, const std::string& op,
+result<sandbox_view> session::sandbox_call(const std::string& id, const std::string& op,
                                            const std::vector<uint8_t>& payload,
                                            int64_t timeout_ms) {
-  outcome<sandbox_view> out;
-  if (!wire::valid_id(id, "sb-")) {
-    out.error = err(wire::ErrorCode::not_found, "no such sandbox: " + id);
-    return out;
-  }
+  if (!wire::valid_id(id, "sb-")) return failure(wire::ErrorCode::not_found, "no such sandbox: " + id);
   auto r = call(wire::subjects::sandbox_op(cfg_.tenant, id, op), payload, timeout_ms,
                 request_kind::sandbox, id);
-  if (!r && r.error.code == wire::ErrorCode::not_found) r.error.message = "no such sandbox: " + id;
+  if (!r && r.code() == wire::ErrorCode::not_found) {
+    status e = r.error();
+    e.message = "no such sandbox: " + id;
+    return e;
+  }
   return sandbox_of(std::move(r));
 }
 
-outcome<sandbox_view> session::create(const create_options& o) {
-  if (!o.node.empty() && !wire::valid_token(o.node)) {
-    outcome<sandbox_view> bad;
-    bad.error = err(wire::ErrorCode::invalid_argument, "invalid node: " + o.node);
-    return bad;
-  }
+result<sandbox_view> session::create(const create_options& o) {
+  if (!o.node.empty() && !wire::valid_token(o.node))
+    return failure(wire::ErrorCode::invalid_argument, "invalid node: " + o.node);
   auto r = call(o.node.empty() ? wire::subjects::create(cfg_.tenant, cfg_.pool)
                                : wire::subjects::node_create(cfg_.tenant, o.node),
                 create_request_bytes(o), cfg_.request_timeout_ms,
@@ -196,15 +157,15 @@ outcome<sandbox_view> session::create(const create_options& o) {
   return sandbox_of(std::move(r));
 }
 
-outcome<sandbox_view> session::info(const std::string& id) {
+result<sandbox_view> session::info(const std::string& id) {
   return sandbox_call(id, "info", {}, cfg_.request_timeout_ms);
 }
 
-outcome<sandbox_view> session::terminate(const std::string& id) {
+result<sandbox_view> session::terminate(const std::string& id) {
   return sandbox_call(id, "terminate", {}, cfg_.request_timeout_ms);
 }
 
-outcome<sandbox_view> session::wait(const std::string& id, int64_t timeout_ms, bool until_ready) {
+result<sandbox_view> session::wait(const std::string& id, int64_t timeout_ms, bool until_ready) {
   // In rounds of at most wait_round_ms: the executor answers one wait within its max_wait_ms
   // (and NATS keeps a request's reply mapping only so long: docs/security.md).
   constexpr int64_t wait_round_ms = 5 * 60 * 1000;
@@ -216,73 +177,61 @@ outcome<sandbox_view> session::wait(const std::string& id, int64_t timeout_ms, b
                .count());
     const int64_t round = std::min(left, wait_round_ms);
     auto r = sandbox_call(id, "wait", sandbox_query_bytes(round, until_ready), round + 5000);
-    if (!r || round == left || wire::is_terminal(r.value->state) ||
-        (until_ready && r.value->ready && r.value->state == wire::SandboxState::running))
+    if (!r || round == left || wire::is_terminal(r->state) ||
+        (until_ready && r->ready && r->state == wire::SandboxState::running))
       return r;
   }
 }
 
-outcome<sandbox_view> session::tags(
+result<sandbox_view> session::tags(
     const std::string& id,
     const std::optional<std::vector<std::pair<std::string, std::string>>>& set) {
   if (!set) return sandbox_call(id, "tags", {}, cfg_.request_timeout_ms);
   return sandbox_call(id, "tags", set_tags_bytes(*set), cfg_.request_timeout_ms);
 }
 
-outcome<std::vector<sandbox_view>> session::list(
+result<std::vector<sandbox_view>> session::list(
     bool include_ended, const std::string& name,
     const std::vector<std::pair<std::string, std::string>>& tags) {
   const auto payload = list_request_bytes(include_ended, name, tags);
-  outcome<std::vector<sandbox_view>> out;
   auto r = conn_->request_many(wire::subjects::list(cfg_.tenant), payload.data(), payload.size(),
                                /*gather_timeout_ms=*/300, /*max_replies=*/1024);
-  out.value.emplace();
+  std::vector<sandbox_view> out;
   if (!r) {
     if (r.error().code == bus::errc::no_responders) return out;  // no executor: nothing to list
-    out.value.reset();
-    out.error = err(wire::ErrorCode::unavailable, "NATS: " + r.error().message);
-    return out;
+    return failure(wire::ErrorCode::unavailable, "NATS: " + r.error().message);
   }
-  for (const auto& m : r.value()) add_sandbox_list(m.data.data(), m.data.size(), *out.value);
-  std::sort(out.value->begin(), out.value->end(),
+  for (const auto& m : r.value()) add_sandbox_list(m.data.data(), m.data.size(), out);
+  std::sort(out.begin(), out.end(),
             [](const auto& a, const auto& b) { return a.created_at_ms < b.created_at_ms; });
   return out;
 }
 
-outcome<usage_report> session::usage(const std::string& sandbox_id) {
+result<usage_report> session::usage(const std::string& sandbox_id) {
   const auto payload = usage_request_bytes(sandbox_id);
-  outcome<usage_report> out;
   auto r = conn_->request_many(wire::subjects::usage(cfg_.tenant), payload.data(), payload.size(),
                                /*gather_timeout_ms=*/300, /*max_replies=*/1024);
-  out.value.emplace();
+  usage_report out;
   if (!r) {
     if (r.error().code == bus::errc::no_responders) return out;  // no executor: nothing used
-    out.value.reset();
-    out.error = err(wire::ErrorCode::unavailable, "NATS: " + r.error().message);
-    return out;
+    return failure(wire::ErrorCode::unavailable, "NATS: " + r.error().message);
   }
-  for (const auto& m : r.value()) add_usage_reply(m.data.data(), m.data.size(), *out.value);
-  std::sort(out.value->sandboxes.begin(), out.value->sandboxes.end(),
+  for (const auto& m : r.value()) add_usage_reply(m.data.data(), m.data.size(), out);
+  std::sort(out.sandboxes.begin(), out.sandboxes.end(),
             [](const auto& a, const auto& b) { return a.sandbox_id < b.sandbox_id; });
   return out;
 }
 
-outcome<exec_result> session::exec(const std::string& sandbox_id, const exec_options& o,
+result<exec_result> session::exec(const std::string& sandbox_id, const exec_options& o,
                                   const output_fn& on_output, stdin_fn stdin_source) {
-  outcome<exec_result> out;
-  if (!wire::valid_id(sandbox_id, "sb-")) {
-    out.error = err(wire::ErrorCode::not_found, "no such sandbox: " + sandbox_id);
-    return out;
-  }
+  if (!wire::valid_id(sandbox_id, "sb-"))
+    return failure(wire::ErrorCode::not_found, "no such sandbox: " + sandbox_id);
   const std::string exec_id = o.exec_id.empty() ? wire::new_exec_id() : o.exec_id;
   // Subscribe before the exec starts so no chunk can be missed; gaps are replayed anyway.
   auto box = std::make_shared<mailbox>();
   auto sub = conn_->subscribe(wire::subjects::output(cfg_.tenant, sandbox_id, exec_id), "",
                               [box](bus::message&& m) { box->push(std::move(m)); });
-  if (!sub) {
-    out.error = err(wire::ErrorCode::unavailable, "subscribe: " + sub.error().message);
-    return out;
-  }
+  if (!sub) return failure(wire::ErrorCode::unavailable, "subscribe: " + sub.error().message);
   // No flush needed: the server handles this connection's SUB before its later PUB of the
   // exec request, and the executor publishes output only after receiving that request.
   const auto exec_payload = exec_request_bytes(exec_id, o);
@@ -293,10 +242,9 @@ outcome<exec_result> session::exec(const std::string& sandbox_id, const exec_opt
   auto first = call(exec_subject, exec_payload, cfg_.request_timeout_ms, request_kind::sandbox,
                     sandbox_id);
   if (!first) {
-    out.error = first.error;
-    if (out.error.code == wire::ErrorCode::not_found)
-      out.error.message = "no such sandbox: " + sandbox_id;
-    return out;
+    status e = first.error();
+    if (e.code == wire::ErrorCode::not_found) e.message = "no such sandbox: " + sandbox_id;
+    return e;
   }
 
   std::thread stdin_thread;
@@ -335,7 +283,7 @@ outcome<exec_result> session::exec(const std::string& sandbox_id, const exec_opt
     if (f.exit != nullptr) done = result_of(f.exit->status());
     else if (on_output) on_output(f.stream, f.data, f.size);
   };
-  std::optional<call_error> gone;  // the replay answered expired / not found
+  std::optional<status> gone;  // the replay answered expired / not found
   auto gap_since = clock_type::time_point::max();
   auto last_heard = clock_type::now();
 
@@ -386,7 +334,7 @@ outcome<exec_result> session::exec(const std::string& sandbox_id, const exec_opt
   };
 
   // Re-attached to a known exec: what it wrote before we subscribed is in the store.
-  if (exec_reply_reattached(first.value->data.data(), first.value->data.size()).value_or(false)) {
+  if (exec_reply_reattached(first->data.data(), first->data.size()).value_or(false)) {
     (void)replay();  // a failed replay is retried on the next gap or silence check
   }
   // A pty exec's terminal size, sent again whenever o.window_changed reports a new one.
@@ -402,6 +350,7 @@ outcome<exec_result> session::exec(const std::string& sandbox_id, const exec_opt
                cfg_.request_timeout_ms, request_kind::exec, "resize");
   };
   const auto pop_wait = std::chrono::milliseconds(watch_window ? exec_options::window_poll_ms : 250);
+  std::optional<status> lost;  // the sandbox or the exec went away while we waited
   while (!seq.ended()) {
     if (watch_window) send_window_size();
     auto m = box->pop(clock_type::now() + pop_wait);
@@ -425,41 +374,34 @@ outcome<exec_result> session::exec(const std::string& sandbox_id, const exec_opt
       auto r = call(exec_subject, attach_payload, cfg_.request_timeout_ms, request_kind::sandbox,
                     sandbox_id);
       if (!r) {
-        if (r.error.code == wire::ErrorCode::not_found) {
-          out.error = err(wire::ErrorCode::unavailable,
-                          "the sandbox or the exec is gone: " + r.error.message);
+        if (r.code() == wire::ErrorCode::not_found) {
+          lost = failure(wire::ErrorCode::unavailable,
+                         "the sandbox or the exec is gone: " + r.error().message);
           break;
         }
         continue;
       }
-      if (exec_reply_reattached(r.value->data.data(), r.value->data.size())) (void)replay();
+      if (exec_reply_reattached(r->data.data(), r->data.size())) (void)replay();
     }
   }
   // The stdin pump may be blocked reading a source that never ends (a terminal, an open pipe):
   // it must not hold up the exit status. It holds its own share of the connection, so neither
   // the end of this call nor the client's destruction pulls it from under it.
   if (stdin_thread.joinable()) stdin_thread.detach();
-  if (done) out.value = *done;
-  else if (gone) out.error = *gone;
-  return out;
+  if (done) return *done;
+  if (gone) return *gone;
+  if (lost) return *lost;
+  return failure(wire::ErrorCode::internal, "the exec ended without an exit status");
 }
 
-outcome<bool> session::stdin_write(const std::string& sandbox_id, const std::string& exec_id,
-                                  const uint8_t* data, std::size_t n, bool eof) {
-  outcome<bool> out;
-  if (!wire::valid_id(sandbox_id, "sb-")) {
-    out.error = err(wire::ErrorCode::not_found, "no such sandbox: " + sandbox_id);
-    return out;
-  }
+status session::stdin_write(const std::string& sandbox_id, const std::string& exec_id,
+                            const uint8_t* data, std::size_t n, bool eof) {
+  if (!wire::valid_id(sandbox_id, "sb-"))
+    return failure(wire::ErrorCode::not_found, "no such sandbox: " + sandbox_id);
   auto r = call(wire::subjects::sandbox_op(cfg_.tenant, sandbox_id, "stdin"),
                 stdin_write_bytes(exec_id, data, n, eof), cfg_.request_timeout_ms, request_kind::exec,
                 "stdin");
-  if (!r) {
-    out.error = r.error;
-    return out;
-  }
-  out.value = true;
-  return out;
+  return r.error();
 }
 
 }  // namespace corral::client
@@ -467,54 +409,46 @@ outcome<bool> session::stdin_write(const std::string& sandbox_id, const std::str
 // -- file operations ----------------------------------------------------------------------------
 
 namespace corral::client {
-outcome<fs_reply_view> session::fs_call(const std::string& sandbox_id, const std::string& op,
+result<fs_reply_view> session::fs_call(const std::string& sandbox_id, const std::string& op,
                                        const fs_request_options& o) {
-  outcome<fs_reply_view> out;
-  if (!wire::valid_id(sandbox_id, "sb-")) {
-    out.error = err(wire::ErrorCode::not_found, "no such sandbox: " + sandbox_id);
-    return out;
-  }
+  if (!wire::valid_id(sandbox_id, "sb-"))
+    return failure(wire::ErrorCode::not_found, "no such sandbox: " + sandbox_id);
   auto r = call(wire::subjects::sandbox_op(cfg_.tenant, sandbox_id, "fs." + op), fs_request_bytes(o),
                 cfg_.request_timeout_ms, request_kind::sandbox, sandbox_id);
   if (!r) {
-    if (r.error.code == wire::ErrorCode::not_found && r.error.field.empty() &&
-        r.error.message.rfind("no such sandbox", 0) == 0)
-      r.error.message = "no such sandbox: " + sandbox_id;
-    out.error = std::move(r.error);
-    return out;
+    status e = r.error();
+    // A missing sandbox, not a missing file (whose error names the field: path).
+    if (e.code == wire::ErrorCode::not_found && e.field.empty() &&
+        e.message.rfind("no such sandbox", 0) == 0)
+      e.message = "no such sandbox: " + sandbox_id;
+    return e;
   }
-  out.value = fs_reply_of(r.value->data.data(), r.value->data.size());
-  if (!out.value) out.error = err(wire::ErrorCode::malformed, "unexpected reply to fs." + op);
-  return out;
+  auto v = fs_reply_of(r->data.data(), r->data.size());
+  if (!v) return failure(wire::ErrorCode::malformed, "unexpected reply to fs." + op);
+  return std::move(*v);
 }
 
-outcome<uint64_t> session::fs_read(const std::string& sandbox_id, const std::string& path,
+result<uint64_t> session::fs_read(const std::string& sandbox_id, const std::string& path,
                                   const bytes_fn& sink, uint64_t max_bytes) {
-  outcome<uint64_t> out;
   fs_request_options o;
   o.path = path;
   uint64_t delivered = 0;
   for (;;) {
     o.length = 0;  // the executor's cap
     auto r = fs_call(sandbox_id, "read", o);
-    if (!r) {
-      out.error = std::move(r.error);
-      return out;
-    }
-    std::size_t n = r.value->data.size();
+    if (!r) return r.error();
+    std::size_t n = r->data.size();
     if (max_bytes != 0 && delivered + n > max_bytes) n = static_cast<std::size_t>(max_bytes - delivered);
-    if (n > 0) sink(r.value->data.data(), n);
+    if (n > 0) sink(r->data.data(), n);
     delivered += n;
-    if (r.value->eof || r.value->data.empty() || (max_bytes != 0 && delivered >= max_bytes)) break;
-    o.offset = r.value->next_offset;
+    if (r->eof || r->data.empty() || (max_bytes != 0 && delivered >= max_bytes)) break;
+    o.offset = r->next_offset;
   }
-  out.value = delivered;
-  return out;
+  return delivered;
 }
 
-outcome<uint64_t> session::fs_write(const std::string& sandbox_id, const std::string& path,
+result<uint64_t> session::fs_write(const std::string& sandbox_id, const std::string& path,
                                    const stdin_fn& source, bool append) {
-  outcome<uint64_t> out;
   const std::size_t chunk_max = cfg_.fs_write_chunk_bytes == 0 ? 256 * 1024 : cfg_.fs_write_chunk_bytes;
   fs_request_options o;
   o.path = path;
@@ -538,93 +472,62 @@ outcome<uint64_t> session::fs_write(const std::string& sandbox_id, const std::st
     o.data.assign(pending.begin(), pending.begin() + static_cast<std::ptrdiff_t>(n));
     pending.erase(pending.begin(), pending.begin() + static_cast<std::ptrdiff_t>(n));
     auto r = fs_call(sandbox_id, "write", o);
-    if (!r) {
-      out.error = std::move(r.error);
-      return out;
-    }
+    if (!r) return r.error();
     sent_any = true;
-    written += r.value->count;
-    o.offset = r.value->next_offset;
+    written += r->count;
+    o.offset = r->next_offset;
     o.truncate = false;
   }
-  out.value = written;
-  return out;
+  return written;
 }
 
-outcome<std::vector<fs_entry_view>> session::fs_list(const std::string& sandbox_id,
+result<std::vector<fs_entry_view>> session::fs_list(const std::string& sandbox_id,
                                                     const std::string& path) {
-  outcome<std::vector<fs_entry_view>> out;
   fs_request_options o;
   o.path = path;
   std::vector<fs_entry_view> all;
   for (;;) {
     auto r = fs_call(sandbox_id, "list", o);
-    if (!r) {
-      out.error = std::move(r.error);
-      return out;
-    }
-    for (auto& e : r.value->entries) all.push_back(std::move(e));
-    if (r.value->eof || r.value->next_offset <= o.offset) break;
-    o.offset = r.value->next_offset;
+    if (!r) return r.error();
+    for (auto& e : r->entries) all.push_back(std::move(e));
+    if (r->eof || r->next_offset <= o.offset) break;
+    o.offset = r->next_offset;
   }
-  out.value = std::move(all);
-  return out;
+  return all;
 }
 
-outcome<fs_entry_view> session::fs_stat(const std::string& sandbox_id, const std::string& path) {
-  outcome<fs_entry_view> out;
+result<fs_entry_view> session::fs_stat(const std::string& sandbox_id, const std::string& path) {
   fs_request_options o;
   o.path = path;
   auto r = fs_call(sandbox_id, "stat", o);
-  if (!r) {
-    out.error = std::move(r.error);
-    return out;
-  }
-  if (!r.value->stat) {
-    out.error = err(wire::ErrorCode::malformed, "fs.stat reply without a stat");
-    return out;
-  }
-  out.value = *r.value->stat;
-  return out;
+  if (!r) return r.error();
+  if (!r->stat) return failure(wire::ErrorCode::malformed, "fs.stat reply without a stat");
+  return *r->stat;
 }
 
-outcome<bool> session::fs_mkdir(const std::string& sandbox_id, const std::string& path,
-                               bool parents) {
-  outcome<bool> out;
+status session::fs_mkdir(const std::string& sandbox_id, const std::string& path,
+                         bool parents) {
   fs_request_options o;
   o.path = path;
   o.parents = parents;
-  auto r = fs_call(sandbox_id, "mkdir", o);
-  if (!r) {
-    out.error = std::move(r.error);
-    return out;
-  }
-  out.value = true;
-  return out;
+  return fs_call(sandbox_id, "mkdir", o).error();
 }
 
-outcome<uint64_t> session::fs_remove(const std::string& sandbox_id, const std::string& path,
+result<uint64_t> session::fs_remove(const std::string& sandbox_id, const std::string& path,
                                     bool recursive) {
-  outcome<uint64_t> out;
   fs_request_options o;
   o.path = path;
   o.recursive = recursive;
   uint64_t removed = 0;
   for (;;) {
     auto r = fs_call(sandbox_id, "remove", o);
-    if (!r) {
-      out.error = std::move(r.error);
-      return out;
-    }
-    removed += r.value->count;
-    if (r.value->eof) break;
-    if (r.value->count == 0) {
-      out.error = err(wire::ErrorCode::internal, "remove of " + path + " made no progress");
-      return out;
-    }
+    if (!r) return r.error();
+    removed += r->count;
+    if (r->eof) break;
+    if (r->count == 0)
+      return failure(wire::ErrorCode::internal, "remove of " + path + " made no progress");
   }
-  out.value = removed;
-  return out;
+  return removed;
 }
 
 }  // namespace corral::client

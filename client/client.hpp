@@ -21,11 +21,6 @@
 
 namespace corral::client {
 
-// The error of a call: its wire code and message, and the request field it concerns, if any.
-struct call_error : status {
-  std::string field;
-};
-
 struct sandbox_view {
   std::string id, tenant, name, node, image, message;
   wire::SandboxState state = wire::SandboxState::pending;
@@ -122,15 +117,6 @@ struct usage_report {
   usage_amount total;
 };
 
-// The answer of a call: a value, or the call's error. (The CLI reads both fields; new code of the
-// library's own uses corral::result.)
-template <class T>
-struct [[nodiscard]] outcome {
-  std::optional<T> value;
-  call_error error;
-  explicit operator bool() const { return value.has_value(); }
-};
-
 enum class request_kind;  // client/errors.hpp
 
 class session {
@@ -153,58 +139,58 @@ class session {
   // job runner). Null when the tenant is not a valid token.
   static std::unique_ptr<session> over(std::shared_ptr<bus::connection> conn, const config& cfg);
 
-  outcome<sandbox_view> create(const create_options& opts);
-  outcome<sandbox_view> info(const std::string& id);
-  outcome<sandbox_view> terminate(const std::string& id);
+  result<sandbox_view> create(const create_options& opts);
+  result<sandbox_view> info(const std::string& id);
+  result<sandbox_view> terminate(const std::string& id);
   // Waits for the end (or, with until_ready, for the readiness probe to pass).
-  outcome<sandbox_view> wait(const std::string& id, int64_t timeout_ms, bool until_ready = false);
+  result<sandbox_view> wait(const std::string& id, int64_t timeout_ms, bool until_ready = false);
   // Replaces the sandbox's tags (set) or reads them.
-  outcome<sandbox_view> tags(const std::string& id,
-                             const std::optional<std::vector<std::pair<std::string, std::string>>>& set);
-  outcome<std::vector<sandbox_view>> list(bool include_ended, const std::string& name,
-                                          const std::vector<std::pair<std::string, std::string>>& tags);
+  result<sandbox_view> tags(const std::string& id,
+                            const std::optional<std::vector<std::pair<std::string, std::string>>>& set);
+  result<std::vector<sandbox_view>> list(bool include_ended, const std::string& name,
+                                         const std::vector<std::pair<std::string, std::string>>& tags);
 
   // Usage of this client's tenant, gathered from every executor; only one sandbox when
   // sandbox_id is set. No executor answering is an empty report.
-  outcome<usage_report> usage(const std::string& sandbox_id = {});
+  result<usage_report> usage(const std::string& sandbox_id = {});
 
   // Runs argv in the sandbox and streams its output, in order and gap-free, to on_output
   // (stream, bytes). stdin_source, when set, is called on a separate thread and returns the next
   // chunk of stdin, or nullopt at EOF. Returns when the exec has ended.
   using output_fn = std::function<void(wire::Stream, const uint8_t*, std::size_t)>;
   using stdin_fn = std::function<std::optional<std::vector<uint8_t>>()>;
-  outcome<exec_result> exec(const std::string& sandbox_id, const exec_options& opts,
-                            const output_fn& on_output, stdin_fn stdin_source = {});
+  result<exec_result> exec(const std::string& sandbox_id, const exec_options& opts,
+                           const output_fn& on_output, stdin_fn stdin_source = {});
 
   // One StdinWrite to a running exec started with stdin_open (and no stdin_source): waits for
   // its acknowledgement (flow control). eof closes the process's stdin after the data.
-  outcome<bool> stdin_write(const std::string& sandbox_id, const std::string& exec_id,
-                            const uint8_t* data, std::size_t n, bool eof);
+  status stdin_write(const std::string& sandbox_id, const std::string& exec_id,
+                     const uint8_t* data, std::size_t n, bool eof);
 
   // File operations (corral.v1.{t}.sbx.{sb}.fs.*). fs_call is one request; the others loop
   // over the executor's per-request caps (offsets, continuation) until the whole job is done.
-  outcome<fs_reply_view> fs_call(const std::string& sandbox_id, const std::string& op,
-                                 const fs_request_options& request);
+  result<fs_reply_view> fs_call(const std::string& sandbox_id, const std::string& op,
+                                const fs_request_options& request);
   // Streams the file to sink chunk by chunk until its end, or until max_bytes (0: no cap) have
   // been delivered. Returns the bytes delivered.
   using bytes_fn = std::function<void(const uint8_t*, std::size_t)>;
-  outcome<uint64_t> fs_read(const std::string& sandbox_id, const std::string& path,
-                            const bytes_fn& sink, uint64_t max_bytes = 0);
+  result<uint64_t> fs_read(const std::string& sandbox_id, const std::string& path,
+                           const bytes_fn& sink, uint64_t max_bytes = 0);
   // Writes what source yields (until nullopt) in chunks of at most fs_write_chunk_bytes: the
   // file is created or truncated first, or with append, appended to. Returns bytes written.
-  outcome<uint64_t> fs_write(const std::string& sandbox_id, const std::string& path,
-                             const stdin_fn& source, bool append);
-  outcome<std::vector<fs_entry_view>> fs_list(const std::string& sandbox_id,
-                                              const std::string& path);
-  outcome<fs_entry_view> fs_stat(const std::string& sandbox_id, const std::string& path);
-  outcome<bool> fs_mkdir(const std::string& sandbox_id, const std::string& path, bool parents);
+  result<uint64_t> fs_write(const std::string& sandbox_id, const std::string& path,
+                            const stdin_fn& source, bool append);
+  result<std::vector<fs_entry_view>> fs_list(const std::string& sandbox_id,
+                                             const std::string& path);
+  result<fs_entry_view> fs_stat(const std::string& sandbox_id, const std::string& path);
+  status fs_mkdir(const std::string& sandbox_id, const std::string& path, bool parents);
   // Returns the number of entries removed.
-  outcome<uint64_t> fs_remove(const std::string& sandbox_id, const std::string& path,
-                              bool recursive);
+  result<uint64_t> fs_remove(const std::string& sandbox_id, const std::string& path,
+                             bool recursive);
 
   // Asks every executor to set up this tenant's job streams (corral.v1.{t}.setup.jobs) and
-  // waits for the first answer: the queue can be published to once it returns true.
-  outcome<bool> setup_jobs();
+  // waits for the first answer: the queue can be published to once it returns ok.
+  status setup_jobs();
 
   // Reads the stored results of a batch from stream sequence from_seq on (corral.v1.{t}.read.
   // results): on_result gets each stored JobResult's bytes, in stream order. Returns the
@@ -213,8 +199,8 @@ class session {
     uint64_t next = 1;
     bool more = false;
   };
-  outcome<results_page> read_results(const std::string& batch, uint64_t from_seq,
-                                     const std::function<void(std::vector<uint8_t>&&)>& on_result);
+  result<results_page> read_results(const std::string& batch, uint64_t from_seq,
+                                    const std::function<void(std::vector<uint8_t>&&)>& on_result);
 
   bus::connection& conn() { return *conn_; }
   const config& cfg() const { return cfg_; }
@@ -223,10 +209,10 @@ class session {
   session(config cfg, std::shared_ptr<bus::connection> conn);
   // One request; nobody answering, no answer in time and NATS failures become the wire error
   // of a request of this kind (client/errors.hpp), an ErrorReply the call's error.
-  outcome<bus::message> call(const std::string& subject, const std::vector<uint8_t>& payload,
-                             int64_t timeout_ms, request_kind kind, const std::string& what);
-  outcome<sandbox_view> sandbox_call(const std::string& id, const std::string& op,
-                                     const std::vector<uint8_t>& payload, int64_t timeout_ms);
+  result<bus::message> call(const std::string& subject, const std::vector<uint8_t>& payload,
+                            int64_t timeout_ms, request_kind kind, const std::string& what);
+  result<sandbox_view> sandbox_call(const std::string& id, const std::string& op,
+                                    const std::vector<uint8_t>& payload, int64_t timeout_ms);
 
   const config cfg_;
   const std::shared_ptr<bus::connection> conn_;

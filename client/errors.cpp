@@ -32,7 +32,7 @@ status wire_error(request_kind kind, transport_failure f, const std::string& wha
   return failure(wire::ErrorCode::not_found, "nobody answers");
 }
 
-std::optional<call_error> error_in(const bus::message& m) {
+std::optional<status> error_in(const bus::message& m) {
   return error_reply_of(m.data.data(), m.data.size());
 }
 

@@ -31,8 +31,8 @@ enum class request_kind {
 [[nodiscard]] status wire_error(request_kind kind, transport_failure f, const std::string& what,
                                 const std::string& detail = {});
 
-// The ErrorReply in a reply, if it carries one (malformed when it then does not verify);
-// nullopt for any other message.
-[[nodiscard]] std::optional<call_error> error_in(const bus::message& m);
+// The ErrorReply in a reply (code, message and field), if it carries one (malformed when it then
+// does not verify); nullopt for any other message.
+[[nodiscard]] std::optional<status> error_in(const bus::message& m);
 
 }  // namespace corral::client

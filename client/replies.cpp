@@ -32,12 +32,11 @@ std::size_t info_bytes(const wire::SandboxInfo& i) {
 // targets verifies, yet decodes to many times its size. Such a reply is treated as malformed
 // (not decoded), so a few KiB never become GiB in a client.
 
-std::optional<call_error> error_reply_of(const uint8_t* data, std::size_t size) {
+std::optional<status> error_reply_of(const uint8_t* data, std::size_t size) {
   if (!wire::has_identifier<wire::ErrorReply>(data, size)) return std::nullopt;
   const auto* e = wire::verify<wire::ErrorReply>(data, size);
-  if (e == nullptr) return call_error{{wire::ErrorCode::malformed, "malformed error reply"}, {}};
-  return call_error{{e->code(), std::string(wire::str(e->message()))},
-                    std::string(wire::str(e->field()))};
+  if (e == nullptr) return status{wire::ErrorCode::malformed, "malformed error reply"};
+  return status{e->code(), std::string(wire::str(e->message())), std::string(wire::str(e->field()))};
 }
 
 sandbox_view view_of(const wire::SandboxInfo& i) {

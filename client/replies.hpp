@@ -16,9 +16,9 @@
 
 namespace corral::client {
 
-// The ErrorReply in these bytes, if they carry its identifier (malformed when they then do not
-// verify); nullopt for any other message.
-[[nodiscard]] std::optional<call_error> error_reply_of(const uint8_t* data, std::size_t size);
+// The ErrorReply in these bytes (code, message and field), if they carry its identifier
+// (malformed when they then do not verify); nullopt for any other message.
+[[nodiscard]] std::optional<status> error_reply_of(const uint8_t* data, std::size_t size);
 [[nodiscard]] sandbox_view view_of(const wire::SandboxInfo& info);
 // An ExitStatus (null: outcome internal, exit code 255).
 [[nodiscard]] exec_result result_of(const wire::ExitStatus* status);

@@ -213,11 +213,12 @@ void api::route(const call_ptr& c) {
     for (std::size_t i = 0; i < p.size() && match; ++i) match = r.path[i] == "*" || r.path[i] == p[i];
     if (!match) continue;
     c->route = r.name;
+    // The routes answer bad input with a status (gateway/json_mapping.hpp); what may still throw
+    // here is the standard library out of resources (bad_alloc), answered as internal.
     try {
       (this->*r.run)(c);
     } catch (const std::exception& e) {
-      // Untrusted input that did not fit (a JSON field of the wrong type, a bad number).
-      c->fail(wire::ErrorCode::invalid_argument, e.what());
+      c->fail(wire::ErrorCode::internal, e.what());
     }
     return;
   }

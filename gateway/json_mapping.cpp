@@ -4,7 +4,6 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
-#include <stdexcept>
 
 namespace corral::gateway {
 
@@ -70,62 +69,105 @@ json exit_json(const wire::ExitStatus* s) {
               {"stderr_bytes", s->stderr_bytes()}};
 }
 
-pairs pairs_of(const json& j, const char* field) {
+namespace {
+
+status bad_field(const char* field, const std::string& message) {
+  return failure(wire::ErrorCode::invalid_argument, message, field);
+}
+
+// The text nlohmann's get<> gave a value of the wrong type (these answers were its exception's
+// message before the readers returned a status), so the API's messages stay as they were.
+status type_error(const char* field, const char* want, const json& v) {
+  return bad_field(field, std::string("[json.exception.type_error.302] type must be ") + want +
+                              ", but is " + v.type_name());
+}
+
+}  // namespace
+
+result<pairs> pairs_of(const json& j, const char* field) {
   pairs out;
   if (!j.contains(field)) return out;
   const auto& o = j.at(field);
-  if (!o.is_object()) throw std::invalid_argument(std::string(field) + " must be an object");
+  if (!o.is_object()) return bad_field(field, std::string(field) + " must be an object");
   for (auto it = o.begin(); it != o.end(); ++it) {
-    if (!it.value().is_string()) throw std::invalid_argument(std::string(field) + " values must be strings");
+    if (!it.value().is_string()) return bad_field(field, std::string(field) + " values must be strings");
     out.emplace_back(it.key(), it.value().get<std::string>());
   }
   return out;
 }
 
-std::vector<std::string> strings_of(const json& j, const char* field) {
+result<std::vector<std::string>> strings_of(const json& j, const char* field) {
   std::vector<std::string> out;
   if (!j.contains(field)) return out;
   const auto& a = j.at(field);
-  if (!a.is_array()) throw std::invalid_argument(std::string(field) + " must be an array of strings");
+  if (!a.is_array()) return bad_field(field, std::string(field) + " must be an array of strings");
   for (const auto& v : a) {
-    if (!v.is_string()) throw std::invalid_argument(std::string(field) + " must be an array of strings");
+    if (!v.is_string()) return bad_field(field, std::string(field) + " must be an array of strings");
     out.push_back(v.get<std::string>());
   }
   return out;
 }
 
 // Seconds (a number) in `field` as milliseconds; 0 when absent.
-int64_t ms_of(const json& j, const char* field) {
-  if (!j.contains(field)) return 0;
+result<int64_t> ms_of(const json& j, const char* field) {
+  if (!j.contains(field)) return int64_t{0};
   if (!j.at(field).is_number() || j.at(field).get<double>() < 0 || j.at(field).get<double>() > 1e7)
-    throw std::invalid_argument(std::string(field) + " must be a number of seconds");
+    return bad_field(field, std::string(field) + " must be a number of seconds");
   return static_cast<int64_t>(j.at(field).get<double>() * 1000);
 }
 
-uint32_t uint_of(const json& j, const char* field, double scale) {
-  if (!j.contains(field)) return 0;
+result<uint32_t> uint_of(const json& j, const char* field, double scale) {
+  if (!j.contains(field)) return uint32_t{0};
   if (!j.at(field).is_number() || j.at(field).get<double>() < 0 || j.at(field).get<double>() * scale > 4e9)
-    throw std::invalid_argument(std::string(field) + " must be a non-negative number");
+    return bad_field(field, std::string(field) + " must be a non-negative number");
   return static_cast<uint32_t>(j.at(field).get<double>() * scale);
 }
 
-client::create_options create_options_of(const json& j) {
+result<std::string> string_of(const json& j, const char* field, const std::string& absent) {
+  auto it = j.find(field);
+  if (it == j.end()) return absent;
+  if (!it->is_string()) return type_error(field, "string", *it);
+  return it->get<std::string>();
+}
+
+result<bool> bool_of(const json& j, const char* field, bool absent) {
+  auto it = j.find(field);
+  if (it == j.end()) return absent;
+  if (!it->is_boolean()) return type_error(field, "boolean", *it);
+  return it->get<bool>();
+}
+
+result<client::create_options> create_options_of(const json& j) {
   client::create_options o;
-  o.name = j.value("name", "");
-  o.timeout_ms = ms_of(j, "timeout");
-  o.idle_timeout_ms = ms_of(j, "idle_timeout");
-  o.cpu_millis = uint_of(j, "cpu", 1000);  // cores
-  o.memory_mib = uint_of(j, "memory");       // MiB
-  o.cpu_request_millis = uint_of(j, "cpu_request", 1000);
-  o.memory_request_mib = uint_of(j, "memory_request");
-  o.workdir = j.value("workdir", "");
-  o.tags = pairs_of(j, "tags");
-  o.env = pairs_of(j, "env");
-  o.entrypoint = strings_of(j, "entrypoint");
-  o.probe_command = strings_of(j, "probe_command");
-  o.probe_tcp_port = static_cast<int32_t>(uint_of(j, "probe_tcp_port"));
-  o.probe_interval_ms = ms_of(j, "probe_interval");
+  body_reader f;
+  f.take(string_of(j, "name"), o.name);
+  f.take(ms_of(j, "timeout"), o.timeout_ms);
+  f.take(ms_of(j, "idle_timeout"), o.idle_timeout_ms);
+  f.take(uint_of(j, "cpu", 1000), o.cpu_millis);  // cores
+  f.take(uint_of(j, "memory"), o.memory_mib);       // MiB
+  f.take(uint_of(j, "cpu_request", 1000), o.cpu_request_millis);
+  f.take(uint_of(j, "memory_request"), o.memory_request_mib);
+  f.take(string_of(j, "workdir"), o.workdir);
+  f.take(pairs_of(j, "tags"), o.tags);
+  f.take(pairs_of(j, "env"), o.env);
+  f.take(strings_of(j, "entrypoint"), o.entrypoint);
+  f.take(strings_of(j, "probe_command"), o.probe_command);
+  uint32_t port = 0;
+  f.take(uint_of(j, "probe_tcp_port"), port);
+  o.probe_tcp_port = static_cast<int32_t>(port);
+  f.take(ms_of(j, "probe_interval"), o.probe_interval_ms);
+  if (!f.ok()) return f.error();
   return o;
+}
+
+result<uint64_t> offset_param(const std::string& text) {
+  // What std::stoull accepted and answered before (leading blanks, a sign, trailing text).
+  errno = 0;
+  char* end = nullptr;
+  const unsigned long long v = std::strtoull(text.c_str(), &end, 10);
+  if (end == text.c_str() || errno == ERANGE)
+    return failure(wire::ErrorCode::invalid_argument, "stoull", "offset");
+  return static_cast<uint64_t>(v);
 }
 
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }

@@ -3,8 +3,9 @@
 // request bodies to create options, sandboxes and exit statuses to JSON, wire error codes to HTTP
 // statuses. Pure functions; the routes (gateway/api.cpp) use them.
 //
-// The body readers throw std::invalid_argument on a field of the wrong type or range; the route
-// that calls them answers 400 with its message (nothing escapes the gateway's routing).
+// The body readers answer invalid_argument (with the field's name in status::field) on a field of
+// the wrong type or range; the route that calls them answers 400 with its message. Nothing here
+// throws (docs/architecture.md, "Results and errors").
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -35,13 +36,38 @@ using pairs = std::vector<std::pair<std::string, std::string>>;
 // Compact JSON; invalid UTF-8 replaced, never an exception.
 [[nodiscard]] std::string dump(const json& j);
 
-// Body fields (absent: empty or 0). Throw std::invalid_argument when the type or range is wrong.
-[[nodiscard]] pairs pairs_of(const json& j, const char* field);
-[[nodiscard]] std::vector<std::string> strings_of(const json& j, const char* field);
+// Body fields (absent: empty or 0). invalid_argument when the type or range is wrong.
+[[nodiscard]] result<pairs> pairs_of(const json& j, const char* field);
+[[nodiscard]] result<std::vector<std::string>> strings_of(const json& j, const char* field);
 // Seconds (a number) as milliseconds.
-[[nodiscard]] int64_t ms_of(const json& j, const char* field);
-[[nodiscard]] uint32_t uint_of(const json& j, const char* field, double scale = 1);
-[[nodiscard]] client::create_options create_options_of(const json& j);
+[[nodiscard]] result<int64_t> ms_of(const json& j, const char* field);
+[[nodiscard]] result<uint32_t> uint_of(const json& j, const char* field, double scale = 1);
+// A string or a boolean field; `absent` when the body has none.
+[[nodiscard]] result<std::string> string_of(const json& j, const char* field,
+                                            const std::string& absent = {});
+[[nodiscard]] result<bool> bool_of(const json& j, const char* field, bool absent);
+[[nodiscard]] result<client::create_options> create_options_of(const json& j);
+
+// Reads body fields in turn and keeps the first error: after `take(ms_of(j, "timeout"), ms)` and
+// more, error() is the first field's that did not fit (ok when all did); fields after a failed
+// one are not kept.
+class body_reader {
+ public:
+  template <class T, class U>
+  void take(result<T>&& r, U& out) {
+    if (!first_.ok()) return;
+    if (!r) first_ = r.error();
+    else out = std::move(r).value();
+  }
+  bool ok() const { return first_.ok(); }
+  const status& error() const { return first_; }
+
+ private:
+  status first_;
+};
+
+// A query parameter offset=N: a decimal number (as strtoull reads it), else invalid_argument.
+[[nodiscard]] result<uint64_t> offset_param(const std::string& text);
 
 // A query parameter of seconds ("2", "0.5") as milliseconds, at most max_ms. Anything else (a
 // sign, an exponent, inf, nan, more than max_ms) is invalid_argument, decided before any

@@ -19,18 +19,23 @@ void api::exec_start(const call_ptr& c) {
   json body;
   if (!c->json_body(body)) return;
   auto args = strings_of(body, "args");
-  if (args.empty()) return c->fail(wire::ErrorCode::invalid_argument, "args must not be empty");
-  std::string eid = body.value("exec_id", "");
+  if (!args) return c->fail(args.error());
+  if (args->empty()) return c->fail(wire::ErrorCode::invalid_argument, "args must not be empty");
+  auto exec_id = string_of(body, "exec_id");
+  if (!exec_id) return c->fail(exec_id.error());
+  std::string eid = std::move(exec_id).value();
   if (eid.empty()) eid = wire::new_exec_id();
   if (!wire::valid_token(eid))
     return c->fail(wire::ErrorCode::invalid_argument, "exec_id must be 1..64 of [A-Za-z0-9_-]");
   client::exec_options xo;
-  xo.argv = std::move(args);
-  xo.env = pairs_of(body, "env");
-  xo.workdir = body.value("workdir", "");
-  xo.timeout_ms = ms_of(body, "timeout");
-  xo.stdin_open = body.value("stdin", true);
-  xo.pty = body.value("pty", false);
+  xo.argv = std::move(args).value();
+  body_reader f;
+  f.take(pairs_of(body, "env"), xo.env);
+  f.take(string_of(body, "workdir"), xo.workdir);
+  f.take(ms_of(body, "timeout"), xo.timeout_ms);
+  f.take(bool_of(body, "stdin", true), xo.stdin_open);
+  f.take(bool_of(body, "pty", false), xo.pty);
+  if (!f.ok()) return c->fail(f.error());
   c->ask(wire::subjects::sandbox_op(c->tenant, sb, "exec"), client::exec_request_bytes(eid, xo),
          cfg_.request_timeout_ms, client::request_kind::sandbox, sb, [c, eid](bus::message&& m) {
            auto re = client::exec_reply_reattached(m.data.data(), m.data.size());
@@ -93,7 +98,11 @@ void api::exec_output(const call_ptr& c) {
   pump_target t{c->tenant, c->path[1], c->path[3]};
   t.want_stdout = which != "stderr";
   t.want_stderr = which != "stdout";
-  if (auto o = c->q("offset"); !o.empty()) t.offset = std::stoull(o);
+  if (auto o = c->q("offset"); !o.empty()) {
+    auto offset = offset_param(o);
+    if (!offset) return c->fail(offset.error());
+    t.offset = *offset;
+  }
   t.follow = c->flag("follow");
   stream_output(c, std::move(t));
 }
@@ -103,7 +112,11 @@ void api::exec_websocket(const call_ptr& c) {
   if (!boost::beast::websocket::is_upgrade(c->req))
     return c->fail(wire::ErrorCode::invalid_argument, "a WebSocket upgrade request is needed");
   pump_target t{c->tenant, c->path[1], c->path[3]};
-  if (auto o = c->q("offset"); !o.empty()) t.offset = std::stoull(o);
+  if (auto o = c->q("offset"); !o.empty()) {
+    auto offset = offset_param(o);
+    if (!offset) return c->fail(offset.error());
+    t.offset = *offset;
+  }
   t.follow = true;
   stream_websocket(c, std::move(t));
 }

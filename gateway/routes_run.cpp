@@ -132,16 +132,20 @@ void api::run(const call_ptr& c) {
   json body;
   if (!c->json_body(body)) return;
   auto args = strings_of(body, "args");
-  if (args.empty()) return c->fail(wire::ErrorCode::invalid_argument, "args must not be empty");
+  if (!args) return c->fail(args.error());
+  if (args->empty()) return c->fail(wire::ErrorCode::invalid_argument, "args must not be empty");
   client::create_options co;
-  co.timeout_ms = ms_of(body, "timeout");
-  co.cpu_millis = uint_of(body, "cpu", 1000);
-  co.memory_mib = uint_of(body, "memory");
   client::exec_options xo;
-  xo.argv = std::move(args);
-  xo.env = pairs_of(body, "env");
-  xo.workdir = body.value("workdir", "");
-  std::string input = body.value("stdin", "");
+  xo.argv = std::move(args).value();
+  std::string input;
+  body_reader f;
+  f.take(ms_of(body, "timeout"), co.timeout_ms);
+  f.take(uint_of(body, "cpu", 1000), co.cpu_millis);
+  f.take(uint_of(body, "memory"), co.memory_mib);
+  f.take(pairs_of(body, "env"), xo.env);
+  f.take(string_of(body, "workdir"), xo.workdir);
+  f.take(string_of(body, "stdin"), input);
+  if (!f.ok()) return c->fail(f.error());
   if (!take_stream(c)) return;
   const int64_t deadline = co.timeout_ms > 0
                                ? std::min(cfg_.max_wait_ms, co.timeout_ms + cfg_.request_timeout_ms)

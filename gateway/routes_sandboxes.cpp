@@ -38,7 +38,9 @@ void api::usage(const call_ptr& c) {
 void api::sandbox_create(const call_ptr& c) {
   json body;
   if (!c->json_body(body)) return;
-  c->ask(wire::subjects::create(c->tenant, cfg_.pool), client::create_request_bytes(create_options_of(body)),
+  auto opts = create_options_of(body);
+  if (!opts) return c->fail(opts.error());
+  c->ask(wire::subjects::create(c->tenant, cfg_.pool), client::create_request_bytes(*opts),
          cfg_.request_timeout_ms, client::request_kind::create, cfg_.pool, [c](bus::message&& m) {
            auto v = client::sandbox_reply_of(m.data.data(), m.data.size());
            if (!v) return c->fail(wire::ErrorCode::malformed, "unexpected reply");
@@ -109,7 +111,9 @@ void api::sandbox_tags(const call_ptr& c) {
   if (c->req.method() == http::verb::put) {
     json body;
     if (!c->json_body(body)) return;
-    payload = client::set_tags_bytes(pairs_of(body.contains("tags") ? body : json{{"tags", body}}, "tags"));
+    auto tags = pairs_of(body.contains("tags") ? body : json{{"tags", body}}, "tags");
+    if (!tags) return c->fail(tags.error());
+    payload = client::set_tags_bytes(*tags);
   }
   c->sandbox_op(c->path[1], "tags", std::move(payload), cfg_.request_timeout_ms, sandbox_answer(c));
 }

@@ -15,8 +15,15 @@ namespace corral {
 
 // The outcome of a call that returns no value. Each module documents the codes it uses.
 struct [[nodiscard]] status {
+  status() = default;
+  status(wire::ErrorCode c, std::string m, std::string f = {})  // NOLINT: implicit, {code, msg}
+      : code(c), message(std::move(m)), field(std::move(f)) {}
+
   wire::ErrorCode code = wire::ErrorCode::ok;
   std::string message;
+  // The request field the error is about, when the wire said (an ErrorReply's field); empty
+  // when none.
+  std::string field;
 
   bool ok() const { return code == wire::ErrorCode::ok; }
   explicit operator bool() const { return ok(); }
@@ -24,8 +31,9 @@ struct [[nodiscard]] status {
   const status& error() const { return *this; }
 };
 
-[[nodiscard]] inline status failure(wire::ErrorCode code, std::string message) {
-  return status{code, std::move(message)};
+[[nodiscard]] inline status failure(wire::ErrorCode code, std::string message,
+                                    std::string field = {}) {
+  return status{code, std::move(message), std::move(field)};
 }
 
 // Either a value or an error status. A result built from an ok status (a bug in the caller)

@@ -210,8 +210,8 @@ TEST_F(CliJson, PtyExecFollowsTerminalResizes) {
     out.append(reinterpret_cast<const char*>(p), n);
     saw_output = true;
   });
-  ASSERT_TRUE(r) << r.error.message;
-  EXPECT_EQ(r.value->exit_code, 0) << out;
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->exit_code, 0) << out;
   EXPECT_NE(out.find("size 24 80"), std::string::npos) << out;
   EXPECT_NE(out.find("size 50 132"), std::string::npos) << out;
   EXPECT_TRUE(reported);

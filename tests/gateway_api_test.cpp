@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <optional>
+#include <tuple>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -45,6 +47,77 @@ TEST(GatewayValues, SecondsParamRefusesWhatIsNotAFiniteNumberInRange) {
       EXPECT_EQ(r.code(), wire::ErrorCode::invalid_argument) << "'" << t << "'";
     }
   }
+}
+
+// The body readers answer with a status what was an exception before: the same message (for a
+// field of the wrong type, nlohmann's own), with the field named.
+TEST(GatewayValues, BodyReadersAnswerWhatTheExceptionsSaid) {
+  for (const json& v : {json(5), json(true), json(nullptr), json::array(), json::object()}) {
+    const json j{{"name", v}, {"stdin", v}};
+    std::string thrown;
+    try {
+      (void)j.value("name", "");
+    } catch (const std::exception& e) {
+      thrown = e.what();
+    }
+    auto s = string_of(j, "name");
+    ASSERT_FALSE(s.ok()) << j.dump();
+    EXPECT_EQ(s.code(), wire::ErrorCode::invalid_argument);
+    EXPECT_EQ(s.error().message, thrown);
+    EXPECT_EQ(s.error().field, "name");
+    if (v.is_boolean()) continue;
+    thrown.clear();
+    try {
+      (void)j.value("stdin", true);
+    } catch (const std::exception& e) {
+      thrown = e.what();
+    }
+    auto b = bool_of(j, "stdin", true);
+    ASSERT_FALSE(b.ok()) << j.dump();
+    EXPECT_EQ(b.error().message, thrown);
+  }
+  EXPECT_EQ(*string_of(json::object(), "name", "dflt"), "dflt");
+  EXPECT_EQ(*string_of(json{{"name", "x"}}, "name"), "x");
+  EXPECT_FALSE(*bool_of(json{{"pty", false}}, "pty", true));
+  EXPECT_TRUE(*bool_of(json::object(), "stdin", true));
+}
+
+TEST(GatewayValues, OffsetParamTakesWhatStoullTook) {
+  for (const std::string t : {"0", "12", " 7", "+3", "-1", "12abc", "abc", "", "x1",
+                              "18446744073709551615", "18446744073709551616", "99999999999999999999999"}) {
+    std::optional<unsigned long long> want;
+    try {
+      want = std::stoull(t);
+    } catch (const std::exception&) {
+    }
+    auto got = offset_param(t);
+    ASSERT_EQ(got.ok(), want.has_value()) << "'" << t << "'";
+    if (want) EXPECT_EQ(*got, *want) << "'" << t << "'";
+    else EXPECT_EQ(got.code(), wire::ErrorCode::invalid_argument) << "'" << t << "'";
+  }
+}
+
+TEST(GatewayValues, CreateOptionsNameTheFirstFieldThatDoesNotFit) {
+  auto bad = create_options_of(json{{"timeout", "soon"}});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.code(), wire::ErrorCode::invalid_argument);
+  EXPECT_EQ(bad.error().message, "timeout must be a number of seconds");
+  EXPECT_EQ(bad.error().field, "timeout");
+  // Fields are read in order: the name before the tags.
+  auto two = create_options_of(json{{"tags", json::array({1})}, {"name", 5}});
+  ASSERT_FALSE(two.ok());
+  EXPECT_EQ(two.error().field, "name");
+  auto tags = create_options_of(json{{"tags", json::array({1})}});
+  ASSERT_FALSE(tags.ok());
+  EXPECT_EQ(tags.error().message, "tags must be an object");
+  auto good = create_options_of(json{{"name", "n"}, {"timeout", 1.5}, {"cpu", 0.5},
+                                     {"tags", {{"k", "v"}}}, {"probe_tcp_port", 80}});
+  ASSERT_TRUE(good.ok()) << good.error().message;
+  EXPECT_EQ(good->name, "n");
+  EXPECT_EQ(good->timeout_ms, 1500);
+  EXPECT_EQ(good->cpu_millis, 500u);
+  EXPECT_EQ(good->probe_tcp_port, 80);
+  ASSERT_EQ(good->tags.size(), 1u);
 }
 
 // Records the one answer of a request.
@@ -91,9 +164,15 @@ class GatewayApi : public ::testing::Test {
   }
 
   // One /v1 request of tenant acme through admit() and handle(), answered without an executor.
-  std::optional<http_response> v1(http::verb method, const std::string& target) {
+  std::optional<http_response> v1(http::verb method, const std::string& target,
+                                  const std::string& body = {}) {
     http_request req{method, target, 11};
     req.set(http::field::authorization, "Bearer tok-a");
+    if (!body.empty()) {
+      req.set(http::field::content_type, "application/json");
+      req.body() = body;
+      req.prepare_payload();
+    }
     auto a = api_->admit(req.base());
     if (a.refuse) return std::move(*a.refuse);
     auto res = std::make_shared<recording_responder>();
@@ -130,6 +209,34 @@ TEST_F(GatewayApi, WaitTimeoutThatIsNotAFiniteNumberIsRefused) {
         << t << ": " << answer->body();
   }
   EXPECT_EQ(api_->tenant_links(), 1u);  // acme's
+}
+
+// A body field of the wrong type, or an offset that is not a number, is answered 400 with the
+// message the gateway gave when these were exceptions, before any executor is asked.
+TEST_F(GatewayApi, BodyFieldsOfTheWrongTypeAreRefused) {
+  const auto sb = wire::new_id("sb-");
+  const std::string exec = "/v1/sandboxes/" + sb + "/exec";
+  for (const auto& [target, body, message] : std::vector<std::tuple<std::string, std::string, std::string>>{
+           {exec, R"({"args": ["true"], "exec_id": 5})",
+            "[json.exception.type_error.302] type must be string, but is number"},
+           {exec, R"({"args": ["true"], "stdin": "yes"})",
+            "[json.exception.type_error.302] type must be boolean, but is string"},
+           {exec, R"({"args": "true"})", "args must be an array of strings"},
+           {exec, R"({"args": ["true"], "env": {"A": 1}})", "env values must be strings"},
+           {"/v1/run", R"({"args": ["true"], "workdir": []})",
+            "[json.exception.type_error.302] type must be string, but is array"},
+           {"/v1/sandboxes", R"({"memory": -1})", "memory must be a non-negative number"},
+       }) {
+    auto answer = v1(http::verb::post, target, body);
+    ASSERT_TRUE(answer) << body;
+    EXPECT_EQ(answer->result(), http::status::bad_request) << body << ": " << answer->body();
+    EXPECT_EQ(json::parse(answer->body()), error_json(wire::ErrorCode::invalid_argument, message))
+        << body;
+  }
+  auto answer = v1(http::verb::get, "/v1/sandboxes/" + sb + "/execs/ex-1/output?offset=abc");
+  ASSERT_TRUE(answer);
+  EXPECT_EQ(answer->result(), http::status::bad_request) << answer->body();
+  EXPECT_EQ(json::parse(answer->body()), error_json(wire::ErrorCode::invalid_argument, "stoull"));
 }
 
 // A NATS URL whose server never says hello: connections are accepted and nothing is sent, so a

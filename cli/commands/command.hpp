@@ -17,14 +17,12 @@
 namespace corral::cli {
 
 // The client library's types, as the verbs use them.
-using client::call_error;
 using client::create_options;
 using client::exec_options;
 using client::exec_result;
 using client::format_age;
 using client::fs_entry_view;
 using client::fs_reply_view;
-using client::outcome;
 using client::sandbox_usage_view;
 using client::sandbox_view;
 using client::usage_amount;
@@ -76,7 +74,7 @@ void print_help(const verb& v);
 // Returns exit_usage.
 int usage_error(const verb& v, const std::string& why);
 // A failed request: "corral: CODE: message" on stderr. Returns exit_failed.
-int fail(const call_error& e);
+int fail(const status& e);
 // Any other failure: "corral: message" on stderr. Returns exit_failed.
 int fail(const std::string& message);
 

@@ -61,7 +61,7 @@ int usage_error(const verb& v, const std::string& why) {
   return exit_usage;
 }
 
-int fail(const call_error& e) {
+int fail(const status& e) {
   std::cerr << "corral: " << wire::to_string(e.code) << ": " << e.message << "\n";
   return exit_failed;
 }

@@ -106,8 +106,8 @@ int run_exec(client::session& c, const std::string& sandbox, exec_options opts, 
                     (void)write_all(fd, p, n);
                   },
                   source);
-  if (!r) return fail(r.error);
-  const auto& x = *r.value;
+  if (!r) return fail(r.error());
+  const auto& x = *r;
   if (x.outcome != wire::Outcome::exited && x.outcome != wire::Outcome::signaled) {
     std::cerr << "corral: exec " << wire::to_string(x.outcome)
               << (x.message.empty() ? "" : ": " + x.message) << "\n";

@@ -74,7 +74,7 @@ int run_fs(const verb& v, const std::string& sub, context& ctx, const args_t& ar
                          if (stdout_ok) stdout_ok = write_all(STDOUT_FILENO, p, n);
                        },
                        max_bytes);
-    return r ? exit_ok : fail(r.error);
+    return r ? exit_ok : fail(r.error());
   }
   if (sub == "write") {
     auto source = []() -> std::optional<std::vector<uint8_t>> {
@@ -88,20 +88,20 @@ int run_fs(const verb& v, const std::string& sub, context& ctx, const args_t& ar
       }
     };
     auto r = c.fs_write(sb, path, source, flag_append);
-    return r ? exit_ok : fail(r.error);
+    return r ? exit_ok : fail(r.error());
   }
   if (sub == "ls") {
     auto r = c.fs_list(sb, path);
-    if (!r) return fail(r.error);
-    std::sort(r.value->begin(), r.value->end(),
+    if (!r) return fail(r.error());
+    std::sort(r->begin(), r->end(),
               [](const auto& a, const auto& b) { return a.name < b.name; });
-    for (const auto& e : *r.value) print_entry_line(e);
+    for (const auto& e : *r) print_entry_line(e);
     return exit_ok;
   }
   if (sub == "stat") {
     auto r = c.fs_stat(sb, path);
-    if (!r) return fail(r.error);
-    const auto& e = *r.value;
+    if (!r) return fail(r.error());
+    const auto& e = *r;
     const char* type = wire::EnumNameFsFileType(e.type);
     std::printf("path:   %s\ntype:   %s\nsize:   %llu\nmode:   %04o\nmtime:  %s\n", path.c_str(),
                 type == nullptr ? "unknown" : type, static_cast<unsigned long long>(e.size), e.mode,
@@ -110,11 +110,11 @@ int run_fs(const verb& v, const std::string& sub, context& ctx, const args_t& ar
   }
   if (sub == "mkdir") {
     auto r = c.fs_mkdir(sb, path, flag_parents);
-    return r ? exit_ok : fail(r.error);
+    return r ? exit_ok : fail(r.error());
   }
   if (sub == "rm") {
     auto r = c.fs_remove(sb, path, flag_recursive);
-    return r ? exit_ok : fail(r.error);
+    return r ? exit_ok : fail(r.error());
   }
   return usage_error(v, "unknown subcommand " + sub);
 }

@@ -38,10 +38,10 @@ int run(context& ctx, const args_t& args) {
   create_options co;
   co.timeout_ms = sandbox_timeout;
   auto sb = c->create(co);
-  if (!sb) return fail(sb.error);
-  const int code = run_exec(*c, sb.value->id, o);
-  auto t = c->terminate(sb.value->id);
-  if (!t) std::cerr << "corral: could not remove " << sb.value->id << ": " << t.error.message << "\n";
+  if (!sb) return fail(sb.error());
+  const int code = run_exec(*c, sb->id, o);
+  auto t = c->terminate(sb->id);
+  if (!t) std::cerr << "corral: could not remove " << sb->id << ": " << t.error().message << "\n";
   leave(code);
 }
 

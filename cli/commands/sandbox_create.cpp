@@ -82,8 +82,8 @@ int run(context& ctx, const args_t& args) {
   client::session* c = ctx.connect();
   if (c == nullptr) return exit_failed;
   auto created = c->create(o);
-  if (!created) return fail(created.error);
-  std::printf("%s\n", created.value->id.c_str());
+  if (!created) return fail(created.error());
+  std::printf("%s\n", created->id.c_str());
   return exit_ok;
 }
 

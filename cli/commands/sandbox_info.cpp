@@ -42,9 +42,9 @@ int run(context& ctx, const args_t& args) {
     else return usage_error(v, "unknown argument " + args[i]);
   }
   auto info = c->info(*id);
-  if (!info) return fail(info.error);
-  if (json) print_json(sandbox_json(*info.value));
-  else print_sandbox_info(*info.value);
+  if (!info) return fail(info.error());
+  if (json) print_json(sandbox_json(*info));
+  else print_sandbox_info(*info);
   return exit_ok;
 }
 

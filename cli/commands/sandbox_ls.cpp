@@ -51,10 +51,10 @@ int run(context& ctx, const args_t& args) {
   client::session* c = ctx.connect();
   if (c == nullptr) return exit_failed;
   auto listed = c->list(all, name, tags);
-  if (!listed) return fail(listed.error);
+  if (!listed) return fail(listed.error());
   if (json) {
     nlohmann::ordered_json list = nlohmann::ordered_json::array();
-    for (const auto& s : *listed.value) list.push_back(sandbox_json(s));
+    for (const auto& s : *listed) list.push_back(sandbox_json(s));
     nlohmann::ordered_json doc;
     doc["sandboxes"] = std::move(list);
     print_json(doc);
@@ -62,7 +62,7 @@ int run(context& ctx, const args_t& args) {
   }
   print_sandbox_header();
   const auto now = now_ms();
-  for (const auto& s : *listed.value) print_sandbox_line(s, now);
+  for (const auto& s : *listed) print_sandbox_line(s, now);
   return exit_ok;
 }
 

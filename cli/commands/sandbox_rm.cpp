@@ -38,8 +38,8 @@ int run(context& ctx, const args_t& args) {
     else return usage_error(v, "unknown argument " + args[i]);
   }
   auto ended = c->terminate(*id);
-  if (!ended) return fail(ended.error);
-  std::printf("%s %s\n", ended.value->id.c_str(), wire::to_string(ended.value->state));
+  if (!ended) return fail(ended.error());
+  std::printf("%s %s\n", ended->id.c_str(), wire::to_string(ended->state));
   return exit_ok;
 }
 

@@ -35,8 +35,8 @@ int run(context& ctx, const args_t& args) {
   client::session* c = ctx.connect();
   if (c == nullptr) return exit_failed;
   auto r = c->tags(args[0], set);
-  if (!r) return fail(r.error);
-  for (const auto& [k, val] : r.value->tags) std::printf("%s=%s\n", k.c_str(), val.c_str());
+  if (!r) return fail(r.error());
+  for (const auto& [k, val] : r->tags) std::printf("%s=%s\n", k.c_str(), val.c_str());
   return exit_ok;
 }
 

@@ -63,15 +63,15 @@ std::optional<std::string> resolve_sandbox(const verb& v, client::session& c, co
   }
   auto found = c.list(false, args[1], {});
   if (!found) {
-    *rc = fail(found.error);
+    *rc = fail(found.error());
     return std::nullopt;
   }
-  if (found.value->empty()) {
-    *rc = fail(call_error{wire::ErrorCode::not_found, "no live sandbox named " + args[1], "name"});
+  if (found->empty()) {
+    *rc = fail(failure(wire::ErrorCode::not_found, "no live sandbox named " + args[1], "name"));
     return std::nullopt;
   }
   *used = 2;
-  return found.value->front().id;
+  return found->front().id;
 }
 
 }  // namespace corral::cli

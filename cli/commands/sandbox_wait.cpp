@@ -45,9 +45,9 @@ int run(context& ctx, const args_t& args) {
     }
   }
   auto waited = c->wait(*id, timeout, until_ready);
-  if (!waited) return fail(waited.error);
-  if (json) print_json(sandbox_json(*waited.value));
-  else print_sandbox_info(*waited.value);
+  if (!waited) return fail(waited.error());
+  if (json) print_json(sandbox_json(*waited));
+  else print_sandbox_info(*waited);
   return exit_ok;
 }
 

@@ -48,11 +48,11 @@ int run(context& ctx, const args_t& args) {
   client::session* c = ctx.connect();
   if (c == nullptr) return exit_failed;
   auto report = c->usage(sandbox);
-  if (!report) return fail(report.error);
-  const auto& t = report.value->total;
+  if (!report) return fail(report.error());
+  const auto& t = report->total;
   if (json) {
     nlohmann::ordered_json list = nlohmann::ordered_json::array();
-    for (const auto& s : report.value->sandboxes) {
+    for (const auto& s : report->sandboxes) {
       nlohmann::ordered_json j;
       j["sandbox_id"] = s.sandbox_id;
       j["node"] = s.node;
@@ -67,7 +67,7 @@ int run(context& ctx, const args_t& args) {
     return exit_ok;
   }
   std::printf("%-25s  %14s  %14s  %12s  %s\n", "SANDBOX", "CPU_CORE_S", "GIB_S", "COST", "NODE");
-  for (const auto& s : report.value->sandboxes)
+  for (const auto& s : report->sandboxes)
     std::printf("%-25s  %14.3f  %14.3f  %12.6f  %s\n", s.sandbox_id.c_str(),
                 s.usage.cpu_core_seconds, s.usage.gib_seconds, s.usage.cost, s.node.c_str());
   std::printf("%-25s  %14.3f  %14.3f  %12.6f\n", "TOTAL (tenant)", t.cpu_core_seconds,

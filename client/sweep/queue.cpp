@@ -52,7 +52,7 @@ int runner::run_queue(client::session& c) {
   auto setup = c.setup_jobs();
   if (!setup) {
     note_("corral sweep: cannot set up the job streams (" +
-                   std::string(wire::to_string(setup.error.code)) + ": " + setup.error.message +
+                   std::string(wire::to_string(setup.code)) + ": " + setup.message +
                    ")" + hint);
     return 1;
   }
@@ -87,11 +87,11 @@ int runner::run_queue(client::session& c) {
       });
       if (!page) {
         note_("corral sweep: cannot read " + results_subject + ": " +
-                       wire::to_string(page.error.code) + ": " + page.error.message);
+                       wire::to_string(page.error().code) + ": " + page.error().message);
         return false;
       }
-      next_seq = page.value->next;
-      if (!page.value->more) return true;
+      next_seq = page->next;
+      if (!page->more) return true;
     }
   };
 

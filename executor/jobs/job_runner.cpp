@@ -338,15 +338,15 @@ std::shared_ptr<job_runner::lease> job_runner::acquire(const std::string& tenant
   co.tags = {{sandbox_tag, single_use ? strict_sandbox : fresh_lease}};
   auto created = c->create(co);
   if (!created) {
-    const auto code = created.error.code;
-    return give_up("cannot create a sandbox: " + created.error.message,
+    const auto code = created.error().code;
+    return give_up("cannot create a sandbox: " + created.error().message,
                    code == wire::ErrorCode::resource_exhausted || code == wire::ErrorCode::unavailable ||
                        code == wire::ErrorCode::not_found || code == wire::ErrorCode::deadline_exceeded);
   }
   auto l = std::make_shared<lease>();
   l->key = key;
   l->tenant = tenant;
-  l->sandbox = created.value->id;
+  l->sandbox = created->id;
   l->exec_id = wire::new_id("ex-");
   l->client = c;
   client::exec_options eo;
@@ -370,10 +370,10 @@ std::shared_ptr<job_runner::lease> job_runner::acquire(const std::string& tenant
     std::lock_guard<std::mutex> lock(raw->mu);
     raw->ended = true;
     if (r) {
-      raw->end_outcome = r.value->outcome;
-      raw->end_message = r.value->message;
+      raw->end_outcome = r->outcome;
+      raw->end_message = r->message;
     } else {
-      raw->end_message = r.error.message;
+      raw->end_message = r.error().message;
     }
     raw->cv.notify_all();
   });
@@ -442,9 +442,9 @@ void job_runner::janitor() {
     for (auto& l : dead) {
       // Ending the sandbox ends the guest's exec (its thread then returns).
       auto r = l->client->terminate(l->sandbox);
-      if (!r && r.error.code != wire::ErrorCode::not_found)
+      if (!r && r.error().code != wire::ErrorCode::not_found)
         std::cerr << "corral-executor: job runner: cannot end " << l->sandbox << ": "
-                  << r.error.message << "\n";
+                  << r.error().message << "\n";
       if (l->thread.joinable()) l->thread.join();
     }
     dead.clear();
@@ -600,7 +600,7 @@ job_outcome job_runner::run(const task& t) {
     if (!w) {
       retire(l);
       out.retry = true;  // nothing ran: the lease broke before the job reached it
-      out.why = "the guest runner did not take the job: " + w.error.message;
+      out.why = "the guest runner did not take the job: " + w.message;
       return out;
     }
     at += n;
