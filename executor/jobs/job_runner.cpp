@@ -347,7 +347,7 @@ std::shared_ptr<job_runner::lease> job_runner::acquire(const std::string& tenant
   l->key = key;
   l->tenant = tenant;
   l->sandbox = created->id;
-  l->exec_id = wire::new_id("ex-");
+  l->exec_id = wire::new_exec_id();
   l->client = c;
   client::exec_options eo;
   eo.argv = guest_runner_argv();
