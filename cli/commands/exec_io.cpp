@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "cli/commands/command.hpp"
-#include "cli/write_all.hpp"
+#include "client/write_all.hpp"
 
 namespace corral::cli {
 
@@ -103,7 +103,7 @@ int run_exec(client::session& c, const std::string& sandbox, exec_options opts, 
                   [](wire::Stream s, const uint8_t* p, std::size_t n) {
                     // A reader that went away (EPIPE): drop, the exec goes on.
                     const int fd = s == wire::Stream::stderr ? STDERR_FILENO : STDOUT_FILENO;
-                    (void)write_all(fd, p, n);
+                    (void)client::write_all(fd, p, n);
                   },
                   source);
   if (!r) return fail(r.error());

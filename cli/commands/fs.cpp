@@ -8,7 +8,7 @@
 #include <ctime>
 
 #include "cli/commands/command.hpp"
-#include "cli/write_all.hpp"
+#include "client/write_all.hpp"
 
 namespace corral::cli {
 
@@ -71,7 +71,7 @@ int run_fs(const verb& v, const std::string& sub, context& ctx, const args_t& ar
     auto r = c.fs_read(sb, path,
                        [&](const uint8_t* p, std::size_t n) {
                          // false: stdout is gone
-                         if (stdout_ok) stdout_ok = write_all(STDOUT_FILENO, p, n);
+                         if (stdout_ok) stdout_ok = client::write_all(STDOUT_FILENO, p, n);
                        },
                        max_bytes);
     return r ? exit_ok : fail(r.error());

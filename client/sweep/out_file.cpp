@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "client/sweep/text.hpp"
+#include "client/write_all.hpp"
 
 namespace corral::sweep {
 
@@ -73,18 +74,7 @@ bool out_file::open(const std::string& path, const out_file_state& earlier, std:
 
 bool out_file::append(const std::string& line) {
   std::lock_guard<std::mutex> lock(mu_);
-  const char* p = line.data();
-  std::size_t n = line.size();
-  while (n > 0) {
-    const ssize_t w = ::write(fd_, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    p += w;
-    n -= static_cast<std::size_t>(w);
-  }
-  return true;
+  return client::write_all(fd_, line.data(), line.size());
 }
 
 }  // namespace corral::sweep

@@ -5,7 +5,7 @@
 #include <cerrno>
 #include <cstddef>
 
-namespace corral::cli {
+namespace corral::client {
 
 // False when the descriptor refused (EPIPE when the reader went away, ENOSPC, ...): errno says.
 inline bool write_all(int fd, const void* data, std::size_t n) {
@@ -22,4 +22,4 @@ inline bool write_all(int fd, const void* data, std::size_t n) {
   return true;
 }
 
-}  // namespace corral::cli
+}  // namespace corral::client
