@@ -25,23 +25,15 @@ namespace {
 
 int run(context& ctx, const args_t& args) {
   const verb& v = sandbox_info_verb;
-  client::session* c = ctx.connect();
-  if (c == nullptr) return exit_failed;
-  std::size_t used = 0;
   int rc = exit_ok;
-  auto id = resolve_sandbox(v, *c, args, &used, &rc);
-  if (!id) return rc;
+  auto sb = open_sandbox(v, ctx, args, &rc);
+  if (!sb) return rc;
   bool json = false;
-  int64_t unused_timeout = 0;
-  std::string val;
-  for (std::size_t i = used; i < args.size(); ++i) {
+  for (std::size_t i = sb->used; i < args.size(); ++i) {
     if (args[i] == "--json") json = true;
-    // Accepted and ignored, as before the verbs had their own parsers.
-    else if (args[i] == "--timeout" && i + 1 < args.size() && parse_seconds(args[i + 1], unused_timeout))
-      ++i;
-    else return usage_error(v, "unknown argument " + args[i]);
+    else if (!ignored_timeout(args, i)) return usage_error(v, "unknown argument " + args[i]);
   }
-  auto info = c->info(*id);
+  auto info = sb->session->info(sb->id);
   if (!info) return fail(info.error());
   if (json) print_json(sandbox_json(*info));
   else print_sandbox_info(*info);

@@ -24,20 +24,12 @@ namespace {
 
 int run(context& ctx, const args_t& args) {
   const verb& v = sandbox_rm_verb;
-  client::session* c = ctx.connect();
-  if (c == nullptr) return exit_failed;
-  std::size_t used = 0;
   int rc = exit_ok;
-  auto id = resolve_sandbox(v, *c, args, &used, &rc);
-  if (!id) return rc;
-  int64_t unused_timeout = 0;
-  for (std::size_t i = used; i < args.size(); ++i) {
-    // Accepted and ignored, as before the verbs had their own parsers.
-    if (args[i] == "--timeout" && i + 1 < args.size() && parse_seconds(args[i + 1], unused_timeout))
-      ++i;
-    else return usage_error(v, "unknown argument " + args[i]);
-  }
-  auto ended = c->terminate(*id);
+  auto sb = open_sandbox(v, ctx, args, &rc);
+  if (!sb) return rc;
+  for (std::size_t i = sb->used; i < args.size(); ++i)
+    if (!ignored_timeout(args, i)) return usage_error(v, "unknown argument " + args[i]);
+  auto ended = sb->session->terminate(sb->id);
   if (!ended) return fail(ended.error());
   std::printf("%s %s\n", ended->id.c_str(), wire::to_string(ended->state));
   return exit_ok;

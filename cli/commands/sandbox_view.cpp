@@ -74,4 +74,26 @@ std::optional<std::string> resolve_sandbox(const verb& v, client::session& c, co
   return found->front().id;
 }
 
+std::optional<named_sandbox> open_sandbox(const verb& v, context& ctx, const args_t& args,
+                                          int* rc) {
+  named_sandbox sb;
+  sb.session = ctx.connect();
+  if (sb.session == nullptr) {
+    *rc = exit_failed;
+    return std::nullopt;
+  }
+  auto id = resolve_sandbox(v, *sb.session, args, &sb.used, rc);
+  if (!id) return std::nullopt;
+  sb.id = std::move(*id);
+  return sb;
+}
+
+bool ignored_timeout(const args_t& args, std::size_t& i) {
+  int64_t unused = 0;
+  if (args[i] != "--timeout" || i + 1 >= args.size() || !parse_seconds(args[i + 1], unused))
+    return false;
+  ++i;
+  return true;
+}
+
 }  // namespace corral::cli

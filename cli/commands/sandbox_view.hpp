@@ -1,6 +1,8 @@
 #pragma once
 // A sandbox as the sandbox verbs print it: a table line, the info block, and its JSON object
 // (field names are part of the CLI's interface: docs/cli.md).
+#include <cstddef>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -21,5 +23,20 @@ void print_sandbox_info(const sandbox_view& v);
 [[nodiscard]] std::optional<std::string> resolve_sandbox(const verb& v, client::session& c,
                                                          const args_t& args, std::size_t* used,
                                                          int* rc);
+
+// What a verb about one sandbox starts with: the connection, and the sandbox the front of args
+// names (resolve_sandbox); `used`: how many arguments that took. Nullopt after printing why
+// (*rc: the exit status).
+struct named_sandbox {
+  client::session* session = nullptr;
+  std::string id;
+  std::size_t used = 0;
+};
+[[nodiscard]] std::optional<named_sandbox> open_sandbox(const verb& v, context& ctx,
+                                                        const args_t& args, int* rc);
+
+// True (and past it) when args[i] is a "--timeout S" that `sandbox info` and `sandbox rm`
+// accept and ignore, as before the verbs had their own parsers.
+[[nodiscard]] bool ignored_timeout(const args_t& args, std::size_t& i);
 
 }  // namespace corral::cli

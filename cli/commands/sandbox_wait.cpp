@@ -27,15 +27,12 @@ namespace {
 
 int run(context& ctx, const args_t& args) {
   const verb& v = sandbox_wait_verb;
-  client::session* c = ctx.connect();
-  if (c == nullptr) return exit_failed;
-  std::size_t used = 0;
   int rc = exit_ok;
-  auto id = resolve_sandbox(v, *c, args, &used, &rc);
-  if (!id) return rc;
+  auto sb = open_sandbox(v, ctx, args, &rc);
+  if (!sb) return rc;
   int64_t timeout = default_wait_ms;
   bool until_ready = false, json = false;
-  for (std::size_t i = used; i < args.size(); ++i) {
+  for (std::size_t i = sb->used; i < args.size(); ++i) {
     if (args[i] == "--ready") until_ready = true;
     else if (args[i] == "--json") json = true;
     else if (args[i] == "--timeout" && i + 1 < args.size()) {
@@ -44,7 +41,7 @@ int run(context& ctx, const args_t& args) {
       return usage_error(v, "unknown argument " + args[i]);
     }
   }
-  auto waited = c->wait(*id, timeout, until_ready);
+  auto waited = sb->session->wait(sb->id, timeout, until_ready);
   if (!waited) return fail(waited.error());
   if (json) print_json(sandbox_json(*waited));
   else print_sandbox_info(*waited);
