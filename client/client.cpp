@@ -342,12 +342,10 @@ result<exec_result> session::exec(const std::string& sandbox_id, const exec_opti
   auto send_window_size = [&] {
     uint16_t rows = 0, cols = 0;
     if (!o.window_changed(rows, cols)) return;
-    flatbuffers::FlatBufferBuilder b(128);
-    auto eid = b.CreateString(exec_id);
-    b.Finish(wire::CreateResizeRequest(b, eid, rows, cols), wire::ResizeRequestIdentifier());
     // A refused resize (the exec has just ended) changes nothing: the exit follows.
-    (void)call(wire::subjects::sandbox_op(cfg_.tenant, sandbox_id, "resize"), wire::release(b),
-               cfg_.request_timeout_ms, request_kind::exec, "resize");
+    (void)call(wire::subjects::sandbox_op(cfg_.tenant, sandbox_id, "resize"),
+               resize_request_bytes(exec_id, rows, cols), cfg_.request_timeout_ms,
+               request_kind::exec, "resize");
   };
   const auto pop_wait = std::chrono::milliseconds(watch_window ? exec_options::window_poll_ms : 250);
   std::optional<status> lost;  // the sandbox or the exec went away while we waited

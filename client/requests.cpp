@@ -78,6 +78,13 @@ std::vector<uint8_t> signal_request_bytes(const std::string& exec_id, int32_t si
   return wire::release(b);
 }
 
+std::vector<uint8_t> resize_request_bytes(const std::string& exec_id, uint16_t rows, uint16_t cols) {
+  flatbuffers::FlatBufferBuilder b(128);
+  auto id = b.CreateString(exec_id);
+  b.Finish(wire::CreateResizeRequest(b, id, rows, cols), wire::ResizeRequestIdentifier());
+  return wire::release(b);
+}
+
 std::vector<uint8_t> replay_request_bytes(const std::string& exec_id, uint64_t from_seq) {
   flatbuffers::FlatBufferBuilder b(128);
   auto id = b.CreateString(exec_id);

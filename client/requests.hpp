@@ -22,6 +22,8 @@ using string_pairs = std::vector<std::pair<std::string, std::string>>;
 [[nodiscard]] std::vector<uint8_t> stdin_write_bytes(const std::string& exec_id,
                                                      const uint8_t* data, std::size_t n, bool eof);
 [[nodiscard]] std::vector<uint8_t> signal_request_bytes(const std::string& exec_id, int32_t signal);
+[[nodiscard]] std::vector<uint8_t> resize_request_bytes(const std::string& exec_id, uint16_t rows,
+                                                        uint16_t cols);
 // A ReplayRequest: the stored frames of exec_id from seq from_seq on.
 [[nodiscard]] std::vector<uint8_t> replay_request_bytes(const std::string& exec_id, uint64_t from_seq);
 // A SandboxQuery for wait: at most timeout_ms, until the end (or readiness).
